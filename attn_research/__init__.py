@@ -1,0 +1,1 @@
+"""attn_research: attention mechanisms in JAX/Flax, with shared training loops."""

@@ -1,0 +1,79 @@
+"""Argument checks shared by the attention kinds; each raises a ValueError naming the problem."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax.numpy as jnp
+
+from attn_research.attention import masks as masks_lib
+from attn_research.attention import softmax as softmax_lib
+
+Array = jnp.ndarray
+
+
+def check_qkv(q: Array, k: Array, v: Array, *, same_depth: bool = True) -> int:
+    """Checks ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``.
+
+    Returns:
+      The number of query heads per key/value head, ``H // Hkv`` (grouped-query attention).
+    """
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if x.ndim < 3:
+            raise ValueError(f"{name} must be [batch..., length, heads, depth], got shape {x.shape}")
+    if not (q.ndim == k.ndim == v.ndim):
+        raise ValueError(f"q, k, v must have the same rank, got {q.shape}, {k.shape}, {v.shape}")
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"k {k.shape} and v {v.shape} must agree in [batch..., kv_len, kv_heads]")
+    if q.shape[:-3] != k.shape[:-3]:
+        raise ValueError(f"q {q.shape} and k {k.shape} must have the same batch dims")
+    if same_depth and q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q depth {q.shape[-1]} != k depth {k.shape[-1]} (shapes {q.shape}, {k.shape})")
+    heads, kv_heads = q.shape[-2], k.shape[-2]
+    if heads % kv_heads:
+        raise ValueError(f"query heads {heads} must be a multiple of key/value heads {kv_heads}")
+    return heads // kv_heads
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` as an int, if it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int,)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def check_window(window: Any, *, causal: bool = False) -> tuple[int, int]:
+    """Normalizes a local window to ``(left, right)``.
+
+    ``window`` is an int ``w >= 1`` (symmetric ``(w, w)``, as in ``jax.nn.dot_product_attention``'s
+    ``local_window_size``) or a pair of ints ``(left, right) >= 0``; ``causal`` sets right to 0.
+    """
+    if window is None:
+        raise ValueError("window is required: an int w >= 1 or a pair (left, right)")
+    if isinstance(window, (tuple, list)):
+        if len(window) != 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in window):
+            raise ValueError(f"window must be a pair of ints (left, right) >= 0, got {window!r}")
+        left, right = window
+    else:
+        left = right = check_positive_int("window", window)
+    return left, (0 if causal else right)
+
+
+def check_attention_args(
+    q: Array, k: Array, v: Array, mask: Array | None, bias: Array | None,
+    dropout_rate: float, rng: Array | None, scale: float | None,
+) -> tuple[Array | None, Array | None, float]:
+    """The checks every kind shares; returns ``(mask, bias, scale)``.
+
+    ``mask`` and ``bias`` come back at the logits' rank ``[batch..., H|1, Tq|1, Tk|1]``;
+    ``scale`` defaults to ``1 / sqrt(D)``.
+    """
+    check_qkv(q, k, v)
+    softmax_lib.check_dropout(dropout_rate, rng)
+    target = masks_lib.logits_shape(q.shape, k.shape)
+    mask = masks_lib.as_logits_rank("mask", mask, target)
+    if mask is not None and mask.dtype != jnp.bool_:
+        raise ValueError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
+    bias = masks_lib.as_logits_rank("bias", bias, target)
+    return mask, bias, (1.0 / math.sqrt(q.shape[-1]) if scale is None else scale)

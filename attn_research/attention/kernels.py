@@ -1,0 +1,245 @@
+"""How scaled dot-product attention is computed: three interchangeable kernels.
+
+Which positions attend (masks, causality, windows) is decided by the callers; these
+functions only evaluate ``softmax(q k^T * scale + bias, where=mask) v`` for
+``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]`` with
+``H`` a multiple of ``Hkv`` (grouped-query attention: query head ``h`` reads key/value head
+``h // (H // Hkv)``). Masks and biases already have the logits' rank
+``[batch..., H|1, Tq|1, Tk|1]`` (see ``masks.as_logits_rank``). Logits, softmax and its
+statistics are float32; rows with no allowed key give zeros.
+
+- ``einsum_attention``: plain XLA einsums over the whole ``[Tq, Tk]`` logits.
+- ``chunked_attention``: memory-efficient attention (Rabe & Staats 2021, "Self-attention
+  does not need O(n^2) memory"): an online softmax over key chunks inside a scan over
+  query chunks, each step rematerialized in the backward pass.
+- ``jax_nn_attention``: ``jax.nn.dot_product_attention`` (XLA, or cuDNN flash attention on
+  GPU with ``implementation="cudnn"``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from attn_research.attention import masks as masks_lib
+from attn_research.attention import softmax as softmax_lib
+
+Array = jnp.ndarray
+
+
+def group_heads(x: Array | None, kv_heads: int) -> Array | None:
+    """``[..., H|1, Tq, Tk]`` -> ``[..., Hkv|1, G|1, Tq, Tk]`` to match grouped logits."""
+    if x is None:
+        return None
+    heads = x.shape[-3]
+    if heads == 1:
+        return x[..., None, :, :]
+    return x.reshape(*x.shape[:-3], kv_heads, heads // kv_heads, *x.shape[-2:])
+
+
+def grouped_query(q: Array, kv_heads: int) -> Array:
+    """``[..., Tq, H, D]`` -> ``[..., Tq, Hkv, G, D]``."""
+    return q.reshape(*q.shape[:-2], kv_heads, q.shape[-2] // kv_heads, q.shape[-1])
+
+
+def ungroup(out_QhgD: Array) -> Array:
+    """``[..., Tq, Hkv, G, Dv]`` -> ``[..., Tq, H, Dv]``."""
+    return out_QhgD.reshape(*out_QhgD.shape[:-3], -1, out_QhgD.shape[-1])
+
+
+def einsum_attention(
+    q: Array,
+    k: Array,
+    v: Array,
+    *,
+    mask: Array | None,
+    bias: Array | None,
+    scale: float,
+    dropout_rate: float = 0.0,
+    rng: Array | None = None,
+    precision: jax.lax.PrecisionLike = None,
+) -> tuple[Array, Array]:
+    """Dense attention with XLA einsums.
+
+    Returns:
+      ``(out [batch..., Tq, H, Dv]`` in ``v.dtype``, ``weights [batch..., H, Tq, Tk]`` float32
+      before dropout).
+    """
+    kv_heads = k.shape[-2]
+    logits_hgQK = jnp.einsum(
+        "...qhgd,...khd->...hgqk",
+        grouped_query(q, kv_heads),
+        k,
+        preferred_element_type=jnp.float32,
+        precision=precision,
+    ) * jnp.float32(scale)
+    if bias is not None:
+        logits_hgQK = logits_hgQK + group_heads(bias, kv_heads).astype(jnp.float32)
+    weights_hgQK = softmax_lib.masked_softmax(logits_hgQK, group_heads(mask, kv_heads))
+    dropped_hgQK = softmax_lib.dropout(weights_hgQK, dropout_rate, rng)
+    out_QhgD = jnp.einsum(
+        "...hgqk,...khd->...qhgd",
+        dropped_hgQK.astype(v.dtype),
+        v,
+        preferred_element_type=jnp.float32,
+        precision=precision,
+    )
+    weights_HQK = weights_hgQK.reshape(*weights_hgQK.shape[:-4], -1, *weights_hgQK.shape[-2:])
+    return ungroup(out_QhgD).astype(v.dtype), weights_HQK
+
+
+def split_chunks(x: Array | None, axis: int, size: int, count: int, fill=0) -> Array | None:
+    """Pads ``axis`` to ``size * count`` and moves its chunks to a new leading axis.
+
+    Returns None when ``x`` is None or has size 1 on an ``axis`` that is longer (it then
+    broadcasts to every chunk and is used whole: see ``pick``).
+    """
+    if x is None or (x.shape[axis] == 1 and size * count > 1):
+        return None
+    axis = axis % x.ndim
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, size * count - x.shape[axis])
+    x = jnp.pad(x, pad, constant_values=fill)
+    x = x.reshape(*x.shape[:axis], count, size, *x.shape[axis + 1 :])
+    return jnp.moveaxis(x, axis, 0)
+
+
+def pick(chunk: Array | None, whole: Array | None) -> Array | None:
+    """The current chunk of a split array, else the whole (broadcasting or absent) one."""
+    return whole if chunk is None else chunk
+
+
+def chunked_attention(
+    q: Array,
+    k: Array,
+    v: Array,
+    *,
+    mask: Array | None,
+    bias: Array | None,
+    causal: bool,
+    scale: float,
+    dropout_rate: float = 0.0,
+    rng: Array | None = None,
+    key_chunk_size: int = 512,
+    query_chunk_size: int = 1024,
+    precision: jax.lax.PrecisionLike = None,
+) -> Array:
+    """Memory-efficient attention: online softmax over key chunks (Rabe & Staats 2021).
+
+    For each query chunk, a scan over key chunks keeps the running row maximum ``m``,
+    normaliser ``l = sum_j exp(s_j - m)`` and accumulator ``acc = sum_j exp(s_j - m) v_j``;
+    each step rescales them by ``exp(m_old - m_new)``; the output is ``acc / l``. Peak memory
+    is one ``[query_chunk, key_chunk]`` block of logits per head instead of ``[Tq, Tk]``,
+    in the backward pass too (each scan step is rematerialized). Causality is computed per
+    chunk from positions (query ``i`` sees keys ``j <= i``), never as a dense mask.
+
+    Returns:
+      ``[batch..., Tq, H, Dv]`` in ``v.dtype``. With dropout, masks are drawn per chunk, so
+      they differ from ``einsum_attention``'s (same distribution).
+    """
+    tq, tk = q.shape[-3], k.shape[-3]
+    kv_heads = k.shape[-2]
+    qc, kc = min(query_chunk_size, tq), min(key_chunk_size, tk)
+    nq, nk = math.ceil(tq / qc), math.ceil(tk / kc)
+    mask = group_heads(mask, kv_heads)
+    bias = group_heads(bias, kv_heads)
+    k_chunks, v_chunks = split_chunks(k, -3, kc, nk), split_chunks(v, -3, kc, nk)
+    out_shape = (*q.shape[:-3], kv_heads, q.shape[-2] // kv_heads, qc)
+
+    def one_query_chunk(xs):
+        q_blk, q_index, mask_qc, bias_qc = xs
+        mask_q, bias_q = pick(mask_qc, mask), pick(bias_qc, bias)
+        q_pos = q_index * qc + jnp.arange(qc)
+
+        @jax.checkpoint
+        def step(carry, xs):
+            m, l, acc = carry
+            k_c, v_c, mask_kc, bias_kc, k_index = xs
+            s = jnp.einsum(
+                "...qhgd,...khd->...hgqk", q_blk, k_c,
+                preferred_element_type=jnp.float32, precision=precision,
+            ) * jnp.float32(scale)
+            bias_c = pick(bias_kc, bias_q)
+            if bias_c is not None:
+                s = s + bias_c.astype(jnp.float32)
+            k_pos = k_index * kc + jnp.arange(kc)
+            allowed = k_pos < tk
+            if causal:
+                allowed = allowed & (k_pos[None, :] <= q_pos[:, None])
+            mask_c = pick(mask_kc, mask_q)
+            if mask_c is not None:
+                allowed = allowed & mask_c
+            s = jnp.where(allowed, s, softmax_lib.NEG_INF)
+            m_new = jax.lax.stop_gradient(jnp.maximum(m, jnp.max(s, axis=-1)))
+            p = jnp.where(allowed, jnp.exp(s - m_new[..., None]), 0.0)
+            correction = jnp.exp(m - m_new)
+            l = l * correction + jnp.sum(p, axis=-1)
+            if dropout_rate > 0.0:
+                chunk_rng = jax.random.fold_in(jax.random.fold_in(rng, q_index), k_index)
+                p = softmax_lib.dropout(p, dropout_rate, chunk_rng)
+            acc = acc * correction[..., None] + jnp.einsum(
+                "...hgqk,...khd->...hgqd", p.astype(v.dtype), v_c,
+                preferred_element_type=jnp.float32, precision=precision,
+            )
+            return (m_new, l, acc), None
+
+        init = (
+            jnp.full(out_shape, softmax_lib.NEG_INF, jnp.float32),
+            jnp.zeros(out_shape, jnp.float32),
+            jnp.zeros((*out_shape, v.shape[-1]), jnp.float32),
+        )
+        key_xs = (k_chunks, v_chunks, split_chunks(mask_q, -1, kc, nk, fill=False),
+                  split_chunks(bias_q, -1, kc, nk), jnp.arange(nk))
+        (_, l, acc), _ = jax.lax.scan(step, init, key_xs)
+        out_hgQD = acc / jnp.where(l == 0.0, 1.0, l)[..., None]
+        return jnp.moveaxis(out_hgQD, -2, -4)  # [..., qc, Hkv, G, Dv]
+
+    query_xs = (split_chunks(grouped_query(q, kv_heads), -4, qc, nq), jnp.arange(nq),
+                split_chunks(mask, -2, qc, nq, fill=False), split_chunks(bias, -2, qc, nq))
+    per_chunk = jax.lax.map(one_query_chunk, query_xs)  # [nq, ..., qc, Hkv, G, Dv]
+    out = jnp.moveaxis(per_chunk, 0, -5)
+    out = out.reshape(*out.shape[:-5], nq * qc, *out.shape[-3:])[..., :tq, :, :, :]
+    return ungroup(out).astype(v.dtype)
+
+
+def jax_nn_attention(
+    q: Array,
+    k: Array,
+    v: Array,
+    *,
+    mask: Array | None,
+    bias: Array | None,
+    causal: bool,
+    scale: float,
+    implementation: str | None = None,
+) -> Array:
+    """``jax.nn.dot_product_attention`` over flattened batch dims, with fully masked rows zeroed.
+
+    ``implementation=None`` lets jax pick (XLA); ``"cudnn"`` asks for cuDNN flash attention
+    (GPU, half precision). jax.nn returns the mean of the values for a row with no allowed
+    key; such rows are set to zero here to match the other kernels.
+    """
+    batch = q.shape[:-3]
+
+    def flat(x):
+        return x.reshape((-1, *x.shape[len(batch):]))
+
+    def flat_logits(x):
+        if x is None:
+            return None
+        return flat(jnp.broadcast_to(x, (*batch, *x.shape[len(batch):])))
+
+    out = jax.nn.dot_product_attention(
+        flat(q), flat(k), flat(v),
+        bias=flat_logits(bias), mask=flat_logits(mask),
+        scale=scale, is_causal=causal, implementation=implementation,
+    ).reshape(*batch, *q.shape[-3:-1], v.shape[-1])
+    if mask is not None:
+        allowed = mask
+        if causal:
+            allowed = allowed & masks_lib.causal_mask(q.shape[-3], k.shape[-3])
+        has_key_HQ = jnp.any(allowed, axis=-1)  # [..., H|1, Tq|1]
+        out = jnp.where(jnp.swapaxes(has_key_HQ, -1, -2)[..., None], out, 0)
+    return out

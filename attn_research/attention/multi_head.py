@@ -1,0 +1,104 @@
+"""Multi-head attention layer: projections, any registered kind, output projection.
+
+    MultiHead(X_q, X_kv) = Concat_h(attend_kind(X_q W^Q_h, X_kv W^K_h, X_kv W^V_h)) W^O
+
+(Vaswani et al. 2017). The parameters are laid out as in ``flax.linen.MultiHeadDotProductAttention``
+(``query``/``key``/``value`` kernels ``[features, heads, head_dim]``, ``out`` kernel
+``[heads, head_dim, out_features]``), so checkpoints of either load into the other.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax.numpy as jnp
+from flax.core import FrozenDict
+
+from attn_research.attention import registry
+
+Array = jnp.ndarray
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with the kind chosen by name.
+
+    Attributes:
+      num_heads: query heads H.
+      kind: a registered kind (``attn_research.attention.KINDS``).
+      options: the kind's own options, e.g. ``{"window": 32}`` for local, ``{"grid": (7, 7),
+        "window": 3}`` for local_2d, ``{"impl": "chunked"}`` for dot_product,
+        ``{"normalize": True}`` for additive, ``{"score": "general"}`` for luong.
+      num_kv_heads: key/value heads (grouped-query attention); default H.
+      qkv_features: total projected features, ``H * head_dim``; default the query input's.
+      out_features: output features; default the query input's.
+      dropout_rate: attention dropout (active when ``deterministic=False``; uses the
+        'dropout' rng stream).
+      sow_weights: store the float32 attention weights ``[batch..., H, Tq, Tk]`` (dense view
+        for local kinds) in the 'intermediates' collection as ``attention_weights``. The
+        output is bit-identical with or without.
+    """
+
+    num_heads: int
+    kind: str = "dot_product"
+    options: Mapping[str, Any] = FrozenDict()
+    num_kv_heads: int | None = None
+    qkv_features: int | None = None
+    out_features: int | None = None
+    dropout_rate: float = 0.0
+    use_bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.lecun_normal()
+    sow_weights: bool = False
+
+    def _heads(self, features: int) -> tuple[int, int, int]:
+        """``(H, Hkv, head_dim)``, with the errors a bad configuration deserves."""
+        heads = self.num_heads
+        kv_heads = heads if self.num_kv_heads is None else self.num_kv_heads
+        if heads < 1 or kv_heads < 1:
+            raise ValueError(f"num_heads ({heads}) and num_kv_heads ({kv_heads}) must be >= 1")
+        if features % heads:
+            raise ValueError(f"num_heads {heads} does not divide the features {features}")
+        if heads % kv_heads:
+            raise ValueError(f"num_kv_heads {kv_heads} does not divide num_heads {heads}")
+        return heads, kv_heads, features // heads
+
+    @nn.compact
+    def __call__(self, inputs_q: Array, inputs_kv: Array | None = None, *,
+                 mask: Array | None = None, deterministic: bool = True,
+                 **call_options: Any) -> Array:
+        """Attends ``inputs_q [batch..., Tq, F]`` over ``inputs_kv [batch..., Tk, F_kv]``.
+
+        Args:
+          inputs_kv: keys and values' source (default: ``inputs_q``, self-attention).
+          mask: bool, True = may attend, rank ``len(batch) + 3`` broadcastable to
+            ``[batch..., H, Tq, Tk]`` (or ``[Tq, Tk]``).
+          deterministic: disables attention dropout.
+          **call_options: per-call options of the kind, e.g. ``causal=True``, ``bias=...``.
+
+        Returns:
+          ``[batch..., Tq, out_features]``.
+        """
+        spec = registry.get(self.kind)
+        fields, kind_options = spec.split_options({**self.options, **call_options})
+        inputs_kv = inputs_q if inputs_kv is None else inputs_kv
+        features = self.qkv_features or inputs_q.shape[-1]
+        heads, kv_heads, head_dim = self._heads(features)
+        dense = functools.partial(nn.DenseGeneral, axis=-1, dtype=self.dtype, param_dtype=self.param_dtype,
+                                  kernel_init=self.kernel_init, use_bias=self.use_bias)
+        q = dense(features=(heads, head_dim), name="query")(inputs_q)
+        k = dense(features=(kv_heads, head_dim), name="key")(inputs_kv)
+        v = dense(features=(kv_heads, head_dim), name="value")(inputs_kv)
+        if self.dropout_rate > 0.0 and not deterministic:
+            kind_options.update(dropout_rate=self.dropout_rate, rng=self.make_rng("dropout"))
+        attend = spec.function or spec.module(**fields, name=self.kind)
+        result = attend(q, k, v, mask=mask, return_weights=self.sow_weights, **kind_options)
+        if self.sow_weights:
+            result, weights = result
+            self.sow("intermediates", "attention_weights", weights)
+        return nn.DenseGeneral(features=self.out_features or inputs_q.shape[-1], axis=(-2, -1),
+                               dtype=self.dtype, param_dtype=self.param_dtype,
+                               kernel_init=self.kernel_init, use_bias=self.use_bias,
+                               name="out")(result)

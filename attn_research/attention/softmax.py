@@ -1,0 +1,53 @@
+"""Softmax over keys with masking, and attention dropout, shared by every kind.
+
+Statistics are kept in float32 whatever the input dtype, and a query row whose keys are
+all masked gets weights of exactly zero (so its output is zero and its gradients are
+finite), not the uniform average that ``jax.nn.softmax(where=...)`` and flax give.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+Array = jnp.ndarray
+
+# Large finite stand-in for -inf: exp() of it underflows to 0 and gradients stay finite.
+NEG_INF = float(jnp.finfo(jnp.float32).min)
+
+
+def masked_softmax(logits: Array, mask: Array | None) -> Array:
+    """softmax over the last axis restricted to ``mask``; fully masked rows give zeros.
+
+    Args:
+      logits: ``[..., kv_len]`` scores, any float dtype; computed on in float32.
+      mask: bool broadcastable to ``logits`` (True = may attend), or None.
+
+    Returns:
+      float32 weights of ``logits.shape``: ``exp(l_j) / sum_{m allowed} exp(l_m)`` on
+      allowed keys, 0 elsewhere, and all zeros in rows with no allowed key.
+    """
+    logits = logits.astype(jnp.float32)
+    if mask is None:
+        return jax.nn.softmax(logits, axis=-1)
+    logits = jnp.where(mask, logits, NEG_INF)
+    row_max = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    unnormalized = jnp.where(mask, jnp.exp(logits - row_max), 0.0)
+    total = jnp.sum(unnormalized, axis=-1, keepdims=True)
+    return unnormalized / jnp.where(total == 0.0, 1.0, total)
+
+
+def check_dropout(dropout_rate: float, rng: Array | None) -> None:
+    """Raises ValueError unless ``0 <= dropout_rate < 1`` and an rng is given when it is > 0."""
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}")
+    if dropout_rate > 0.0 and rng is None:
+        raise ValueError("dropout_rate > 0 needs rng (a jax.random key)")
+
+
+def dropout(weights: Array, rate: float, rng: Array | None) -> Array:
+    """Inverted dropout on attention weights: each weight kept with prob ``1 - rate``, scaled by ``1/(1 - rate)``."""
+    if rate == 0.0:
+        return weights
+    keep = jax.random.bernoulli(rng, 1.0 - rate, weights.shape)
+    return jnp.where(keep, weights / (1.0 - rate), 0.0).astype(weights.dtype)

@@ -1,0 +1,46 @@
+"""Entry point: `python -m attn_research.main --config <file>.py[:args] --workdir <dir>`.
+
+    python -m attn_research.main --config experiments/configs/<name>.py:tiny --workdir /tmp/run \
+        --config.optimizer.learning_rate=3e-4
+
+For several processes (multi-host), start one per host with --coordinator_address,
+--num_processes and --process_id (or the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+JAX_PROCESS_ID environment variables); on Cloud TPU, --distributed alone lets JAX find them.
+"""
+
+import os
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from attn_research.train import train_and_evaluate
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:args].")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
+                                 "Call jax.distributed.initialize() with auto-detection.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address",
+                                   os.environ.get("JAX_COORDINATOR_ADDRESS"),
+                                   "host:port of process 0, for multi-process runs.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes",
+                                      int(os.environ.get("JAX_NUM_PROCESSES", "1")),
+                                      "Number of processes of a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", int(os.environ.get("JAX_PROCESS_ID", "0")),
+                                   "Index of this process in a multi-process run.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  if _NUM_PROCESSES.value > 1:
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  elif _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  logging.info("Process %d of %d, devices: %s", jax.process_index(), jax.process_count(),
+               jax.devices())
+  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Models built on the attention library: Transformer blocks, translators, image classifiers."""

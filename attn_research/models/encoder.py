@@ -1,0 +1,93 @@
+"""Pre-LayerNorm Transformer encoder (Vaswani et al. 2017; pre-LN as in ViT, Dosovitskiy et al. 2021).
+
+    x <- x + Dropout(MultiHeadAttention_kind(LN(x)))
+    x <- x + Dropout(MLP(LN(x))),   MLP(x) = W_2 GELU(W_1 x)
+
+``Encoder`` stacks ``num_layers`` blocks with ``nn.scan`` (one traced layer, parameters
+stacked on a leading ``layers`` axis), so compile time does not grow with depth. The
+attention kind and its options come from the config; with ``sow_weights`` every layer's
+weights land in 'intermediates' as ``[layers, batch..., H, Tq, Tk]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax.numpy as jnp
+from flax.core import FrozenDict
+
+from attn_research.attention import MultiHeadAttention
+
+Array = jnp.ndarray
+
+
+class Mlp(nn.Module):
+    """``W_2 GELU(W_1 x)`` with dropout after each layer; ``[..., F] -> [..., F]``."""
+
+    hidden: int
+    dropout_rate: float = 0.0
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x: Array, deterministic: bool) -> Array:
+        y = nn.Dense(self.hidden, dtype=self.dtype, name="fc1")(x)
+        y = nn.Dropout(self.dropout_rate)(nn.gelu(y), deterministic=deterministic)
+        y = nn.Dense(x.shape[-1], dtype=self.dtype, name="fc2")(y)
+        return nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+
+
+class EncoderBlock(nn.Module):
+    """One pre-LN block: ``[batch, T, F] -> [batch, T, F]``."""
+
+    num_heads: int
+    mlp_dim: int
+    attention: str = "dot_product"
+    attention_options: Mapping[str, Any] = FrozenDict()
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    dtype: Any = None
+    sow_weights: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array, mask: Array | None, deterministic: bool) -> tuple[Array, None]:
+        """Returns ``(x, None)`` (the carry/output pair ``nn.scan`` expects).
+
+        ``mask``: bool ``[batch, 1|H, T|1, T]``, True = may attend (e.g. key padding).
+        """
+        y = nn.LayerNorm(dtype=self.dtype, name="ln_attention")(x)
+        y = MultiHeadAttention(
+            num_heads=self.num_heads, kind=self.attention, options=self.attention_options,
+            dropout_rate=self.attention_dropout_rate, dtype=self.dtype,
+            sow_weights=self.sow_weights, name="attention",
+        )(y, mask=mask, deterministic=deterministic)
+        x = x + nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+        y = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
+        x = x + Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic)
+        return x, None
+
+
+class Encoder(nn.Module):
+    """``num_layers`` scanned ``EncoderBlock``s and a final LayerNorm.
+
+    Attributes:
+      block: keyword arguments of ``EncoderBlock``.
+    """
+
+    num_layers: int
+    block: Mapping[str, Any]
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x: Array, mask: Array | None = None, *, deterministic: bool = True) -> Array:
+        """``x [batch, T, F]`` -> ``[batch, T, F]``."""
+        stack = nn.scan(
+            EncoderBlock,
+            variable_axes={"params": 0, "intermediates": 0},
+            split_rngs={"params": True, "dropout": True},
+            in_axes=(nn.broadcast, nn.broadcast),
+            length=self.num_layers,
+            metadata_params={nn.PARTITION_NAME: "layers"},
+        )
+        x, _ = stack(**self.block, dtype=self.dtype, name="layers")(x, mask, deterministic)
+        return nn.LayerNorm(dtype=self.dtype, name="ln_final")(x)

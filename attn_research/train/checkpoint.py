@@ -102,3 +102,19 @@ class Checkpointer:
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""
     self._manager.close()
+
+
+def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
+  """Reads the saved train state of `step` (default: the newest) as numpy arrays.
+
+  For analysis and tests: returns {'step': ..., 'params': ..., 'opt_state': ...} as nested dicts,
+  without needing the model or the mesh that trained them.
+  """
+  directory = epath.Path(workdir) / "checkpoints"
+  if step is None:
+    with ocp.CheckpointManager(directory, item_names=_ITEMS) as manager:
+      step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"No checkpoint in {directory}.")
+  state = ocp.StandardCheckpointer().restore(directory / str(step) / "state")
+  return jax.device_get(state)

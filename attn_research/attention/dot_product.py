@@ -68,7 +68,8 @@ def dot_product_attention(
     if impl in ("jax_nn", "cudnn") and dropout_rate > 0.0:
         raise ValueError(f"impl={impl!r} has no attention dropout; use impl='xla' or 'chunked'")
     tq, tk = q.shape[-3], k.shape[-3]
-    dense_mask = masks_lib.combine(mask, masks_lib.causal_mask(tq, tk) if causal else None)
+    causal_part = masks_lib.causal_mask(tq, tk)[(None,) * (q.ndim - 2)] if causal else None
+    dense_mask = masks_lib.combine(mask, causal_part)
     weights = None
     if impl == "xla":
         out, weights = kernels.einsum_attention(

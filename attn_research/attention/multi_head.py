@@ -13,9 +13,12 @@ import functools
 from typing import Any, Mapping
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from flax.core import FrozenDict
 
+from attn_research.attention import checks
+from attn_research.attention import masks as masks_lib
 from attn_research.attention import registry
 
 Array = jnp.ndarray
@@ -38,6 +41,11 @@ class MultiHeadAttention(nn.Module):
       sow_weights: store the float32 attention weights ``[batch..., H, Tq, Tk]`` (dense view
         for local kinds) in the 'intermediates' collection as ``attention_weights``. The
         output is bit-identical with or without.
+      decode: autoregressive decoding with a key/value cache in the 'cache' collection (the
+        flax convention): ``init`` with a full-length input sizes the cache, then each call
+        attends one new step over the cached ones. A step's visibility (causal, and the
+        window of kind 'local') becomes a key mask over the cache, so a local step runs as
+        dot_product over the visible keys; local_2d has no decoding order and is refused.
     """
 
     num_heads: int
@@ -52,6 +60,7 @@ class MultiHeadAttention(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: Any = nn.initializers.lecun_normal()
     sow_weights: bool = False
+    decode: bool = False
 
     def _heads(self, features: int) -> tuple[int, int, int]:
         """``(H, Hkv, head_dim)``, with the errors a bad configuration deserves."""
@@ -64,6 +73,38 @@ class MultiHeadAttention(nn.Module):
         if heads % kv_heads:
             raise ValueError(f"num_kv_heads {kv_heads} does not divide num_heads {heads}")
         return heads, kv_heads, features // heads
+
+    def _decode_step(self, spec: registry.Kind, k: Array, v: Array, mask: Array | None,
+                     options: dict[str, Any]):
+        """Writes this step's ``k``, ``v`` ``[batch..., 1, Hkv, D]`` into the cache.
+
+        Returns the kind to run, the cached keys and values ``[batch..., max_len, Hkv, D]``, the
+        step's mask over them, and the kind's remaining options.
+        """
+        if spec.name == "local_2d":
+            raise ValueError("decode=True needs a sequence kind; local_2d has no decoding order")
+        initialized = self.has_variable("cache", "cached_key")
+        cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+        cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+        index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+        if not initialized:  # the init call sizes the cache and attends normally
+            return spec, k, v, mask, options
+        if k.shape[-3] != 1:
+            raise ValueError(f"decode=True attends one step at a time, got {k.shape[-3]} steps")
+        step = index.value
+        start = (0,) * (k.ndim - 3) + (step, 0, 0)
+        cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, start)
+        cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, start)
+        index.value = step + 1
+        position = jnp.arange(cached_k.value.shape[-3])
+        visible = position <= step
+        options = {name: value for name, value in options.items() if name != "causal"}
+        if spec.name == "local":
+            left, _ = checks.check_window(options.pop("window", None), causal=True)
+            options.pop("block_size", None)
+            visible = visible & (position >= step - left)
+            spec = registry.get("dot_product")
+        return spec, cached_k.value, cached_v.value, masks_lib.combine(mask, visible[None, :]), options
 
     @nn.compact
     def __call__(self, inputs_q: Array, inputs_kv: Array | None = None, *,
@@ -91,6 +132,8 @@ class MultiHeadAttention(nn.Module):
         q = dense(features=(heads, head_dim), name="query")(inputs_q)
         k = dense(features=(kv_heads, head_dim), name="key")(inputs_kv)
         v = dense(features=(kv_heads, head_dim), name="value")(inputs_kv)
+        if self.decode:
+            spec, k, v, mask, kind_options = self._decode_step(spec, k, v, mask, kind_options)
         if self.dropout_rate > 0.0 and not deterministic:
             kind_options.update(dropout_rate=self.dropout_rate, rng=self.make_rng("dropout"))
         attend = spec.function or spec.module(**fields, name=self.kind)

@@ -128,7 +128,7 @@ class ToyTask(tasks.Task):
 
   def evaluators(self, config: ml_collections.ConfigDict):
     del config
-    return (lambda params, model, step, workdir: {"param_norm": optax.global_norm(params)},)
+    return (lambda params, model, step, workdir: {"param_norm": optax.tree.norm(params)},)
 
 
 tasks.register_task(NAME, ToyTask)

@@ -1,0 +1,1 @@
+"""Experiments: configs, studies, sweeps and benchmarks."""

@@ -15,6 +15,7 @@ from typing import Any
 import grain
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
@@ -108,7 +109,7 @@ def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
   """Reads the saved train state of `step` (default: the newest) as numpy arrays.
 
   For analysis and tests: returns {'step': ..., 'params': ..., 'opt_state': ...} as nested dicts,
-  without needing the model or the mesh that trained them.
+  without needing the model, the mesh or the number of processes that trained them.
   """
   directory = epath.Path(workdir) / "checkpoints"
   if step is None:
@@ -116,5 +117,8 @@ def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
       step = manager.latest_step()
     if step is None:
       raise FileNotFoundError(f"No checkpoint in {directory}.")
-  state = ocp.StandardCheckpointer().restore(directory / str(step) / "state")
-  return jax.device_get(state)
+  path = directory / str(step) / "state"
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    tree = checkpointer.metadata(path).item_metadata.tree
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    return checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=as_numpy))

@@ -1,0 +1,107 @@
+"""Where image models look: attention maps, attention rollout, and attention mass inside a box.
+
+Attention rollout (Abnar & Zuidema 2020, as in the ViT paper's Figure 6): with ``A_l`` layer
+``l``'s attention averaged over heads, add the residual connection and renormalize the rows,
+
+    Â_l = (A_l + I) / rowsum(A_l + I),      R = Â_L Â_{L-1} ... Â_1,
+
+so ``R[i, j]`` is how much of output token ``i`` flows from input token ``j``.
+
+A model's *readout* ``r [T]`` is the distribution over final tokens its classifier reads: the
+class token (one-hot), the mean of the tokens (uniform, ``gap``), or the MAP probe's attention.
+Its maps are ``r A_l`` per layer and ``r R`` for rollout, over the patch tokens (renormalized
+without the class token), reshaped to the patch grid. The attention CNN's map is its pooling
+attention over the feature map.
+
+Cell-level maps become pixel maps by spreading each cell's mass evenly over the pixels it
+covers; the mass inside a box is then the sum over the box's pixels, i.e. every cell's mass
+weighted by the fraction of its pixels inside the box.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attn_research.models.attention_cnn import AttentionCNN
+from attn_research.models.vit import ViT
+
+
+def rollout(weights_LBHTT: jax.Array) -> jax.Array:
+    """Attention rollout ``[L, B, H, T, T]`` -> ``R [B, T, T]`` (rows sum to 1)."""
+    a_LBTT = weights_LBHTT.astype(jnp.float32).mean(axis=2)
+    a_LBTT = a_LBTT + jnp.eye(a_LBTT.shape[-1], dtype=jnp.float32)
+    a_LBTT = a_LBTT / a_LBTT.sum(axis=-1, keepdims=True)
+    r_BTT = a_LBTT[0]
+    for a_BTT in a_LBTT[1:]:
+        r_BTT = a_BTT @ r_BTT
+    return r_BTT
+
+
+def readout_maps(weights_LBHTT: jax.Array, readout_BT: jax.Array) -> jax.Array:
+    """Per-layer maps ``r A_l`` and the rollout map ``r R``: ``[B, L + 1, T]``."""
+    layers_BLT = jnp.einsum("bq,lbqk->blk", readout_BT, weights_LBHTT.mean(axis=2))
+    rollout_B1T = jnp.einsum("bq,bqk->bk", readout_BT, rollout(weights_LBHTT))[:, None]
+    return jnp.concatenate([layers_BLT, rollout_B1T], axis=1)
+
+
+def to_pixels(cells_Bhw: jax.Array, height: int, width: int) -> jax.Array:
+    """``[B, h, w]`` cell masses -> ``[B, height, width]``, each cell spread over its pixels.
+
+    Pixel ``(y, x)`` lies in cell ``(y h // height, x w // width)``.
+    """
+    h, w = cells_Bhw.shape[1:]
+    rows, cols = jnp.arange(height) * h // height, jnp.arange(width) * w // width
+    pixels_per_cell = (jnp.bincount(rows, length=h)[:, None] * jnp.bincount(cols, length=w))
+    return (cells_Bhw / pixels_per_cell)[:, rows][:, :, cols]
+
+
+def mass_in_box(pixels_BHW: jax.Array, boxes_B4: jax.Array) -> jax.Array:
+    """Fraction ``[B]`` of each map's mass inside its box ``(top, left, bottom, right)``.
+
+    Boxes are in pixels, bottom and right exclusive.
+    """
+    y = jnp.arange(pixels_BHW.shape[1])[None, :, None]
+    x = jnp.arange(pixels_BHW.shape[2])[None, None, :]
+    top, left, bottom, right = (boxes_B4[:, i, None, None] for i in range(4))
+    inside = (y >= top) & (y < bottom) & (x >= left) & (x < right)
+    return (pixels_BHW * inside).sum(axis=(1, 2)) / pixels_BHW.sum(axis=(1, 2))
+
+
+def map_names(model: nn.Module) -> tuple[str, ...]:
+    """Names of the maps ``attention_maps`` returns for ``model``, in order."""
+    if isinstance(model, ViT):
+        return tuple(f"layer{i + 1}" for i in range(model.depth)) + ("rollout",)
+    if isinstance(model, AttentionCNN):
+        return ("attention",)
+    raise TypeError(f"no attention maps for {type(model).__name__}")
+
+
+def attention_maps(model: nn.Module, params: Any, images_BHWC: jax.Array) -> jax.Array:
+    """The model's maps ``[B, len(map_names(model)), h, w]`` over its grid (rows sum to 1).
+
+    ViT: readout maps per layer and rollout over the patch grid; AttentionCNN: its pooling
+    attention over the feature map.
+    """
+    map_names(model)  # Raises TypeError for a model without maps.
+    _, state = model.clone(sow_weights=True).apply({"params": params}, images_BHWC,
+                                                   mutable=["intermediates"])
+    sown = state["intermediates"]
+    if isinstance(model, AttentionCNN):
+        return sown["pool"]["attention_map"][0][:, None]
+    (weights_LBHTT,) = sown["encoder"]["layers"]["attention"]["attention_weights"]
+    batch, tokens = weights_LBHTT.shape[1], weights_LBHTT.shape[-1]
+    if model.pool == "token":
+        readout_BT = jnp.zeros((batch, tokens)).at[:, 0].set(1.0)
+    elif model.pool == "gap":
+        readout_BT = jnp.full((batch, tokens), 1.0 / tokens)
+    else:
+        readout_BT = sown["map"]["attention_map"][0]
+    maps_BMT = readout_maps(weights_LBHTT, readout_BT)
+    if model.pool == "token":
+        maps_BMT = maps_BMT[..., 1:] / maps_BMT[..., 1:].sum(axis=-1, keepdims=True)
+    grid = (images_BHWC.shape[1] // model.patch, images_BHWC.shape[2] // model.patch)
+    return maps_BMT.reshape(*maps_BMT.shape[:2], *grid)

@@ -1,0 +1,100 @@
+"""A convolutional classifier that looks where the object is: soft attention pooling.
+
+Soft attention of Show, Attend and Tell (Xu et al. 2015), used for classification: a small CNN
+turns the image into a feature map ``a_i`` (``i`` over its ``h x w`` positions), and a learned
+query ``s`` scores every position,
+
+    e_i = score(s, a_i),   alpha_i = softmax_i(e_i),   z = sum_i alpha_i a_i,   y = W z
+
+with ``score`` any attention kind: ``additive`` (``w^T tanh(W_s s + W_a a_i)``, the paper's MLP
+attention) or ``dot_product``, over ``num_heads`` heads. ``alpha`` (averaged over heads) is the
+model's attention map ``[B, h, w]``, sown as ``attention_map`` into 'intermediates'.
+
+``AttentionPool`` (the learned query attending over positions, Lee et al. 2019's pooling by
+multi-head attention) is also the ViT's ``map`` head.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attn_research.attention import MultiHeadAttention
+
+
+class AttentionPool(nn.Module):
+    """``x [B, *positions, F]`` -> ``[B, F]``: a learned probe attends over all positions.
+
+    With ``sow_weights`` it sows the head-averaged weights ``attention_map [B, *positions]``
+    (and the attention layer its per-head ``attention_weights [B, H, 1, T]``).
+    """
+
+    num_heads: int
+    kind: str = "dot_product"
+    dtype: Any = jnp.float32
+    sow_weights: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        batch, positions, features = x.shape[0], x.shape[1:-1], x.shape[-1]
+        x_BTF = x.reshape(batch, -1, features)
+        probe = self.param("probe", nn.initializers.normal(0.02), (1, 1, features))
+        probe_B1F = jnp.broadcast_to(probe, (batch, 1, features)).astype(self.dtype)
+        attention = MultiHeadAttention(self.num_heads, kind=self.kind, dtype=self.dtype,
+                                       sow_weights=self.sow_weights, name="attention")
+        z_B1F = attention(probe_B1F, x_BTF)
+        if self.sow_weights and self.is_mutable_collection("intermediates"):
+            (weights_BH1T,) = attention.get_variable("intermediates", "attention_weights")
+            self.sow("intermediates", "attention_map",
+                     weights_BH1T.mean(axis=(1, 2)).reshape(batch, *positions))
+        return z_B1F[:, 0]
+
+
+class ConvStage(nn.Module):
+    """Two ``3x3`` conv -> GroupNorm -> ReLU layers: ``[B, H, W, C] -> [B, H, W, features]``."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for _ in range(2):
+            x = nn.Conv(self.features, (3, 3), dtype=self.dtype)(x)
+            x = nn.relu(nn.GroupNorm(num_groups=min(8, self.features), dtype=self.dtype)(x))
+        return x
+
+
+class AttentionCNN(nn.Module):
+    """Images ``[B, H, W, C]`` -> logits ``[B, num_classes]`` (float32).
+
+    Attributes:
+      num_classes: output classes.
+      stages: channels of the conv stages; a ``2x2`` max-pool follows each stage but the last,
+        so the feature map is ``H / 2^(len(stages)-1)`` on a side.
+      num_heads: heads of the attention pooling.
+      attention: attention kind scoring the positions (``additive`` or ``dot_product``).
+      sow_weights: sow ``attention_map [B, h, w]`` into 'intermediates'.
+    """
+
+    num_classes: int
+    stages: Sequence[int] = (32, 64, 128)
+    num_heads: int = 1
+    attention: str = "additive"
+    dropout_rate: float = 0.0
+    dtype: Any = jnp.float32
+    sow_weights: bool = False
+
+    @nn.compact
+    def __call__(self, images_BHWC: jax.Array, train: bool = False) -> jax.Array:
+        x = images_BHWC.astype(self.dtype)
+        for i, features in enumerate(self.stages):
+            if i:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = ConvStage(features, self.dtype, name=f"stage{i}")(x)
+        z_BF = AttentionPool(self.num_heads, self.attention, self.dtype, self.sow_weights,
+                             name="pool")(x)
+        z_BF = nn.Dropout(self.dropout_rate)(z_BF, deterministic=not train)
+        return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(z_BF).astype(jnp.float32)

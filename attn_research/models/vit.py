@@ -1,0 +1,142 @@
+"""Vision Transformer (Dosovitskiy et al. 2021, "An image is worth 16x16 words").
+
+    z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos,   x_p^i the i-th flattened p x p patch
+    z_L = Encoder(z_0)                                 (pre-LN, scanned layers)
+    y   = W_head pool(z_L)
+
+``pool`` reads the class token (``token``), the mean of the patch tokens (``gap``) or an
+attention-pooling probe (``map``, Lee et al. 2019; big_vision's MAP head). The attention kind
+of the encoder comes from the config; ``local_2d`` attends on the ``(H/p) x (W/p)`` patch grid,
+which the model fills in as the kind's ``grid`` option. A class token has no place on that
+grid, so ``local_2d`` with ``pool='token'`` is refused (ValueError): use ``gap`` or ``map``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.core import FrozenDict
+
+from attn_research.models.attention_cnn import AttentionPool
+from attn_research.models.encoder import Encoder
+
+POOLS = ("token", "gap", "map")
+POSEMBS = ("learn", "sincos2d")
+
+
+def patchify(images_BHWC: jax.Array, patch: int) -> jax.Array:
+    """``[B, H, W, C]`` -> ``[B, (H/p)(W/p), p*p*C]``, patches row-major, pixels row-major."""
+    b, h, w, c = images_BHWC.shape
+    if h % patch or w % patch:
+        raise ValueError(f"image size {h}x{w} is not divisible by the patch size {patch}")
+    x = images_BHWC.reshape(b, h // patch, patch, w // patch, patch, c)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, (h // patch) * (w // patch), patch * patch * c)
+
+
+def unpatchify(patches_BNP: jax.Array, grid: tuple[int, int], channels: int) -> jax.Array:
+    """Inverse of ``patchify``: ``[B, rows*cols, p*p*C]`` -> ``[B, rows*p, cols*p, C]``."""
+    rows, cols = grid
+    b, n, size = patches_BNP.shape
+    patch = int(round((size // channels) ** 0.5))
+    if n != rows * cols or patch * patch * channels != size:
+        raise ValueError(f"patches {patches_BNP.shape} do not fit grid {grid} x {channels} channels")
+    x = patches_BNP.reshape(b, rows, cols, patch, patch, channels).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, rows * patch, cols * patch, channels)
+
+
+def posemb_sincos_2d(rows: int, cols: int, width: int, temperature: float = 10_000.0) -> np.ndarray:
+    """Fixed 2-D sine-cosine positions ``[rows*cols, width]`` (Chen et al. 2021, MoCo v3).
+
+    A quarter of the channels each holds ``sin(r w_k)``, ``cos(r w_k)``, ``sin(c w_k)``,
+    ``cos(c w_k)`` with ``w_k = temperature^(-k / (width/4 - 1))``.
+    """
+    if width % 4:
+        raise ValueError(f"sincos2d positions need a width divisible by 4, got {width}")
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    omega = 1.0 / temperature ** (np.arange(width // 4) / max(width // 4 - 1, 1))
+    r, c = r.reshape(-1, 1) * omega, c.reshape(-1, 1) * omega
+    return np.concatenate([np.sin(r), np.cos(r), np.sin(c), np.cos(c)], axis=1).astype(np.float32)
+
+
+class ViT(nn.Module):
+    """Images ``[B, H, W, C]`` (float, normalized) -> logits ``[B, num_classes]`` (float32).
+
+    Attributes:
+      num_classes: output classes.
+      patch: patch side p (H and W must be multiples of it).
+      width: token features D.
+      depth: encoder layers (scanned).
+      num_heads, mlp_dim, dropout_rate: as in ``EncoderBlock``.
+      attention: attention kind of the encoder (``attn_research.attention.KINDS``).
+      attention_options: the kind's options; for ``local_2d`` only ``window`` (the grid is the
+        patch grid).
+      pool: one of ``POOLS``.
+      posemb: one of ``POSEMBS``.
+      sow_weights: sow every layer's attention ``[layers, B, H, T, T]`` (and the MAP probe's
+        ``[B, H, 1, T]``) into 'intermediates'.
+    """
+
+    num_classes: int
+    patch: int = 4
+    width: int = 64
+    depth: int = 4
+    num_heads: int = 4
+    mlp_dim: int = 128
+    dropout_rate: float = 0.0
+    attention: str = "dot_product"
+    attention_options: Mapping[str, Any] = FrozenDict()
+    pool: str = "token"
+    posemb: str = "learn"
+    dtype: Any = jnp.float32
+    sow_weights: bool = False
+
+    def _options(self, grid: tuple[int, int]) -> dict[str, Any]:
+        options = dict(self.attention_options)
+        if self.attention == "local_2d":
+            if self.pool == "token":
+                raise ValueError("local_2d attends on a pure patch grid and a class token has no "
+                                 "place on it: use pool='gap' or pool='map'")
+            if tuple(options.setdefault("grid", grid)) != grid:
+                raise ValueError(f"local_2d grid {options['grid']} differs from the patch grid {grid}")
+        return options
+
+    @nn.compact
+    def __call__(self, images_BHWC: jax.Array, train: bool = False) -> jax.Array:
+        if self.pool not in POOLS or self.posemb not in POSEMBS:
+            raise ValueError(f"pool must be one of {POOLS} and posemb one of {POSEMBS}, "
+                             f"got {self.pool!r}, {self.posemb!r}")
+        _, h, w, _ = images_BHWC.shape
+        grid = (h // self.patch, w // self.patch)
+        options = self._options(grid)
+        x_BND = nn.Dense(self.width, dtype=self.dtype, name="embedding")(
+            patchify(images_BHWC.astype(self.dtype), self.patch))
+        if self.posemb == "learn":
+            pos_ND = self.param("pos_embedding", nn.initializers.normal(0.02),
+                                (grid[0] * grid[1], self.width))
+        else:
+            pos_ND = jnp.asarray(posemb_sincos_2d(*grid, self.width))
+        x_BND = x_BND + pos_ND.astype(self.dtype)
+        if self.pool == "token":
+            cls = self.param("cls", nn.initializers.zeros, (1, 1, self.width))
+            cls_B1D = jnp.broadcast_to(cls, (x_BND.shape[0], 1, self.width)).astype(self.dtype)
+            x_BND = jnp.concatenate([cls_B1D, x_BND], axis=1)
+        x_BND = nn.Dropout(self.dropout_rate)(x_BND, deterministic=not train)
+        block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim, attention=self.attention,
+                     attention_options=FrozenDict(options), dropout_rate=self.dropout_rate,
+                     sow_weights=self.sow_weights)
+        x_BND = Encoder(self.depth, block, dtype=self.dtype, name="encoder")(
+            x_BND, deterministic=not train)
+        if self.pool == "token":
+            rep_BD = x_BND[:, 0]
+        elif self.pool == "gap":
+            rep_BD = x_BND.mean(axis=1)
+        else:
+            rep_BD = AttentionPool(self.num_heads, dtype=self.dtype, sow_weights=self.sow_weights,
+                                   name="map")(x_BND)
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=nn.initializers.zeros,
+                          name="head")(rep_BD)
+        return logits.astype(jnp.float32)

@@ -1,0 +1,205 @@
+"""Image classification: ViT or attention CNN on any image source, with attention-map evaluation.
+
+Config keys owned by the task (see ``experiments/configs/vit.py`` for a complete example):
+
+- ``model``: ``name`` (one of ``MODELS``) and the model's fields (``ViT`` or
+  ``AttentionCNN``, except ``num_classes``, ``dtype`` and ``sow_weights``, which the task sets).
+- ``data``: the source (``attn_research.data.image_sources``), augmentation and normalization
+  (``attn_research.data.images``).
+- ``evaluation``: ``num_examples`` fixed eval examples whose attention maps are scored against
+  their boxes (sources with boxes: ``cluttered``), and ``num_figures`` of them drawn into
+  ``<workdir>/figures/attention_<step>.png`` at every evaluation (0: none).
+
+Metrics: ``loss`` (cross-entropy; against mixup's soft labels in training) and ``accuracy``
+(top-1); at evaluation also ``mass_in_box/<map>``, the mean fraction of each attention map's
+mass inside the object's box (maps: ``layer<i>`` and ``rollout`` for the ViT, ``attention``
+for the CNN; see ``attn_research.evaluation.attention_maps``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax.core import FrozenDict
+
+from attn_research import tasks
+from attn_research.attention import KINDS
+from attn_research.data import image_sources, images
+from attn_research.evaluation import attention_maps, image_figures
+from attn_research.models.attention_cnn import AttentionCNN
+from attn_research.models.vit import POOLS, POSEMBS, ViT
+
+NAME = "image"
+MODELS: Mapping[str, type[nn.Module]] = {"vit": ViT, "attention_cnn": AttentionCNN}
+_SET_BY_TASK = ("num_classes", "dtype", "sow_weights", "parent", "name")
+
+
+def _model_kwargs(model: ml_collections.ConfigDict) -> dict[str, Any]:
+    """``config.model`` without ``name``, as keyword arguments of the model class."""
+    kwargs = model.to_dict()
+    kwargs.pop("name")
+    for key, value in kwargs.items():
+        if isinstance(value, dict):
+            kwargs[key] = FrozenDict(value)
+        elif isinstance(value, list):
+            kwargs[key] = tuple(value)
+    return kwargs
+
+
+def _check_model(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:
+    """Raises ValueError naming the first bad ``config.model`` field."""
+    model = config.model
+    if model.get("name") not in MODELS:
+        raise ValueError(f"config.model.name: unknown model {model.get('name')!r}; choose one of "
+                         f"{sorted(MODELS)}.")
+    cls = MODELS[model.name]
+    fields = {f.name for f in dataclasses.fields(cls)} - set(_SET_BY_TASK)
+    for key in model.keys():
+        if key != "name" and key not in fields:
+            raise ValueError(f"config.model.{key}: not a field of {cls.__name__}; known: "
+                             f"{sorted(fields)}.")
+    if model.get("attention", "dot_product") not in KINDS:
+        raise ValueError(f"config.model.attention: unknown kind {model.attention!r}; choose one "
+                         f"of {sorted(KINDS)}.")
+    if cls is ViT:
+        height, width = image_shape[:2]
+        patch = model.get("patch", ViT.patch)
+        if patch < 1 or height % patch or width % patch:
+            raise ValueError(f"config.model.patch: {patch} does not divide the images' "
+                             f"{height}x{width} pixels.")
+        if model.get("pool", ViT.pool) not in POOLS:
+            raise ValueError(f"config.model.pool: choose one of {POOLS}, got {model.pool!r}.")
+        if model.get("posemb", ViT.posemb) not in POSEMBS:
+            raise ValueError(f"config.model.posemb: choose one of {POSEMBS}, got "
+                             f"{model.posemb!r}.")
+        if model.get("attention") == "local_2d" and model.get("pool", ViT.pool) == "token":
+            raise ValueError("config.model.pool: local_2d attends on a pure patch grid, which a "
+                             "class token does not fit: use pool='gap' or pool='map'.")
+
+
+class ImageTask(tasks.Task):
+    """Image classification with ``config.model`` on ``config.data``."""
+
+    config_keys = ("model", "data", "evaluation")
+
+    def _split(self, config: ml_collections.ConfigDict, train: bool):
+        data = config.data
+        return image_sources.open_split(data, data.train_split if train else data.eval_split)
+
+    def _image_shape(self, config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+        return tuple(self._split(config, train=True)[0]["image"].shape)
+
+    def validate(self, config: ml_collections.ConfigDict) -> None:
+        data = config.data
+        for path, value in (("data.crop_padding", data.crop_padding),
+                            ("data.mixup_alpha", data.mixup_alpha),
+                            ("data.image_size", data.image_size),
+                            ("evaluation.num_examples", config.evaluation.num_examples),
+                            ("evaluation.num_figures", config.evaluation.num_figures)):
+            if value < 0:
+                raise ValueError(f"config.{path}: must be >= 0, got {value}.")
+        shapes = [tuple(self._split(config, train)[0]["image"].shape) for train in (True, False)]
+        if shapes[0] != shapes[1]:
+            raise ValueError(f"config.data: images of inconsistent shape: {shapes[0]} in "
+                             f"{data.train_split!r}, {shapes[1]} in {data.eval_split!r}.")
+        for name in ("mean", "std"):
+            if len(data[name]) not in (1, shapes[0][-1]):
+                raise ValueError(f"config.data.{name}: needs 1 or {shapes[0][-1]} values, got "
+                                 f"{data[name]}.")
+        _check_model(config, shapes[0])
+
+    def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
+        return MODELS[config.model.name](num_classes=image_sources.num_classes(config.data),
+                                         dtype=jnp.dtype(config.dtype),
+                                         **_model_kwargs(config.model))
+
+    def init_params(self, model: nn.Module, rng: jax.Array, config: ml_collections.ConfigDict):
+        return model.init(rng, jnp.zeros((1, *self._image_shape(config))))["params"]
+
+    def num_train_examples(self, config: ml_collections.ConfigDict) -> int:
+        return len(self._split(config, train=True))
+
+    def train_data(self, config: ml_collections.ConfigDict, *, batch_size: int,
+                   process_index: int, process_count: int) -> grain.DatasetIterator:
+        return images.train_iterator(
+            self._split(config, train=True), config.data, seed=config.seed,
+            batch_size=batch_size, process_index=process_index, process_count=process_count,
+            num_classes=image_sources.num_classes(config.data))
+
+    def eval_data(self, config: ml_collections.ConfigDict, *, batch_size: int,
+                  process_index: int, process_count: int) -> Iterable[images.Batch]:
+        return images.eval_batches(self._split(config, train=False), config.data,
+                                   batch_size=batch_size, process_index=process_index,
+                                   process_count=process_count)
+
+    def loss(self, params, batch, rng, model, train):
+        logits_BC = model.apply({"params": params}, batch["image"], train, rngs={"dropout": rng})
+        if "soft_label" in batch:
+            losses_B = optax.softmax_cross_entropy(logits_BC, batch["soft_label"])
+        else:
+            losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["label"])
+        weight_B = batch.get("weight", jnp.ones_like(losses_B))
+        correct_B = (jnp.argmax(logits_BC, -1) == batch["label"]).astype(jnp.float32)
+        size = losses_B.shape[0]
+        return (losses_B * weight_B).sum() / size, {"accuracy": (correct_B * weight_B).sum() / size}
+
+    def evaluators(self, config: ml_collections.ConfigDict):
+        if not (config.evaluation.num_examples or config.evaluation.num_figures):
+            return ()
+        return (AttentionEvaluator(config, self._split(config, train=False)),)
+
+
+class AttentionEvaluator:
+    """Attention maps of fixed eval examples: mass inside their boxes, and a figure."""
+
+    def __init__(self, config: ml_collections.ConfigDict, split):
+        count = min(len(split), max(config.evaluation.num_examples, config.evaluation.num_figures))
+        records = [split[i] for i in range(count)]
+        self._raw = np.stack([r["image"] for r in records])
+        self._images = images.normalize(self._raw, config.data.mean, config.data.std)
+        self._labels = np.array([r["label"] for r in records])
+        self._boxes = np.stack([r["box"] for r in records]) if "box" in records[0] else None
+        self._num_scored = min(count, config.evaluation.num_examples)
+        self._num_figures = min(count, config.evaluation.num_figures)
+        self._compute = jax.jit(self._maps, static_argnums=0)
+
+    @staticmethod
+    def _maps(model: nn.Module, params: Any, images_BHWC: jax.Array):
+        """``(maps [B, M, h, w], pixel maps [B, M, H, W], predictions [B])``."""
+        maps_BMhw = attention_maps.attention_maps(model, params, images_BHWC)
+        b, m, h, w = maps_BMhw.shape
+        pixels = attention_maps.to_pixels(maps_BMhw.reshape(b * m, h, w), *images_BHWC.shape[1:3])
+        predictions_B = jnp.argmax(model.apply({"params": params}, images_BHWC), axis=-1)
+        return maps_BMhw, pixels.reshape(b, m, *pixels.shape[1:]), predictions_B
+
+    def __call__(self, params: Any, model: nn.Module, step: int, workdir: str) -> dict[str, float]:
+        maps_BMhw, pixels_BMHW, predictions_B = jax.device_get(
+            self._compute(model, params, self._images))
+        names = attention_maps.map_names(model)
+        metrics = {}
+        if self._boxes is not None and self._num_scored:
+            for m, name in enumerate(names):
+                mass_B = attention_maps.mass_in_box(pixels_BMHW[:self._num_scored, m],
+                                                    self._boxes[:self._num_scored])
+                metrics[f"mass_in_box/{name}"] = float(np.mean(mass_B))
+        if self._num_figures and jax.process_index() == 0:
+            n = self._num_figures
+            image_figures.save_attention_figure(
+                os.path.join(workdir, "figures", f"attention_{step:06d}.png"), self._raw[:n],
+                maps_BMhw[:n], names, labels=self._labels[:n], predictions=predictions_B[:n],
+                boxes_B4=None if self._boxes is None else self._boxes[:n],
+                title=f"{type(model).__name__} {getattr(model, 'attention', '')}, step {step}")
+        return metrics
+
+
+tasks.register_task(NAME, ImageTask)

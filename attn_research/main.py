@@ -8,6 +8,7 @@ For several processes (multi-host), start one per host with --coordinator_addres
 JAX_PROCESS_ID environment variables); on Cloud TPU, --distributed alone lets JAX find them.
 """
 
+import logging as std_logging
 import os
 
 import jax
@@ -31,8 +32,14 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", int(os.environ.get("JAX_PROCESS
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _quiet_orbax(record: std_logging.LogRecord) -> bool:
+  """Drops orbax's INFO chatter (several lines per save); keeps its warnings."""
+  return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
 def main(argv: list[str]) -> None:
   del argv
+  logging.get_absl_handler().addFilter(_quiet_orbax)
   if _NUM_PROCESSES.value > 1:
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   elif _DISTRIBUTED.value:

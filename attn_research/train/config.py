@@ -149,8 +149,6 @@ def check_config(config: ml_collections.ConfigDict,
     ValueError: naming the first offending field.
   """
   _check_fields(config, default_config(), "", tuple(task_keys))
-  if not config.get("task"):
-    raise ValueError("config.task: required field is missing.")
   merged = ml_collections.ConfigDict(_merge(default_config().to_dict(), config.to_dict()))
   _check_choice("optimizer.name", merged.optimizer.name, OPTIMIZERS)
   _check_choice("optimizer.schedule", merged.optimizer.schedule, SCHEDULES)

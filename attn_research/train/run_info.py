@@ -1,5 +1,6 @@
 """What a run records about itself: workdir checks, resolved config, versions, git commit."""
 
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -10,6 +11,8 @@ from typing import Any
 
 import jax
 import ml_collections
+
+from attn_research.train.durations import Durations
 
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy",
              "ml-collections", "tensorboardX")
@@ -61,13 +64,14 @@ def write_json(workdir: str, name: str, content: Any) -> None:
       f.write("\n")
 
 
-def write_run_info(workdir: str, config: ml_collections.ConfigDict, durations: Any) -> None:
+def write_run_info(workdir: str, config: ml_collections.ConfigDict,
+                   durations: Durations) -> None:
   """Writes `config.json` (the resolved config) and `run_info.json` (environment)."""
   write_json(workdir, "config.json", config.to_dict())
   write_json(workdir, "run_info.json", {
       "git_commit": _git_commit(),
       "versions": _versions(),
-      "durations": vars(durations),
+      "durations": dataclasses.asdict(durations),
       "devices": [str(device) for device in jax.devices()],
       "process_count": jax.process_count(),
       "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),

@@ -54,9 +54,7 @@ def _prepare(config: ml_collections.ConfigDict, workdir: str,
   Raises:
     ValueError: naming the offending field (or the workdir).
   """
-  if "task" not in config:
-    raise ValueError("config.task: required field is missing.")
-  task = tasks.get_task(config.task)
+  task = tasks.get_task(config.get("task", ""))
   config = check_config(config, task.config_keys)
   task.validate(config)
   run_info.check_workdir(workdir)
@@ -119,6 +117,94 @@ class _Evaluator:
     return results
 
 
+def _restore_or_init(run: _Run, ckpt: checkpoint.Checkpointer, data: Any,
+                     init_rng: jax.Array) -> tuple[steps.TrainState, int]:
+  """Returns (state, step) of the newest good checkpoint, or a fresh state at step 0."""
+  abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                          run.abstract_state, run.state_shardings)
+  restored = ckpt.restore(abstract, data)
+  if restored:
+    logging.info("Resumed from the checkpoint at step %d.", restored[1])
+    return restored
+  init = steps.make_init(run.task, run.model, run.tx, run.config)
+  return jax.jit(init, out_shardings=run.state_shardings)(init_rng), 0
+
+
+class _Loop:
+  """The loop of one run: train steps, metrics, evaluation, checkpoints, preemption."""
+
+  def __init__(self, run: _Run, workdir: str, data: Any, ckpt: checkpoint.Checkpointer,
+               writer: MetricWriter, train_rng: jax.Array, eval_rng: jax.Array):
+    self._run, self._data, self._ckpt, self._writer = run, data, ckpt, writer
+    self._total = run.durations.total_steps
+    self._train_step = jax.jit(
+        steps.make_train_step(run.task, run.model, run.tx, run.schedule, train_rng),
+        in_shardings=(run.state_shardings, run.batch_sharding),
+        out_shardings=(run.state_shardings, None), donate_argnums=0)
+    self._evaluate = _Evaluator(run, workdir, eval_rng)
+    self.summary: dict[str, Any] = {"step": 0, "preempted": False, "compile_sec": 0.0,
+                                    "train_sec": 0.0, "train": {}, "eval": {}}
+
+  def _next_batch(self) -> dict[str, jax.Array]:
+    return _global_batch(self._run, next(self._data))
+
+  def run(self, state: steps.TrainState, start: int, sigterm: Any) -> dict[str, Any]:
+    """Trains from step `start` to the end, or until `sigterm` is set; returns the summary."""
+    spans, total = self._run.durations, self._total
+    self.summary["step"] = start
+    if start == total:  # Resumed a finished run: only evaluate.
+      self.summary["eval"] = self._evaluate(state.params, total)
+      return self.summary
+    batch = self._next_batch()
+    compile_start = time.perf_counter()
+    train_step = self._train_step.lower(state, batch).compile()
+    self.summary["compile_sec"] = time.perf_counter() - compile_start
+    logging.info("Compiled the train step in %.1fs.", self.summary["compile_sec"])
+    self._clock = progress.Progress(start, total, self._run.config.batch_size)
+    pending = None
+    for step in range(start + 1, total + 1):
+      state, metrics = train_step(state, batch if step == start + 1 else self._next_batch())
+      if pending:  # The previous step's metrics, fetched while this step runs.
+        self._fetch(*pending)
+      pending = (step, metrics)
+      preempted = sigterm.is_set() or self._ckpt.reached_preemption(step)
+      save = step % spans.checkpoint_every == 0 or step == total or preempted
+      evaluate = (step % spans.eval_every == 0 or step == total) and not preempted
+      if save or evaluate:
+        self._fetch(*pending)  # Never save a state whose loss was not checked.
+        pending = None
+        with self._clock.paused():
+          if evaluate:
+            self.summary["eval"] = self._evaluate(state.params, step)
+            self._writer.write(step, self.summary["eval"])
+            logging.info("step %d eval: %s", step, self.summary["eval"])
+          if save:
+            self._ckpt.save(step, state, self._data, self._run.config)
+      self.summary["step"] = step
+      if preempted:
+        self._ckpt.wait()
+        logging.warning("Stopped by SIGTERM after saving step %d.", step)
+        self.summary["preempted"] = True
+        break
+    self.summary["train_sec"] = self._clock.train_time
+    self.summary["steps_per_sec"] = (self.summary["step"] - start) / max(
+        self._clock.train_time, 1e-9)
+    return self.summary
+
+  def _fetch(self, step: int, metrics: Any) -> None:
+    """Brings a step's metrics to the host, stops on a bad loss, logs at log steps."""
+    metrics = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+    if not np.isfinite(metrics["train/loss"]):
+      raise FloatingPointError(
+          f"Loss is {metrics['train/loss']} at step {step}; stopping. The last good checkpoint "
+          f"is step {self._ckpt.latest_step()}.")
+    self.summary["train"] = metrics
+    if step % self._run.durations.log_every == 0 or step == self._total:
+      speed = self._clock.measure(step)
+      logging.info(_log_line(step, self._total, metrics["train/loss"], speed))
+      self._writer.write(step, {**metrics, **{f"perf/{k}": v for k, v in speed.items()}})
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        devices: Sequence[jax.Device] | None = None) -> dict[str, Any]:
   """Trains `config.task` as described by `config`, resuming from `workdir` if possible.
@@ -129,111 +215,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     devices: the devices of the mesh; default all devices of all processes.
 
   Returns:
-    The summary (also written to `<workdir>/summary.json` unless stopped by SIGTERM): final
-    step, eval metrics, last train metrics and timings.
+    The summary: final step, whether SIGTERM stopped the run early (`preempted`), the last
+    train and eval metrics, compile and train time, steps/s. Unless preempted, it is also
+    written to `<workdir>/summary.json`.
 
   Raises:
     ValueError: for a bad config or workdir, before anything is compiled.
     FloatingPointError: when the loss becomes NaN or Inf; the last good checkpoint is kept.
   """
   run = _prepare(config, workdir, devices or jax.devices())
-  config, total = run.config, run.durations.total_steps
-  run_info.write_run_info(workdir, config, run.durations)
-  init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
-  process_batch = config.batch_size // jax.process_count()
-  data = run.task.train_data(config, batch_size=process_batch,
+  run_info.write_run_info(workdir, run.config, run.durations)
+  init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(run.config.seed), 3)
+  data = run.task.train_data(run.config,
+                             batch_size=run.config.batch_size // jax.process_count(),
                              process_index=jax.process_index(),
                              process_count=jax.process_count())
-  abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                          run.abstract_state, run.state_shardings)
-  ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-  restored = ckpt.restore(abstract, data)
-  if restored:
-    state, start = restored
-    logging.info("Resumed from the checkpoint at step %d.", start)
-  else:
-    init = steps.make_init(run.task, run.model, run.tx, config)
-    state, start = jax.jit(init, out_shardings=run.state_shardings)(init_rng), 0
-  writer = MetricWriter(workdir, start)
-  evaluate = _Evaluator(run, workdir, eval_rng)
-  train_step = jax.jit(steps.make_train_step(run.task, run.model, run.tx, run.schedule,
-                                             train_rng),
-                       in_shardings=(run.state_shardings, run.batch_sharding),
-                       out_shardings=(run.state_shardings, None), donate_argnums=0)
-  summary = {"compile_sec": 0.0, "train": {}, "eval": {}}
+  ckpt = checkpoint.Checkpointer(workdir, run.config.keep_checkpoints)
   try:
-    with preemption.sigterm_flag() as sigterm:
-      stopped = _loop(run, workdir, state, start, data, train_step, ckpt, writer, evaluate,
-                      sigterm, summary)
+    state, start = _restore_or_init(run, ckpt, data, init_rng)
+    writer = MetricWriter(workdir, start)
+    try:
+      loop = _Loop(run, workdir, data, ckpt, writer, train_rng, eval_rng)
+      with preemption.sigterm_flag() as sigterm:
+        summary = loop.run(state, start, sigterm)
+    finally:
+      writer.close()
   finally:
     ckpt.close()
-    writer.close()
-  if not stopped:
+  if not summary["preempted"]:
     run_info.write_json(workdir, "summary.json", summary)
   return summary
-
-
-def _loop(run: _Run, workdir: str, state: steps.TrainState, start: int, data: Any,
-          train_step: Any, ckpt: checkpoint.Checkpointer, writer: MetricWriter,
-          evaluate: _Evaluator, sigterm: Any, summary: dict[str, Any]) -> bool:
-  """Trains from `start` to the end; returns True if stopped early by SIGTERM.
-
-  Fills `summary` with the last train and eval metrics and the timings.
-  """
-  del workdir
-  config, spans = run.config, run.durations
-  total = spans.total_steps
-  step_fn, batch = train_step, None
-  if start < total:
-    batch = _global_batch(run, next(data))
-    compile_start = time.perf_counter()
-    step_fn = train_step.lower(state, batch).compile()
-    summary["compile_sec"] = time.perf_counter() - compile_start
-    logging.info("Compiled the train step in %.1fs.", summary["compile_sec"])
-  clock = progress.Progress(start, total, config.batch_size)
-
-  def fetch(step: int, metrics: Any) -> None:
-    """Brings step's metrics to the host, stops on a bad loss, logs at log steps."""
-    metrics = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
-    if not np.isfinite(metrics["train/loss"]):
-      raise FloatingPointError(
-          f"Loss is {metrics['train/loss']} at step {step}; stopping. The last good checkpoint "
-          f"is step {ckpt.latest_step()}.")
-    summary["train"] = metrics
-    if step % spans.log_every == 0 or step == total:
-      speed = clock.measure(step)
-      logging.info(_log_line(step, total, metrics["train/loss"], speed))
-      writer.write(step, {**metrics, **{f"perf/{k}": v for k, v in speed.items()}})
-
-  pending = None
-  step = start
-  for step in range(start + 1, total + 1):
-    if batch is None:
-      batch = _global_batch(run, next(data))
-    state, metrics = step_fn(state, batch)
-    batch = None
-    if pending:
-      fetch(*pending)
-    pending = (step, metrics)
-    preempted = sigterm.is_set() or ckpt.reached_preemption(step)
-    save_now = step % spans.checkpoint_every == 0 or step == total or preempted
-    eval_now = (step % spans.eval_every == 0 or step == total) and not preempted
-    if save_now or eval_now:
-      fetch(*pending)
-      pending = None
-      with clock.paused():
-        if eval_now:
-          summary["eval"] = evaluate(state.params, step)
-          writer.write(step, summary["eval"])
-          logging.info("step %d eval: %s", step, summary["eval"])
-        if save_now:
-          ckpt.save(step, state, data, config)
-    if preempted:
-      ckpt.wait()
-      logging.warning("Stopped by SIGTERM after saving step %d.", step)
-      return True
-  if start == total and not summary["eval"]:
-    summary["eval"] = evaluate(state.params, total)
-  summary.update(step=total, train_sec=clock.train_time,
-                 steps_per_sec=(total - start) / max(clock.train_time, 1e-9))
-  return False

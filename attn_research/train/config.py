@@ -117,6 +117,7 @@ def _check_positive(config: ml_collections.ConfigDict, *paths: str,
 
 
 def _check_choice(path: str, value: str, choices: tuple[str, ...]) -> None:
+  """Raises ValueError naming config.<path> unless `value` is one of `choices`."""
   if value not in choices:
     raise ValueError(f"config.{path}: unknown value {value!r}; choose one of {choices}.")
 

@@ -11,6 +11,7 @@ Order of a run:
 """
 
 import dataclasses
+import operator
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,16 +34,17 @@ class _Run:
   config: ml_collections.ConfigDict
   task: tasks.Task
   durations: durations.Durations
-  mesh: jax.sharding.Mesh
   batch_sharding: jax.sharding.NamedSharding
   model: Any
   tx: Any
   schedule: Any
+  init: Any  # rng -> TrainState at step 0.
   abstract_state: Any
   state_shardings: Any
 
 
 def _check_divisible(field: str, batch_size: int, parts: int, what: str) -> None:
+  """Raises ValueError naming config.<field> unless `parts` divides `batch_size`."""
   if batch_size % parts:
     raise ValueError(f"config.{field}: {batch_size} is not divisible by the {parts} {what}.")
 
@@ -72,7 +74,7 @@ def _prepare(config: ml_collections.ConfigDict, workdir: str,
   init = steps.make_init(task, model, tx, config)
   abstract_state = jax.eval_shape(init, jax.random.key(0))
   state_shardings = sharding.state_shardings(abstract_state, config.param_sharding, mesh)
-  return _Run(config, task, resolved, mesh, batch_sharding, model, tx, schedule,
+  return _Run(config, task, resolved, batch_sharding, model, tx, schedule, init,
               abstract_state, state_shardings)
 
 
@@ -83,6 +85,7 @@ def _global_batch(run: _Run, local_batch: Mapping[str, np.ndarray]) -> dict[str,
 
 
 def _log_line(step: int, total: int, loss: float, speed: Mapping[str, float]) -> str:
+  """The periodic progress line: step, loss, steps/s, examples/s, ETA."""
   eta = time.strftime("%H:%M:%S", time.gmtime(speed["eta_sec"]))
   return (f"step {step}/{total} | loss {loss:.4f} | {speed['steps_per_sec']:.2f} steps/s | "
           f"{speed['examples_per_sec']:.1f} examples/s | ETA {eta}")
@@ -106,7 +109,7 @@ class _Evaluator:
                                     process_index=jax.process_index(),
                                     process_count=jax.process_count()):
       metrics = self._eval_step(params, _global_batch(run, local))
-      totals = metrics if totals is None else jax.tree.map(np.add, totals, metrics)
+      totals = metrics if totals is None else jax.tree.map(operator.add, totals, metrics)
       count += 1
     results = {}
     if count:
@@ -126,8 +129,7 @@ def _restore_or_init(run: _Run, ckpt: checkpoint.Checkpointer, data: Any,
   if restored:
     logging.info("Resumed from the checkpoint at step %d.", restored[1])
     return restored
-  init = steps.make_init(run.task, run.model, run.tx, run.config)
-  return jax.jit(init, out_shardings=run.state_shardings)(init_rng), 0
+  return jax.jit(run.init, out_shardings=run.state_shardings)(init_rng), 0
 
 
 class _Loop:

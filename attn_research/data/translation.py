@@ -1,0 +1,227 @@
+"""Parallel corpora by name: the embedded synthetic corpus, local files and TFDS datasets.
+
+`config.data.name` selects the source; the other `config.data` fields used here:
+
+- ``synthetic``: the embedded English -> Spanish-like corpus (`synthetic_parallel`), with gold
+  word alignments; `num_train`, `num_validation`, `num_test`, `max_clauses`, `seed`.
+- ``tsv``: one file of tab-separated pairs, "source<TAB>target[<TAB>more columns]" per line (the
+  Anki / Tatoeba format of spa-eng/spa.txt: "English<TAB>Spanish<TAB>attribution"); `path`.
+- ``parallel``: one text file per split and language, one sentence per line, line i of each
+  side a pair; `path` is a pattern with ``{split}`` and ``{lang}``, e.g.
+  ``/data/iwslt/{split}.{lang}``, filled with train / validation / test and `source_lang` /
+  `target_lang`. Only the train files are required.
+- ``tfds``: any TFDS translation dataset, `tfds_name` (e.g. ``wmt14_translate/de-en``,
+  ``ted_hrlr_translate/pt_to_en``) prepared in `data_dir` (default TFDS's), read with
+  ``tfds.data_source`` (no TensorFlow); `source_lang` / `target_lang` name its features
+  (default: its supervised keys).
+
+`reverse=True` swaps source and target (either translation direction). A corpus without a
+validation or test split gets them by a deterministic shuffle of its pairs (`split_seed`,
+`validation_fraction`, `test_fraction`). Every problem with the input (missing file, empty
+corpus, malformed line, unknown dataset) is a ValueError naming it, raised by `load_corpus`
+before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Sequence
+
+import ml_collections
+import numpy as np
+
+from attn_research.data import synthetic_parallel
+
+NAMES = ("synthetic", "tsv", "parallel", "tfds")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Sentence pairs of one split; `alignments[i]` holds gold (source word, target word) links."""
+
+    sources: Sequence[str]
+    targets: Sequence[str]
+    alignments: Sequence[tuple[tuple[int, int], ...]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def _check_file(path: str) -> None:
+    if not path:
+        raise ValueError("config.data.path: required for this corpus, got ''")
+    if not os.path.isfile(path):
+        raise ValueError(f"config.data.path: file {path!r} does not exist")
+
+
+def _read_lines(path: str) -> list[str]:
+    _check_file(path)
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n").rstrip("\r") for line in f]
+
+
+def read_tsv(path: str) -> tuple[list[str], list[str]]:
+    """(first column, second column) of every non-blank line; extra columns are ignored."""
+    sources, targets = [], []
+    for number, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) < 2 or not columns[0].strip() or not columns[1].strip():
+            raise ValueError(f"{path}:{number}: malformed line, expected 'source<TAB>target', "
+                             f"got {line[:80]!r}")
+        sources.append(columns[0].strip())
+        targets.append(columns[1].strip())
+    if not sources:
+        raise ValueError(f"{path}: empty corpus, no 'source<TAB>target' lines")
+    return sources, targets
+
+
+def _read_parallel(pattern: str, split: str, source_lang: str,
+                   target_lang: str) -> tuple[list[str], list[str]] | None:
+    """The pairs of one split, or None if its files do not exist (only train is required)."""
+    paths = [pattern.format(split=split, lang=lang) for lang in (source_lang, target_lang)]
+    if split != "train" and not all(os.path.isfile(p) for p in paths):
+        return None
+    sources, targets = (_read_lines(p) for p in paths)
+    if len(sources) != len(targets):
+        raise ValueError(f"{paths[0]} has {len(sources)} lines but {paths[1]} has "
+                         f"{len(targets)}; parallel files must have one sentence per line each")
+    if not any(s.strip() for s in sources):
+        raise ValueError(f"{paths[0]}: empty corpus")
+    return sources, targets
+
+
+def split_pairs(sources: Sequence[str], targets: Sequence[str], seed: int,
+                validation_fraction: float, test_fraction: float,
+                alignments: Sequence | None = None) -> dict[str, Split]:
+    """A deterministic shuffled train / validation / test split of one list of pairs."""
+    n = len(sources)
+    order = np.random.default_rng(seed).permutation(n)
+    n_valid, n_test = (max(1, int(round(f * n))) for f in (validation_fraction, test_fraction))
+    if n_valid + n_test >= n:
+        raise ValueError(f"corpus of {n} pairs is too small for the validation and test splits")
+    parts = {"validation": order[:n_valid], "test": order[n_valid:n_valid + n_test],
+             "train": order[n_valid + n_test:]}
+    return {name: Split([sources[i] for i in idx], [targets[i] for i in idx],
+                        None if alignments is None else [alignments[i] for i in idx])
+            for name, idx in parts.items()}
+
+
+def _synthetic(data: ml_collections.ConfigDict) -> dict[str, Split]:
+    splits = {}
+    for offset, name in enumerate(SPLITS):
+        pairs = synthetic_parallel.generate(data[f"num_{name}"], data.seed * 3 + offset,
+                                            data.max_clauses)
+        splits[name] = Split([p.source for p in pairs], [p.target for p in pairs],
+                             [p.alignment for p in pairs])
+    return splits
+
+
+class _TfdsSide(Sequence[str]):
+    """One language of a TFDS data source, decoded lazily (sources can be millions long)."""
+
+    def __init__(self, source: Sequence[dict], feature: str):
+        self._source, self._feature = source, feature
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index):
+        value = self._source[index][self._feature]
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _tfds(data: ml_collections.ConfigDict) -> dict[str, Split]:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    if not data.tfds_name:
+        raise ValueError("config.data.tfds_name: required for data.name='tfds'")
+    try:
+        builder = tfds.builder(data.tfds_name, data_dir=data.data_dir or None)
+    except Exception as e:  # TFDS raises its own DatasetNotFoundError and friends.
+        raise ValueError(f"config.data.tfds_name: unknown or unreadable TFDS dataset "
+                         f"{data.tfds_name!r}: {str(e).splitlines()[0]}") from None
+    keys = builder.info.supervised_keys or ()
+    source_lang = data.source_lang or (keys[0] if keys else "")
+    target_lang = data.target_lang or (keys[1] if keys else "")
+    features = tuple(builder.info.features.keys()) if builder.info.features else ()
+    for field, lang in (("source_lang", source_lang), ("target_lang", target_lang)):
+        if not lang or (features and lang not in features):
+            raise ValueError(f"config.data.{field}: {lang!r} is not a feature of "
+                             f"{data.tfds_name} (features: {features})")
+    splits = {}
+    for name in SPLITS:
+        try:
+            source = tfds.data_source(data.tfds_name, split=name, data_dir=data.data_dir or None)
+        except Exception as e:
+            if name == "train":
+                raise ValueError(f"config.data.tfds_name: cannot read {data.tfds_name!r} "
+                                 f"split 'train' (is it prepared in data_dir?): "
+                                 f"{str(e).splitlines()[0]}") from None
+            continue
+        splits[name] = Split(_TfdsSide(source, source_lang), _TfdsSide(source, target_lang))
+    return splits
+
+
+def _complete(splits: dict[str, Split], data: ml_collections.ConfigDict) -> dict[str, Split]:
+    """Adds missing validation / test splits by splitting train deterministically."""
+    if all(name in splits for name in SPLITS):
+        return splits
+    train = splits["train"]
+    made = split_pairs(train.sources, train.targets, data.split_seed, data.validation_fraction,
+                       data.test_fraction, train.alignments)
+    return {name: splits.get(name, made[name]) if name != "train" else made["train"]
+            for name in SPLITS}
+
+
+def _reverse(split: Split) -> Split:
+    alignments = None if split.alignments is None else [
+        tuple(sorted((t, s) for s, t in links)) for links in split.alignments]
+    return Split(split.targets, split.sources, alignments)
+
+
+def corpus_key(data: ml_collections.ConfigDict) -> tuple:
+    """The fields of `config.data` that determine the corpus (a hashable cache key)."""
+    fields = ("name", "path", "tfds_name", "data_dir", "source_lang", "target_lang", "reverse",
+              "seed", "num_train", "num_validation", "num_test", "max_clauses", "split_seed",
+              "validation_fraction", "test_fraction")
+    return tuple((f, data[f]) for f in fields)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(key: tuple) -> dict[str, Split]:
+    data = ml_collections.ConfigDict(dict(key))
+    if data.name == "synthetic":
+        splits = _synthetic(data)
+    elif data.name == "tsv":
+        sources, targets = read_tsv(data.path)
+        splits = {"train": Split(sources, targets)}
+    elif data.name == "parallel":
+        if "{split}" not in data.path or "{lang}" not in data.path:
+            raise ValueError(f"config.data.path: a parallel corpus needs a pattern with {{split}} "
+                             f"and {{lang}}, e.g. '/data/{{split}}.{{lang}}', got {data.path!r}")
+        pairs = {s: _read_parallel(data.path, s, data.source_lang, data.target_lang)
+                 for s in SPLITS}
+        splits = {s: Split(*p) for s, p in pairs.items() if p is not None}
+    elif data.name == "tfds":
+        splits = _tfds(data)
+    else:
+        raise ValueError(f"config.data.name: unknown corpus {data.name!r}; choose one of {NAMES}")
+    splits = _complete(splits, data)
+    for name, split in splits.items():
+        if not len(split):
+            raise ValueError(f"config.data: split {name!r} of corpus {data.name!r} is empty")
+    return {name: _reverse(s) for name, s in splits.items()} if data.reverse else splits
+
+
+def load_corpus(data: ml_collections.ConfigDict) -> dict[str, Split]:
+    """train / validation / test splits of the corpus `data` describes (cached).
+
+    Raises:
+      ValueError: naming the config field or file at fault.
+    """
+    return _load(corpus_key(data))

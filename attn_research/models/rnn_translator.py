@@ -1,0 +1,202 @@
+"""RNN encoder-decoder translators, with and without attention.
+
+Encoder: embeddings and a bidirectional GRU or LSTM, ``h_j = [h->_j; h<-_j]`` ``[B, S, 2H]``.
+The decoder is one cell (`DecoderCell`) run by ``nn.scan`` over the target when teacher-forced
+and called step by step when decoding, with the same parameters. Its attention:
+
+- ``bahdanau`` (Bahdanau, Cho & Bengio 2014): the *previous* state queries the encoder,
+      e_ij = v^T tanh(W s_{i-1} + U h_j),  c_i = sum_j a_ij h_j,
+      s_i = RNN(s_{i-1}, [E y_{i-1}; c_i]),  logits_i = W_o tanh(W_r [s_i; c_i; E y_{i-1}]).
+- ``luong`` (Luong, Pham & Manning 2015): the *current* state queries the encoder
+  (score dot / general / concat; align global / local_m / local_p, half-window D), with
+  input feeding:
+      h_t = RNN(h_{t-1}, [E y_{t-1}; h~_{t-1}]),  c_t = sum_s a_t(s) W_m h_s,
+      h~_t = tanh(W_c [c_t; h_t]),  logits_t = W_o h~_t.
+- ``none`` (the fixed-vector encoder-decoder of Cho et al. 2014 / Sutskever et al. 2014):
+  c = tanh(W_f [h->_S; h<-_1]) for every step, s_i = RNN(s_{i-1}, [E y_{i-1}; c]).
+
+The decoder starts from ``s_0 = tanh(W_s [h->_S; h<-_1])``. Padding (id 0) is masked out of the
+encoder (sequence lengths) and of every attention. Attention weights ``[B, T, S]`` are sown
+in 'intermediates' as ``alignment``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from attn_research.attention import AdditiveAttention, LuongAttention, key_padding_mask
+
+Array = jnp.ndarray
+ATTENTIONS = ("bahdanau", "luong", "none")
+CELLS = ("gru", "lstm")
+# Decoder state: (RNN carry, feed [B, F], step t [B]); feed is c_i (bahdanau, none) or h~_t.
+State = tuple[Any, Array, Array]
+
+
+def _cell(kind: str, hidden: int, dtype: Any, name: str | None = None) -> nn.RNNCellBase:
+    if kind == "gru":
+        return nn.GRUCell(hidden, dtype=dtype, name=name)
+    if kind == "lstm":
+        return nn.OptimizedLSTMCell(hidden, dtype=dtype, name=name)
+    raise ValueError(f"config.model.cell: unknown RNN cell {kind!r}; choose one of {CELLS}")
+
+
+def _hidden(carry: Any) -> Array:
+    """The output state h of a GRU carry h or an LSTM carry (c, h)."""
+    return carry[1] if isinstance(carry, tuple) else carry
+
+
+class DecoderCell(nn.Module):
+    """One decoder step ``(state, E y_{i-1} [B, E]) -> (state, (readout [B, R], a_i [B, S]))``.
+
+    ``memory`` holds the encoder side, computed once per sentence: ``values [B, S, V]``,
+    ``keys [B, S, U]`` (``U h_j`` for bahdanau, ``W_m h_j`` for luong), ``valid [B, S]`` and
+    ``fixed [B, 2H]`` (the no-attention context).
+    """
+
+    attention: str
+    cell: str
+    hidden: int
+    score: str = "dot"
+    align: str = "global"
+    window: int = 10
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, state: State, y_BE: Array, memory: dict[str, Array]
+                 ) -> tuple[State, tuple[Array, Array]]:
+        carry, feed_BF, t_B = state
+        rnn = _cell(self.cell, self.hidden, self.dtype, name="rnn")
+        mask_B11S = key_padding_mask(memory["valid"])
+        values_BS1V = memory["values"][:, :, None, :]
+        keys_BS1U = memory["keys"][:, :, None, :]
+        if self.attention == "bahdanau":
+            q_B11U = nn.Dense(keys_BS1U.shape[-1], use_bias=False, dtype=self.dtype,
+                              name="query")(_hidden(carry))[:, None, None, :]
+            context, weights = AdditiveAttention(name="additive")(
+                q_B11U, keys_BS1U, values_BS1V, mask=mask_B11S, return_weights=True)
+            context_BV = context[:, 0, 0]
+            carry, s_BH = rnn(carry, jnp.concatenate([y_BE, context_BV], -1))
+            readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
+                jnp.concatenate([s_BH, context_BV, y_BE], -1))
+            return (carry, context_BV, t_B + 1), (jnp.tanh(readout), weights[:, 0, 0])
+        if self.attention == "luong":
+            carry, h_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
+            context, weights = LuongAttention(self.score, self.align, self.window, name="luong")(
+                h_BH[:, None, None, :], keys_BS1U, keys_BS1U, mask=mask_B11S,
+                query_positions=t_B[:, None], return_weights=True)
+            h_tilde = jnp.tanh(nn.Dense(self.hidden, use_bias=False, dtype=self.dtype,
+                                        name="combine")(
+                jnp.concatenate([context[:, 0, 0], h_BH], -1)))
+            return (carry, h_tilde, t_B + 1), (h_tilde, weights[:, 0, 0])
+        if self.attention == "none":
+            carry, s_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
+            readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
+                jnp.concatenate([s_BH, feed_BF, y_BE], -1))
+            weights = jnp.zeros(memory["valid"].shape, jnp.float32)
+            return (carry, feed_BF, t_B + 1), (jnp.tanh(readout), weights)
+        raise ValueError(f"config.model.attention: unknown RNN attention {self.attention!r}; "
+                         f"choose one of {ATTENTIONS}")
+
+
+class RnnTranslator(nn.Module):
+    """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
+
+    Attributes:
+      attention: one of ATTENTIONS; `score`, `align`, `window` configure luong.
+      cell: 'gru' or 'lstm' (encoder and decoder).
+      hidden: H, the state size of each encoder direction and of the decoder.
+      attention_units: U, the size of the additive (bahdanau) scores.
+    """
+
+    vocab_size: int
+    attention: str = "bahdanau"
+    cell: str = "gru"
+    embed_dim: int = 128
+    hidden: int = 256
+    attention_units: int = 256
+    score: str = "dot"
+    align: str = "global"
+    window: int = 10
+    dropout_rate: float = 0.0
+    dtype: Any = None
+
+    def setup(self) -> None:
+        self.source_embed = nn.Embed(self.vocab_size, self.embed_dim, name="source_embed")
+        self.target_embed = nn.Embed(self.vocab_size, self.embed_dim, name="target_embed")
+        self.encoder = nn.Bidirectional(
+            nn.RNN(_cell(self.cell, self.hidden, self.dtype)),
+            nn.RNN(_cell(self.cell, self.hidden, self.dtype)), return_carry=True)
+        self.initial = nn.Dense(self.hidden, dtype=self.dtype, name="initial")
+        self.fixed = nn.Dense(2 * self.hidden, dtype=self.dtype, name="fixed")
+        units = self.attention_units if self.attention == "bahdanau" else self.hidden
+        self.keys = nn.Dense(units, use_bias=False, dtype=self.dtype, name="keys")
+        self.decoder = DecoderCell(self.attention, self.cell, self.hidden, self.score,
+                                   self.align, self.window, self.dtype, name="decoder")
+        self.output = nn.Dense(self.vocab_size, dtype=self.dtype, name="output")
+        self.dropout = nn.Dropout(self.dropout_rate)
+
+    def encode(self, source_BS: Array, train: bool = False) -> tuple[dict[str, Array], State]:
+        """Encoder memory and the decoder's initial state."""
+        valid_BS = source_BS != 0
+        x_BSE = self.dropout(self.source_embed(source_BS).astype(self.dtype),
+                             deterministic=not train)
+        (forward, backward), h_BS2H = self.encoder(x_BSE, seq_lengths=valid_BS.sum(-1))
+        final_B2H = jnp.concatenate([_hidden(forward), _hidden(backward)], -1)
+        h_BS2H = self.dropout(h_BS2H, deterministic=not train)
+        memory = {"values": h_BS2H, "keys": self.keys(h_BS2H), "valid": valid_BS,
+                  "fixed": jnp.tanh(self.fixed(final_B2H))}
+        s0_BH = jnp.tanh(self.initial(final_B2H))
+        carry = (jnp.zeros_like(s0_BH), s0_BH) if self.cell == "lstm" else s0_BH
+        feed = {"bahdanau": jnp.zeros_like(h_BS2H[:, 0]), "luong": jnp.zeros_like(s0_BH),
+                "none": memory["fixed"]}[self.attention]
+        return memory, (carry, feed, jnp.zeros(source_BS.shape[:1], jnp.int32))
+
+    def step(self, memory: dict[str, Array], state: State, token_B: Array
+             ) -> tuple[Array, State, Array]:
+        """One decoding step: ``(logits [B, V], state, alignment [B, S])`` after `token_B`."""
+        y_BE = self.target_embed(token_B).astype(self.dtype)
+        state, (readout_BR, weights_BS) = self.decoder(state, y_BE, memory)
+        return self.output(readout_BR).astype(jnp.float32), state, weights_BS
+
+    def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
+        memory, state = self.encode(source_BS, train)
+        y_BTE = self.dropout(self.target_embed(target_in_BT).astype(self.dtype),
+                             deterministic=not train)
+        scan = nn.scan(lambda cell, carry, y, mem: cell(carry, y, mem),
+                       variable_broadcast="params", split_rngs={"params": False},
+                       in_axes=(1, nn.broadcast), out_axes=1)
+        _, (readout_BTR, weights_BTS) = scan(self.decoder, state, y_BTE, memory)
+        self.sow("intermediates", "alignment", weights_BTS)
+        readout_BTR = self.dropout(readout_BTR, deterministic=not train)
+        return self.output(readout_BTR).astype(jnp.float32)
+
+
+def start_decoding(model: RnnTranslator, params: Any, source_BS: Array,
+                   max_len: int) -> dict[str, Any]:
+    """The decoding state of `source_BS`: memory and initial decoder state, batch-major.
+
+    `max_len` is unused (an RNN state does not grow); it keeps the translators' signatures alike.
+    """
+    del max_len
+    memory, state = model.apply({"params": params}, source_BS, method=RnnTranslator.encode)
+    return {"memory": memory, "state": state}
+
+
+def decode_step(model: RnnTranslator, params: Any, state: dict[str, Any], token_B: Array
+                ) -> tuple[Array, dict[str, Any]]:
+    """``(logits [B, V], next state)`` after feeding `token_B`."""
+    logits, rnn_state, _ = model.apply({"params": params}, state["memory"], state["state"],
+                                       token_B, method=RnnTranslator.step)
+    return logits, {"memory": state["memory"], "state": rnn_state}
+
+
+def alignment(model: RnnTranslator, params: Any, source_BS: Array, target_in_BT: Array) -> Array:
+    """Teacher-forced attention ``[B, T, S]``: row i is the attention used to write y_i."""
+    _, variables = model.apply({"params": params}, source_BS, target_in_BT,
+                               mutable=["intermediates"])
+    return variables["intermediates"]["alignment"][0]
+

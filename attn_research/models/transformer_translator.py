@@ -1,0 +1,237 @@
+"""Transformer encoder-decoder translator (Vaswani et al. 2017), pre-LN, layers scanned.
+
+    encoder:  the shared `models.encoder.Encoder` over the source (key padding mask)
+    decoder block:
+      x <- x + Dropout(SelfAttention_kind(LN(x), causal))      (key/value cache when decoding)
+      x <- x + Dropout(CrossAttention_kind(LN(x), memory))     (source key padding mask)
+      x <- x + Dropout(MLP(LN(x)))
+    logits = W_o LN(x)
+
+The encoder self-, decoder self- and cross-attention kinds are each any registered sequence
+kind (dot_product, additive, local with half-window `window`; local cross-attention attends
+source positions |j - i| <= window of target position i). Token embeddings are scaled by
+sqrt(d) and added to sinusoidal or learned positions; source and target may share one
+embedding table. With ``decode=True`` the decoder runs one position at a time over a
+key/value cache ('cache' collection, `MultiHeadAttention(decode=True)`); `start_decoding` and
+`decode_step` wrap that for `models.decoding`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+from flax.core import FrozenDict
+
+from attn_research.attention import MultiHeadAttention, key_padding_mask
+from attn_research.models.encoder import Encoder, Mlp
+
+Array = jnp.ndarray
+POSITIONS = ("sinusoidal", "learned")
+KINDS = ("dot_product", "additive", "local")
+
+
+def attention_options(kind: str, window: int) -> dict[str, Any]:
+    """The options of a kind in this model: local attends `window` positions each side."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown translator attention kind {kind!r}; choose one of {KINDS}")
+    return {"window": window} if kind == "local" else {}
+
+
+def sinusoids(length: int, dim: int) -> np.ndarray:
+    """``[length, dim]``: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...)."""
+    position = np.arange(length)[:, None]
+    rate = np.exp(-np.log(10000.0) * np.arange(0, dim, 2) / dim)[None, :]
+    table = np.zeros((length, dim), np.float32)
+    table[:, 0::2] = np.sin(position * rate)
+    table[:, 1::2] = np.cos(position * rate)[:, :dim // 2]
+    return table
+
+
+class DecoderBlock(nn.Module):
+    """One pre-LN decoder block ``[B, T, F] -> [B, T, F]`` (a carry/output pair for nn.scan)."""
+
+    num_heads: int
+    mlp_dim: int
+    self_attention: str = "dot_product"
+    cross_attention: str = "dot_product"
+    self_options: Mapping[str, Any] = FrozenDict()
+    cross_options: Mapping[str, Any] = FrozenDict()
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    dtype: Any = None
+    decode: bool = False
+    sow_weights: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array, memory_BSF: Array, memory_mask: Array,
+                 deterministic: bool) -> tuple[Array, None]:
+        """``memory_mask``: bool ``[B, 1, 1, S]``, True at real source positions."""
+        dropout = nn.Dropout(self.dropout_rate)
+        y = nn.LayerNorm(dtype=self.dtype, name="ln_self")(x)
+        y = MultiHeadAttention(
+            self.num_heads, kind=self.self_attention, options=self.self_options,
+            dropout_rate=self.attention_dropout_rate, dtype=self.dtype, decode=self.decode,
+            name="self_attention")(y, deterministic=deterministic, causal=True)
+        x = x + dropout(y, deterministic=deterministic)
+        y = nn.LayerNorm(dtype=self.dtype, name="ln_cross")(x)
+        y = MultiHeadAttention(
+            self.num_heads, kind=self.cross_attention, options=self.cross_options,
+            dropout_rate=self.attention_dropout_rate, dtype=self.dtype,
+            sow_weights=self.sow_weights, name="cross_attention")(
+                y, memory_BSF, mask=memory_mask, deterministic=deterministic)
+        x = x + dropout(y, deterministic=deterministic)
+        y = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
+        return x + Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic), None
+
+
+class TransformerTranslator(nn.Module):
+    """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
+
+    Attributes:
+      encoder_attention, decoder_attention, cross_attention: kinds in KINDS.
+      window: half-window of the local kind.
+      share_embeddings: one embedding table for source and target.
+      positions: 'sinusoidal' or 'learned' (up to `max_len` positions).
+      decode: decoder runs one step over the key/value cache.
+      sow_weights: sow cross-attention weights ``[layers, B, H, T, S]`` in 'intermediates'.
+    """
+
+    vocab_size: int
+    emb_dim: int = 128
+    num_heads: int = 4
+    num_layers: int = 2
+    mlp_dim: int = 512
+    encoder_attention: str = "dot_product"
+    decoder_attention: str = "dot_product"
+    cross_attention: str = "dot_product"
+    window: int = 16
+    share_embeddings: bool = False
+    positions: str = "sinusoidal"
+    max_len: int = 256
+    dropout_rate: float = 0.1
+    attention_dropout_rate: float = 0.0
+    dtype: Any = None
+    decode: bool = False
+    sow_weights: bool = False
+
+    def setup(self) -> None:
+        if self.positions not in POSITIONS:
+            raise ValueError(f"config.model.positions: unknown {self.positions!r}; "
+                             f"choose one of {POSITIONS}")
+        init = nn.initializers.normal(stddev=1.0)
+        self.source_embed = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init)
+        self.target_embed = (self.source_embed if self.share_embeddings else
+                             nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init))
+        if self.positions == "learned":
+            self.position_embed = nn.Embed(self.max_len, self.emb_dim,
+                                           embedding_init=nn.initializers.normal(0.02))
+        common = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim,
+                      dropout_rate=self.dropout_rate,
+                      attention_dropout_rate=self.attention_dropout_rate)
+        self.encoder = Encoder(self.num_layers, dtype=self.dtype, block=dict(
+            attention=self.encoder_attention,
+            attention_options=attention_options(self.encoder_attention, self.window), **common))
+        # Local cross-attention is the band |i - j| <= window around the diagonal, given by the
+        # target positions (so one decoding step sees the same keys as teacher forcing): run as
+        # dot_product under that mask (see `decode_logits`).
+        cross = "dot_product" if self.cross_attention == "local" else self.cross_attention
+        stack = nn.scan(DecoderBlock,
+                        variable_axes={"params": 0, "cache": 0, "intermediates": 0},
+                        split_rngs={"params": True, "dropout": True},
+                        in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
+                        length=self.num_layers,
+                        metadata_params={nn.PARTITION_NAME: "layers"})
+        self.decoder = stack(
+            self_attention=self.decoder_attention, cross_attention=cross,
+            self_options=attention_options(self.decoder_attention, self.window),
+            cross_options=attention_options(self.cross_attention, self.window)
+            if self.cross_attention != "local" else FrozenDict(),
+            dtype=self.dtype, decode=self.decode, sow_weights=self.sow_weights, **common)
+        self.ln_final = nn.LayerNorm(dtype=self.dtype)
+        self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
+        self.dropout = nn.Dropout(self.dropout_rate)
+
+    def _embed(self, embed: nn.Embed, ids_BT: Array, positions_BT: Array, train: bool) -> Array:
+        x = embed(ids_BT) * np.sqrt(self.emb_dim)
+        if self.positions == "learned":
+            x = x + self.position_embed(positions_BT)
+        else:
+            x = x + jnp.asarray(sinusoids(self.max_len, self.emb_dim))[positions_BT]
+        return self.dropout(x.astype(self.dtype), deterministic=not train)
+
+    def encode(self, source_BS: Array, train: bool = False) -> Array:
+        """Encoder output ``[B, S, F]``."""
+        positions = jnp.broadcast_to(jnp.arange(source_BS.shape[1]), source_BS.shape)
+        x = self._embed(self.source_embed, source_BS, positions, train)
+        return self.encoder(x, key_padding_mask(source_BS != 0), deterministic=not train)
+
+    def decode_logits(self, memory_BSF: Array, source_BS: Array, target_in_BT: Array,
+                      positions_BT: Array, train: bool = False) -> Array:
+        """Decoder logits ``[B, T, V]`` for target inputs at `positions_BT`."""
+        y = self._embed(self.target_embed, target_in_BT, positions_BT, train)
+        mask = key_padding_mask(source_BS != 0)
+        if self.cross_attention == "local":
+            distance_BTS = positions_BT[:, :, None] - jnp.arange(source_BS.shape[1])
+            mask = mask & (jnp.abs(distance_BTS) <= self.window)[:, None]
+        y, _ = self.decoder(y, memory_BSF, mask, not train)
+        return self.output(self.ln_final(y)).astype(jnp.float32)
+
+    def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
+        memory = self.encode(source_BS, train)
+        positions = jnp.broadcast_to(jnp.arange(target_in_BT.shape[1]), target_in_BT.shape)
+        return self.decode_logits(memory, source_BS, target_in_BT, positions, train)
+
+
+def _is_index(path: tuple[str, ...]) -> bool:
+    return path[-1] == "cache_index"
+
+
+def start_decoding(model: TransformerTranslator, params: Any, source_BS: Array,
+                   max_len: int) -> dict[str, Any]:
+    """Decoding state for up to `max_len` steps: memory, an empty cache and the step t.
+
+    The cache is kept batch-major (``[B, layers, ...]``) and without its step counters, so
+    that every leaf can be gathered along the batch for beam search; `decode_step` restores
+    the layout ``MultiHeadAttention`` expects.
+    """
+    decoder = model.clone(decode=True)
+    memory = model.apply({"params": params}, source_BS, method=TransformerTranslator.encode)
+    batch = source_BS.shape[0]
+    shapes = jax.eval_shape(
+        lambda: decoder.init(jax.random.key(0), source_BS,
+                             jnp.zeros((batch, max_len), jnp.int32))["cache"])
+    flat = traverse_util.flatten_dict(shapes)
+    cache = {k: jnp.moveaxis(jnp.zeros(v.shape, v.dtype), 0, 1)
+             for k, v in flat.items() if not _is_index(k)}
+    return {"memory": memory, "source": source_BS, "cache": cache,
+            "t": jnp.zeros((batch,), jnp.int32)}
+
+
+def decode_step(model: TransformerTranslator, params: Any, state: dict[str, Any],
+                token_B: Array) -> tuple[Array, dict[str, Any]]:
+    """``(logits [B, V], next state)`` after feeding `token_B` at position ``state['t']``."""
+    t_B = state["t"]
+    flat = {k: jnp.moveaxis(v, 1, 0) for k, v in state["cache"].items()}
+    for key in [k for k in flat if k[-1] == "cached_key"]:
+        flat[(*key[:-1], "cache_index")] = jnp.full((model.num_layers,), t_B[0], jnp.int32)
+    logits, variables = model.clone(decode=True).apply(
+        {"params": params, "cache": traverse_util.unflatten_dict(flat)}, state["memory"],
+        state["source"], token_B[:, None], t_B[:, None], mutable=["cache"],
+        method=TransformerTranslator.decode_logits)
+    new_flat = traverse_util.flatten_dict(variables["cache"])
+    cache = {k: jnp.moveaxis(v, 0, 1) for k, v in new_flat.items() if not _is_index(k)}
+    return logits[:, 0], {**state, "cache": cache, "t": t_B + 1}
+
+
+def alignment(model: TransformerTranslator, params: Any, source_BS: Array,
+              target_in_BT: Array) -> Array:
+    """Teacher-forced cross-attention, heads averaged, per layer: ``[layers, B, T, S]``."""
+    _, variables = model.clone(sow_weights=True).apply(
+        {"params": params}, source_BS, target_in_BT, mutable=["intermediates"])
+    weights = variables["intermediates"]["decoder"]["cross_attention"]["attention_weights"][0]
+    return weights.mean(axis=2)

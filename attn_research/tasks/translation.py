@@ -1,0 +1,260 @@
+"""The translation task: RNN or Transformer translators on any parallel corpus.
+
+Config sections (see `experiments/configs/translate.py`):
+
+- `config.model`: `family` ('rnn' | 'transformer') and the fields of
+  `RnnTranslator` or `TransformerTranslator` (every other key is an error);
+- `config.data`: the corpus (`data/translation.py`), tokenizer and lengths
+  (`data/translation_pipeline.py`), `eval_split`;
+- `config.decode`: beam search (`beam_size`, `alpha`; beam_size 1 is greedy), the maximum
+  output length ``max_len_ratio * source_pieces + max_len_offset``, `batch_size`, and what
+  each evaluation decodes (`examples`), aligns (`aer_examples`) and draws (`num_figures`).
+
+At each evaluation the evaluator translates the first `decode.examples` sentences of
+`data.eval_split` (sources bucketed by length to multiples of 16 pieces, one compiled
+decoder per bucket) and reports sacrebleu BLEU and chrF on detokenized text, BLEU by source
+length, and, for models with attention on a corpus with gold alignments, the AER of the
+teacher-forced attention on the reference (word level; the Transformer's cross-attention
+averaged over heads in layer `decode.alignment_layer`, default the last, and AER of every
+layer as `aer_layer<i>`). It logs example translations, writes them to
+`<workdir>/translations/step_<step>.txt`, and draws attention heatmaps and BLEU by length into
+`<workdir>/figures/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from attn_research import tasks
+from attn_research.data import tokenizer as tokenizer_lib
+from attn_research.data import translation, translation_pipeline
+from attn_research.evaluation import alignment as alignment_lib
+from attn_research.evaluation import alignment_figures, bleu
+from attn_research.models import decoding, rnn_translator, transformer_translator
+
+NAME = "translate"
+FAMILIES = {"rnn": (rnn_translator, rnn_translator.RnnTranslator),
+            "transformer": (transformer_translator, transformer_translator.TransformerTranslator)}
+_BUCKET = 16  # decoding pads sources to a multiple of this many pieces
+
+
+def _model_fields(config: ml_collections.ConfigDict) -> dict:
+    return {k: v for k, v in config.model.items() if k != "family"}
+
+
+class TranslationTask(tasks.Task):
+    """Sequence-to-sequence translation: teacher-forced cross-entropy per target token."""
+
+    config_keys = ("model", "data", "decode")
+
+    def validate(self, config: ml_collections.ConfigDict) -> None:
+        model = config.model
+        if model.get("family") not in FAMILIES:
+            raise ValueError(f"config.model.family: unknown {model.get('family')!r}; choose one "
+                             f"of {tuple(FAMILIES)}")
+        cls = FAMILIES[model.family][1]
+        known = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "vocab_size",
+                                                              "dtype", "decode", "sow_weights"}
+        for key in _model_fields(config):
+            if key not in known:
+                raise ValueError(f"config.model.{key}: unknown field for family "
+                                 f"{model.family!r}; known: {sorted(known)}")
+        if model.family == "rnn":
+            for field, value, choices in (("attention", model.attention, rnn_translator.ATTENTIONS),
+                                          ("cell", model.get("cell", "gru"), rnn_translator.CELLS)):
+                if value not in choices:
+                    raise ValueError(f"config.model.{field}: unknown {value!r}; choose one of "
+                                     f"{choices}")
+        else:
+            for field in ("encoder_attention", "decoder_attention", "cross_attention"):
+                if model.get(field, "dot_product") not in transformer_translator.KINDS:
+                    raise ValueError(f"config.model.{field}: unknown {model[field]!r}; choose "
+                                     f"one of {transformer_translator.KINDS}")
+            longest = max(config.data.max_source_len, config.data.max_target_len)
+            if model.get("max_len", 256) < longest:
+                raise ValueError(f"config.model.max_len: {model.max_len} is shorter than the "
+                                 f"longest sequence ({longest})")
+        for path in ("data.vocab_size", "data.max_source_len", "data.max_target_len",
+                     "decode.beam_size", "decode.batch_size"):
+            section, key = path.split(".")
+            if config[section][key] < 1:
+                raise ValueError(f"config.{path}: must be >= 1, got {config[section][key]}")
+        if config.data.eval_split not in translation.SPLITS:
+            raise ValueError(f"config.data.eval_split: unknown {config.data.eval_split!r}; "
+                             f"choose one of {translation.SPLITS}")
+        translation.load_corpus(config.data)  # raises ValueError naming the bad input
+        translation_pipeline.encoded_split(config.data, "train")
+
+    def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
+        cls = FAMILIES[config.model.family][1]
+        return cls(config.data.vocab_size, dtype=jnp.dtype(config.dtype), **_model_fields(config))
+
+    def init_params(self, model, rng, config):
+        source = jnp.ones((1, config.data.max_source_len), jnp.int32)
+        target = jnp.ones((1, config.data.max_target_len), jnp.int32)
+        return model.init(rng, source, target)["params"]
+
+    def num_train_examples(self, config: ml_collections.ConfigDict) -> int:
+        return len(translation_pipeline.encoded_split(config.data, "train")["index"])
+
+    def train_data(self, config, *, batch_size, process_index, process_count):
+        return translation_pipeline.train_iterator(config.data, config.seed, batch_size,
+                                                   process_index, process_count)
+
+    def eval_data(self, config, *, batch_size, process_index, process_count):
+        return translation_pipeline.eval_batches(config.data, config.data.eval_split, batch_size,
+                                                 process_index, process_count)
+
+    def loss(self, params, batch, rng, model, train):
+        logits_BTV = model.apply({"params": params}, batch["source"], batch["target_in"], train,
+                                 rngs={"dropout": rng})
+        labels_BT = batch["target_out"]
+        weights_BT = (labels_BT != tokenizer_lib.PAD_ID).astype(jnp.float32)
+        tokens = jnp.maximum(weights_BT.sum(), 1.0)
+        nll_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, labels_BT)
+        accuracy = jnp.sum((jnp.argmax(logits_BTV, -1) == labels_BT) * weights_BT) / tokens
+        return jnp.sum(nll_BT * weights_BT) / tokens, {"token_accuracy": accuracy}
+
+    def evaluators(self, config: ml_collections.ConfigDict):
+        return (TranslationEvaluator(config),)
+
+
+class TranslationEvaluator:
+    """BLEU, chrF, BLEU by length, AER, example translations and figures (see module doc)."""
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        self._config = config
+        self._family = FAMILIES[config.model.family][0]
+        self._tokenizer = translation_pipeline.get_tokenizer(config.data)
+        split = translation.load_corpus(config.data)[config.data.eval_split]
+        n = min(len(split), config.decode.examples)
+        self._sources, self._references = list(split.sources[:n]), list(split.targets[:n])
+        self._split = split
+        self._compiled = {}
+
+    def _decoder(self, model: nn.Module, source_len: int):
+        """The jitted ``(params, source [batch, source_len]) -> tokens`` for one bucket."""
+        key = (id(model), source_len)
+        if key not in self._compiled:
+            decode, family = self._config.decode, self._family
+            max_len = int(decode.max_len_ratio * source_len + decode.max_len_offset)
+
+            def translate(params, source_BS):
+                lengths_B = (source_BS != 0).sum(-1)
+                limit_B = jnp.minimum((decode.max_len_ratio * lengths_B).astype(jnp.int32)
+                                      + decode.max_len_offset, max_len)
+                state = family.start_decoding(model, params, source_BS, max_len)
+                step = lambda s, tokens: family.decode_step(model, params, s, tokens)
+                batch = source_BS.shape[0]
+                if decode.beam_size == 1:
+                    return decoding.greedy_search(step, state, batch, max_len, limit_B,
+                                                  tokenizer_lib.BOS_ID, tokenizer_lib.EOS_ID)
+                return decoding.beam_search(step, state, batch, max_len, limit_B,
+                                            tokenizer_lib.BOS_ID, tokenizer_lib.EOS_ID,
+                                            decode.beam_size, decode.alpha)[0]
+
+            self._compiled[key] = jax.jit(translate)
+        return self._compiled[key]
+
+    def translate(self, params, model: nn.Module, sources: list[str]) -> list[str]:
+        """Detokenized translations of `sources`, decoded in length buckets."""
+        data, batch = self._config.data, self._config.decode.batch_size
+        ids = translation_pipeline.encode_sources(self._tokenizer, sources, data.max_source_len)
+        lengths = (ids != 0).sum(-1)
+        order = np.argsort(lengths, kind="stable")
+        out = [""] * len(sources)
+        for start in range(0, len(order), batch):
+            chosen = order[start:start + batch]
+            width = min(int(-(-lengths[chosen].max() // _BUCKET) * _BUCKET), data.max_source_len)
+            rows = np.zeros((batch, width), np.int32)
+            rows[:len(chosen)] = ids[chosen, :width]
+            tokens = np.asarray(self._decoder(model, width)(params, rows))
+            for i, row in zip(chosen, tokens):
+                out[i] = self._tokenizer.decode(row)
+        return out
+
+    def _alignments(self, params, model: nn.Module) -> tuple[dict, list]:
+        """AER metrics and word-level attention of the first pairs (for the figures)."""
+        decode = self._config.decode
+        arrays = translation_pipeline.encoded_split(self._config.data, self._config.data.eval_split)
+        n = min(len(arrays["index"]), max(decode.aer_examples, decode.num_figures))
+        if n == 0 or self._config.model.get("attention") == "none":
+            return {}, []
+        fn = jax.jit(lambda p, s, t: self._family.alignment(model, p, s, t))
+        weights = []
+        for start in range(0, n, decode.batch_size):
+            part = slice(start, min(start + decode.batch_size, n))
+            w = np.asarray(fn(params, arrays["source"][part], arrays["target_in"][part]))
+            weights.append(w if w.ndim == 4 else w[None])  # [layers, B, T, S]
+        weights = np.concatenate(weights, axis=1)
+        layers = weights.shape[0]
+        words = []
+        for layer in range(layers):
+            words.append([alignment_lib.word_attention(
+                weights[layer, i], self._tokenizer.word_ids(arrays["target_out"][i]),
+                self._tokenizer.word_ids(arrays["source"][i])) for i in range(n)])
+        chosen = words[decode.alignment_layer % layers]
+        metrics = {}
+        gold = self._split.alignments
+        if gold is not None:
+            count = min(n, decode.aer_examples)
+            sure = [set(gold[int(arrays["index"][i])]) for i in range(count)]
+            for layer in range(layers):
+                predicted = [alignment_lib.hard_alignment(w) for w in words[layer][:count]]
+                metrics[f"aer_layer{layer}" if layers > 1 else "aer"] = alignment_lib.aer(
+                    predicted, sure)
+            if layers > 1:
+                metrics["aer"] = metrics[f"aer_layer{decode.alignment_layer % layers}"]
+        pairs = [(self._split.sources[int(arrays["index"][i])].split(),
+                  self._split.targets[int(arrays["index"][i])].split(), chosen[i])
+                 for i in range(min(n, decode.num_figures))]
+        return metrics, pairs
+
+    def __call__(self, params, model: nn.Module, step: int, workdir: str) -> dict[str, float]:
+        hypotheses = self.translate(params, model, self._sources)
+        metrics = {"bleu": bleu.bleu(hypotheses, self._references),
+                   "chrf": bleu.chrf(hypotheses, self._references)}
+        by_length = bleu.bleu_by_length(self._sources, hypotheses, self._references)
+        metrics.update({f"bleu_len_{name}": value for name, (value, _) in by_length.items()})
+        aer_metrics, pairs = self._alignments(params, model)
+        metrics.update(aer_metrics)
+        for i in range(min(self._config.decode.log_examples, len(hypotheses))):
+            logging.info("step %d example %d\n  source: %s\n  output: %s\n  reference: %s",
+                         step, i, self._sources[i], hypotheses[i], self._references[i])
+        if jax.process_index() == 0:
+            self._write(workdir, step, hypotheses, by_length, pairs, metrics)
+        return metrics
+
+    def _write(self, workdir: str, step: int, hypotheses: Iterable[str], by_length: dict,
+               pairs: list, metrics: dict) -> None:
+        os.makedirs(os.path.join(workdir, "translations"), exist_ok=True)
+        with open(os.path.join(workdir, "translations", f"step_{step}.txt"), "w") as f:
+            for src, hyp, ref in zip(self._sources, hypotheses, self._references):
+                f.write(f"{src}\t{hyp}\t{ref}\n")
+        with open(os.path.join(workdir, "translations", f"step_{step}_metrics.json"), "w") as f:
+            json.dump({"metrics": metrics, "bleu_by_length": by_length}, f, indent=1)
+        model = self._config.model
+        label = f"{model.family} {model.get('attention', '')} " + " ".join(
+            f"{k}={model[k]}" for k in ("encoder_attention", "decoder_attention",
+                                        "cross_attention", "score", "align") if k in model)
+        figures = os.path.join(workdir, "figures")
+        alignment_figures.bleu_by_length_plot(by_length, f"{label} step {step}",
+                                              os.path.join(figures, f"bleu_by_length_{step}.png"))
+        for i, (source, target, weights) in enumerate(pairs):
+            alignment_figures.attention_heatmap(
+                weights, source, target, f"{label} step {step}",
+                os.path.join(figures, f"attention_{i}_step_{step}.png"))
+
+
+tasks.register_task(NAME, TranslationTask)

@@ -108,3 +108,9 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
   assert os.listdir(os.path.join(workdir, "checkpoints_corrupt", "30"))  # Kept, not deleted.
   # Resumed from step 20 and redid steps 21-30 exactly.
   jax.tree.map(np.testing.assert_array_equal, uninterrupted, load_state(workdir)["params"])
+
+
+def test_resuming_with_a_changed_config_warns(tmp_path, caplog):
+  train_and_evaluate(_config(total_steps=10), str(tmp_path))
+  train_and_evaluate(_config(total_steps=12), str(tmp_path))
+  assert "differs from the checkpoint's (saved, now): {'total_steps': (10, 12)}" in caplog.text

@@ -51,8 +51,8 @@ class Checkpointer:
         data=grain.checkpoint.CheckpointSave(data_iterator),
         config=ocp.args.JsonSave(config.to_dict())))
 
-  def restore(self, abstract_state: Any,
-              data_iterator: grain.DatasetIterator) -> tuple[Any, int] | None:
+  def restore(self, abstract_state: Any, data_iterator: grain.DatasetIterator
+              ) -> tuple[Any, int, dict[str, Any]] | None:
     """Restores the newest good checkpoint into the state and `data_iterator`.
 
     Args:
@@ -60,7 +60,8 @@ class Checkpointer:
       data_iterator: the fresh train iterator; its position is set in place.
 
     Returns:
-      (state, step) of the newest checkpoint that restores, or None if there is none.
+      (state, step, config as saved) of the newest checkpoint that restores, or None if there
+      is none.
 
     Raises:
       RuntimeError: if checkpoints exist but none of them restores.
@@ -70,14 +71,15 @@ class Checkpointer:
       try:
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state),
-            data=grain.checkpoint.CheckpointRestore(data_iterator)))
+            data=grain.checkpoint.CheckpointRestore(data_iterator),
+            config=ocp.args.JsonRestore()))
       except Exception as error:  # pylint: disable=broad-except  # Any failure means corrupt.
         logging.warning("Checkpoint at step %d does not restore (%s: %s); moving it to %s and "
                         "falling back to an older one.", step, type(error).__name__, error,
                         self._corrupt_directory)
         self._set_aside(step)
         continue
-      return restored.state, step
+      return restored.state, step, restored.config
     if steps:
       raise RuntimeError(f"No checkpoint in {self._directory} restores (tried steps {steps}); "
                          f"they were moved to {self._corrupt_directory}.")

@@ -11,6 +11,7 @@ Order of a run:
 """
 
 import dataclasses
+import json
 import operator
 import time
 from collections.abc import Mapping, Sequence
@@ -120,15 +121,34 @@ class _Evaluator:
     return results
 
 
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """{'a': {'b': 1}} -> {'a.b': 1}."""
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  return {path: value for key, child in tree.items()
+          for path, value in _flatten(child, f"{prefix}.{key}" if prefix else key).items()}
+
+
 def _restore_or_init(run: _Run, ckpt: checkpoint.Checkpointer, data: Any,
                      init_rng: jax.Array) -> tuple[steps.TrainState, int]:
-  """Returns (state, step) of the newest good checkpoint, or a fresh state at step 0."""
+  """Returns (state, step) of the newest good checkpoint, or a fresh state at step 0.
+
+  Resuming with a config other than the checkpoint's is allowed (e.g. a longer run) but
+  logged, since changing e.g. the batch size breaks bit-identical resumption.
+  """
   abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                           run.abstract_state, run.state_shardings)
   restored = ckpt.restore(abstract, data)
   if restored:
-    logging.info("Resumed from the checkpoint at step %d.", restored[1])
-    return restored
+    state, step, saved_config = restored
+    logging.info("Resumed from the checkpoint at step %d.", step)
+    saved = _flatten(saved_config)
+    current = _flatten(json.loads(json.dumps(run.config.to_dict())))  # Tuples as in JSON.
+    changed = {key: (saved.get(key), current.get(key)) for key in saved.keys() | current.keys()
+               if saved.get(key) != current.get(key)}
+    if changed:
+      logging.warning("The config differs from the checkpoint's (saved, now): %s", changed)
+    return state, step
   return jax.jit(run.init, out_shardings=run.state_shardings)(init_rng), 0
 
 

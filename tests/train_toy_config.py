@@ -2,7 +2,8 @@
 
     python -m attn_research.main --config tests/train_toy_config.py:tiny --workdir /tmp/toy
 
-Reaches ~0.9 eval accuracy in a few seconds on one CPU core (tiny: ~0.8 in 60 steps).
+Measured on the shared 2-core CPU machine (1 device): the full run (600 steps) reaches 0.984
+eval accuracy in 2.6 s of training after a 3 s compile; tiny (60 steps) reaches 0.949.
 """
 
 import os

@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from attn_research import tasks
-from attn_research.train.scan import scan_layers
+from attn_research.models.scan import scan_layers
 
 NAME = "toy"
 
@@ -38,10 +38,10 @@ class Block(nn.Module):
   deterministic: bool
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, None]:
     y = nn.relu(nn.Dense(self.dim, dtype=self.dtype)(x))
     y = nn.Dense(self.dim, dtype=self.dtype)(y)
-    return x + nn.Dropout(self.dropout, deterministic=self.deterministic)(y)
+    return x + nn.Dropout(self.dropout, deterministic=self.deterministic)(y), None
 
 
 class Classifier(nn.Module):
@@ -55,8 +55,8 @@ class Classifier(nn.Module):
   @nn.compact
   def __call__(self, x_BF: jax.Array, train: bool) -> jax.Array:
     h_BH = nn.Dense(self.hidden, dtype=self.dtype)(x_BF)
-    h_BH = scan_layers(Block, self.num_layers, name="blocks", dim=self.hidden,
-                       dropout=self.dropout, dtype=self.dtype, deterministic=not train)(h_BH)
+    h_BH, _ = scan_layers(Block, self.num_layers, name="blocks", dim=self.hidden,
+                          dropout=self.dropout, dtype=self.dtype, deterministic=not train)(h_BH)
     return nn.Dense(self.num_classes, dtype=self.dtype)(h_BH).astype(jnp.float32)
 
 

@@ -3,8 +3,8 @@
     x <- x + Dropout(MultiHeadAttention_kind(LN(x)))
     x <- x + Dropout(MLP(LN(x))),   MLP(x) = W_2 GELU(W_1 x)
 
-``Encoder`` stacks ``num_layers`` blocks with ``nn.scan`` (one traced layer, parameters
-stacked on a leading ``layers`` axis), so compile time does not grow with depth. The
+``Encoder`` stacks ``num_layers`` blocks with ``scan_layers`` (one traced layer, parameters
+stacked on a leading axis), so compile time does not grow with depth. The
 attention kind and its options come from the config; with ``sow_weights`` every layer's
 weights land in 'intermediates' as ``[layers, batch..., H, Tq, Tk]``.
 """
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention
+from attn_research.models.scan import scan_layers
 
 Array = jnp.ndarray
 
@@ -51,7 +52,7 @@ class EncoderBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, mask: Array | None, deterministic: bool) -> tuple[Array, None]:
-        """Returns ``(x, None)`` (the carry/output pair ``nn.scan`` expects).
+        """Returns ``(x, None)``, the carry/output pair of ``scan_layers``.
 
         ``mask``: bool ``[batch, 1|H, T|1, T]``, True = may attend (e.g. key padding).
         """
@@ -63,8 +64,7 @@ class EncoderBlock(nn.Module):
         )(y, mask=mask, deterministic=deterministic)
         x = x + nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
-        x = x + Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic)
-        return x, None
+        return x + Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic), None
 
 
 class Encoder(nn.Module):
@@ -81,13 +81,7 @@ class Encoder(nn.Module):
     @nn.compact
     def __call__(self, x: Array, mask: Array | None = None, *, deterministic: bool = True) -> Array:
         """``x [batch, T, F]`` -> ``[batch, T, F]``."""
-        stack = nn.scan(
-            EncoderBlock,
-            variable_axes={"params": 0, "intermediates": 0},
-            split_rngs={"params": True, "dropout": True},
-            in_axes=(nn.broadcast, nn.broadcast),
-            length=self.num_layers,
-            metadata_params={nn.PARTITION_NAME: "layers"},
-        )
-        x, _ = stack(**self.block, dtype=self.dtype, name="layers")(x, mask, deterministic)
+        stack = scan_layers(EncoderBlock, self.num_layers, name="layers", **self.block,
+                            dtype=self.dtype)
+        x, _ = stack(x, mask, deterministic)
         return nn.LayerNorm(dtype=self.dtype, name="ln_final")(x)

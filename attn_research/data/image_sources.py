@@ -89,7 +89,7 @@ def _existing(path: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _npz(path: str, num_classes: int) -> dict[str, ArraySplit]:
+def _npz(path: str) -> dict[str, ArraySplit]:
     """The train and test splits of a Keras-style .npz (cached: read once per process)."""
     with np.load(_existing(path)) as npz:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(npz.files)
@@ -100,12 +100,11 @@ def _npz(path: str, num_classes: int) -> dict[str, ArraySplit]:
     splits = {}
     for split in ("train", "test"):
         what = f"{path} [{split}]"
-        images = _checked_images(arrays[f"x_{split}"], what)
-        labels = arrays[f"y_{split}"].reshape(-1) if arrays[f"y_{split}"].ndim == 2 else \
-            arrays[f"y_{split}"]
+        images, labels = _checked_images(arrays[f"x_{split}"], what), arrays[f"y_{split}"]
+        labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
         if len(labels) != len(images):
             raise ValueError(f"{what}: {len(images)} images but {len(labels)} labels")
-        splits[split] = ArraySplit(images, _checked_labels(labels, what, num_classes))
+        splits[split] = ArraySplit(images, _checked_labels(labels, what, np.iinfo(np.int32).max))
     if splits["train"].images.shape[1:] != splits["test"].images.shape[1:]:
         raise ValueError(f"{path}: images of inconsistent shape: train "
                          f"{splits['train'].images.shape[1:]}, test "
@@ -210,8 +209,7 @@ def num_classes(data: ml_collections.ConfigDict) -> int:
         return tfds_info(data)[1]
     if data.source == "folder":
         return len(_folder_classes(os.path.join(data.path, "train")))
-    with np.load(_existing(data.path)) as npz:
-        return int(npz["y_train"].max()) + 1
+    return int(_npz(data.path)["train"].labels.max()) + 1
 
 
 def clutter(data: ml_collections.ConfigDict) -> cluttered.Clutter:
@@ -238,10 +236,11 @@ def open_split(data: ml_collections.ConfigDict, split: str) -> Sequence[dict[str
         return _tfds(data, split)
     if data.source == "folder":
         return _folder(data.path, split, data.channels, data.image_size)
-    splits = _npz(data.path, num_classes(data))
+    splits = _npz(data.path)
     if split not in splits:
         raise ValueError(f"config.data: an .npz has the splits {sorted(splits)}, not {split!r}")
     if data.image_size:
         raise ValueError("config.data.image_size: resizing is for folder and tfds sources; "
                          "an .npz is used at its own size")
+    _checked_labels(splits[split].labels, f"{data.path} [{split}]", num_classes(data))
     return splits[split]

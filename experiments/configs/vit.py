@@ -14,6 +14,7 @@ Args (``vit.py:key=value,...``):
   data: cluttered (default, generated, with object boxes) | npz | folder | a TFDS name.
   path: the .npz file or folder root (npz defaults to the shared MNIST).
   size: mu (0.5M params) | ti | s | b (ViT-Ti/S/B widths and depths, 12 layers).
+  patch: patch side; default 7 for MNIST-like data (npz, mnist, fashion_mnist), else 4.
   window: local_2d neighbourhood side (odd).
   pool: token | gap | map; default token, gap for local_2d (a class token is off the grid).
   tiny: seconds-long run for tests.
@@ -29,6 +30,7 @@ from attn_research.data.image_config import data_config
 from attn_research.tasks import image
 from attn_research.train import default_config, parse_arg
 
+_MNIST_LIKE = ("npz", "mnist", "fashion_mnist")  # 28 x 28 images: 4 x 4 patches of 7 x 7.
 # width, depth, heads, mlp_dim (Dosovitskiy et al. 2021; Touvron et al. 2021 for Ti and S).
 SIZES = {
     "mu": (128, 4, 4, 256),
@@ -41,7 +43,7 @@ SIZES = {
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """ViT config; see the module docstring for the args."""
     arg = parse_arg(arg, attention="dot_product", data="cluttered", path="", size="mu",
-                    window=3, pool="", tiny=False)
+                    patch=0, window=3, pool="", tiny=False)
     if arg.size not in SIZES:
         raise ValueError(f"Config arg 'size': choose one of {sorted(SIZES)}, got {arg.size!r}.")
     config = default_config()
@@ -49,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data = data_config(arg.data, arg.path, tiny=arg.tiny)
     width, depth, heads, mlp_dim = (16, 1, 2, 32) if arg.tiny else SIZES[arg.size]
     config.model = ml_collections.ConfigDict({
-        "name": "vit", "patch": 4, "width": width, "depth": depth, "num_heads": heads,
+        "name": "vit", "patch": arg.patch or (7 if arg.data in _MNIST_LIKE else 4), "width": width, "depth": depth, "num_heads": heads,
         "mlp_dim": mlp_dim, "dropout_rate": 0.0, "attention": arg.attention,
         "attention_options": {"window": arg.window} if arg.attention == "local_2d" else {},
         "pool": arg.pool or ("gap" if arg.attention == "local_2d" else "token"),
@@ -61,7 +63,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.learning_rate = 1e-3
     config.optimizer.weight_decay = 1e-4
     config.optimizer.grad_clip_norm = 1.0
-    config.total_epochs = 10.0 if arg.data == "cluttered" else 8.0
+    config.total_epochs = 5.0 if arg.data in _MNIST_LIKE else 10.0
     config.optimizer.warmup_epochs = 0.5
     config.eval_every_epochs = 2.0
     config.checkpoint_every_epochs = 2.0

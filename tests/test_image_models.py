@@ -1,0 +1,97 @@
+"""ViT and attention CNN: patches, locality of local_2d by gradients, parameter counts, maps."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax.core import FrozenDict
+
+from attn_research.models.attention_cnn import AttentionCNN
+from attn_research.models.vit import ViT, patchify, posemb_sincos_2d, unpatchify
+
+
+def test_patchify_round_trip_and_layout():
+    images = np.random.default_rng(0).normal(size=(2, 12, 8, 3)).astype(np.float32)
+    patches = patchify(images, 4)
+    assert patches.shape == (2, 6, 48)
+    # Patch 3 is row 1, column 1 of the 3 x 2 grid; its pixels row-major, channels last.
+    np.testing.assert_array_equal(patches[1, 3], images[1, 4:8, 4:8].reshape(-1))
+    np.testing.assert_array_equal(unpatchify(patches, (3, 2), 3), images)
+
+
+def test_patchify_refuses_indivisible_images():
+    with pytest.raises(ValueError, match="not divisible by the patch size"):
+        patchify(jnp.zeros((1, 10, 12, 1)), 4)
+
+
+def test_sincos_posemb_is_distinct_per_position():
+    pos = posemb_sincos_2d(3, 4, 16)
+    assert pos.shape == (12, 16)
+    assert len({tuple(np.round(row, 5)) for row in pos}) == 12
+
+
+def _tokens(model: nn.Module, params, images):
+    """The encoder's output tokens, captured from the model's own forward pass."""
+    _, state = model.apply({"params": params}, images, capture_intermediates=True,
+                           mutable=["intermediates"])
+    return state["intermediates"]["encoder"]["__call__"][0]
+
+
+def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
+    grid, patch, window = (5, 4), 2, 3
+    model = ViT(num_classes=3, patch=patch, width=8, depth=1, num_heads=2, mlp_dim=16,
+                attention="local_2d", attention_options=FrozenDict(window=window), pool="gap")
+    images = jax.random.normal(jax.random.key(0), (1, grid[0] * patch, grid[1] * patch, 1))
+    params = model.init(jax.random.key(1), images)["params"]
+    for row, col in ((0, 0), (2, 1), (4, 3)):
+        token = row * grid[1] + col
+        grad = jax.grad(lambda x: _tokens(model, params, x)[0, token].sum())(images)
+        per_patch = np.abs(np.asarray(patchify(grad, patch)[0])).sum(-1).reshape(grid)
+        rr, cc = np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij")
+        inside = (np.abs(rr - row) <= window // 2) & (np.abs(cc - col) <= window // 2)
+        assert np.all(per_patch[~inside] == 0), (row, col)
+        assert np.all(per_patch[inside] > 0), (row, col)
+
+
+def test_dense_vit_output_depends_on_every_patch():
+    model = ViT(num_classes=3, patch=2, width=8, depth=1, num_heads=2, mlp_dim=16, pool="gap")
+    images = jax.random.normal(jax.random.key(0), (1, 8, 8, 1))
+    params = model.init(jax.random.key(1), images)["params"]
+    grad = jax.grad(lambda x: _tokens(model, params, x)[0, 0].sum())(images)
+    assert np.all(np.abs(np.asarray(patchify(grad, 2)[0])).sum(-1) > 0)
+
+
+def test_local_2d_with_a_class_token_is_refused():
+    model = ViT(num_classes=3, patch=2, attention="local_2d",
+                attention_options=FrozenDict(window=3), pool="token")
+    with pytest.raises(ValueError, match="pool='gap' or pool='map'"):
+        model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+
+
+@pytest.mark.parametrize("pool", ["token", "gap", "map"])
+def test_vit_parameter_count_matches_the_formula(pool):
+    d, m, depth, heads, classes, patch, channels, n = 32, 64, 2, 4, 10, 4, 3, 16
+    model = ViT(num_classes=classes, patch=patch, width=d, depth=depth, num_heads=heads,
+                mlp_dim=m, pool=pool)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, channels)))["params"]
+    attention = 4 * (d * d + d)  # q, k, v, out kernels and biases.
+    block = 2 * 2 * d + attention + (d * m + m) + (m * d + d)
+    expected = (patch * patch * channels * d + d) + n * d + depth * block + 2 * d
+    expected += d * classes + classes
+    expected += {"token": d, "gap": 0, "map": d + attention}[pool]
+    assert sum(x.size for x in jax.tree.leaves(params)) == expected
+
+
+@pytest.mark.parametrize("kind", ["additive", "dot_product"])
+def test_attention_cnn_map_is_a_distribution_over_the_feature_map(kind):
+    model = AttentionCNN(num_classes=4, stages=(4, 8, 8), num_heads=2, attention=kind)
+    images = jax.random.normal(jax.random.key(0), (3, 16, 12, 1))
+    params = model.init(jax.random.key(1), images)["params"]
+    logits, state = model.clone(sow_weights=True).apply(
+        {"params": params}, images, mutable=["intermediates"])
+    (att_map,) = state["intermediates"]["pool"]["attention_map"]
+    assert logits.shape == (3, 4) and logits.dtype == jnp.float32
+    assert att_map.shape == (3, 4, 3)
+    np.testing.assert_allclose(att_map.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    assert np.all(att_map >= 0)

@@ -1,6 +1,6 @@
 """A sentencepiece subword tokenizer (Kudo & Richardson 2018), shared by source and target.
 
-One unigram model is trained on the training split (both sides, so embeddings can be shared)
+One BPE model is trained on the training split (both sides, so embeddings can be shared)
 and cached as `<cache_dir>/<name>.model`; a given model file is used as is. Special ids:
 PAD_ID = 0, UNK_ID = 1, BOS_ID = 2, EOS_ID = 3.
 
@@ -63,7 +63,7 @@ class Tokenizer:
 
 
 def train(texts: Iterable[str], vocab_size: int, path: str) -> Tokenizer:
-    """Trains a unigram model on `texts` and writes it to `path` (atomically).
+    """Trains a BPE model on `texts` and writes it to `path` (atomically).
 
     The vocabulary may come out smaller than `vocab_size` on a small corpus.
     """
@@ -73,7 +73,7 @@ def train(texts: Iterable[str], vocab_size: int, path: str) -> Tokenizer:
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
-        model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+        model_type="bpe", character_coverage=1.0, hard_vocab_limit=False,
         pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
         input_sentence_size=200_000, shuffle_input_sentence=True, minloglevel=2,
         num_threads=1)

@@ -101,7 +101,8 @@ def split_pairs(sources: Sequence[str], targets: Sequence[str], seed: int,
     """A deterministic shuffled train / validation / test split of one list of pairs."""
     n = len(sources)
     order = np.random.default_rng(seed).permutation(n)
-    n_valid, n_test = (max(1, int(round(f * n))) for f in (validation_fraction, test_fraction))
+    n_valid, n_test = (max(1, int(round(f * n))) if f > 0 else 0
+                       for f in (validation_fraction, test_fraction))
     if n_valid + n_test >= n:
         raise ValueError(f"corpus of {n} pairs is too small for the validation and test splits")
     parts = {"validation": order[:n_valid], "test": order[n_valid:n_valid + n_test],
@@ -131,6 +132,8 @@ class _TfdsSide(Sequence[str]):
         return len(self._source)
 
     def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
         value = self._source[index][self._feature]
         return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -172,8 +175,10 @@ def _complete(splits: dict[str, Split], data: ml_collections.ConfigDict) -> dict
     if all(name in splits for name in SPLITS):
         return splits
     train = splits["train"]
-    made = split_pairs(train.sources, train.targets, data.split_seed, data.validation_fraction,
-                       data.test_fraction, train.alignments)
+    fractions = [0.0 if name in splits else data[f"{name}_fraction"]
+                 for name in ("validation", "test")]
+    made = split_pairs(train.sources, train.targets, data.split_seed, *fractions,
+                       train.alignments)
     return {name: splits.get(name, made[name]) if name != "train" else made["train"]
             for name in SPLITS}
 

@@ -50,10 +50,10 @@ def _data(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         "split_seed": 0, "validation_fraction": 0.02, "test_fraction": 0.02,
         # tokenizer: a file, or trained on the train split and cached in cache_dir
         # (default ~/.cache/attn_research)
-        "vocab_size": 128 if tiny else (512 if arg.data == "synthetic" else 8000),
+        "vocab_size": 128 if tiny else (640 if arg.data == "synthetic" else 8000),
         "tokenizer": "", "cache_dir": "",
-        "max_source_len": 32 if tiny else (96 if arg.data == "synthetic" else 48),
-        "max_target_len": 32 if tiny else (96 if arg.data == "synthetic" else 48),
+        "max_source_len": 32 if tiny else (80 if arg.data == "synthetic" else 48),
+        "max_target_len": 32 if tiny else (80 if arg.data == "synthetic" else 48),
         "max_train_examples": 0, "eval_examples": 0 if not tiny else 64,
         "eval_split": "validation"})
 
@@ -67,17 +67,17 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         attention, luong = RNN_ATTENTIONS[arg.attention]
         return ml_collections.ConfigDict({
             "family": "rnn", "attention": attention, "cell": arg.cell,
-            "embed_dim": 16 if tiny else 128, "hidden": 32 if tiny else 256,
-            "attention_units": 32 if tiny else 256, "score": luong.get("score", "dot"),
+            "embed_dim": 16 if tiny else 64, "hidden": 32 if tiny else 128,
+            "attention_units": 32 if tiny else 128, "score": luong.get("score", "dot"),
             "align": luong.get("align", "global"), "window": arg.window, "dropout_rate": 0.0})
     if arg.model == "transformer":
         kind = "dot_product" if arg.attention == "bahdanau" else arg.attention
         return ml_collections.ConfigDict({
-            "family": "transformer", "emb_dim": 32 if tiny else 128, "num_heads": 2 if tiny else 4,
-            "num_layers": 1 if tiny else 2, "mlp_dim": 64 if tiny else 512,
+            "family": "transformer", "emb_dim": 32 if tiny else 64, "num_heads": 2 if tiny else 4,
+            "num_layers": 1 if tiny else 2, "mlp_dim": 64 if tiny else 256,
             "encoder_attention": kind, "decoder_attention": kind, "cross_attention": kind,
             "window": arg.window, "share_embeddings": True, "positions": "sinusoidal",
-            "max_len": 128, "dropout_rate": 0.0 if tiny else 0.1})
+            "max_len": 128, "dropout_rate": 0.0 if tiny or arg.data == "synthetic" else 0.1})
     raise ValueError(f"Config arg 'model': unknown {arg.model!r}; choose rnn or transformer")
 
 
@@ -94,13 +94,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "batch_size": 64 if not arg.tiny else 16, "examples": 1000 if not arg.tiny else 32,
         "aer_examples": 300 if not arg.tiny else 32, "num_figures": 3 if not arg.tiny else 1,
         "alignment_layer": -1, "log_examples": 3})
-    config.batch_size = 16 if arg.tiny else 64
-    config.total_steps = 30 if arg.tiny else 2500
-    config.eval_every_steps = 30 if arg.tiny else 1000
-    config.checkpoint_every_steps = 30 if arg.tiny else 1000
-    config.log_every_steps = 10 if arg.tiny else 100
+    config.batch_size = 16 if arg.tiny else 32
+    config.total_steps = 30 if arg.tiny else 1000
+    config.eval_every_steps = 30 if arg.tiny else 500
+    config.checkpoint_every_steps = 30 if arg.tiny else 500
+    config.log_every_steps = 10 if arg.tiny else 50
     config.optimizer.name = "adam"
-    config.optimizer.learning_rate = 3e-3 if arg.tiny else 1e-3
-    config.optimizer.warmup_steps = 5 if arg.tiny else 200
+    config.optimizer.learning_rate = 3e-3 if arg.tiny else 2e-3
+    config.optimizer.warmup_steps = 5 if arg.tiny else 100
     config.optimizer.grad_clip_norm = 1.0
     return config

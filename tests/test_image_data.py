@@ -22,7 +22,8 @@ def test_cluttered_box_holds_exactly_the_glyph():
         inked = np.argwhere(record["image"][..., 0] > 0)
         assert inked.size
         # All glyph pixels inside the box, and the box is tight around them.
-        assert (inked.min(0) == (top, left)).all() and (inked.max(0) == (bottom - 1, right - 1)).all()
+        assert (inked.min(0) == (top, left)).all()
+        assert (inked.max(0) == (bottom - 1, right - 1)).all()
 
 
 def test_cluttered_distractors_stay_outside_the_box_and_the_label_is_the_glyph():

@@ -1,4 +1,4 @@
-"""Cluttered objects: a generated image dataset that needs no download and knows where the object is.
+"""Cluttered objects: a generated image dataset that needs no download and knows its objects' boxes.
 
 Each image is a noisy ``canvas x canvas`` grayscale canvas holding one class-defining glyph (a
 fixed ``7 x 7`` binary pattern per class, drawn at ``7..9`` pixels a side) at a random position,

@@ -27,7 +27,7 @@ def cluttered_config(tiny: bool = False) -> ml_collections.ConfigDict:
     """``config.data.cluttered``: see ``attn_research.data.cluttered.Clutter``."""
     return ml_collections.ConfigDict({
         "seed": 0,  # The dataset's seed (train and test are disjoint draws of it).
-        "num_train": 512 if tiny else 50_000,
+        "num_train": 512 if tiny else 20_000,
         "num_eval": 128 if tiny else 2_000,
         "canvas": 32, "num_classes": 10, "min_size": 7, "max_size": 9,
         "distractors": 4, "fragment": 4, "noise": 0.1,

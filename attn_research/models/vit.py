@@ -43,7 +43,8 @@ def unpatchify(patches_BNP: jax.Array, grid: tuple[int, int], channels: int) -> 
     b, n, size = patches_BNP.shape
     patch = int(round((size // channels) ** 0.5))
     if n != rows * cols or patch * patch * channels != size:
-        raise ValueError(f"patches {patches_BNP.shape} do not fit grid {grid} x {channels} channels")
+        raise ValueError(f"patches {patches_BNP.shape} do not fit grid {grid} x {channels} "
+                         f"channels")
     x = patches_BNP.reshape(b, rows, cols, patch, patch, channels).transpose(0, 1, 3, 2, 4, 5)
     return x.reshape(b, rows * patch, cols * patch, channels)
 
@@ -101,7 +102,8 @@ class ViT(nn.Module):
                 raise ValueError("local_2d attends on a pure patch grid and a class token has no "
                                  "place on it: use pool='gap' or pool='map'")
             if tuple(options.setdefault("grid", grid)) != grid:
-                raise ValueError(f"local_2d grid {options['grid']} differs from the patch grid {grid}")
+                raise ValueError(f"local_2d grid {options['grid']} differs from the patch grid "
+                                 f"{grid}")
         return options
 
     @nn.compact

@@ -30,7 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.task = image.NAME
     config.data = data_config(arg.data, arg.path, tiny=arg.tiny)
     config.model = ml_collections.ConfigDict({
-        "name": "attention_cnn", "stages": (8, 16) if arg.tiny else (32, 64, 128),
+        "name": "attention_cnn", "stages": (8, 16) if arg.tiny else (16, 32, 64),
         "num_heads": arg.heads, "attention": arg.attention, "dropout_rate": 0.0,
     })
     config.evaluation = ml_collections.ConfigDict({"num_examples": 512, "num_figures": 6})

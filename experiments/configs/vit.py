@@ -13,7 +13,8 @@ Args (``vit.py:key=value,...``):
   attention: dot_product | local_2d | additive (any registered kind).
   data: cluttered (default, generated, with object boxes) | npz | folder | a TFDS name.
   path: the .npz file or folder root (npz defaults to the shared MNIST).
-  size: mu (0.5M params) | ti | s | b (ViT-Ti/S/B widths and depths, 12 layers).
+  size: nano (0.14M params; default on cluttered) | mu (0.5M; default on MNIST-like data) |
+    ti | s | b (ViT-Ti/S/B, 12 layers).
   patch: patch side; default 7 for MNIST-like data (npz, mnist, fashion_mnist), else 4.
   window: local_2d neighbourhood side (odd).
   pool: token | gap | map; default token, gap for local_2d (a class token is off the grid).
@@ -33,6 +34,7 @@ from attn_research.train import default_config, parse_arg
 _MNIST_LIKE = ("npz", "mnist", "fashion_mnist")  # 28 x 28 images: 4 x 4 patches of 7 x 7.
 # width, depth, heads, mlp_dim (Dosovitskiy et al. 2021; Touvron et al. 2021 for Ti and S).
 SIZES = {
+    "nano": (64, 4, 4, 128),
     "mu": (128, 4, 4, 256),
     "ti": (192, 12, 3, 768),
     "s": (384, 12, 6, 1536),
@@ -42,16 +44,19 @@ SIZES = {
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """ViT config; see the module docstring for the args."""
-    arg = parse_arg(arg, attention="dot_product", data="cluttered", path="", size="mu",
+    arg = parse_arg(arg, attention="dot_product", data="cluttered", path="", size="",
                     patch=0, window=3, pool="", tiny=False)
-    if arg.size not in SIZES:
+    mnist_like = arg.data in _MNIST_LIKE
+    size = arg.size or ("mu" if mnist_like else "nano")
+    if size not in SIZES:
         raise ValueError(f"Config arg 'size': choose one of {sorted(SIZES)}, got {arg.size!r}.")
     config = default_config()
     config.task = image.NAME
     config.data = data_config(arg.data, arg.path, tiny=arg.tiny)
-    width, depth, heads, mlp_dim = (16, 1, 2, 32) if arg.tiny else SIZES[arg.size]
+    width, depth, heads, mlp_dim = (16, 1, 2, 32) if arg.tiny else SIZES[size]
     config.model = ml_collections.ConfigDict({
-        "name": "vit", "patch": arg.patch or (7 if arg.data in _MNIST_LIKE else 4), "width": width, "depth": depth, "num_heads": heads,
+        "name": "vit", "patch": arg.patch or (7 if mnist_like else 4), "width": width,
+        "depth": depth, "num_heads": heads,
         "mlp_dim": mlp_dim, "dropout_rate": 0.0, "attention": arg.attention,
         "attention_options": {"window": arg.window} if arg.attention == "local_2d" else {},
         "pool": arg.pool or ("gap" if arg.attention == "local_2d" else "token"),
@@ -63,7 +68,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.learning_rate = 1e-3
     config.optimizer.weight_decay = 1e-4
     config.optimizer.grad_clip_norm = 1.0
-    config.total_epochs = 5.0 if arg.data in _MNIST_LIKE else 10.0
+    config.total_epochs = 8.0 if mnist_like else 5.0
+    if mnist_like:
+        config.data.crop_padding = 2
     config.optimizer.warmup_epochs = 0.5
     config.eval_every_epochs = 2.0
     config.checkpoint_every_epochs = 2.0

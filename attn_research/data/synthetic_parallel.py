@@ -31,9 +31,11 @@ NOUNS = (
     ("man", "men", "hombre", "hombres", "m"), ("book", "books", "libro", "libros", "m"),
     ("car", "cars", "coche", "coches", "m"), ("garden", "gardens", "jardín", "jardines", "m"),
     ("window", "windows", "ventana", "ventanas", "f"), ("chair", "chairs", "silla", "sillas", "f"),
-    ("apple", "apples", "manzana", "manzanas", "f"), ("horse", "horses", "caballo", "caballos", "m"),
+    ("apple", "apples", "manzana", "manzanas", "f"),
+    ("horse", "horses", "caballo", "caballos", "m"),
     ("river", "rivers", "río", "ríos", "m"), ("door", "doors", "puerta", "puertas", "f"),
-    ("city", "cities", "ciudad", "ciudades", "f"), ("teacher", "teachers", "maestro", "maestros", "m"),
+    ("city", "cities", "ciudad", "ciudades", "f"),
+    ("teacher", "teachers", "maestro", "maestros", "m"),
     ("letter", "letters", "carta", "cartas", "f"), ("park", "parks", "parque", "parques", "m"),
 )
 # (English, Spanish m. sg., f. sg., m. pl., f. pl.).

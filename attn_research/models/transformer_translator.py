@@ -86,7 +86,8 @@ class DecoderBlock(nn.Module):
                 y, memory_BSF, mask=memory_mask, deterministic=deterministic)
         x = x + dropout(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
-        return x + Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic), None
+        y = Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic)
+        return x + y, None
 
 
 class TransformerTranslator(nn.Module):
@@ -123,7 +124,8 @@ class TransformerTranslator(nn.Module):
         if self.positions not in POSITIONS:
             raise ValueError(f"config.model.positions: unknown {self.positions!r}; "
                              f"choose one of {POSITIONS}")
-        init = nn.initializers.normal(stddev=1.0)
+        # N(0, 1/d) scaled by sqrt(d): unit-variance tokens, on a par with the positions.
+        init = nn.initializers.normal(stddev=self.emb_dim ** -0.5)
         self.source_embed = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init)
         self.target_embed = (self.source_embed if self.share_embeddings else
                              nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init))

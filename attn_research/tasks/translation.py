@@ -245,9 +245,10 @@ class TranslationEvaluator:
         with open(os.path.join(workdir, "translations", f"step_{step}_metrics.json"), "w") as f:
             json.dump({"metrics": metrics, "bleu_by_length": by_length}, f, indent=1)
         model = self._config.model
+        shown = (("score", "align") if model.get("attention") == "luong" else
+                 ("encoder_attention", "decoder_attention", "cross_attention"))
         label = f"{model.family} {model.get('attention', '')} " + " ".join(
-            f"{k}={model[k]}" for k in ("encoder_attention", "decoder_attention",
-                                        "cross_attention", "score", "align") if k in model)
+            f"{k}={model[k]}" for k in shown if k in model)
         figures = os.path.join(workdir, "figures")
         alignment_figures.bleu_by_length_plot(by_length, f"{label} step {step}",
                                               os.path.join(figures, f"bleu_by_length_{step}.png"))

@@ -1,0 +1,43 @@
+"""Smoke test of the attention benchmark: ``--quick`` runs and writes well-formed records.
+
+Timings are not asserted (benchmarks print them; see STYLE.md): only the JSON schema, that
+every case ran, and that the records match the file.
+"""
+
+import json
+
+from experiments import bench_attention
+
+REQUIRED = {"name": str, "kind": str, "impl": str, "shape": str, "fwd_ms": float,
+            "fwd_bwd_ms": float, "temp_bytes": int}
+
+
+def test_quick_run_writes_records(tmp_path, capsys):
+    path = tmp_path / "sub" / "bench.json"
+    returned = bench_attention.main(["--quick", "--json", str(path)])
+
+    records = json.loads(path.read_text())
+    assert records == returned
+    for record in records:
+        for key, kind in REQUIRED.items():
+            assert isinstance(record[key], kind), (key, record)
+        assert record["fwd_ms"] > 0 and record["fwd_bwd_ms"] > 0
+        assert record["temp_bytes"] >= 0
+    assert {r["kind"] for r in records} == {"matmul", "dot_product", "local", "additive"}
+    keys = [(r["kind"], r["name"], r["shape"]) for r in records]
+    assert len(set(keys)) == len(keys)
+    assert {"flax", "xla", "chunked", "jax_nn"} <= {r["impl"] for r in records if r["kind"] == "dot_product"}
+    assert {"blocked", "jax_nn_dense"} == {r["impl"] for r in records if r["kind"] == "local"}
+    assert {"naive", "query_chunked"} == {r["impl"] for r in records if r["kind"] == "additive"}
+    assert next(r for r in records if r["kind"] == "matmul")["gflops"] > 0
+
+    printed = capsys.readouterr().out
+    assert "fwd+bwd ms" in printed
+    assert "PASS" in printed or "FAIL" in printed
+    assert "not measured" not in printed
+
+
+def test_too_big_cases_are_compiled_not_run(tmp_path):
+    records = bench_attention.main(["--quick", "--max-temp-gib", "0", "--json", str(tmp_path / "b.json")])
+    assert all(r["fwd_ms"] is None and "not run" in r["note"]
+               for r in records if r["temp_bytes"] > 0)

@@ -49,6 +49,36 @@ def ungroup(out_QhgD: Array) -> Array:
     return out_QhgD.reshape(*out_QhgD.shape[:-3], -1, out_QhgD.shape[-1])
 
 
+def scores(q: Array, k: Array, scale: float, precision: jax.lax.PrecisionLike = None) -> Array:
+    """float32 logits ``[..., H, Tq, Tk]`` of ``(q * scale) k^T`` (q scaled first, as in flax).
+
+    Without grouping (``H == Hkv``) this is one 4-D einsum, which XLA fuses with the softmax;
+    the grouped 5-D form is used only for grouped-query attention.
+    """
+    q = q * jnp.asarray(scale, q.dtype)
+    kv_heads = k.shape[-2]
+    if q.shape[-2] == kv_heads:
+        return jnp.einsum("...qhd,...khd->...hqk", q, k,
+                          preferred_element_type=jnp.float32, precision=precision)
+    logits_hgQK = jnp.einsum("...qhgd,...khd->...hgqk", grouped_query(q, kv_heads), k,
+                             preferred_element_type=jnp.float32, precision=precision)
+    return logits_hgQK.reshape(*logits_hgQK.shape[:-4], -1, *logits_hgQK.shape[-2:])
+
+
+def weighted_values(weights: Array, v: Array, precision: jax.lax.PrecisionLike = None) -> Array:
+    """``sum_k weights[..., h, q, k] v[..., k, h // G, :]`` -> ``[..., Tq, H, Dv]`` in ``v.dtype``."""
+    kv_heads = v.shape[-2]
+    weights = weights.astype(v.dtype)
+    if weights.shape[-3] == kv_heads:
+        out = jnp.einsum("...hqk,...khd->...qhd", weights, v,
+                         preferred_element_type=jnp.float32, precision=precision)
+    else:
+        weights = weights.reshape(*weights.shape[:-3], kv_heads, -1, *weights.shape[-2:])
+        out = ungroup(jnp.einsum("...hgqk,...khd->...qhgd", weights, v,
+                                 preferred_element_type=jnp.float32, precision=precision))
+    return out.astype(v.dtype)
+
+
 def einsum_attention(
     q: Array,
     k: Array,
@@ -67,27 +97,12 @@ def einsum_attention(
       ``(out [batch..., Tq, H, Dv]`` in ``v.dtype``, ``weights [batch..., H, Tq, Tk]`` float32
       before dropout).
     """
-    kv_heads = k.shape[-2]
-    logits_hgQK = jnp.einsum(
-        "...qhgd,...khd->...hgqk",
-        grouped_query(q, kv_heads),
-        k,
-        preferred_element_type=jnp.float32,
-        precision=precision,
-    ) * jnp.float32(scale)
+    logits_HQK = scores(q, k, scale, precision)
     if bias is not None:
-        logits_hgQK = logits_hgQK + group_heads(bias, kv_heads).astype(jnp.float32)
-    weights_hgQK = softmax_lib.masked_softmax(logits_hgQK, group_heads(mask, kv_heads))
-    dropped_hgQK = softmax_lib.dropout(weights_hgQK, dropout_rate, rng)
-    out_QhgD = jnp.einsum(
-        "...hgqk,...khd->...qhgd",
-        dropped_hgQK.astype(v.dtype),
-        v,
-        preferred_element_type=jnp.float32,
-        precision=precision,
-    )
-    weights_HQK = weights_hgQK.reshape(*weights_hgQK.shape[:-4], -1, *weights_hgQK.shape[-2:])
-    return ungroup(out_QhgD).astype(v.dtype), weights_HQK
+        logits_HQK = logits_HQK + bias.astype(jnp.float32)
+    weights_HQK = softmax_lib.masked_softmax(logits_HQK, mask)
+    dropped_HQK = softmax_lib.dropout(weights_HQK, dropout_rate, rng)
+    return weighted_values(dropped_HQK, v, precision), weights_HQK
 
 
 def split_chunks(x: Array | None, axis: int, size: int, count: int, fill=0) -> Array | None:

@@ -26,7 +26,10 @@ from attn_research.attention import kernels
 
 Array = jnp.ndarray
 
-DEFAULT_BLOCK = 128  # upper bound on positions per query block along a sequence
+# Queries per block along a sequence: a quarter of the wider window side, within these bounds.
+# Smaller blocks waste fewer keys per query ((ceil(l/b) + 1 + ceil(r/b)) * b >= l + 1 + r) but
+# make smaller matmuls; at T=8192, window (128, 128), b=32 beat 64 and 128 by 5-15% (fwd+bwd).
+MIN_BLOCK, MAX_BLOCK = 16, 128
 
 
 def _block_mask(mask: Array | None, geo: blocked.Neighbourhood) -> Array | None:
@@ -111,8 +114,8 @@ def local_attention(
       causal: right window 0 (query ``i`` sees ``i - left ... i``).
       mask: key- or query-padding mask, True = may attend: ``[batch..., H|1, 1, Tk]`` or
         ``[batch..., H|1, Tq, 1]`` (or ``[1, Tk]``, ``[Tq, 1]``).
-      block_size: queries per block (default ``min(128, max(left, right, 16))``); a speed knob
-        that never changes the result.
+      block_size: queries per block (default ``max(left, right) // 4`` within [16, 128]); a
+        speed knob that never changes the result.
       return_weights: also return dense ``[batch..., H, Tq, Tk]`` float32 weights (O(T^2), for
         pictures); the output is unchanged.
 
@@ -122,8 +125,9 @@ def local_attention(
     mask, _, scale = checks.check_attention_args(q, k, v, mask, None, dropout_rate, rng, scale)
     left, right = checks.check_window(window, causal=causal)
     tq = q.shape[-3]
-    block = checks.check_positive_int(
-        "block_size", block_size if block_size is not None else min(DEFAULT_BLOCK, max(left, right, 16)))
+    if block_size is None:
+        block_size = min(MAX_BLOCK, max(MIN_BLOCK, max(left, right) // 4))
+    block = checks.check_positive_int("block_size", block_size)
     geo = blocked.Neighbourhood((tq,), (k.shape[-3],), ((left, right),), (min(block, tq),))
     return windowed_attention(q, k, v, geo, mask=mask, scale=scale, dropout_rate=dropout_rate,
                               rng=rng, precision=precision, return_weights=return_weights)

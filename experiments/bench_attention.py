@@ -6,7 +6,8 @@ In one process, for each case: the median wall time of the jitted forward pass a
 forward+backward pass (``jax.grad`` of ``<out, c>`` for a fixed random cotangent ``c``, with
 respect to every input), after compilation and one warm-up call, with ``block_until_ready``;
 and the compiled functions' temporary memory (XLA's ``memory_analysis().temp_size_in_bytes``;
-``temp_bytes`` is the forward+backward one). All float32. The cases compared with each other
+``temp_bytes`` is the forward+backward one). Inputs are float32 (``--dtype bfloat16``: bf16, and
+on a GPU cuDNN flash attention joins the dot_product cases). The cases compared with each other
 are timed in interleaved rounds (one call of each, then again), so that a change in the load
 of a shared machine hits them alike. Cases:
 
@@ -75,6 +76,7 @@ class Sizes:
     time_budget_s: float  # timing rounds per group ~ budget / one round, within [min, max]
     min_repeats: int
     max_repeats: int
+    dtype: str = "float32"  # of every input (``--dtype``)
 
     @property
     def local_target_length(self) -> int:
@@ -103,7 +105,7 @@ QUICK = Sizes(
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """One function to measure on float32 random inputs of the given shapes."""
+    """One function to measure on random inputs of the given shapes."""
 
     name: str
     kind: str
@@ -155,12 +157,18 @@ def matmul_case(n: int) -> Case:
                 jnp.matmul)
 
 
-def dot_product_cases(shape: tuple[int, int, int, int]) -> list[Case]:
-    """Ours with each CPU kernel, then flax's, on ``q, k, v [B, T, H, D]``."""
+def dot_product_impls(dtype: str) -> tuple[str, ...]:
+    """Our kernels that run here: cuDNN's only on a GPU with half-precision inputs."""
+    gpu_half = jax.default_backend() == "gpu" and dtype in ("bfloat16", "float16")
+    return ("xla", "chunked", "jax_nn") + (("cudnn",) if gpu_half else ())
+
+
+def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case]:
+    """Ours with each kernel, then flax's, on ``q, k, v [B, T, H, D]``."""
     inputs = (shape,) * 3
     ours = [Case(f"ours[{impl}]", "dot_product", impl, bthd(*shape), inputs,
                  lambda q, k, v, impl=impl: attend(q, k, v, kind="dot_product", impl=impl))
-            for impl in ("xla", "chunked", "jax_nn")]
+            for impl in dot_product_impls(dtype)]
     return ours + [Case("flax.linen", "dot_product", "flax", bthd(*shape), inputs,
                         nn.dot_product_attention)]
 
@@ -222,16 +230,18 @@ def additive_cases(sizes: Sizes) -> list[Case]:
 
 def case_groups(sizes: Sizes) -> list[list[Case]]:
     """The cases, in groups whose members are timed in interleaved rounds (see ``time_group``)."""
-    return ([[matmul_case(sizes.matmul)]] + [dot_product_cases(s) for s in sizes.dot_shapes]
+    return ([[matmul_case(sizes.matmul)]]
+            + [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes]
             + [local_cases(sizes), additive_cases(sizes)])
 
 
 # ---------------------------------------------------------------- measuring
 
 
-def random_inputs(shapes: Sequence[tuple[int, ...]], seed: int = 0) -> tuple[Array, ...]:
+def random_inputs(shapes: Sequence[tuple[int, ...]], dtype: str,
+                  seed: int = 0) -> tuple[Array, ...]:
     rng = np.random.default_rng(seed)
-    return tuple(jnp.asarray(rng.standard_normal(s, np.float32)) for s in shapes)
+    return tuple(jnp.asarray(rng.standard_normal(s, np.float32), dtype) for s in shapes)
 
 
 def fwd_bwd(fn: Fn, n_inputs: int) -> Fn:
@@ -267,14 +277,14 @@ class Prepared:
         return time.perf_counter() - start
 
 
-def prepare(case: Case) -> Prepared:
+def prepare(case: Case, dtype: str) -> Prepared:
     """Compiles the case's forward and forward+backward and records their temporary memory."""
-    inputs = random_inputs(case.inputs)
-    cotangent, = random_inputs([jax.eval_shape(case.fn, *inputs).shape], seed=1)
+    inputs = random_inputs(case.inputs, dtype)
+    cotangent, = random_inputs([jax.eval_shape(case.fn, *inputs).shape], dtype, seed=1)
     fwd = jax.jit(case.fn).lower(*inputs).compile()
     grad = jax.jit(fwd_bwd(case.fn, len(inputs))).lower(*inputs, cotangent).compile()
     record = Record(case.name, case.kind, case.impl, case.shape, None, None, temp_bytes(grad),
-                    temp_bytes(fwd), 0, {**dict(case.extra), "dtype": "float32"})
+                    temp_bytes(fwd), 0, {**dict(case.extra), "dtype": dtype})
     return Prepared(case, inputs, cotangent, fwd, grad, record)
 
 
@@ -306,7 +316,7 @@ def time_group(group: Sequence[Prepared], sizes: Sizes) -> None:
 
 def measure_group(cases: Sequence[Case], sizes: Sizes, max_temp_bytes: int) -> list[Record]:
     """Compiles every case; times those whose fwd+bwd temporary memory is within the limit."""
-    prepared = [prepare(case) for case in cases]
+    prepared = [prepare(case, sizes.dtype) for case in cases]
     runnable = [p for p in prepared if (p.record.temp_bytes or 0) <= max_temp_bytes]
     for p in prepared:
         if p not in runnable:  # identity: Prepared has eq=False
@@ -454,13 +464,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny shapes (smoke test)")
     parser.add_argument("--max-temp-gib", type=float, default=8.0,
                         help="compile but do not run cases whose fwd+bwd needs more temp memory")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="input dtype (bfloat16 adds cuDNN flash attention on a GPU)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Runs every case, prints the tables, writes and returns the JSON records."""
     args = parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+    sizes = dataclasses.replace(QUICK if args.quick else FULL, dtype=args.dtype)
     start = time.perf_counter()
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)

@@ -23,8 +23,15 @@ Everything else is a --config override, e.g. `--config.data.vocab_size=8000
     python -m attn_research.main --workdir /tmp/spa \
         --config experiments/configs/translate.py:data=tsv,path=/work/shared/data/spa-eng/spa.txt
 
-RESULTS (2 CPU cores; BLEU on 1000 validation sentences, AER on 300 with gold alignments):
-see the commit message that last changed this file and the report of issue 4.
+Measured on the shared 2-core CPU machine (other jobs running; ~2.5 steps/s), batches of 32
+pairs, BLEU (sacrebleu, beam 4, alpha 0.6) on 1000 validation sentences, AER of the
+teacher-forced attention on 300 of them against the gold alignments:
+
+    no args (RNN+Bahdanau, GRU 128)       step 1000 after 8.7 min: BLEU 99.97, AER 0.039
+                                          (step 500: BLEU 37.5; measured in a 1500-step run)
+                                          (BLEU 100 up to 49 source words, 99.1 on 50+)
+    model=transformer (dot_product, 2+2   step 500 after ~4 min: BLEU 93.8, AER 0.071;
+      layers, d=64, last-layer heads)     step 1000, 8.6 min: BLEU 98.9, AER 0.059 (layer 0: 0.20)
 """
 
 import ml_collections

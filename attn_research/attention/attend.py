@@ -69,4 +69,6 @@ def attend(
     if dropout_rate:
         options["dropout_rate"] = dropout_rate
     _, call = spec.split_options(options)
-    return spec.function(q, k, v, mask=mask, return_weights=return_weights, **call)
+    if return_weights:
+        return registry.call_with_weights(spec.function, q, k, v, mask=mask, **call)
+    return spec.function(q, k, v, mask=mask, **call)

@@ -136,11 +136,13 @@ class MultiHeadAttention(nn.Module):
             spec, k, v, mask, kind_options = self._decode_step(spec, k, v, mask, kind_options)
         if self.dropout_rate > 0.0 and not deterministic:
             kind_options.update(dropout_rate=self.dropout_rate, rng=self.make_rng("dropout"))
-        attend = spec.function or spec.module(**fields, name=self.kind)
-        result = attend(q, k, v, mask=mask, return_weights=self.sow_weights, **kind_options)
+        kind_call = spec.function or spec.module(**fields, name=self.kind)
         if self.sow_weights:
-            result, weights = result
+            result, weights = registry.call_with_weights(kind_call, q, k, v, mask=mask,
+                                                         **kind_options)
             self.sow("intermediates", "attention_weights", weights)
+        else:
+            result = kind_call(q, k, v, mask=mask, **kind_options)
         return nn.DenseGeneral(features=self.out_features or inputs_q.shape[-1], axis=(-2, -1),
                                dtype=self.dtype, param_dtype=self.param_dtype,
                                kernel_init=self.kernel_init, use_bias=self.use_bias,

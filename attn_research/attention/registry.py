@@ -17,6 +17,7 @@ import types
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
+import jax
 
 _REGISTRY: dict[str, "Kind"] = {}
 
@@ -88,3 +89,16 @@ def get(name: str) -> Kind:
     if name not in _REGISTRY:
         raise ValueError(f"unknown attention kind {name!r}; registered kinds: {sorted(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+def call_with_weights(call: Callable[..., Any], q, k, v, **kwargs) -> tuple[Any, Any]:
+    """``(out, weights)`` of a kind's ``call``, with ``out`` exactly as without weights.
+
+    The weights come from a second copy of the computation whose inputs pass through
+    ``jax.lax.optimization_barrier``, so XLA can neither merge the copies nor fuse the output's
+    computation differently because the weights are also wanted (flax's ``sow_weights`` changes
+    bf16 outputs that way). Asking for pictures costs one more attention, never a changed result.
+    """
+    out = call(q, k, v, return_weights=False, **kwargs)
+    _, weights = call(*jax.lax.optimization_barrier((q, k, v)), return_weights=True, **kwargs)
+    return out, weights

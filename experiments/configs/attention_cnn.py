@@ -13,7 +13,10 @@ Args (``attention_cnn.py:key=value,...``):
   heads: attention heads of the pooling.
   tiny: seconds-long run for tests.
 
-Measured numbers (2-core CPU, shared) are in the commit message that last changed them.
+Measured (2-core CPU machine shared with other jobs, load average 8-11):
+  cluttered (default, stages (16, 32, 64), additive, 3 epochs of 20k = 468 steps): 99.95% test
+    accuracy, 0.62 of the attention mass inside the object box (0.55 after 1 epoch); train
+    401 s wall contended, 123 CPU-s for the whole run.
 """
 
 import ml_collections

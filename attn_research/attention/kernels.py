@@ -50,19 +50,25 @@ def ungroup(out_QhgD: Array) -> Array:
 
 
 def scores(q: Array, k: Array, scale: float, precision: jax.lax.PrecisionLike = None) -> Array:
-    """float32 logits ``[..., H, Tq, Tk]`` of ``(q * scale) k^T`` (q scaled first, as in flax).
+    """float32 logits ``[..., H, Tq, Tk]`` of ``q k^T * scale``.
 
     Without grouping (``H == Hkv``) this is one 4-D einsum, which XLA fuses with the softmax;
-    the grouped 5-D form is used only for grouped-query attention.
+    the grouped 5-D form is used only for grouped-query attention. Float32 queries are scaled
+    before the product (cheaper, as in flax); half-precision ones after it, in float32, since
+    rounding ``q * scale`` to bfloat16 would perturb every logit.
     """
-    q = q * jnp.asarray(scale, q.dtype)
+    full_precision = jnp.finfo(q.dtype).bits >= 32
+    if full_precision:
+        q = q * jnp.asarray(scale, q.dtype)
     kv_heads = k.shape[-2]
     if q.shape[-2] == kv_heads:
-        return jnp.einsum("...qhd,...khd->...hqk", q, k,
-                          preferred_element_type=jnp.float32, precision=precision)
-    logits_hgQK = jnp.einsum("...qhgd,...khd->...hgqk", grouped_query(q, kv_heads), k,
-                             preferred_element_type=jnp.float32, precision=precision)
-    return logits_hgQK.reshape(*logits_hgQK.shape[:-4], -1, *logits_hgQK.shape[-2:])
+        logits = jnp.einsum("...qhd,...khd->...hqk", q, k,
+                            preferred_element_type=jnp.float32, precision=precision)
+    else:
+        logits = jnp.einsum("...qhgd,...khd->...hgqk", grouped_query(q, kv_heads), k,
+                            preferred_element_type=jnp.float32, precision=precision)
+        logits = logits.reshape(*logits.shape[:-4], -1, *logits.shape[-2:])
+    return logits if full_precision else logits * jnp.float32(scale)
 
 
 def weighted_values(weights: Array, v: Array, precision: jax.lax.PrecisionLike = None) -> Array:
@@ -236,6 +242,9 @@ def jax_nn_attention(
     (GPU, half precision). jax.nn returns the mean of the values for a row with no allowed
     key; such rows are set to zero here to match the other kernels.
     """
+    if v.shape[-1] != q.shape[-1]:
+        raise ValueError(f"jax.nn.dot_product_attention needs values as deep as the queries, got "
+                         f"{v.shape[-1]} and {q.shape[-1]}: use impl='xla' or 'chunked'")
     batch = q.shape[:-3]
 
     def flat(x):

@@ -70,7 +70,7 @@ class LuongAttention(nn.Module):
             q = jnp.einsum("...qhd,hde->...qhe", q, self.param("w_general", init, (heads, depth, depth)))
         return jnp.einsum("...qhd,...khd->...hqk", q, k, preferred_element_type=jnp.float32)
 
-    def _position(self, q: Array, allowed: Array, query_positions: Array | None) -> Array:
+    def _position(self, q: Array, allowed: Array, tk: int, query_positions: Array | None) -> Array:
         """Aligned source position ``p_t``, float32 ``[batch..., H|1, Tq, 1]``."""
         if self.align == "local_m":
             t = jnp.arange(q.shape[-3]) if query_positions is None else query_positions
@@ -82,7 +82,8 @@ class LuongAttention(nn.Module):
         v_p = self.param("v_position", nn.initializers.normal(units ** -0.5), (heads, units))
         hidden = jnp.tanh(jnp.einsum("...qhd,hdu->...qhu", q, w_p).astype(jnp.float32))
         fraction = jax.nn.sigmoid(jnp.einsum("...qhu,hu->...hq", hidden, v_p))[..., None]
-        return fraction * jnp.sum(allowed, axis=-1, keepdims=True).astype(jnp.float32)
+        keys = jnp.broadcast_to(allowed, (*allowed.shape[:-1], tk))  # a [.., Tq, 1] mask pads no key
+        return fraction * jnp.sum(keys, axis=-1, keepdims=True).astype(jnp.float32)
 
     @nn.compact
     def __call__(self, q: Array, k: Array, v: Array, *, mask: Array | None = None,
@@ -110,7 +111,7 @@ class LuongAttention(nn.Module):
         if self.align != "global":
             if allowed is None:
                 allowed = jnp.ones((1,) * (q.ndim - 3) + (1, 1, tk), bool)
-            p_t = self._position(q, allowed, query_positions)
+            p_t = self._position(q, allowed, tk, query_positions)
             distance = jnp.arange(tk, dtype=jnp.float32) - p_t
             allowed = allowed & (jnp.abs(distance) <= self.window)
             if self.align == "local_p":

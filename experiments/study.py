@@ -2,6 +2,8 @@
 
 A study file under ``experiments/studies/`` defines ``get_study(arg=None) -> Study``; its arg
 picks a variant (``small`` runs in minutes on 2 CPU cores, ``full`` is the real experiment).
+A study may compare models of several config files: ``config`` then maps names to files and
+the axis ``config`` picks one (``{"config": ["vit", "cnn"]}``).
 
 An axis is named either by a key of the config's arg string (``attention`` ->
 ``translate.py:attention=local``) or by a config field (``config.seed`` ->
@@ -48,7 +50,7 @@ class Study:
     """A base config, the points to run, and the metrics to tabulate (the first is primary)."""
 
     name: str
-    config: str
+    config: str | Mapping[str, str]
     grid: Sequence[Mapping[str, Sequence[Any]]]
     metrics: Sequence[str]
     fixed: str = ""
@@ -76,12 +78,18 @@ class Study:
         """The launch command of ``point`` (argv), writing into ``workdir``."""
         args = [self.fixed] if self.fixed else []
         overrides = []
+        config = self.config
         for axis, value in point.values:
-            if axis.startswith("config."):
+            if axis == "config":
+                config = self.config[value]
+            elif axis.startswith("config."):
                 overrides.append(f"--{axis}={_text(value)}")
             else:
                 args.append(f"{axis}={_text(value)}")
-        config = self.config + (":" + ",".join(args) if args else "")
+        if not isinstance(config, str):
+            raise ValueError(f"study {self.name!r} has several configs: its grid needs a 'config' axis")
+        if args:
+            config += ":" + ",".join(args)
         return [sys.executable, "-m", "attn_research.main", f"--config={config}",
                 f"--workdir={workdir}", *overrides]
 

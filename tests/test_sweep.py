@@ -72,3 +72,20 @@ def test_sweep_runs_skips_and_tabulates(tmp_path, monkeypatch, capsys):
     # A second run finds every point done and launches nothing.
     assert sweep.main([str(tmp_path / "study.py"), "--root", str(root)]) == 0
     assert "0 points to run, 2 already done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec, count", [("translation_kinds.py:small", 10),
+                                         ("translation_kinds.py:full", 30),
+                                         ("image_kinds.py:small", 4)])
+def test_shipped_studies_expand(spec, count):
+    study = sweep.load_study(str(REPO / "experiments" / "studies" / spec))
+    points = study.points()
+    assert len(points) == count
+    for point in points:
+        config = study.command(point, "/w")[3]
+        assert config.startswith("--config=experiments/configs/")
+
+
+def test_shipped_study_rejects_unknown_variant():
+    with pytest.raises(ValueError, match="small|full"):
+        sweep.load_study(str(REPO / "experiments" / "studies" / "image_kinds.py:huge"))

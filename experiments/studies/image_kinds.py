@@ -1,0 +1,35 @@
+"""Study: does an image model attend to the region holding the object?
+
+ViT with global (dot_product), local_2d and additive attention vs the attention CNN (soft
+attention pooling), measured by accuracy and by the fraction of attention mass inside the
+object's box (ViT: attention rollout; CNN: its pooling map) on the embedded cluttered-objects
+data, or by accuracy on an npz data set such as MNIST.
+
+    python -m experiments.sweep experiments/studies/image_kinds.py:small   # minutes
+    python -m experiments.sweep experiments/studies/image_kinds.py:full
+    python -m experiments.sweep "experiments/studies/image_kinds.py:full,path=../shared/data/mnist/mnist.npz"
+
+Args: ``small`` (tiny models and data, one seed) or ``full`` (the default configs, 3 seeds);
+``path=FILE.npz`` trains on Keras-style arrays instead (no boxes there).
+"""
+
+from experiments.study import Study
+
+
+def get_study(arg: str | None = None) -> Study:
+    words = dict(w.partition("=")[::2] for w in (arg or "small").split(",") if w)
+    unknown = set(words) - {"small", "full", "path"}
+    if unknown or ("small" in words) == ("full" in words):
+        raise ValueError(f"image_kinds takes small|full[,path=FILE.npz], got {arg!r}")
+    small = "small" in words
+    fixed = ",".join((["tiny"] if small else [])
+                     + ([f"data=npz,path={words['path']}"] if words.get("path") else []))
+    return Study(
+        name="image_kinds" + ("_small" if small else "") + ("_npz" if words.get("path") else ""),
+        config={"vit": "experiments/configs/vit.py", "cnn": "experiments/configs/attention_cnn.py"},
+        fixed=fixed,
+        grid=[{"config": ["vit"], "attention": ["dot_product", "local_2d", "additive"]},
+              {"config": ["cnn"], "attention": ["additive"]}],
+        seeds=[0] if small else [0, 1, 2],
+        metrics=["eval/accuracy", "eval/mass_in_box/rollout", "eval/mass_in_box/attention"],
+    )

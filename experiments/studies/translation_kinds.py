@@ -1,0 +1,40 @@
+"""Study: does attention help a translator, and which kind?
+
+No attention (fixed-vector encoder-decoder) vs Bahdanau vs Luong (dot, general, concat,
+local-m, local-p) RNN decoders, and Transformers with dot-product, additive and local
+attention, measured by BLEU, BLEU by source length and alignment error (AER) on the embedded
+English->Spanish-like corpus, or BLEU on a local TSV corpus such as spa-eng.
+
+    python -m experiments.sweep experiments/studies/translation_kinds.py:small   # minutes
+    python -m experiments.sweep experiments/studies/translation_kinds.py:full --parallel 1
+    python -m experiments.sweep "experiments/studies/translation_kinds.py:full,path=../shared/data/spa-eng/spa.txt"
+
+Args: ``small`` (tiny models and corpus, one seed) or ``full`` (the default config, 3 seeds);
+``path=FILE`` trains on that TSV corpus instead of the embedded one (no gold alignments there,
+so no AER).
+"""
+
+from experiments.study import Study
+
+RNN_ATTENTION = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat",
+                 "luong_local_m", "luong_local_p")
+TRANSFORMER_ATTENTION = ("dot_product", "additive", "local")
+
+
+def get_study(arg: str | None = None) -> Study:
+    words = dict(w.partition("=")[::2] for w in (arg or "small").split(",") if w)
+    unknown = set(words) - {"small", "full", "path"}
+    if unknown or ("small" in words) == ("full" in words):
+        raise ValueError(f"translation_kinds takes small|full[,path=FILE], got {arg!r}")
+    small = "small" in words
+    fixed = ",".join((["tiny"] if small else [])
+                     + ([f"data=tsv,path={words['path']}"] if words.get("path") else []))
+    return Study(
+        name="translation_kinds" + ("_small" if small else "") + ("_tsv" if words.get("path") else ""),
+        config="experiments/configs/translate.py",
+        fixed=fixed,
+        grid=[{"model": ["rnn"], "attention": list(RNN_ATTENTION)},
+              {"model": ["transformer"], "attention": list(TRANSFORMER_ATTENTION)}],
+        seeds=[0] if small else [0, 1, 2],
+        metrics=["eval/bleu", "eval/aer", "eval/chrf"],
+    )

@@ -250,10 +250,14 @@ def jax_nn_attention(
     def flat(x):
         return x.reshape((-1, *x.shape[len(batch):]))
 
+    # cuDNN takes masks and biases only with the full [Tq, Tk] extent.
+    tail = q.shape[-3], k.shape[-3]
+
     def flat_logits(x):
         if x is None:
             return None
-        return flat(jnp.broadcast_to(x, (*batch, *x.shape[len(batch):])))
+        full = x.shape[-2:] if implementation != "cudnn" else tail
+        return flat(jnp.broadcast_to(x, (*batch, x.shape[-3], *full)))
 
     out = jax.nn.dot_product_attention(
         flat(q), flat(k), flat(v),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ml_collections
 
-DEFAULT_NPZ = "/work/shared/data/mnist/mnist.npz"
 # Per-channel mean and std of the training images, in [0, 1] intensity.
 _STATS = {
     "mnist": ((0.1307,), (0.3081,)),
@@ -40,7 +39,7 @@ def data_config(data: str = "cluttered", path: str = "", *,
     config = ml_collections.ConfigDict()
     config.source = data if data in ("cluttered", "npz", "folder") else "tfds"
     config.name = data if config.source == "tfds" else ""  # TFDS dataset name.
-    config.path = path or (DEFAULT_NPZ if data == "npz" else "")  # .npz file or folder root.
+    config.path = path  # .npz file or folder root (required for those sources).
     config.data_dir = ""  # TFDS data_dir ("" = TFDS's default).
     config.train_split = "train"
     config.eval_split = "test"

@@ -2,8 +2,8 @@
 
     python -m attn_research.main --config experiments/configs/attention_cnn.py \
         --workdir /tmp/cnn_cluttered
-    python -m attn_research.main --config experiments/configs/attention_cnn.py:data=npz \
-        --workdir /tmp/cnn_mnist            # /work/shared/data/mnist/mnist.npz by default
+    python -m attn_research.main --config experiments/configs/attention_cnn.py:data=npz,path=../shared/data/mnist/mnist.npz \
+        --workdir /tmp/cnn_mnist
     python -m attn_research.main --config experiments/configs/attention_cnn.py:data=cifar10 \
         --workdir /tmp/cnn_cifar --config.data.data_dir=~/tensorflow_datasets
 

@@ -2,8 +2,8 @@
 
     python -m attn_research.main --config experiments/configs/vit.py:attention=dot_product \
         --workdir /tmp/vit_cluttered
-    python -m attn_research.main --config experiments/configs/vit.py:data=npz \
-        --workdir /tmp/vit_mnist            # /work/shared/data/mnist/mnist.npz by default
+    python -m attn_research.main --config experiments/configs/vit.py:data=npz,path=../shared/data/mnist/mnist.npz \
+        --workdir /tmp/vit_mnist
     python -m attn_research.main --config experiments/configs/vit.py:data=npz,attention=local_2d \
         --workdir /tmp/vit_mnist_local --config.data.path=/path/to/other.npz
     python -m attn_research.main --config experiments/configs/vit.py:data=cifar10,size=s \
@@ -12,7 +12,7 @@
 Args (``vit.py:key=value,...``):
   attention: dot_product | local_2d | additive (any registered kind).
   data: cluttered (default, generated, with object boxes) | npz | folder | a TFDS name.
-  path: the .npz file or folder root (npz defaults to the shared MNIST).
+  path: the .npz file or folder root (required for npz and folder).
   size: nano (0.14M params; default on cluttered) | mu (0.5M; default on MNIST-like data) |
     ti | s | b (ViT-Ti/S/B, 12 layers).
   patch: patch side; default 7 for MNIST-like data (npz, mnist, fashion_mnist), else 4.

@@ -29,6 +29,7 @@ from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention, key_padding_mask
 from attn_research.models.encoder import Encoder, Mlp
+from attn_research.models.scan import scan_layers
 
 Array = jnp.ndarray
 POSITIONS = ("sinusoidal", "learned")
@@ -142,13 +143,8 @@ class TransformerTranslator(nn.Module):
         # target positions (so one decoding step sees the same keys as teacher forcing): run as
         # dot_product under that mask (see `decode_logits`).
         cross = "dot_product" if self.cross_attention == "local" else self.cross_attention
-        stack = nn.scan(DecoderBlock,
-                        variable_axes={"params": 0, "cache": 0, "intermediates": 0},
-                        split_rngs={"params": True, "dropout": True},
-                        in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
-                        length=self.num_layers,
-                        metadata_params={nn.PARTITION_NAME: "layers"})
-        self.decoder = stack(
+        self.decoder = scan_layers(
+            DecoderBlock, self.num_layers,
             self_attention=self.decoder_attention, cross_attention=cross,
             self_options=attention_options(self.decoder_attention, self.window),
             cross_options=attention_options(self.cross_attention, self.window)

@@ -11,7 +11,7 @@ weights land in 'intermediates' as ``[layers, batch..., H, Tq, Tk]``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -49,6 +49,9 @@ class EncoderBlock(nn.Module):
     attention_dropout_rate: float = 0.0
     dtype: Any = None
     sow_weights: bool = False
+    # The multi-head layer: ours by default; benchmarks swap in a flax-attention peer with the
+    # same constructor and call.
+    attention_layer: Callable[..., nn.Module] = MultiHeadAttention
 
     @nn.compact
     def __call__(self, x: Array, mask: Array | None, deterministic: bool) -> tuple[Array, None]:
@@ -57,7 +60,7 @@ class EncoderBlock(nn.Module):
         ``mask``: bool ``[batch, 1|H, T|1, T]``, True = may attend (e.g. key padding).
         """
         y = nn.LayerNorm(dtype=self.dtype, name="ln_attention")(x)
-        y = MultiHeadAttention(
+        y = self.attention_layer(
             num_heads=self.num_heads, kind=self.attention, options=self.attention_options,
             dropout_rate=self.attention_dropout_rate, dtype=self.dtype,
             sow_weights=self.sow_weights, name="attention",

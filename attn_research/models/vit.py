@@ -13,7 +13,7 @@ grid, so ``local_2d`` with ``pool='token'`` is refused (ValueError): use ``gap``
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
+from attn_research.attention import MultiHeadAttention
 from attn_research.models.attention_cnn import AttentionPool
 from attn_research.models.encoder import Encoder
 
@@ -77,6 +78,7 @@ class ViT(nn.Module):
         patch grid).
       pool: one of ``POOLS``.
       posemb: one of ``POSEMBS``.
+      attention_layer: the encoder's multi-head layer class (see ``EncoderBlock``).
       sow_weights: sow every layer's attention ``[layers, B, H, T, T]`` (and the MAP probe's
         ``[B, H, 1, T]``) into 'intermediates'.
     """
@@ -94,6 +96,7 @@ class ViT(nn.Module):
     posemb: str = "learn"
     dtype: Any = jnp.float32
     sow_weights: bool = False
+    attention_layer: Callable[..., nn.Module] = MultiHeadAttention
 
     def _options(self, grid: tuple[int, int]) -> dict[str, Any]:
         options = dict(self.attention_options)
@@ -129,7 +132,7 @@ class ViT(nn.Module):
         x_BND = nn.Dropout(self.dropout_rate)(x_BND, deterministic=not train)
         block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim, attention=self.attention,
                      attention_options=FrozenDict(options), dropout_rate=self.dropout_rate,
-                     sow_weights=self.sow_weights)
+                     sow_weights=self.sow_weights, attention_layer=self.attention_layer)
         x_BND = Encoder(self.depth, block, dtype=self.dtype, name="encoder")(
             x_BND, deterministic=not train)
         if self.pool == "token":

@@ -1,0 +1,215 @@
+"""Train-step benchmark: our Transformer and ViT against same-size peers with flax's attention.
+
+    python -m experiments.bench --json results/bench.json [--dtype bfloat16] [--quick]
+
+In one process:
+- the f32 matmul peak of this run (a jitted 2048^3 matmul), the yardstick for FLOP rates;
+- a Transformer encoder train step (token embedding, pre-LN blocks, per-token softmax head,
+  adam) and a ViT train step, each built twice: with our ``MultiHeadAttention`` and with
+  ``flax.linen.MultiHeadDotProductAttention`` (same sizes, same MLPs, same scanned encoder;
+  only the attention layer differs). Reported: tokens/s or images/s, and achieved GFLOP/s
+  (XLA's ``cost_analysis`` FLOPs of the step / median step time) as a fraction of the peak;
+- the compile time of the Transformer step at 2 and at 12 layers.
+Timings are medians of interleaved rounds (ours, peer, ours, ...). For the attention-kernel
+table, run ``python -m experiments.bench_attention``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import time
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.core import FrozenDict
+
+from attn_research.attention import MultiHeadAttention
+from attn_research.models.encoder import Encoder
+from attn_research.models.vit import ViT
+
+
+class FlaxAttention(nn.Module):
+    """``flax.linen.MultiHeadDotProductAttention`` behind our layer's constructor and call."""
+
+    num_heads: int
+    kind: str = "dot_product"
+    options: Any = FrozenDict()
+    dropout_rate: float = 0.0
+    dtype: Any = None
+    sow_weights: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None,
+                 deterministic: bool = True) -> jax.Array:
+        if self.kind != "dot_product" or self.options:
+            raise ValueError("the flax peer has only global dot-product attention")
+        return nn.MultiHeadDotProductAttention(
+            self.num_heads, dtype=self.dtype, dropout_rate=self.dropout_rate,
+            deterministic=deterministic)(x, x, mask=mask)
+
+
+class TokenTransformer(nn.Module):
+    """Tokens ``[B, T]`` -> logits ``[B, T, vocab]``: embedding, scanned pre-LN encoder, head."""
+
+    vocab: int
+    width: int
+    depth: int
+    num_heads: int
+    mlp_dim: int
+    dtype: Any
+    attention_layer: Callable[..., nn.Module]
+
+    @nn.compact
+    def __call__(self, tokens_BT: jax.Array, train: bool = True) -> jax.Array:
+        x = nn.Embed(self.vocab, self.width, dtype=self.dtype)(tokens_BT)
+        block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim,
+                     attention_layer=self.attention_layer)
+        x = Encoder(self.depth, block, dtype=self.dtype)(x, deterministic=not train)
+        return nn.Dense(self.vocab, dtype=self.dtype)(x).astype(jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    matmul: int
+    transformer: dict  # TokenTransformer fields (without attention_layer, dtype) and batch/length
+    vit: dict  # ViT fields and batch/image side
+    compile_depths: tuple[int, int]
+    rounds: int
+
+
+FULL = Sizes(
+    matmul=2048,
+    transformer=dict(vocab=1024, width=512, depth=4, num_heads=8, mlp_dim=2048, batch=16, length=128),
+    vit=dict(num_classes=10, patch=4, width=384, depth=4, num_heads=6, mlp_dim=1536, batch=64, side=32),
+    compile_depths=(2, 12), rounds=5)
+QUICK = Sizes(
+    matmul=128,
+    transformer=dict(vocab=64, width=32, depth=2, num_heads=2, mlp_dim=64, batch=2, length=16),
+    vit=dict(num_classes=10, patch=4, width=32, depth=2, num_heads=2, mlp_dim=64, batch=4, side=16),
+    compile_depths=(1, 3), rounds=2)
+
+
+def make_step(model: nn.Module, inputs: jax.Array, labels: jax.Array):
+    """A jitted adam train step with donated state, its compiled form, state and FLOPs."""
+    params = model.init(jax.random.key(0), inputs)["params"]
+    tx = optax.adam(1e-4)
+    state = (params, tx.init(params))
+
+    def step(state, inputs, labels):
+        params, opt_state = state
+
+        def loss_fn(p):
+            logits = model.apply({"params": p}, inputs)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    start = time.perf_counter()
+    compiled = jax.jit(step, donate_argnums=0).lower(state, inputs, labels).compile()
+    compile_s = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return compiled, state, float(cost.get("flops", 0.0)), compile_s
+
+
+def time_pair(runs: dict[str, tuple], inputs, labels, rounds: int) -> dict[str, float]:
+    """Median seconds per step of each compiled step, timed in interleaved rounds."""
+    states = {name: run[1] for name, run in runs.items()}
+    for name, (compiled, *_) in runs.items():  # warm-up
+        states[name], loss = compiled(states[name], inputs, labels)
+        jax.block_until_ready(loss)
+    seconds = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, (compiled, *_) in runs.items():
+            start = time.perf_counter()
+            states[name], loss = compiled(states[name], inputs, labels)
+            jax.block_until_ready(loss)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in seconds.items()}
+
+
+def matmul_gflops(n: int) -> float:
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
+    f = jax.jit(jnp.matmul).lower(a, a).compile()
+    jax.block_until_ready(f(a, a))
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        jax.block_until_ready(f(a, a))
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def compare(family: str, build: Callable[[Any], nn.Module], inputs, labels, items: int,
+            unit: str, peak: float, rounds: int) -> list[dict[str, Any]]:
+    """Our model and its flax-attention peer: throughput and FLOP rate, one record each."""
+    runs = {name: make_step(build(layer), inputs, labels)
+            for name, layer in (("ours", MultiHeadAttention), ("flax", FlaxAttention))}
+    seconds = time_pair(runs, inputs, labels, rounds)
+    records = []
+    for name, (_, _, flops, compile_s) in runs.items():
+        gflops = flops / seconds[name] / 1e9
+        records.append({"name": f"{family}[{name}]", "step_ms": 1e3 * seconds[name],
+                        unit: items / seconds[name], "gflops": gflops,
+                        "fraction_of_peak": gflops / peak, "compile_s": compile_s,
+                        "step_gflop": flops / 1e9})
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    args = parser.parse_args(argv)
+    sizes, dtype = (QUICK if args.quick else FULL), jnp.dtype(args.dtype)
+    rng = np.random.default_rng(0)
+    peak = matmul_gflops(sizes.matmul)
+    records: list[dict[str, Any]] = [{"name": "matmul_f32", "gflops": peak}]
+
+    t = dict(sizes.transformer)
+    batch, length = t.pop("batch"), t.pop("length")
+    tokens = jnp.asarray(rng.integers(0, t["vocab"], (batch, length)), jnp.int32)
+    records += compare("transformer", lambda layer: TokenTransformer(
+        **t, dtype=dtype, attention_layer=layer), tokens, tokens, batch * length,
+        "tokens_per_s", peak, sizes.rounds)
+
+    v = dict(sizes.vit)
+    batch, side = v.pop("batch"), v.pop("side")
+    images = jnp.asarray(rng.standard_normal((batch, side, side, 3)), jnp.float32)
+    labels = jnp.asarray(rng.integers(0, v["num_classes"], (batch,)), jnp.int32)
+    records += compare("vit", lambda layer: ViT(**v, dtype=dtype, attention_layer=layer),
+                       images, labels, batch, "images_per_s", peak, sizes.rounds)
+
+    for depth in sizes.compile_depths:
+        model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype,
+                                 attention_layer=MultiHeadAttention)
+        *_, compile_s = make_step(model, tokens, tokens)
+        records.append({"name": f"compile[transformer, {depth} layers]", "compile_s": compile_s})
+
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, dtype {args.dtype}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for r in records:
+        cells = ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k != "name")
+        print(f"{r['name']:<32} {cells}")
+    shallow, deep = (r["compile_s"] for r in records[-2:])
+    print(f"compile time {sizes.compile_depths[1]} / {sizes.compile_depths[0]} layers: "
+          f"{deep / shallow:.2f}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump(records, f, indent=1)
+    return records
+
+
+if __name__ == "__main__":
+    main()

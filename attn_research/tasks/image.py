@@ -44,6 +44,18 @@ MODELS: Mapping[str, type[nn.Module]] = {"vit": ViT, "attention_cnn": AttentionC
 _SET_BY_TASK = ("num_classes", "dtype", "sow_weights", "parent", "name")
 
 
+def tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrinks an image config to the seconds-long run the tests use (8 steps of 32 images)."""
+    config.batch_size = 32
+    config.total_steps = 8
+    config.total_epochs = None
+    config.optimizer.warmup_epochs = None
+    config.eval_every_epochs = config.checkpoint_every_epochs = None
+    config.evaluation.num_examples = 16
+    config.evaluation.num_figures = 2
+    return config
+
+
 def _model_kwargs(model: ml_collections.ConfigDict) -> dict[str, Any]:
     """``config.model`` without ``name``, as keyword arguments of the model class."""
     kwargs = model.to_dict()

@@ -85,12 +85,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval_every_epochs = 2.0
     config.checkpoint_every_epochs = 2.0
     config.log_every_steps = 100
-    if arg.tiny:
-        config.batch_size = 32
-        config.total_steps = 8
-        config.total_epochs = None
-        config.optimizer.warmup_epochs = None
-        config.eval_every_epochs = config.checkpoint_every_epochs = None
-        config.evaluation.num_examples = 16
-        config.evaluation.num_figures = 2
-    return config
+    return image.tiny(config) if arg.tiny else config

@@ -29,8 +29,9 @@ def _records(workdir, prefix):
   return {r["step"]: r for r in records if any(k.startswith(prefix) for k in r)}
 
 
-def test_loss_decreases_in_bfloat16_with_float32_params(tmp_path):
-  workdir = str(tmp_path)
+def test_loss_decreases_in_bfloat16_with_float32_params(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  workdir = "run"  # relative, as a user types it: checkpoints (orbax) need it made absolute
   summary = train_and_evaluate(_config("tiny,dtype=bfloat16"), workdir)
   train = _records(workdir, "train/")
   assert train[60]["train/loss"] < 0.6 * train[10]["train/loss"]

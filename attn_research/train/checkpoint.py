@@ -10,6 +10,7 @@ Resume order (`Checkpointer.restore`): the newest step first; a step that fails 
 is deleted, and the step number can be saved again), and the next older step is tried.
 """
 
+import os
 from typing import Any
 
 import grain
@@ -24,13 +25,18 @@ from jax.experimental import multihost_utils
 _ITEMS = ("state", "data", "config")
 
 
+def _workdir(workdir: str) -> epath.Path:
+  """The workdir as orbax needs it: local paths made absolute, URLs (gs://...) as given."""
+  return epath.Path(workdir if "://" in workdir else os.path.abspath(workdir))
+
+
 class Checkpointer:
   """Saves and restores (state, data iterator, config) under a workdir."""
 
   def __init__(self, workdir: str, keep: int):
     """Opens (creating if needed) `<workdir>/checkpoints`, keeping the newest `keep` steps."""
-    self._directory = epath.Path(workdir) / "checkpoints"
-    self._corrupt_directory = epath.Path(workdir) / "checkpoints_corrupt"
+    self._directory = _workdir(workdir) / "checkpoints"
+    self._corrupt_directory = _workdir(workdir) / "checkpoints_corrupt"
     self._manager = ocp.CheckpointManager(
         self._directory, item_names=_ITEMS,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
@@ -113,7 +119,7 @@ def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
   For analysis and tests: returns {'step': ..., 'params': ..., 'opt_state': ...} as nested dicts,
   without needing the model, the mesh or the number of processes that trained them.
   """
-  directory = epath.Path(workdir) / "checkpoints"
+  directory = _workdir(workdir) / "checkpoints"
   if step is None:
     with ocp.CheckpointManager(directory, item_names=_ITEMS) as manager:
       step = manager.latest_step()

@@ -8,7 +8,9 @@ In one process:
   adam) and a ViT train step, each built twice: with our ``MultiHeadAttention`` and with
   ``flax.linen.MultiHeadDotProductAttention`` (same sizes, same MLPs, same scanned encoder;
   only the attention layer differs). Reported: tokens/s or images/s, and achieved GFLOP/s
-  (XLA's ``cost_analysis`` FLOPs of the step / median step time) as a fraction of the peak;
+  as a fraction of the peak. FLOPs are counted from the model, as for MFU (PaLM, Chowdhery et
+  al. 2022): ``6 * tokens * matmul_params + 12 * layers * batch * T^2 * width`` per train step
+  (XLA's ``cost_analysis`` counts a scanned layer once, whatever the depth);
 - the compile time of the Transformer step at 2 and at 12 layers.
 Timings are medians of interleaved rounds (ours, peer, ours, ...). For the attention-kernel
 table, run ``python -m experiments.bench_attention``.
@@ -97,8 +99,16 @@ QUICK = Sizes(
     compile_depths=(1, 3), rounds=2)
 
 
-def make_step(model: nn.Module, inputs: jax.Array, labels: jax.Array):
-    """A jitted adam train step with donated state, its compiled form, state and FLOPs."""
+def model_flops(params: Any, batch: int, length: int, depth: int, width: int) -> float:
+    """Train-step FLOPs: 3 x (2 per multiply-add of every kernel per token + attention's
+    ``q k^T`` and ``a v``, ``4 T^2 width`` per example and layer)."""
+    kernels = sum(leaf.size for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+                  if getattr(path[-1], "key", None) == "kernel")
+    return 3.0 * (2.0 * batch * length * kernels + 4.0 * depth * batch * length**2 * width)
+
+
+def make_step(model: nn.Module, inputs: jax.Array, labels: jax.Array, length: int):
+    """A jitted adam train step with donated state: compiled step, state, FLOPs, compile time."""
     params = model.init(jax.random.key(0), inputs)["params"]
     tx = optax.adam(1e-4)
     state = (params, tx.init(params))
@@ -117,9 +127,8 @@ def make_step(model: nn.Module, inputs: jax.Array, labels: jax.Array):
     start = time.perf_counter()
     compiled = jax.jit(step, donate_argnums=0).lower(state, inputs, labels).compile()
     compile_s = time.perf_counter() - start
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return compiled, state, float(cost.get("flops", 0.0)), compile_s
+    flops = model_flops(params, inputs.shape[0], length, model.depth, model.width)
+    return compiled, state, flops, compile_s
 
 
 def time_pair(runs: dict[str, tuple], inputs, labels, rounds: int) -> dict[str, float]:
@@ -150,10 +159,13 @@ def matmul_gflops(n: int) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def compare(family: str, build: Callable[[Any], nn.Module], inputs, labels, items: int,
-            unit: str, peak: float, rounds: int) -> list[dict[str, Any]]:
-    """Our model and its flax-attention peer: throughput and FLOP rate, one record each."""
-    runs = {name: make_step(build(layer), inputs, labels)
+def compare(family: str, build: Callable[[Any], nn.Module], inputs, labels, length: int,
+            items: int, unit: str, peak: float, rounds: int) -> list[dict[str, Any]]:
+    """Our model and its flax-attention peer: throughput and FLOP rate, one record each.
+
+    ``length``: tokens per example (for the FLOP count); ``items``: examples or tokens per step.
+    """
+    runs = {name: make_step(build(layer), inputs, labels, length)
             for name, layer in (("ours", MultiHeadAttention), ("flax", FlaxAttention))}
     seconds = time_pair(runs, inputs, labels, rounds)
     records = []
@@ -181,20 +193,21 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     batch, length = t.pop("batch"), t.pop("length")
     tokens = jnp.asarray(rng.integers(0, t["vocab"], (batch, length)), jnp.int32)
     records += compare("transformer", lambda layer: TokenTransformer(
-        **t, dtype=dtype, attention_layer=layer), tokens, tokens, batch * length,
+        **t, dtype=dtype, attention_layer=layer), tokens, tokens, length, batch * length,
         "tokens_per_s", peak, sizes.rounds)
 
     v = dict(sizes.vit)
     batch, side = v.pop("batch"), v.pop("side")
     images = jnp.asarray(rng.standard_normal((batch, side, side, 3)), jnp.float32)
     labels = jnp.asarray(rng.integers(0, v["num_classes"], (batch,)), jnp.int32)
+    patches = (side // v["patch"]) ** 2 + 1  # and the class token
     records += compare("vit", lambda layer: ViT(**v, dtype=dtype, attention_layer=layer),
-                       images, labels, batch, "images_per_s", peak, sizes.rounds)
+                       images, labels, patches, batch, "images_per_s", peak, sizes.rounds)
 
     for depth in sizes.compile_depths:
         model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype,
                                  attention_layer=MultiHeadAttention)
-        *_, compile_s = make_step(model, tokens, tokens)
+        *_, compile_s = make_step(model, tokens, tokens, length)
         records.append({"name": f"compile[transformer, {depth} layers]", "compile_s": compile_s})
 
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, dtype {args.dtype}, "

@@ -94,6 +94,14 @@ class Study:
                 f"--workdir={workdir}", *overrides]
 
 
+def parse_variant(study: str, arg: str | None) -> tuple[bool, str]:
+    """A shipped study's arg ``small|full[,path=FILE]`` -> ``(small, path)`` (default small)."""
+    words = dict(w.partition("=")[::2] for w in (arg or "small").split(",") if w)
+    if set(words) - {"small", "full", "path"} or ("small" in words) == ("full" in words):
+        raise ValueError(f"{study} takes small|full[,path=FILE], got {arg!r}")
+    return "small" in words, words.get("path", "")
+
+
 def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 

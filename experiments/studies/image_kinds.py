@@ -13,19 +13,14 @@ Args: ``small`` (tiny models and data, one seed) or ``full`` (the default config
 ``path=FILE.npz`` trains on Keras-style arrays instead (no boxes there).
 """
 
-from experiments.study import Study
+from experiments.study import Study, parse_variant
 
 
 def get_study(arg: str | None = None) -> Study:
-    words = dict(w.partition("=")[::2] for w in (arg or "small").split(",") if w)
-    unknown = set(words) - {"small", "full", "path"}
-    if unknown or ("small" in words) == ("full" in words):
-        raise ValueError(f"image_kinds takes small|full[,path=FILE.npz], got {arg!r}")
-    small = "small" in words
-    fixed = ",".join((["tiny"] if small else [])
-                     + ([f"data=npz,path={words['path']}"] if words.get("path") else []))
+    small, path = parse_variant("image_kinds", arg)
+    fixed = ",".join((["tiny"] if small else []) + ([f"data=npz,path={path}"] if path else []))
     return Study(
-        name="image_kinds" + ("_small" if small else "") + ("_npz" if words.get("path") else ""),
+        name="image_kinds" + ("_small" if small else "") + ("_npz" if path else ""),
         config={"vit": "experiments/configs/vit.py", "cnn": "experiments/configs/attention_cnn.py"},
         fixed=fixed,
         grid=[{"config": ["vit"], "attention": ["dot_product", "local_2d", "additive"]},

@@ -14,7 +14,7 @@ Args: ``small`` (tiny models and corpus, one seed) or ``full`` (the default conf
 so no AER).
 """
 
-from experiments.study import Study
+from experiments.study import Study, parse_variant
 
 RNN_ATTENTION = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat",
                  "luong_local_m", "luong_local_p")
@@ -22,15 +22,10 @@ TRANSFORMER_ATTENTION = ("dot_product", "additive", "local")
 
 
 def get_study(arg: str | None = None) -> Study:
-    words = dict(w.partition("=")[::2] for w in (arg or "small").split(",") if w)
-    unknown = set(words) - {"small", "full", "path"}
-    if unknown or ("small" in words) == ("full" in words):
-        raise ValueError(f"translation_kinds takes small|full[,path=FILE], got {arg!r}")
-    small = "small" in words
-    fixed = ",".join((["tiny"] if small else [])
-                     + ([f"data=tsv,path={words['path']}"] if words.get("path") else []))
+    small, path = parse_variant("translation_kinds", arg)
+    fixed = ",".join((["tiny"] if small else []) + ([f"data=tsv,path={path}"] if path else []))
     return Study(
-        name="translation_kinds" + ("_small" if small else "") + ("_tsv" if words.get("path") else ""),
+        name="translation_kinds" + ("_small" if small else "") + ("_tsv" if path else ""),
         config="experiments/configs/translate.py",
         fixed=fixed,
         grid=[{"model": ["rnn"], "attention": list(RNN_ATTENTION)},

@@ -207,7 +207,7 @@ def test_jit_vmap_and_grad(case):
     np.testing.assert_allclose(mapped, out, atol=1e-6, rtol=1e-6)
     inputs = [ref.f64(x) for x in (q, k, v)]
 
-    def loss(*inputs):
+    def reference_loss(*inputs):
         return np.sum(reference(*inputs, mask)[0] * probe)
 
     eps = 1e-6
@@ -216,9 +216,9 @@ def test_jit_vmap_and_grad(case):
         for index in np.ndindex(*numeric.shape):
             shifted = [x.copy() for x in inputs]
             shifted[which][index] += eps
-            up = loss(*shifted)
+            up = reference_loss(*shifted)
             shifted[which][index] -= 2 * eps
-            numeric[index] = (up - loss(*shifted)) / (2 * eps)
+            numeric[index] = (up - reference_loss(*shifted)) / (2 * eps)
         np.testing.assert_allclose(grad, numeric, atol=2e-4, rtol=1e-3, err_msg=f"argument {which}")
 
 

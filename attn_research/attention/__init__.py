@@ -28,3 +28,9 @@ register(Kind("local", "sliding window; Beltagy et al. 2020", function=local.loc
 register(Kind("local_2d", "2-D neighbourhood; Ramachandran et al. 2019", function=local.local_2d_attention))
 register(Kind("additive", "Bahdanau et al. 2014", module=additive.AdditiveAttention))
 register(Kind("luong", "Luong et al. 2015", module=luong.LuongAttention))
+
+__all__ = [
+    "KINDS", "AdditiveAttention", "Kind", "LuongAttention", "MultiHeadAttention",
+    "additive_attention", "attend", "causal_mask", "dot_product_attention", "get",
+    "key_padding_mask", "local_2d_attention", "local_attention", "padding_mask", "register",
+]

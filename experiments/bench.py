@@ -5,12 +5,14 @@
 In one process:
 - the f32 matmul peak of this run (a jitted 2048^3 matmul), the yardstick for FLOP rates;
 - a Transformer encoder train step (token embedding, pre-LN blocks, per-token softmax head,
-  adam) and a ViT train step, each built twice: with our ``MultiHeadAttention`` and with
-  ``flax.linen.MultiHeadDotProductAttention`` (same sizes, same MLPs, same scanned encoder;
+  adam), the Transformer translator's train step (encoder-decoder, teacher forcing) and a ViT
+  train step, each built twice: with our ``MultiHeadAttention`` and with
+  ``flax.linen.MultiHeadDotProductAttention`` (same sizes, same MLPs, same scanned layers;
   only the attention layer differs). Reported: tokens/s or images/s, and achieved GFLOP/s
   as a fraction of the peak. FLOPs are counted from the model, as for MFU (PaLM, Chowdhery et
-  al. 2022): ``6 * tokens * matmul_params + 12 * layers * batch * T^2 * width`` per train step
-  (XLA's ``cost_analysis`` counts a scanned layer once, whatever the depth);
+  al. 2022): ``6 * batch * tokens * kernel_params + 12 * batch * pairs * width`` per train
+  step, ``pairs`` being the query-key pairs of all attention layers of one example (XLA's
+  ``cost_analysis`` counts a scanned layer once, whatever the depth);
 - the compile time of the Transformer step at 2 and at 12 layers.
 Timings are medians of interleaved rounds (ours, peer, ours, ...). For the attention-kernel
 table, run ``python -m experiments.bench_attention``.
@@ -35,6 +37,7 @@ from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention
 from attn_research.models.encoder import Encoder
+from attn_research.models.transformer_translator import TransformerTranslator
 from attn_research.models.vit import ViT
 
 
@@ -47,15 +50,20 @@ class FlaxAttention(nn.Module):
     dropout_rate: float = 0.0
     dtype: Any = None
     sow_weights: bool = False
+    decode: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array | None = None,
-                 deterministic: bool = True) -> jax.Array:
-        if self.kind != "dot_product" or self.options:
-            raise ValueError("the flax peer has only global dot-product attention")
+    def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array | None = None, *,
+                 mask: jax.Array | None = None, deterministic: bool = True,
+                 causal: bool = False) -> jax.Array:
+        if self.kind != "dot_product" or self.options or self.decode:
+            raise ValueError("the flax peer has only global dot-product attention, for training")
+        if causal:
+            mask = nn.combine_masks(mask, nn.make_causal_mask(inputs_q[..., 0]))
+        inputs_kv = inputs_q if inputs_kv is None else inputs_kv
         return nn.MultiHeadDotProductAttention(
             self.num_heads, dtype=self.dtype, dropout_rate=self.dropout_rate,
-            deterministic=deterministic)(x, x, mask=mask)
+            deterministic=deterministic)(inputs_q, inputs_kv, mask=mask)
 
 
 class TokenTransformer(nn.Module):
@@ -82,6 +90,7 @@ class TokenTransformer(nn.Module):
 class Sizes:
     matmul: int
     transformer: dict  # TokenTransformer fields (without attention_layer, dtype) and batch/length
+    translator: dict  # TransformerTranslator fields and batch/length (of source and target)
     vit: dict  # ViT fields and batch/image side
     compile_depths: tuple[int, int]
     rounds: int
@@ -90,26 +99,40 @@ class Sizes:
 FULL = Sizes(
     matmul=2048,
     transformer=dict(vocab=1024, width=512, depth=4, num_heads=8, mlp_dim=2048, batch=16, length=128),
+    translator=dict(vocab_size=1024, emb_dim=512, num_layers=2, num_heads=8, mlp_dim=2048,
+                    dropout_rate=0.0, batch=16, length=64),
     vit=dict(num_classes=10, patch=4, width=384, depth=4, num_heads=6, mlp_dim=1536, batch=64, side=32),
     compile_depths=(2, 12), rounds=5)
 QUICK = Sizes(
     matmul=128,
     transformer=dict(vocab=64, width=32, depth=2, num_heads=2, mlp_dim=64, batch=2, length=16),
+    translator=dict(vocab_size=64, emb_dim=32, num_layers=1, num_heads=2, mlp_dim=64,
+                    dropout_rate=0.0, batch=2, length=8),
     vit=dict(num_classes=10, patch=4, width=32, depth=2, num_heads=2, mlp_dim=64, batch=4, side=16),
     compile_depths=(1, 3), rounds=2)
 
 
-def model_flops(params: Any, batch: int, length: int, depth: int, width: int) -> float:
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """What one example costs: ``tokens`` through every kernel, ``pairs`` query-key pairs over
+    all attention layers, of ``width`` features."""
+
+    tokens: int
+    pairs: int
+    width: int
+
+
+def model_flops(params: Any, batch: int, work: Work) -> float:
     """Train-step FLOPs: 3 x (2 per multiply-add of every kernel per token + attention's
-    ``q k^T`` and ``a v``, ``4 T^2 width`` per example and layer)."""
+    ``q k^T`` and ``a v``, ``4 width`` per query-key pair)."""
     kernels = sum(leaf.size for path, leaf in jax.tree_util.tree_leaves_with_path(params)
                   if getattr(path[-1], "key", None) == "kernel")
-    return 3.0 * (2.0 * batch * length * kernels + 4.0 * depth * batch * length**2 * width)
+    return 3.0 * batch * (2.0 * work.tokens * kernels + 4.0 * work.pairs * work.width)
 
 
-def make_step(model: nn.Module, inputs: jax.Array, labels: jax.Array, length: int):
+def make_step(model: nn.Module, inputs: tuple[jax.Array, ...], labels: jax.Array, work: Work):
     """A jitted adam train step with donated state: compiled step, state, FLOPs, compile time."""
-    params = model.init(jax.random.key(0), inputs)["params"]
+    params = model.init(jax.random.key(0), *inputs)["params"]
     tx = optax.adam(1e-4)
     state = (params, tx.init(params))
 
@@ -117,7 +140,7 @@ def make_step(model: nn.Module, inputs: jax.Array, labels: jax.Array, length: in
         params, opt_state = state
 
         def loss_fn(p):
-            logits = model.apply({"params": p}, inputs)
+            logits = model.apply({"params": p}, *inputs)
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -127,7 +150,7 @@ def make_step(model: nn.Module, inputs: jax.Array, labels: jax.Array, length: in
     start = time.perf_counter()
     compiled = jax.jit(step, donate_argnums=0).lower(state, inputs, labels).compile()
     compile_s = time.perf_counter() - start
-    flops = model_flops(params, inputs.shape[0], length, model.depth, model.width)
+    flops = model_flops(params, labels.shape[0], work)
     return compiled, state, flops, compile_s
 
 
@@ -159,13 +182,13 @@ def matmul_gflops(n: int) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def compare(family: str, build: Callable[[Any], nn.Module], inputs, labels, length: int,
+def compare(family: str, build: Callable[[Any], nn.Module], inputs, labels, work: Work,
             items: int, unit: str, peak: float, rounds: int) -> list[dict[str, Any]]:
     """Our model and its flax-attention peer: throughput and FLOP rate, one record each.
 
-    ``length``: tokens per example (for the FLOP count); ``items``: examples or tokens per step.
+    ``inputs``: the model's positional inputs; ``items``: examples or tokens per step.
     """
-    runs = {name: make_step(build(layer), inputs, labels, length)
+    runs = {name: make_step(build(layer), inputs, labels, work)
             for name, layer in (("ours", MultiHeadAttention), ("flax", FlaxAttention))}
     seconds = time_pair(runs, inputs, labels, rounds)
     records = []
@@ -192,22 +215,34 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     t = dict(sizes.transformer)
     batch, length = t.pop("batch"), t.pop("length")
     tokens = jnp.asarray(rng.integers(0, t["vocab"], (batch, length)), jnp.int32)
+    encoder_work = Work(length, t["depth"] * length**2, t["width"])
     records += compare("transformer", lambda layer: TokenTransformer(
-        **t, dtype=dtype, attention_layer=layer), tokens, tokens, length, batch * length,
-        "tokens_per_s", peak, sizes.rounds)
+        **t, dtype=dtype, attention_layer=layer), (tokens,), tokens, encoder_work,
+        batch * length, "tokens_per_s", peak, sizes.rounds)
+
+    m = dict(sizes.translator)
+    batch, length = m.pop("batch"), m.pop("length")
+    source, target = (jnp.asarray(rng.integers(1, m["vocab_size"], (batch, length)), jnp.int32)
+                      for _ in range(2))
+    # Per layer: encoder self-, decoder self- and cross-attention, each length^2 pairs.
+    translator_work = Work(length, 3 * m["num_layers"] * length**2, m["emb_dim"])
+    records += compare("translator", lambda layer: TransformerTranslator(
+        **m, dtype=dtype, attention_layer=layer), (source, target), target, translator_work,
+        2 * batch * length, "tokens_per_s", peak, sizes.rounds)
 
     v = dict(sizes.vit)
     batch, side = v.pop("batch"), v.pop("side")
     images = jnp.asarray(rng.standard_normal((batch, side, side, 3)), jnp.float32)
     labels = jnp.asarray(rng.integers(0, v["num_classes"], (batch,)), jnp.int32)
     patches = (side // v["patch"]) ** 2 + 1  # and the class token
+    vit_work = Work(patches, v["depth"] * patches**2, v["width"])
     records += compare("vit", lambda layer: ViT(**v, dtype=dtype, attention_layer=layer),
-                       images, labels, patches, batch, "images_per_s", peak, sizes.rounds)
+                       (images,), labels, vit_work, batch, "images_per_s", peak, sizes.rounds)
 
     for depth in sizes.compile_depths:
         model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype,
                                  attention_layer=MultiHeadAttention)
-        *_, compile_s = make_step(model, tokens, tokens, length)
+        *_, compile_s = make_step(model, (tokens,), tokens, encoder_work)
         records.append({"name": f"compile[transformer, {depth} layers]", "compile_s": compile_s})
 
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, dtype {args.dtype}, "

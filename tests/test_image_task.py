@@ -62,6 +62,26 @@ def test_cnn_configs_build(arg):
     assert cnn_config.get_config(arg).model.name == "attention_cnn"
 
 
+@pytest.mark.parametrize("get_config", [vit_config.get_config, cnn_config.get_config])
+def test_small_configs_shrink_data_and_schedule_together(get_config):
+    full, small = get_config(""), get_config("small")
+    assert small.model == full.model
+    def examples(config):
+        return config.data.cluttered.num_train * config.total_epochs
+
+    assert examples(small) < examples(full)
+    # One evaluation and one checkpoint, at the end; warmup a fifth of the run.
+    assert small.eval_every_epochs == small.checkpoint_every_epochs == small.total_epochs
+    assert small.optimizer.warmup_epochs == pytest.approx(0.2 * small.total_epochs)
+    assert get_config("small,data=npz").total_epochs == 1.0
+
+
+def test_vit_heads_default_to_one_on_cluttered_data():
+    assert vit_config.get_config("").model.num_heads == 1
+    assert vit_config.get_config("heads=4").model.num_heads == 4
+    assert vit_config.get_config("data=npz").model.num_heads == vit_config.SIZES["mu"][2]
+
+
 @pytest.fixture
 def no_compiling(monkeypatch):
     """Makes any jit an error: bad input must be refused before anything compiles."""

@@ -158,6 +158,11 @@ def test_bleu_matches_sacrebleu():
     assert bleu.bleu(refs, refs) == pytest.approx(100.0)
     by_length = bleu.bleu_by_length(["a b"] * 2 + [" ".join("w" * 12)], hyps, refs)
     assert set(by_length) == {"0-9", "10-19"} and by_length["0-9"][1] == 2
+    by_length = bleu.bleu_by_length(["a b"] * 2 + [" ".join("w" * 12)], hyps, refs, (0, 2, 5))
+    assert {k: n for k, (_, n) in by_length.items()} == {"2-4": 2, "5+": 1}
+    assert by_length["2-4"][0] == pytest.approx(bleu.bleu(hyps[:2], refs[:2]))
+    with pytest.raises(ValueError, match="edges must start at 0"):
+        bleu.bleu_by_length(["a"], ["a"], ["a"], (1, 5))
 
 
 def test_aer_and_word_attention():

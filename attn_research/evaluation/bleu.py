@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import sacrebleu
 
-# Source-length buckets in words: [low, high).
-BUCKETS = ((0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 10_000))
+# Lower edges of the source-length buckets in words: [0, 10), [10, 20), ..., [50, inf).
+EDGES = (0, 10, 20, 30, 40, 50)
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -22,17 +22,28 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     return sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score
 
 
-def bucket_name(low: int, high: int) -> str:
-    return f"{low}+" if high >= 10_000 else f"{low}-{high - 1}"
+def check_edges(edges: Sequence[int]) -> None:
+    """Raises ValueError unless ``edges`` start at 0 and strictly increase."""
+    if not edges or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"BLEU length buckets: edges must start at 0 and strictly increase, "
+                         f"got {tuple(edges)}")
 
 
 def bleu_by_length(sources: Sequence[str], hypotheses: Sequence[str],
-                   references: Sequence[str]) -> dict[str, tuple[float, int]]:
-    """{bucket name: (BLEU, sentence count)} for the non-empty source-length buckets."""
+                   references: Sequence[str],
+                   edges: Sequence[int] = EDGES) -> dict[str, tuple[float, int]]:
+    """{bucket name: (BLEU, sentence count)} for the non-empty source-length buckets.
+
+    Bucket ``i`` holds the sources of ``edges[i] <= words < edges[i + 1]`` words, named
+    ``"low-high"`` (inclusive), the last ``"low+"``.
+    """
+    check_edges(edges)
     out = {}
-    for low, high in BUCKETS:
-        chosen = [i for i, s in enumerate(sources) if low <= len(s.split()) < high]
+    for low, high in zip(edges, (*edges[1:], None)):
+        chosen = [i for i, s in enumerate(sources)
+                  if low <= len(s.split()) and (high is None or len(s.split()) < high)]
         if chosen:
-            out[bucket_name(low, high)] = (bleu([hypotheses[i] for i in chosen],
-                                                [references[i] for i in chosen]), len(chosen))
+            name = f"{low}+" if high is None else f"{low}-{high - 1}"
+            out[name] = (bleu([hypotheses[i] for i in chosen],
+                              [references[i] for i in chosen]), len(chosen))
     return out

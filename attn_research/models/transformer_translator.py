@@ -18,7 +18,7 @@ key/value cache ('cache' collection, `MultiHeadAttention(decode=True)`); `start_
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -67,6 +67,7 @@ class DecoderBlock(nn.Module):
     dtype: Any = None
     decode: bool = False
     sow_weights: bool = False
+    attention_layer: Callable[..., nn.Module] = MultiHeadAttention  # see `EncoderBlock`
 
     @nn.compact
     def __call__(self, x: Array, memory_BSF: Array, memory_mask: Array,
@@ -74,14 +75,14 @@ class DecoderBlock(nn.Module):
         """``memory_mask``: bool ``[B, 1, 1, S]``, True at real source positions."""
         dropout = nn.Dropout(self.dropout_rate)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_self")(x)
-        y = MultiHeadAttention(
-            self.num_heads, kind=self.self_attention, options=self.self_options,
+        y = self.attention_layer(
+            num_heads=self.num_heads, kind=self.self_attention, options=self.self_options,
             dropout_rate=self.attention_dropout_rate, dtype=self.dtype, decode=self.decode,
             name="self_attention")(y, deterministic=deterministic, causal=True)
         x = x + dropout(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_cross")(x)
-        y = MultiHeadAttention(
-            self.num_heads, kind=self.cross_attention, options=self.cross_options,
+        y = self.attention_layer(
+            num_heads=self.num_heads, kind=self.cross_attention, options=self.cross_options,
             dropout_rate=self.attention_dropout_rate, dtype=self.dtype,
             sow_weights=self.sow_weights, name="cross_attention")(
                 y, memory_BSF, mask=memory_mask, deterministic=deterministic)
@@ -101,6 +102,7 @@ class TransformerTranslator(nn.Module):
       positions: 'sinusoidal' or 'learned' (up to `max_len` positions).
       decode: decoder runs one step over the key/value cache.
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]`` in 'intermediates'.
+      attention_layer: the multi-head layer class of every block (see ``EncoderBlock``).
     """
 
     vocab_size: int
@@ -120,6 +122,7 @@ class TransformerTranslator(nn.Module):
     dtype: Any = None
     decode: bool = False
     sow_weights: bool = False
+    attention_layer: Callable[..., nn.Module] = MultiHeadAttention
 
     def setup(self) -> None:
         if self.positions not in POSITIONS:
@@ -135,7 +138,8 @@ class TransformerTranslator(nn.Module):
                                            embedding_init=nn.initializers.normal(0.02))
         common = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim,
                       dropout_rate=self.dropout_rate,
-                      attention_dropout_rate=self.attention_dropout_rate)
+                      attention_dropout_rate=self.attention_dropout_rate,
+                      attention_layer=self.attention_layer)
         self.encoder = Encoder(self.num_layers, dtype=self.dtype, block=dict(
             attention=self.encoder_attention,
             attention_options=attention_options(self.encoder_attention, self.window), **common))

@@ -13,7 +13,7 @@ Config sections (see `experiments/configs/translate.py`):
 At each evaluation the evaluator translates the first `decode.examples` sentences of
 `data.eval_split` (sources bucketed by length to multiples of 16 pieces, one compiled
 decoder per bucket) and reports sacrebleu BLEU and chrF on detokenized text, BLEU by source
-length, and, for models with attention on a corpus with gold alignments, the AER of the
+length (buckets from the lower edges `decode.length_buckets`, in words), and, for models with attention on a corpus with gold alignments, the AER of the
 teacher-forced attention on the reference (word level; the Transformer's cross-attention
 averaged over heads in layer `decode.alignment_layer`, default the last, and AER of every
 layer as `aer_layer<i>`). It logs example translations, writes them to
@@ -64,8 +64,8 @@ class TranslationTask(tasks.Task):
             raise ValueError(f"config.model.family: unknown {model.get('family')!r}; choose one "
                              f"of {tuple(FAMILIES)}")
         cls = FAMILIES[model.family][1]
-        known = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "vocab_size",
-                                                              "dtype", "decode", "sow_weights"}
+        known = {f.name for f in dataclasses.fields(cls)} - {
+            "parent", "name", "vocab_size", "dtype", "decode", "sow_weights", "attention_layer"}
         for key in _model_fields(config):
             if key not in known:
                 raise ValueError(f"config.model.{key}: unknown field for family "
@@ -90,6 +90,7 @@ class TranslationTask(tasks.Task):
             section, key = path.split(".")
             if config[section][key] < 1:
                 raise ValueError(f"config.{path}: must be >= 1, got {config[section][key]}")
+        bleu.check_edges(config.decode.length_buckets)
         if config.data.eval_split not in translation.SPLITS:
             raise ValueError(f"config.data.eval_split: unknown {config.data.eval_split!r}; "
                              f"choose one of {translation.SPLITS}")
@@ -225,7 +226,8 @@ class TranslationEvaluator:
         hypotheses = self.translate(params, model, self._sources)
         metrics = {"bleu": bleu.bleu(hypotheses, self._references),
                    "chrf": bleu.chrf(hypotheses, self._references)}
-        by_length = bleu.bleu_by_length(self._sources, hypotheses, self._references)
+        by_length = bleu.bleu_by_length(self._sources, hypotheses, self._references,
+                                        self._config.decode.length_buckets)
         metrics.update({f"bleu_len_{name}": value for name, (value, _) in by_length.items()})
         aer_metrics, pairs = self._alignments(params, model)
         metrics.update(aer_metrics)

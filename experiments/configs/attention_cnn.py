@@ -11,6 +11,7 @@ Args (``attention_cnn.py:key=value,...``):
   attention: additive (default; Show, Attend and Tell's MLP score) | dot_product.
   data: cluttered (default) | npz | folder | a TFDS name; path: the .npz file or folder root.
   heads: attention heads of the pooling.
+  small: a minutes-long run that still learns (the studies' small variant; see vit.py).
   tiny: seconds-long run for tests.
 
 Measured (2-core CPU machine shared with other jobs, load average 8-11):
@@ -28,7 +29,7 @@ from attn_research.train import default_config, parse_arg
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Attention-CNN config; see the module docstring for the args."""
-    arg = parse_arg(arg, attention="additive", data="cluttered", path="", heads=1, tiny=False)
+    arg = parse_arg(arg, attention="additive", data="cluttered", path="", heads=1, small=False, tiny=False)
     config = default_config()
     config.task = image.NAME
     config.data = data_config(arg.data, arg.path, tiny=arg.tiny)
@@ -47,4 +48,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval_every_epochs = 1.0
     config.checkpoint_every_epochs = 1.0
     config.log_every_steps = 100
+    if arg.small:
+        image.small(config)
     return image.tiny(config) if arg.tiny else config

@@ -14,6 +14,8 @@ it reaches on a 2-core CPU). Args (comma-separated, `translate.py:model=transfor
 - data=synthetic|tsv|parallel|tfds, path=FILE (tsv: "source<TAB>target" lines; parallel: a
   pattern like /data/{split}.{lang}), tfds=NAME (e.g. wmt14_translate/de-en), reverse
   (translate the second column / target language into the first)
+- small: a minutes-long run that still learns (the studies' small variant): 500 steps; on
+  the embedded corpus 10k pairs of 1-2 clauses (up to ~25 words)
 - tiny: a seconds-long run on a small corpus (the tests' variant)
 
 Everything else is a --config override, e.g. `--config.data.vocab_size=8000
@@ -46,21 +48,23 @@ RNN_ATTENTIONS = {"bahdanau": ("bahdanau", {}), "none": ("none", {}),
 
 
 def _data(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    tiny = arg.tiny
+    tiny, small = arg.tiny, arg.small
+    synthetic_len = 40 if small else 80
     return ml_collections.ConfigDict({
         "name": arg.data, "path": arg.path, "tfds_name": arg.tfds, "data_dir": "",
         "source_lang": "", "target_lang": "", "reverse": arg.reverse,
         # synthetic corpus
-        "seed": 0, "num_train": 400 if tiny else 40_000, "num_validation": 64 if tiny else 1000,
-        "num_test": 64 if tiny else 1000, "max_clauses": 2 if tiny else 6,
+        "seed": 0, "num_train": 400 if tiny else (10_000 if small else 40_000),
+        "num_validation": 64 if tiny else 1000, "num_test": 64 if tiny else 1000,
+        "max_clauses": 2 if tiny or small else 6,
         # corpora without validation / test splits
         "split_seed": 0, "validation_fraction": 0.02, "test_fraction": 0.02,
         # tokenizer: a file, or trained on the train split and cached in cache_dir
         # (default ~/.cache/attn_research)
         "vocab_size": 128 if tiny else (640 if arg.data == "synthetic" else 8000),
         "tokenizer": "", "cache_dir": "",
-        "max_source_len": 32 if tiny else (80 if arg.data == "synthetic" else 48),
-        "max_target_len": 32 if tiny else (80 if arg.data == "synthetic" else 48),
+        "max_source_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),
+        "max_target_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),
         "max_train_examples": 0, "eval_examples": 0 if not tiny else 64,
         "eval_split": "validation"})
 
@@ -91,7 +95,7 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The translation config; see the module docstring for the args."""
     arg = parse_arg(arg, model="rnn", attention="bahdanau", window=8, cell="gru",
-                    data="synthetic", path="", tfds="", reverse=False, tiny=False)
+                    data="synthetic", path="", tfds="", reverse=False, small=False, tiny=False)
     config = default_config()
     config.task = translation.NAME
     config.model = _model(arg)
@@ -100,7 +104,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "beam_size": 4, "alpha": 0.6, "max_len_ratio": 1.5, "max_len_offset": 10,
         "batch_size": 64 if not arg.tiny else 16, "examples": 1000 if not arg.tiny else 32,
         "aer_examples": 300 if not arg.tiny else 32, "num_figures": 3 if not arg.tiny else 1,
-        "alignment_layer": -1, "log_examples": 3})
+        "alignment_layer": -1, "log_examples": 3,
+        # BLEU by source length: bucket lower edges in words (corpora of short sentences such
+        # as spa-eng, mostly under 15 words, get finer buckets).
+        "length_buckets": (0, 10, 20, 30, 40, 50) if arg.data == "synthetic" else (0, 5, 10, 15, 20)})
     config.batch_size = 16 if arg.tiny else 32
     config.total_steps = 30 if arg.tiny else 1000
     config.eval_every_steps = 30 if arg.tiny else 500
@@ -110,4 +117,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optimizer.learning_rate = 3e-3 if arg.tiny else 2e-3
     config.optimizer.warmup_steps = 5 if arg.tiny else 100
     config.optimizer.grad_clip_norm = 1.0
+    if arg.small:
+        config.total_steps = config.eval_every_steps = config.checkpoint_every_steps = 500
+        config.decode.examples, config.decode.aer_examples = 300, 200
     return config

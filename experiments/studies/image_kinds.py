@@ -9,7 +9,8 @@ data, or by accuracy on an npz data set such as MNIST.
     python -m experiments.sweep experiments/studies/image_kinds.py:full
     python -m experiments.sweep "experiments/studies/image_kinds.py:full,path=../shared/data/mnist/mnist.npz"
 
-Args: ``small`` (tiny models and data, one seed) or ``full`` (the default configs, 3 seeds);
+Args: ``small`` (the configs' ``small`` runs: 8k cluttered images, 5 epochs; one seed) or
+``full`` (the default configs, 3 seeds);
 ``path=FILE.npz`` trains on Keras-style arrays instead (no boxes there).
 """
 
@@ -18,7 +19,7 @@ from experiments.study import Study, parse_variant
 
 def get_study(arg: str | None = None) -> Study:
     small, path = parse_variant("image_kinds", arg)
-    fixed = ",".join((["tiny"] if small else []) + ([f"data=npz,path={path}"] if path else []))
+    fixed = ",".join((["small"] if small else []) + ([f"data=npz,path={path}"] if path else []))
     return Study(
         name="image_kinds" + ("_small" if small else "") + ("_npz" if path else ""),
         config={"vit": "experiments/configs/vit.py", "cnn": "experiments/configs/attention_cnn.py"},

@@ -9,7 +9,8 @@ English->Spanish-like corpus, or BLEU on a local TSV corpus such as spa-eng.
     python -m experiments.sweep experiments/studies/translation_kinds.py:full --parallel 1
     python -m experiments.sweep "experiments/studies/translation_kinds.py:full,path=../shared/data/spa-eng/spa.txt"
 
-Args: ``small`` (tiny models and corpus, one seed) or ``full`` (the default config, 3 seeds);
+Args: ``small`` (the config's ``small`` run: 500 steps on 10k short pairs; one seed) or
+``full`` (the default config, 3 seeds);
 ``path=FILE`` trains on that TSV corpus instead of the embedded one (no gold alignments there,
 so no AER).
 """
@@ -23,7 +24,7 @@ TRANSFORMER_ATTENTION = ("dot_product", "additive", "local")
 
 def get_study(arg: str | None = None) -> Study:
     small, path = parse_variant("translation_kinds", arg)
-    fixed = ",".join((["tiny"] if small else []) + ([f"data=tsv,path={path}"] if path else []))
+    fixed = ",".join((["small"] if small else []) + ([f"data=tsv,path={path}"] if path else []))
     return Study(
         name="translation_kinds" + ("_small" if small else "") + ("_tsv" if path else ""),
         config="experiments/configs/translate.py",

@@ -9,14 +9,15 @@ from attn_research.train import train_and_evaluate
 from experiments.configs import translate
 
 
-def _run(arg: str, tmp_path):
+def _run(arg: str, tmp_path, cache: bool = True):
     config = translate.get_config(arg)
-    config.data.cache_dir = str(tmp_path / "cache")
+    if cache:
+        config.data.cache_dir = str(tmp_path / "cache")
     return train_and_evaluate(config, str(tmp_path / "run"))
 
 
 def test_rnn_bahdanau_tiny(tmp_path):
-    summary = _run("model=rnn,attention=bahdanau,tiny", tmp_path)
+    summary = _run("model=rnn,attention=bahdanau,tiny", tmp_path, cache=False)
     assert summary["step"] == 30
     for key in ("eval/loss", "eval/bleu", "eval/chrf", "eval/aer", "eval/bleu_len_0-9"):
         assert key in summary["eval"], key
@@ -29,6 +30,9 @@ def test_rnn_bahdanau_tiny(tmp_path):
     assert len(lines) == 32 and all(line.count("\t") == 2 for line in lines)
     metrics = json.loads((run / "translations" / "step_30_metrics.json").read_text())
     assert metrics["metrics"]["bleu"] == summary["eval"]["eval/bleu"]
+    # Without a cache_dir, the tokenizer trained for the run is kept in its workdir.
+    assert len(list(run.glob("spm_*.model"))) == 1
+    assert json.loads((run / "config.json").read_text())["data"]["cache_dir"] == str(run)
 
 
 def test_transformer_tiny_on_mock_tfds(tmp_path):

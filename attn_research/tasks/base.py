@@ -42,6 +42,10 @@ class Task(abc.ABC):
   # trainer is an error.
   config_keys: Sequence[str] = ()
 
+  def use_workdir(self, config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Points the task's own files (e.g. a trained tokenizer) into the run's absolute `workdir`
+    by filling fields of `config` in place; called before `validate`. Default: nothing."""
+
   def validate(self, config: ml_collections.ConfigDict) -> None:
     """Checks the task's config keys before anything is compiled.
 

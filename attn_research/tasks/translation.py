@@ -58,6 +58,12 @@ class TranslationTask(tasks.Task):
 
     config_keys = ("model", "data", "decode")
 
+    def use_workdir(self, config: ml_collections.ConfigDict, workdir: str) -> None:
+        """A tokenizer trained here is kept in the workdir, beside the checkpoints it belongs
+        to, unless `data.tokenizer` names one or `data.cache_dir` is set."""
+        if not config.data.tokenizer and not config.data.cache_dir:
+            config.data.cache_dir = workdir
+
     def validate(self, config: ml_collections.ConfigDict) -> None:
         model = config.model
         if model.get("family") not in FAMILIES:

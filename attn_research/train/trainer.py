@@ -13,6 +13,7 @@ Order of a run:
 import dataclasses
 import json
 import operator
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -59,8 +60,9 @@ def _prepare(config: ml_collections.ConfigDict, workdir: str,
   """
   task = tasks.get_task(config.get("task", ""))
   config = check_config(config, task.config_keys)
-  task.validate(config)
   run_info.check_workdir(workdir)
+  task.use_workdir(config, os.path.abspath(workdir))
+  task.validate(config)
   mesh = sharding.make_mesh(config.mesh, devices)
   batch_sharding = sharding.batch_sharding(mesh, config.batch_axes)
   parallel = sharding.batch_parallelism(mesh, config.batch_axes)

@@ -60,7 +60,7 @@ def _data(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         # corpora without validation / test splits
         "split_seed": 0, "validation_fraction": 0.02, "test_fraction": 0.02,
         # tokenizer: a file, or trained on the train split and cached in cache_dir
-        # (default ~/.cache/attn_research)
+        # (default: the run's workdir, beside the checkpoints that use it)
         "vocab_size": 128 if tiny else (640 if arg.data == "synthetic" else 8000),
         "tokenizer": "", "cache_dir": "",
         "max_source_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),

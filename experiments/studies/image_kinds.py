@@ -27,5 +27,8 @@ def get_study(arg: str | None = None) -> Study:
         grid=[{"config": ["vit"], "attention": ["dot_product", "local_2d", "additive"]},
               {"config": ["cnn"], "attention": ["additive"]}],
         seeds=[0] if small else [0, 1, 2],
-        metrics=["eval/accuracy", "eval/mass_in_box/rollout", "eval/mass_in_box/attention"],
+        # Mass in the box: ViT rollout and first layer (where the class token reads the patches
+        # themselves), the CNN's pooling map.
+        metrics=["eval/accuracy", "eval/mass_in_box/rollout", "eval/mass_in_box/layer1",
+                 "eval/mass_in_box/attention"],
     )

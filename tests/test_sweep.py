@@ -64,6 +64,7 @@ def test_sweep_runs_skips_and_tabulates(tmp_path, monkeypatch, capsys):
         rows = list(csv.DictReader(f))
     assert [r["status"] for r in rows] == ["done", "done"]
     assert all(0.0 <= float(r["eval/accuracy final"]) <= 1.0 for r in rows)
+    assert all(int(r["params"]) > 0 for r in rows)
     table = (root / "toy" / "results.md").read_text()
     assert "| layers=1 | 2/2 |" in table and "±" in table
     assert (root / "toy" / "curve_eval_accuracy.png").stat().st_size > 0

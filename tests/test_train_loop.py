@@ -40,6 +40,7 @@ def test_loss_decreases_in_bfloat16_with_float32_params(tmp_path, monkeypatch):
   state = load_state(workdir)
   assert state["step"] == 60
   assert {leaf.dtype for leaf in jax.tree.leaves(state["params"])} == {np.dtype("float32")}
+  assert summary["num_params"] == sum(leaf.size for leaf in jax.tree.leaves(state["params"]))
   # What the workdir records about the run.
   with open(os.path.join(workdir, "summary.json")) as f:
     assert json.load(f)["eval"] == summary["eval"]

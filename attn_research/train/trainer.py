@@ -166,8 +166,10 @@ class _Loop:
         in_shardings=(run.state_shardings, run.batch_sharding),
         out_shardings=(run.state_shardings, None), donate_argnums=0)
     self._evaluate = _Evaluator(run, workdir, eval_rng)
-    self.summary: dict[str, Any] = {"step": 0, "preempted": False, "compile_sec": 0.0,
-                                    "train_sec": 0.0, "train": {}, "eval": {}}
+    num_params = sum(leaf.size for leaf in jax.tree.leaves(run.abstract_state.params))
+    self.summary: dict[str, Any] = {"step": 0, "preempted": False, "num_params": num_params,
+                                    "compile_sec": 0.0, "train_sec": 0.0, "train": {},
+                                    "eval": {}}
 
   def _next_batch(self) -> dict[str, jax.Array]:
     return _global_batch(self._run, next(self._data))

@@ -38,6 +38,14 @@ def _tokens(model: nn.Module, params, images):
     return state["intermediates"]["encoder"]["__call__"][0]
 
 
+def _probe(model: nn.Module, params, images, token: int):
+    """A random projection of one output token. (Not its plain sum: the encoder ends in a
+    LayerNorm, whose outputs sum to the same value whatever the input, so that sum has a zero
+    gradient up to rounding.)"""
+    weights = jax.random.normal(jax.random.key(2), (model.width,))
+    return _tokens(model, params, images)[0, token] @ weights
+
+
 def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
     grid, patch, window = (5, 4), 2, 3
     model = ViT(num_classes=3, patch=patch, width=8, depth=1, num_heads=2, mlp_dim=16,
@@ -46,7 +54,7 @@ def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
     params = model.init(jax.random.key(1), images)["params"]
     for row, col in ((0, 0), (2, 1), (4, 3)):
         token = row * grid[1] + col
-        grad = jax.grad(lambda x: _tokens(model, params, x)[0, token].sum())(images)
+        grad = jax.grad(lambda x: _probe(model, params, x, token))(images)
         per_patch = np.abs(np.asarray(patchify(grad, patch)[0])).sum(-1).reshape(grid)
         rr, cc = np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij")
         inside = (np.abs(rr - row) <= window // 2) & (np.abs(cc - col) <= window // 2)
@@ -58,7 +66,7 @@ def test_dense_vit_output_depends_on_every_patch():
     model = ViT(num_classes=3, patch=2, width=8, depth=1, num_heads=2, mlp_dim=16, pool="gap")
     images = jax.random.normal(jax.random.key(0), (1, 8, 8, 1))
     params = model.init(jax.random.key(1), images)["params"]
-    grad = jax.grad(lambda x: _tokens(model, params, x)[0, 0].sum())(images)
+    grad = jax.grad(lambda x: _probe(model, params, x, 0))(images)
     assert np.all(np.abs(np.asarray(patchify(grad, 2)[0])).sum(-1) > 0)
 
 

@@ -38,10 +38,10 @@ def bleu_by_length(sources: Sequence[str], hypotheses: Sequence[str],
     ``"low-high"`` (inclusive), the last ``"low+"``.
     """
     check_edges(edges)
+    words = [len(s.split()) for s in sources]
     out = {}
     for low, high in zip(edges, (*edges[1:], None)):
-        chosen = [i for i, s in enumerate(sources)
-                  if low <= len(s.split()) and (high is None or len(s.split()) < high)]
+        chosen = [i for i, n in enumerate(words) if low <= n and (high is None or n < high)]
         if chosen:
             name = f"{low}+" if high is None else f"{low}-{high - 1}"
             out[name] = (bleu([hypotheses[i] for i in chosen],

@@ -29,7 +29,8 @@ from attn_research.train import default_config, parse_arg
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Attention-CNN config; see the module docstring for the args."""
-    arg = parse_arg(arg, attention="additive", data="cluttered", path="", heads=1, small=False, tiny=False)
+    arg = parse_arg(arg, attention="additive", data="cluttered", path="", heads=1, small=False,
+                    tiny=False)
     config = default_config()
     config.task = image.NAME
     config.data = data_config(arg.data, arg.path, tiny=arg.tiny)

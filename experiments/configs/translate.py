@@ -107,7 +107,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "alignment_layer": -1, "log_examples": 3,
         # BLEU by source length: bucket lower edges in words (corpora of short sentences such
         # as spa-eng, mostly under 15 words, get finer buckets).
-        "length_buckets": (0, 10, 20, 30, 40, 50) if arg.data == "synthetic" else (0, 5, 10, 15, 20)})
+        "length_buckets": ((0, 10, 20, 30, 40, 50) if arg.data == "synthetic"
+                           else (0, 5, 10, 15, 20))})
     config.batch_size = 16 if arg.tiny else 32
     config.total_steps = 30 if arg.tiny else 1000
     config.eval_every_steps = 30 if arg.tiny else 500

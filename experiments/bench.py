@@ -1,6 +1,7 @@
 """Train-step benchmark: our Transformer and ViT against same-size peers with flax's attention.
 
-    python -m experiments.bench --json results/bench.json [--dtype bfloat16] [--quick]
+    python -m experiments.bench --json results/bench.json [--dtype bfloat16] [--remat none]
+        [--quick]
 
 In one process:
 - the f32 matmul peak of this run (a jitted 2048^3 matmul), the yardstick for FLOP rates;
@@ -8,8 +9,9 @@ In one process:
   adam), the Transformer translator's train step (encoder-decoder, teacher forcing) and a ViT
   train step, each built twice: with our ``MultiHeadAttention`` and with
   ``flax.linen.MultiHeadDotProductAttention`` (same sizes, same MLPs, same scanned layers;
-  only the attention layer differs). Reported: tokens/s or images/s, and achieved GFLOP/s
-  as a fraction of the peak. FLOPs are counted from the model, as for MFU (PaLM, Chowdhery et
+  only the attention layer differs; the scanned layers keep only their Dense outputs for the
+  backward pass, ``--remat dots``, as the experiment configs do). Reported: tokens/s or
+  images/s, and achieved GFLOP/s as a fraction of the peak. FLOPs are counted from the model, as for MFU (PaLM, Chowdhery et
   al. 2022): ``6 * batch * tokens * kernel_params + 12 * batch * pairs * width`` per train
   step, ``pairs`` being the query-key pairs of all attention layers of one example (XLA's
   ``cost_analysis`` counts a scanned layer once, whatever the depth);
@@ -37,6 +39,7 @@ from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention
 from attn_research.models.encoder import Encoder
+from attn_research.models.scan import REMAT_POLICIES
 from attn_research.models.transformer_translator import TransformerTranslator
 from attn_research.models.vit import ViT
 
@@ -76,13 +79,15 @@ class TokenTransformer(nn.Module):
     mlp_dim: int
     dtype: Any
     attention_layer: Callable[..., nn.Module]
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, tokens_BT: jax.Array, train: bool = True) -> jax.Array:
         x = nn.Embed(self.vocab, self.width, dtype=self.dtype)(tokens_BT)
         block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim,
                      attention_layer=self.attention_layer)
-        x = Encoder(self.depth, block, dtype=self.dtype)(x, deterministic=not train)
+        x = Encoder(self.depth, block, dtype=self.dtype, remat=self.remat)(
+            x, deterministic=not train)
         return nn.Dense(self.vocab, dtype=self.dtype)(x).astype(jnp.float32)
 
 
@@ -206,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--json", required=True)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--remat", default="dots", choices=tuple(REMAT_POLICIES),
+                        help="what the backward pass keeps of each scanned layer")
     args = parser.parse_args(argv)
     sizes, dtype = (QUICK if args.quick else FULL), jnp.dtype(args.dtype)
     rng = np.random.default_rng(0)
@@ -217,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     tokens = jnp.asarray(rng.integers(0, t["vocab"], (batch, length)), jnp.int32)
     encoder_work = Work(length, t["depth"] * length**2, t["width"])
     records += compare("transformer", lambda layer: TokenTransformer(
-        **t, dtype=dtype, attention_layer=layer), (tokens,), tokens, encoder_work,
+        **t, dtype=dtype, remat=args.remat, attention_layer=layer), (tokens,), tokens, encoder_work,
         batch * length, "tokens_per_s", peak, sizes.rounds)
 
     m = dict(sizes.translator)
@@ -227,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     # Per layer: encoder self-, decoder self- and cross-attention, each length^2 pairs.
     translator_work = Work(length, 3 * m["num_layers"] * length**2, m["emb_dim"])
     records += compare("translator", lambda layer: TransformerTranslator(
-        **m, dtype=dtype, attention_layer=layer), (source, target), target, translator_work,
+        **m, dtype=dtype, remat=args.remat, attention_layer=layer), (source, target), target, translator_work,
         2 * batch * length, "tokens_per_s", peak, sizes.rounds)
 
     v = dict(sizes.vit)
@@ -236,17 +243,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     labels = jnp.asarray(rng.integers(0, v["num_classes"], (batch,)), jnp.int32)
     patches = (side // v["patch"]) ** 2 + 1  # and the class token
     vit_work = Work(patches, v["depth"] * patches**2, v["width"])
-    records += compare("vit", lambda layer: ViT(**v, dtype=dtype, attention_layer=layer),
+    records += compare("vit", lambda layer: ViT(**v, dtype=dtype, remat=args.remat, attention_layer=layer),
                        (images,), labels, vit_work, batch, "images_per_s", peak, sizes.rounds)
 
     for depth in sizes.compile_depths:
-        model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype,
+        model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype, remat=args.remat,
                                  attention_layer=MultiHeadAttention)
         *_, compile_s = make_step(model, (tokens,), tokens, encoder_work)
         records.append({"name": f"compile[transformer, {depth} layers]", "compile_s": compile_s})
 
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, dtype {args.dtype}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"remat {args.remat}, load average {os.getloadavg()[0]:.1f}")
     for r in records:
         cells = ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k != "name")
         print(f"{r['name']:<32} {cells}")

@@ -105,6 +105,7 @@ def _bad_npz(tmp_path, x_test_shape=(4, 8, 8), labels=None):
     ("tfds", "config.data.name: unknown TFDS dataset"),
     ("local_2d_token", "config.model.pool: local_2d"),
     ("patch", "config.model.patch: 3 does not divide"),
+    ("remat", "config.model.remat: choose one of"),
 ])
 def test_bad_input_is_refused_before_compiling(case, message, tmp_path, no_compiling):
     del no_compiling
@@ -113,9 +114,11 @@ def test_bad_input_is_refused_before_compiling(case, message, tmp_path, no_compi
            "labels": lambda: f"data=npz,path={_bad_npz(tmp_path, labels=np.arange(8))}",
            "tfds": lambda: "data=no_such_dataset_xyz",
            "local_2d_token": lambda: "attention=local_2d,pool=token",
-           "patch": lambda: "patch=3"}[case]()
+           "patch": lambda: "patch=3", "remat": lambda: ""}[case]()
     config = vit_config.get_config(arg + ",tiny")
     if case == "labels":
         config.data.num_classes = 3
+    if case == "remat":
+        config.model.remat = "everything"
     with pytest.raises(ValueError, match=message):
         train_and_evaluate(config, str(tmp_path / "run"))

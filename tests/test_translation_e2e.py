@@ -44,8 +44,9 @@ def test_transformer_tiny_on_mock_tfds(tmp_path):
     assert (tmp_path / "run" / "figures" / "attention_0_step_30.png").exists()
 
 
-def test_bad_attention_name_fails_before_training(tmp_path):
+@pytest.mark.parametrize("field, value", [("cross_attention", "luong"), ("remat", "everything")])
+def test_bad_model_field_fails_before_training(tmp_path, field, value):
     config = translate.get_config("model=transformer,attention=dot_product,tiny")
-    config.model.cross_attention = "luong"
-    with pytest.raises(ValueError, match="config.model.cross_attention"):
+    config.model[field] = value
+    with pytest.raises(ValueError, match=f"config.model.{field}"):
         train_and_evaluate(config, str(tmp_path / "run"))

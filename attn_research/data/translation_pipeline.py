@@ -1,4 +1,4 @@
-"""Translation batches: tokenize, filter by length, pad, shuffle and batch with grain.
+"""Translation batches: tokenize, filter by length, pad, bucket by length, batch with grain.
 
 A batch is a dict of int32 arrays (PAD_ID = 0 marks padding, so `x != 0` is the padding mask
 that every attention kind receives):
@@ -7,10 +7,13 @@ that every attention kind receives):
     target_in   [B, T]  BOS + target pieces      (teacher-forced decoder input)
     target_out  [B, T]  target pieces + EOS      (labels)
 
-with S = `data.max_source_len`, T = `data.max_target_len`: pairs that do not fit are dropped
-from training and loss evaluation. Every train batch has the same shape because the trainer
-compiles one train step; decoding (see `tasks/translation.py`) buckets sources by length
-instead.
+Pairs longer than `data.max_source_len` / `data.max_target_len` are dropped from training and
+loss evaluation. Train batches are bucketed by length (`data/bucketing.py`): a pair whose
+longer side has at most `b` pieces, for the first `b` of `data.bucket_bounds` (or the longest
+allowed length) that holds it, is batched with pairs of its bucket, and S, T are `b` capped at
+the maximum lengths: one compiled train step per bucket. Eval batches keep S, T =
+`max_source_len`, `max_target_len`; decoding (see `tasks/translation.py`) buckets sources by
+length on its own.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import grain
 import ml_collections
 import numpy as np
 
+from attn_research.data import bucketing
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation
 
@@ -95,17 +99,29 @@ def encoded_split(data: ml_collections.ConfigDict, split: str) -> dict[str, np.n
                     data.max_source_len, data.max_target_len, limit)
 
 
+_FIELDS = ("source", "target_in", "target_out")
+
+
 def _dataset(arrays: dict[str, np.ndarray]) -> grain.MapDataset:
-    fields = ("source", "target_in", "target_out")
     return grain.MapDataset.range(len(arrays["index"])).map(
-        lambda i: {f: arrays[f][i] for f in fields})
+        lambda i: {f: arrays[f][i] for f in _FIELDS})
+
+
+def bucket_bounds(data: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """The ascending upper lengths of the train buckets, ending with the longest allowed."""
+    longest = max(data.max_source_len, data.max_target_len)
+    return tuple(b for b in data.bucket_bounds if b < longest) + (longest,)
 
 
 def train_iterator(data: ml_collections.ConfigDict, seed: int, batch_size: int,
                    process_index: int, process_count: int) -> grain.DatasetIterator:
-    """Infinite, checkpointable iterator of shuffled train batches of this process."""
-    dataset = (_dataset(encoded_split(data, "train")).shuffle(seed=seed).repeat()
-               [process_index::process_count].batch(batch_size, drop_remainder=True))
+    """Infinite, checkpointable iterator of this process's shuffled, length-bucketed batches."""
+    arrays = encoded_split(data, "train")
+    lengths_N = np.maximum((arrays["source"] != tokenizer_lib.PAD_ID).sum(-1),
+                           (arrays["target_in"] != tokenizer_lib.PAD_ID).sum(-1))
+    dataset = bucketing.bucketed_batches({f: arrays[f] for f in _FIELDS}, lengths_N,
+                                         bucket_bounds(data), seed, batch_size, process_index,
+                                         process_count)
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=0)))
 
 

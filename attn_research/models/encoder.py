@@ -75,16 +75,18 @@ class Encoder(nn.Module):
 
     Attributes:
       block: keyword arguments of ``EncoderBlock``.
+      remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
     """
 
     num_layers: int
     block: Mapping[str, Any]
     dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, x: Array, mask: Array | None = None, *, deterministic: bool = True) -> Array:
         """``x [batch, T, F]`` -> ``[batch, T, F]``."""
-        stack = scan_layers(EncoderBlock, self.num_layers, name="layers", **self.block,
-                            dtype=self.dtype)
+        stack = scan_layers(EncoderBlock, self.num_layers, remat=self.remat, name="layers",
+                            **self.block, dtype=self.dtype)
         x, _ = stack(x, mask, deterministic)
         return nn.LayerNorm(dtype=self.dtype, name="ln_final")(x)

@@ -79,6 +79,7 @@ class ViT(nn.Module):
       pool: one of ``POOLS``.
       posemb: one of ``POSEMBS``.
       attention_layer: the encoder's multi-head layer class (see ``EncoderBlock``).
+      remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
       sow_weights: sow every layer's attention ``[layers, B, H, T, T]`` (and the MAP probe's
         ``[B, H, 1, T]``) into 'intermediates'.
     """
@@ -97,6 +98,7 @@ class ViT(nn.Module):
     dtype: Any = jnp.float32
     sow_weights: bool = False
     attention_layer: Callable[..., nn.Module] = MultiHeadAttention
+    remat: str = "none"
 
     def _options(self, grid: tuple[int, int]) -> dict[str, Any]:
         options = dict(self.attention_options)
@@ -133,7 +135,7 @@ class ViT(nn.Module):
         block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim, attention=self.attention,
                      attention_options=FrozenDict(options), dropout_rate=self.dropout_rate,
                      sow_weights=self.sow_weights, attention_layer=self.attention_layer)
-        x_BND = Encoder(self.depth, block, dtype=self.dtype, name="encoder")(
+        x_BND = Encoder(self.depth, block, dtype=self.dtype, remat=self.remat, name="encoder")(
             x_BND, deterministic=not train)
         if self.pool == "token":
             rep_BD = x_BND[:, 0]

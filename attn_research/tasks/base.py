@@ -11,7 +11,8 @@ assembles them into global arrays sharded over the mesh.
 Training reads one infinite, deterministic iterator whose position can be checkpointed: a
 `grain.DatasetIterator` (e.g. `MapDataset.source(...).shuffle(seed).repeat().slice(...)
 .batch(...).to_iter_dataset()`), saved and restored with the train state so that a resumed run
-sees exactly the batches an uninterrupted one would.
+sees exactly the batches an uninterrupted one would. Train batches may come in a few shapes
+(e.g. bucketed by length): the trainer compiles the train step once per shape.
 
 Evaluation reads a fresh finite iterable each time. Every process must yield the same number
 of equally-sized batches; eval metrics are the mean over batches of the loss's metrics.

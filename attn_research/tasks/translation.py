@@ -4,8 +4,8 @@ Config sections (see `experiments/configs/translate.py`):
 
 - `config.model`: `family` ('rnn' | 'transformer') and the fields of
   `RnnTranslator` or `TransformerTranslator` (every other key is an error);
-- `config.data`: the corpus (`data/translation.py`), tokenizer and lengths
-  (`data/translation_pipeline.py`), `eval_split`;
+- `config.data`: the corpus (`data/translation.py`), tokenizer, lengths and length buckets
+  of the train batches (`data/translation_pipeline.py`), `eval_split`;
 - `config.decode`: beam search (`beam_size`, `alpha`; beam_size 1 is greedy), the maximum
   output length ``max_len_ratio * source_pieces + max_len_offset``, `batch_size`, and what
   each evaluation decodes (`examples`), aligns (`aer_examples`) and draws (`num_figures`).
@@ -42,6 +42,7 @@ from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu
 from attn_research.models import decoding, rnn_translator, transformer_translator
+from attn_research.models.scan import REMAT_POLICIES
 
 NAME = "translate"
 FAMILIES = {"rnn": (rnn_translator, rnn_translator.RnnTranslator),
@@ -87,6 +88,9 @@ class TranslationTask(tasks.Task):
                 if model.get(field, "dot_product") not in transformer_translator.KINDS:
                     raise ValueError(f"config.model.{field}: unknown {model[field]!r}; choose "
                                      f"one of {transformer_translator.KINDS}")
+            if model.get("remat", "none") not in REMAT_POLICIES:
+                raise ValueError(f"config.model.remat: unknown {model.remat!r}; choose one of "
+                                 f"{tuple(REMAT_POLICIES)}")
             longest = max(config.data.max_source_len, config.data.max_target_len)
             if model.get("max_len", 256) < longest:
                 raise ValueError(f"config.model.max_len: {model.max_len} is shorter than the "
@@ -96,12 +100,20 @@ class TranslationTask(tasks.Task):
             section, key = path.split(".")
             if config[section][key] < 1:
                 raise ValueError(f"config.{path}: must be >= 1, got {config[section][key]}")
+        bounds = tuple(config.data.bucket_bounds)
+        if any(not isinstance(b, int) or b < 1 for b in bounds) or list(bounds) != sorted(
+                set(bounds)):
+            raise ValueError(f"config.data.bucket_bounds: want strictly ascending positive "
+                             f"ints, got {bounds}")
         bleu.check_edges(config.decode.length_buckets)
         if config.data.eval_split not in translation.SPLITS:
             raise ValueError(f"config.data.eval_split: unknown {config.data.eval_split!r}; "
                              f"choose one of {translation.SPLITS}")
         translation.load_corpus(config.data)  # raises ValueError naming the bad input
-        translation_pipeline.encoded_split(config.data, "train")
+        pairs = len(translation_pipeline.encoded_split(config.data, "train")["index"])
+        if pairs < config.batch_size:
+            raise ValueError(f"config.batch_size: {config.batch_size} is more than the {pairs} "
+                             f"train pairs that fit the maximum lengths")
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
         cls = FAMILIES[config.model.family][1]

@@ -165,6 +165,7 @@ class _Loop:
         steps.make_train_step(run.task, run.model, run.tx, run.schedule, train_rng),
         in_shardings=(run.state_shardings, run.batch_sharding),
         out_shardings=(run.state_shardings, None), donate_argnums=0)
+    self._steps: dict[tuple, Any] = {}  # compiled train steps by batch shapes
     self._evaluate = _Evaluator(run, workdir, eval_rng)
     num_params = sum(leaf.size for leaf in jax.tree.leaves(run.abstract_state.params))
     self.summary: dict[str, Any] = {"step": 0, "preempted": False, "num_params": num_params,
@@ -174,6 +175,19 @@ class _Loop:
   def _next_batch(self) -> dict[str, jax.Array]:
     return _global_batch(self._run, next(self._data))
 
+  def _compiled(self, state: steps.TrainState, batch: dict[str, jax.Array]) -> Any:
+    """The train step compiled for the shapes of `batch` (tasks may bucket batches by length:
+    one compilation per bucket), compiled off the training clock."""
+    shapes = tuple((name, value.shape) for name, value in sorted(batch.items()))
+    if shapes not in self._steps:
+      with self._clock.paused():
+        compile_start = time.perf_counter()
+        self._steps[shapes] = self._train_step.lower(state, batch).compile()
+        seconds = time.perf_counter() - compile_start
+      self.summary["compile_sec"] += seconds
+      logging.info("Compiled the train step for %s in %.1fs.", dict(shapes), seconds)
+    return self._steps[shapes]
+
   def run(self, state: steps.TrainState, start: int, sigterm: Any) -> dict[str, Any]:
     """Trains from step `start` to the end, or until `sigterm` is set; returns the summary."""
     spans, total = self._run.durations, self._total
@@ -181,15 +195,11 @@ class _Loop:
     if start == total:  # Resumed a finished run: only evaluate.
       self.summary["eval"] = self._evaluate(state.params, total)
       return self.summary
-    batch = self._next_batch()
-    compile_start = time.perf_counter()
-    train_step = self._train_step.lower(state, batch).compile()
-    self.summary["compile_sec"] = time.perf_counter() - compile_start
-    logging.info("Compiled the train step in %.1fs.", self.summary["compile_sec"])
     self._clock = progress.Progress(start, total, self._run.config.batch_size)
     pending = None
     for step in range(start + 1, total + 1):
-      state, metrics = train_step(state, batch if step == start + 1 else self._next_batch())
+      batch = self._next_batch()
+      state, metrics = self._compiled(state, batch)(state, batch)
       if pending:  # The previous step's metrics, fetched while this step runs.
         self._fetch(*pending)
       pending = (step, metrics)

@@ -86,7 +86,7 @@ class Encoder(nn.Module):
     @nn.compact
     def __call__(self, x: Array, mask: Array | None = None, *, deterministic: bool = True) -> Array:
         """``x [batch, T, F]`` -> ``[batch, T, F]``."""
-        stack = scan_layers(EncoderBlock, self.num_layers, remat=self.remat, name="layers",
-                            **self.block, dtype=self.dtype)
+        stack = scan_layers(EncoderBlock, self.num_layers, remat=self.remat, static_args=(2,),
+                            name="layers", **self.block, dtype=self.dtype)
         x, _ = stack(x, mask, deterministic)
         return nn.LayerNorm(dtype=self.dtype, name="ln_final")(x)

@@ -31,13 +31,16 @@ REMAT_POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_with_no_bat
 
 
 def scan_layers(layer_cls: type[nn.Module], num_layers: int, *, remat: str = "none",
-                name: str | None = None, **layer_kwargs: Any) -> nn.Module:
+                static_args: tuple[int, ...] = (), name: str | None = None,
+                **layer_kwargs: Any) -> nn.Module:
     """Returns a module applying `num_layers` layers `layer_cls(**layer_kwargs)` with nn.scan.
 
     Args:
       layer_cls: the layer class, called as `layer(x, *args) -> (x, None)`.
       num_layers: depth of the stack.
       remat: what the backward pass keeps, one of `REMAT_POLICIES` (see the module doc).
+      static_args: positions in ``layer(x, *args)`` (``x`` is 0) of Python values, such as a
+        `deterministic` flag: rematerialization traces every other argument.
       name: the module's name in its parent.
       **layer_kwargs: constructor arguments shared by every layer.
 
@@ -47,7 +50,8 @@ def scan_layers(layer_cls: type[nn.Module], num_layers: int, *, remat: str = "no
     if remat not in REMAT_POLICIES:
         raise ValueError(f"remat: unknown {remat!r}; choose one of {tuple(REMAT_POLICIES)}")
     body = layer_cls if remat == "none" else nn.remat(
-        layer_cls, prevent_cse=False, policy=REMAT_POLICIES[remat])
+        layer_cls, prevent_cse=False, policy=REMAT_POLICIES[remat],
+        static_argnums=tuple(i + 1 for i in static_args))  # flax counts the module as 0
     stack = nn.scan(body, variable_axes={"params": 0, "intermediates": 0, "cache": 0},
                     split_rngs={"params": True, "dropout": True}, in_axes=nn.broadcast,
                     length=num_layers, metadata_params={nn.PARTITION_NAME: "layers"})

@@ -150,7 +150,7 @@ class TransformerTranslator(nn.Module):
         # dot_product under that mask (see `decode_logits`).
         cross = "dot_product" if self.cross_attention == "local" else self.cross_attention
         self.decoder = scan_layers(
-            DecoderBlock, self.num_layers, remat=self.remat,
+            DecoderBlock, self.num_layers, remat=self.remat, static_args=(3,),
             self_attention=self.decoder_attention, cross_attention=cross,
             self_options=attention_options(self.decoder_attention, self.window),
             cross_options=attention_options(self.cross_attention, self.window)

@@ -17,7 +17,8 @@ Args (``attention_cnn.py:key=value,...``):
 Measured (2-core CPU machine shared with other jobs, load average 8-11):
   cluttered (default, stages (16, 32, 64), additive, 3 epochs of 20k = 468 steps): 99.95% test
     accuracy, 0.62 of the attention mass inside the object box (0.55 after 1 epoch); train
-    401 s wall contended, 123 CPU-s for the whole run.
+    401 s wall contended, 123 CPU-s for the whole run. Seeds 1 and 2 (--config.seed): 100.0%
+    and 99.95%, but only 0.44 and 0.45 of the mass in the box (187 CPU-s each).
 """
 
 import ml_collections

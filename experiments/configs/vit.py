@@ -23,13 +23,15 @@ Args (``vit.py:key=value,...``):
     8k training images, or 1 epoch of other data.
   tiny: seconds-long run for tests.
 
-Measured (2-core CPU machine shared with other jobs: load average 8-11, so wall times are 3-4x
-what the process's CPU time suggests for 2 dedicated cores; CPU = user + system seconds):
-  data=npz (MNIST, size mu 0.54M, patch 7, 8 epochs, 2-pixel crops): 98.84% test accuracy
-    (98.45% after 6 epochs); train 1941 s wall contended, 569 CPU-s for the whole run.
-  data=npz,attention=local_2d (gap pooling, window 3), --config.total_epochs=2: 97.21%
-    (train 688 s wall contended, 150 CPU-s); data=npz,attention=additive, 2 epochs: 95.70%
-    (train 1261 s wall contended, 281 CPU-s). Full 8-epoch runs of these two were not made.
+Measured on the 2-core CPU machine, shared with other jobs unless said (load average 3-11, so
+wall times are up to 3-4x what the process's CPU time suggests for 2 dedicated cores; CPU =
+user + system seconds):
+  data=npz (MNIST, size mu 0.54M, patch 7, 8 epochs, 2-pixel crops): 98.82% test accuracy
+    (98.42% after 6 epochs) in 6 min 20 s on the quiet machine (6.0 min training, 10.4
+    steps/s; 670 CPU-s for the whole run). An earlier contended run: 98.84%.
+  data=npz,attention=local_2d (gap pooling, window 3), 8 epochs: 98.94% (16 min wall
+    contended, 652 CPU-s; 97.21% in a 2-epoch run). data=npz,attention=additive, 2 epochs:
+    95.70% (train 1261 s wall contended, 281 CPU-s); its 8-epoch run was not made.
   cluttered (default: size nano with 1 head, patch 4, 15 epochs of 20k): 96.35% test
     accuracy; class-token attention mass inside the object box 0.43 / 0.37 / 0.45 / 0.20
     (layers 1-4), rollout 0.45 (target 0.60 not reached in this run); 1108 CPU-s.

@@ -30,11 +30,10 @@ def masked_softmax(logits: Array, mask: Array | None) -> Array:
     logits = logits.astype(jnp.float32)
     if mask is None:
         return jax.nn.softmax(logits, axis=-1)
-    logits = jnp.where(mask, logits, NEG_INF)
-    row_max = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
-    unnormalized = jnp.where(mask, jnp.exp(logits - row_max), 0.0)
-    total = jnp.sum(unnormalized, axis=-1, keepdims=True)
-    return unnormalized / jnp.where(total == 0.0, 1.0, total)
+    # Masked logits become NEG_INF, whose exp() underflows to 0 beside any allowed key; a row
+    # with none comes out uniform and is zeroed by the (cheap, mask-sized) any().
+    weights = jax.nn.softmax(jnp.where(mask, logits, NEG_INF), axis=-1)
+    return weights * jnp.any(mask, axis=-1, keepdims=True)
 
 
 def check_dropout(dropout_rate: float, rng: Array | None) -> None:

@@ -11,9 +11,9 @@ In one process:
   ``flax.linen.MultiHeadDotProductAttention`` (same sizes, same MLPs, same scanned layers;
   only the attention layer differs; the scanned layers keep only their Dense outputs for the
   backward pass, ``--remat dots``, as the experiment configs do). Reported: tokens/s or
-  images/s, and achieved GFLOP/s as a fraction of the peak. FLOPs are counted from the model, as for MFU (PaLM, Chowdhery et
-  al. 2022): ``6 * batch * tokens * kernel_params + 12 * batch * pairs * width`` per train
-  step, ``pairs`` being the query-key pairs of all attention layers of one example (XLA's
+  images/s, and achieved GFLOP/s as a fraction of the peak. FLOPs are counted from the model,
+  as for MFU (PaLM, Chowdhery et al. 2022):
+  ``6 * batch * tokens * kernel_params + 12 * batch * pairs * width`` per train step, ``pairs`` being the query-key pairs of all attention layers of one example (XLA's
   ``cost_analysis`` counts a scanned layer once, whatever the depth);
 - the compile time of the Transformer step at 2 and at 12 layers.
 Timings are medians of interleaved rounds (ours, peer, ours, ...). For the attention-kernel
@@ -224,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     tokens = jnp.asarray(rng.integers(0, t["vocab"], (batch, length)), jnp.int32)
     encoder_work = Work(length, t["depth"] * length**2, t["width"])
     records += compare("transformer", lambda layer: TokenTransformer(
-        **t, dtype=dtype, remat=args.remat, attention_layer=layer), (tokens,), tokens, encoder_work,
+        **t, dtype=dtype, remat=args.remat, attention_layer=layer), (tokens,), tokens,
+        encoder_work,
         batch * length, "tokens_per_s", peak, sizes.rounds)
 
     m = dict(sizes.translator)
@@ -234,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     # Per layer: encoder self-, decoder self- and cross-attention, each length^2 pairs.
     translator_work = Work(length, 3 * m["num_layers"] * length**2, m["emb_dim"])
     records += compare("translator", lambda layer: TransformerTranslator(
-        **m, dtype=dtype, remat=args.remat, attention_layer=layer), (source, target), target, translator_work,
+        **m, dtype=dtype, remat=args.remat, attention_layer=layer), (source, target), target,
+        translator_work,
         2 * batch * length, "tokens_per_s", peak, sizes.rounds)
 
     v = dict(sizes.vit)
@@ -243,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     labels = jnp.asarray(rng.integers(0, v["num_classes"], (batch,)), jnp.int32)
     patches = (side // v["patch"]) ** 2 + 1  # and the class token
     vit_work = Work(patches, v["depth"] * patches**2, v["width"])
-    records += compare("vit", lambda layer: ViT(**v, dtype=dtype, remat=args.remat, attention_layer=layer),
+    records += compare("vit", lambda layer: ViT(**v, dtype=dtype, remat=args.remat,
+                                                attention_layer=layer),
                        (images,), labels, vit_work, batch, "images_per_s", peak, sizes.rounds)
 
     for depth in sizes.compile_depths:

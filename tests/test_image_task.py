@@ -105,7 +105,7 @@ def _bad_npz(tmp_path, x_test_shape=(4, 8, 8), labels=None):
     ("tfds", "config.data.name: unknown TFDS dataset"),
     ("local_2d_token", "config.model.pool: local_2d"),
     ("patch", "config.model.patch: 3 does not divide"),
-    ("remat", "config.model.remat: choose one of"),
+    ("remat", "config.model.remat: unknown 'everything'"),
 ])
 def test_bad_input_is_refused_before_compiling(case, message, tmp_path, no_compiling):
     del no_compiling

@@ -37,7 +37,7 @@ from attn_research.attention import KINDS
 from attn_research.data import image_sources, images
 from attn_research.evaluation import attention_maps, image_figures
 from attn_research.models.attention_cnn import AttentionCNN
-from attn_research.models.scan import REMAT_POLICIES
+from attn_research.models.scan import check_remat
 from attn_research.models.vit import POOLS, POSEMBS, ViT
 
 NAME = "image"
@@ -107,9 +107,7 @@ def _check_model(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
         if patch < 1 or height % patch or width % patch:
             raise ValueError(f"config.model.patch: {patch} does not divide the images' "
                              f"{height}x{width} pixels.")
-        if model.get("remat", ViT.remat) not in REMAT_POLICIES:
-            raise ValueError(f"config.model.remat: choose one of {tuple(REMAT_POLICIES)}, got "
-                             f"{model.remat!r}.")
+        check_remat(model.get("remat", ViT.remat), "config.model.remat")
         if model.get("pool", ViT.pool) not in POOLS:
             raise ValueError(f"config.model.pool: choose one of {POOLS}, got {model.pool!r}.")
         if model.get("posemb", ViT.posemb) not in POSEMBS:

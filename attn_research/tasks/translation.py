@@ -42,7 +42,7 @@ from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu
 from attn_research.models import decoding, rnn_translator, transformer_translator
-from attn_research.models.scan import REMAT_POLICIES
+from attn_research.models.scan import check_remat
 
 NAME = "translate"
 FAMILIES = {"rnn": (rnn_translator, rnn_translator.RnnTranslator),
@@ -88,9 +88,7 @@ class TranslationTask(tasks.Task):
                 if model.get(field, "dot_product") not in transformer_translator.KINDS:
                     raise ValueError(f"config.model.{field}: unknown {model[field]!r}; choose "
                                      f"one of {transformer_translator.KINDS}")
-            if model.get("remat", "none") not in REMAT_POLICIES:
-                raise ValueError(f"config.model.remat: unknown {model.remat!r}; choose one of "
-                                 f"{tuple(REMAT_POLICIES)}")
+            check_remat(model.get("remat", "none"), "config.model.remat")
             longest = max(config.data.max_source_len, config.data.max_target_len)
             if model.get("max_len", 256) < longest:
                 raise ValueError(f"config.model.max_len: {model.max_len} is shorter than the "

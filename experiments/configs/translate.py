@@ -91,7 +91,8 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             "num_layers": 1 if tiny else 2, "mlp_dim": 64 if tiny else 256,
             "encoder_attention": kind, "decoder_attention": kind, "cross_attention": kind,
             "window": arg.window, "share_embeddings": True, "positions": "sinusoidal",
-            "max_len": 128, "remat": "dots", "dropout_rate": 0.0 if tiny or arg.data == "synthetic" else 0.1})
+            "max_len": 128, "remat": "dots",
+            "dropout_rate": 0.0 if tiny or arg.data == "synthetic" else 0.1})
     raise ValueError(f"Config arg 'model': unknown {arg.model!r}; choose rnn or transformer")
 
 

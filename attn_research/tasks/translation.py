@@ -16,9 +16,9 @@ decoder per bucket) and reports sacrebleu BLEU and chrF on detokenized text, BLE
 length (buckets from the lower edges `decode.length_buckets`, in words), and, for models with
 attention on a corpus with gold alignments, the AER of the teacher-forced attention on the
 reference (word level; the Transformer's cross-attention averaged over heads in layer
-`decode.alignment_layer`, default the last, and AER of every layer as `aer_layer<i>`). It logs example translations, writes them to
-`<workdir>/translations/step_<step>.txt`, and draws attention heatmaps and BLEU by length into
-`<workdir>/figures/`.
+`decode.alignment_layer`, default the last, and AER of every layer as `aer_layer<i>`). It
+logs example translations, writes them to `<workdir>/translations/step_<step>.txt`, and draws
+attention heatmaps and BLEU by length into `<workdir>/figures/`.
 """
 
 from __future__ import annotations

@@ -1,22 +1,25 @@
 """Train-step benchmark: our Transformer and ViT against same-size peers with flax's attention.
 
     python -m experiments.bench --json results/bench.json [--dtype bfloat16] [--remat none]
-        [--quick]
+        [--unroll 4] [--quick]
 
 In one process:
-- the f32 matmul peak of this run (a jitted 2048^3 matmul), the yardstick for FLOP rates;
+- the f32 matmul peak of this run (a jitted 2048^3 matmul), the yardstick for FLOP rates. It
+  is timed in the same interleaved rounds as each model's steps, and each model's fraction of
+  the peak uses the peak of its own rounds: the machine's speed drifts by 10% from run to run;
 - a Transformer encoder train step (token embedding, pre-LN blocks, per-token softmax head,
   adam), the Transformer translator's train step (encoder-decoder, teacher forcing) and a ViT
   train step, each built twice: with our ``MultiHeadAttention`` and with
   ``flax.linen.MultiHeadDotProductAttention`` (same sizes, same MLPs, same scanned layers;
   only the attention layer differs; the scanned layers keep only their Dense outputs for the
-  backward pass, ``--remat dots``, as the experiment configs do). Reported: tokens/s or
-  images/s, and achieved GFLOP/s as a fraction of the peak. FLOPs are counted from the model,
-  as for MFU (PaLM, Chowdhery et al. 2022):
-  ``6 * batch * tokens * kernel_params + 12 * batch * pairs * width`` per train step, ``pairs`` being the query-key pairs of all attention layers of one example (XLA's
+  backward pass, ``--remat dots``, and the loop runs one layer per iteration, ``--unroll 1``,
+  as the experiment configs do). Reported: tokens/s or images/s, and achieved GFLOP/s as a
+  fraction of the peak. FLOPs are counted from the model, as for MFU (PaLM, Chowdhery et al.
+  2022): ``6 * batch * tokens * kernel_params + 12 * batch * pairs * width`` per train step,
+  ``pairs`` being the query-key pairs of all attention layers of one example (XLA's
   ``cost_analysis`` counts a scanned layer once, whatever the depth);
 - the compile time of the Transformer step at 2 and at 12 layers.
-Timings are medians of interleaved rounds (ours, peer, ours, ...). For the attention-kernel
+Timings are medians of interleaved rounds (ours, peer, matmul, ours, ...). For the attention-kernel
 table, run ``python -m experiments.bench_attention``.
 """
 
@@ -80,14 +83,15 @@ class TokenTransformer(nn.Module):
     dtype: Any
     attention_layer: Callable[..., nn.Module]
     remat: str = "none"
+    scan_unroll: int = 1
 
     @nn.compact
     def __call__(self, tokens_BT: jax.Array, train: bool = True) -> jax.Array:
         x = nn.Embed(self.vocab, self.width, dtype=self.dtype)(tokens_BT)
         block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim,
                      attention_layer=self.attention_layer)
-        x = Encoder(self.depth, block, dtype=self.dtype, remat=self.remat)(
-            x, deterministic=not train)
+        x = Encoder(self.depth, block, dtype=self.dtype, remat=self.remat,
+                    scan_unroll=self.scan_unroll)(x, deterministic=not train)
         return nn.Dense(self.vocab, dtype=self.dtype)(x).astype(jnp.float32)
 
 
@@ -107,7 +111,7 @@ FULL = Sizes(
     translator=dict(vocab_size=1024, emb_dim=512, num_layers=2, num_heads=8, mlp_dim=2048,
                     dropout_rate=0.0, batch=16, length=64),
     vit=dict(num_classes=10, patch=4, width=384, depth=4, num_heads=6, mlp_dim=1536, batch=64, side=32),
-    compile_depths=(2, 12), rounds=5)
+    compile_depths=(2, 12), rounds=7)
 QUICK = Sizes(
     matmul=128,
     transformer=dict(vocab=64, width=32, depth=2, num_heads=2, mlp_dim=64, batch=2, length=16),
@@ -159,48 +163,58 @@ def make_step(model: nn.Module, inputs: tuple[jax.Array, ...], labels: jax.Array
     return compiled, state, flops, compile_s
 
 
-def time_pair(runs: dict[str, tuple], inputs, labels, rounds: int) -> dict[str, float]:
-    """Median seconds per step of each compiled step, timed in interleaved rounds."""
-    states = {name: run[1] for name, run in runs.items()}
-    for name, (compiled, *_) in runs.items():  # warm-up
-        states[name], loss = compiled(states[name], inputs, labels)
-        jax.block_until_ready(loss)
-    seconds = {name: [] for name in runs}
+class Stepper:
+    """One train step per call on fixed inputs, carrying the (donated) state between calls."""
+
+    def __init__(self, compiled: Callable, state: Any, inputs: tuple[jax.Array, ...],
+                 labels: jax.Array):
+        self.compiled, self.state, self.inputs, self.labels = compiled, state, inputs, labels
+
+    def __call__(self) -> None:
+        self.state, loss = self.compiled(self.state, self.inputs, self.labels)
+        jax.block_until_ready((self.state, loss))  # The whole step, the update included.
+
+
+def matmul_call(n: int) -> tuple[Callable[[], None], float]:
+    """A compiled f32 ``n x n @ n x n`` matmul as a call, and its FLOPs (``2 n^3``)."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
+    compiled = jax.jit(jnp.matmul).lower(a, a).compile()
+    return (lambda: jax.block_until_ready(compiled(a, a))), 2.0 * n**3
+
+
+def time_interleaved(calls: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
+    """Median seconds of each call over ``rounds`` interleaved rounds, after a warm-up call."""
+    for call in calls.values():
+        call()
+    seconds = {name: [] for name in calls}
     for _ in range(rounds):
-        for name, (compiled, *_) in runs.items():
+        for name, call in calls.items():
             start = time.perf_counter()
-            states[name], loss = compiled(states[name], inputs, labels)
-            jax.block_until_ready(loss)
+            call()
             seconds[name].append(time.perf_counter() - start)
     return {name: statistics.median(s) for name, s in seconds.items()}
 
 
-def matmul_gflops(n: int) -> float:
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
-    f = jax.jit(jnp.matmul).lower(a, a).compile()
-    jax.block_until_ready(f(a, a))
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        jax.block_until_ready(f(a, a))
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
-
-
 def compare(family: str, build: Callable[[Any], nn.Module], inputs, labels, work: Work,
-            items: int, unit: str, peak: float, rounds: int) -> list[dict[str, Any]]:
+            items: int, unit: str, matmul: tuple[Callable[[], None], float],
+            rounds: int) -> list[dict[str, Any]]:
     """Our model and its flax-attention peer: throughput and FLOP rate, one record each.
 
-    ``inputs``: the model's positional inputs; ``items``: examples or tokens per step.
+    ``inputs``: the model's positional inputs; ``items``: examples or tokens per step;
+    ``matmul``: the peak's matmul call and FLOPs, timed in the same rounds as the two steps, so
+    the fraction of the peak compares rates measured under the same machine load.
     """
     runs = {name: make_step(build(layer), inputs, labels, work)
             for name, layer in (("ours", MultiHeadAttention), ("flax", FlaxAttention))}
-    seconds = time_pair(runs, inputs, labels, rounds)
+    calls = {name: Stepper(compiled, state, inputs, labels)
+             for name, (compiled, state, *_) in runs.items()}
+    seconds = time_interleaved({**calls, "matmul": matmul[0]}, rounds)
+    peak = matmul[1] / seconds["matmul"] / 1e9
     records = []
     for name, (_, _, flops, compile_s) in runs.items():
         gflops = flops / seconds[name] / 1e9
         records.append({"name": f"{family}[{name}]", "step_ms": 1e3 * seconds[name],
-                        unit: items / seconds[name], "gflops": gflops,
+                        unit: items / seconds[name], "gflops": gflops, "peak_gflops": peak,
                         "fraction_of_peak": gflops / peak, "compile_s": compile_s,
                         "step_gflop": flops / 1e9})
     return records
@@ -213,20 +227,23 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--remat", default="dots", choices=tuple(REMAT_POLICIES),
                         help="what the backward pass keeps of each scanned layer")
+    parser.add_argument("--unroll", type=int, default=1,
+                        help="layers per scanned-loop iteration (the models' scan_unroll)")
     args = parser.parse_args(argv)
     sizes, dtype = (QUICK if args.quick else FULL), jnp.dtype(args.dtype)
+    scan = dict(remat=args.remat, scan_unroll=args.unroll)
     rng = np.random.default_rng(0)
-    peak = matmul_gflops(sizes.matmul)
-    records: list[dict[str, Any]] = [{"name": "matmul_f32", "gflops": peak}]
+    matmul = matmul_call(sizes.matmul)
+    records: list[dict[str, Any]] = []
 
     t = dict(sizes.transformer)
     batch, length = t.pop("batch"), t.pop("length")
     tokens = jnp.asarray(rng.integers(0, t["vocab"], (batch, length)), jnp.int32)
     encoder_work = Work(length, t["depth"] * length**2, t["width"])
     records += compare("transformer", lambda layer: TokenTransformer(
-        **t, dtype=dtype, remat=args.remat, attention_layer=layer), (tokens,), tokens,
+        **t, dtype=dtype, **scan, attention_layer=layer), (tokens,), tokens,
         encoder_work,
-        batch * length, "tokens_per_s", peak, sizes.rounds)
+        batch * length, "tokens_per_s", matmul, sizes.rounds)
 
     m = dict(sizes.translator)
     batch, length = m.pop("batch"), m.pop("length")
@@ -235,9 +252,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     # Per layer: encoder self-, decoder self- and cross-attention, each length^2 pairs.
     translator_work = Work(length, 3 * m["num_layers"] * length**2, m["emb_dim"])
     records += compare("translator", lambda layer: TransformerTranslator(
-        **m, dtype=dtype, remat=args.remat, attention_layer=layer), (source, target), target,
+        **m, dtype=dtype, **scan, attention_layer=layer), (source, target), target,
         translator_work,
-        2 * batch * length, "tokens_per_s", peak, sizes.rounds)
+        2 * batch * length, "tokens_per_s", matmul, sizes.rounds)
 
     v = dict(sizes.vit)
     batch, side = v.pop("batch"), v.pop("side")
@@ -245,18 +262,21 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     labels = jnp.asarray(rng.integers(0, v["num_classes"], (batch,)), jnp.int32)
     patches = (side // v["patch"]) ** 2 + 1  # and the class token
     vit_work = Work(patches, v["depth"] * patches**2, v["width"])
-    records += compare("vit", lambda layer: ViT(**v, dtype=dtype, remat=args.remat,
-                                                attention_layer=layer),
-                       (images,), labels, vit_work, batch, "images_per_s", peak, sizes.rounds)
+    records += compare("vit", lambda layer: ViT(**v, dtype=dtype, **scan, attention_layer=layer),
+                       (images,), labels, vit_work, batch, "images_per_s", matmul, sizes.rounds)
 
+    # The peak: the median of the matmul rate timed alongside each family's steps.
+    peaks = [r["peak_gflops"] for r in records[::2]]
+    records.insert(0, {"name": "matmul_f32", "gflops": statistics.median(peaks),
+                       "min_gflops": min(peaks), "max_gflops": max(peaks)})
     for depth in sizes.compile_depths:
-        model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype, remat=args.remat,
+        model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype, **scan,
                                  attention_layer=MultiHeadAttention)
         *_, compile_s = make_step(model, (tokens,), tokens, encoder_work)
         records.append({"name": f"compile[transformer, {depth} layers]", "compile_s": compile_s})
 
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, dtype {args.dtype}, "
-          f"remat {args.remat}, load average {os.getloadavg()[0]:.1f}")
+          f"remat {args.remat}, unroll {args.unroll}, load average {os.getloadavg()[0]:.1f}")
     for r in records:
         cells = ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k != "name")
         print(f"{r['name']:<32} {cells}")

@@ -19,7 +19,12 @@ def test_quick_bench_writes_records(tmp_path):
     families = ["transformer", "translator", "vit"]
     assert names[:7] == ["matmul_f32"] + [f"{f}[{b}]" for f in families for b in ("ours", "flax")]
     for r in records[1:7]:
-        assert r["step_gflop"] > 0 and r["gflops"] > 0 and 0 < r["fraction_of_peak"]
+        assert r["step_gflop"] > 0 and r["gflops"] > 0
+        assert r["fraction_of_peak"] == r["gflops"] / r["peak_gflops"]
+    # The peak is timed alongside each family's steps; the run's peak is their median.
+    peaks = sorted(r["peak_gflops"] for r in records[1:7:2])
+    assert (records[0]["min_gflops"], records[0]["gflops"], records[0]["max_gflops"]) == (
+        peaks[0], peaks[1], peaks[2])
     # Both builds of a family do the same work: only the attention layer differs.
     for ours, peer in zip(records[1:7:2], records[2:7:2]):
         assert ours["step_gflop"] == peer["step_gflop"]

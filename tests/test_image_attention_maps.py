@@ -1,4 +1,5 @@
-"""Attention rollout against a NumPy reference, pixel maps, mass in box, maps of the models."""
+"""Attention rollout against a NumPy reference, pixel maps, mass in box and its box-cells
+reference, maps of the models."""
 
 import jax
 import jax.numpy as jnp
@@ -64,6 +65,35 @@ def test_pixel_maps_of_uneven_cells():
     pixels = np.asarray(attention_maps.to_pixels(jnp.full((1, 2, 2), 0.25), 5, 5))
     np.testing.assert_allclose(pixels.sum(), 1.0, rtol=1e-6)
     np.testing.assert_allclose(pixels[0, :3, :3].sum(), 0.25, rtol=1e-6)
+
+
+def _box_cells_reference(box, grid, height, width):
+    """Marks the cell of every pixel inside the box, then spreads the mass evenly over them."""
+    touched = np.zeros(grid)
+    for y in range(box[0], box[2]):
+        for x in range(box[1], box[3]):
+            touched[y * grid[0] // height, x * grid[1] // width] = 1.0
+    return touched / touched.sum()
+
+
+@pytest.mark.parametrize("grid,height,width", [((8, 8), 32, 32), ((3, 5), 12, 16)])
+def test_box_cells_spread_evenly_over_the_cells_a_box_touches(grid, height, width):
+    rng = np.random.default_rng(2)
+    tops, lefts = rng.integers(0, height - 2, 6), rng.integers(0, width - 2, 6)
+    boxes = np.stack([tops, lefts, tops + rng.integers(1, height - tops + 1),
+                      lefts + rng.integers(1, width - lefts + 1)], axis=1)
+    maps = np.asarray(attention_maps.box_cells(jnp.asarray(boxes), grid, height, width))
+    for box, cells in zip(boxes, maps):
+        np.testing.assert_allclose(cells, _box_cells_reference(box, grid, height, width),
+                                   rtol=1e-6)
+
+
+def test_box_cells_score_one_on_a_box_of_whole_cells_and_less_on_a_misaligned_one():
+    boxes = jnp.asarray([[4, 8, 12, 12], [2, 2, 10, 10]])  # 4-pixel cells of a 16 x 16 image.
+    pixels = attention_maps.to_pixels(attention_maps.box_cells(boxes, (4, 4), 16, 16), 16, 16)
+    # The second box touches 3 x 3 cells; per axis 2 + 4 + 2 of their 12 pixels are inside.
+    np.testing.assert_allclose(attention_maps.mass_in_box(pixels, boxes), [1.0, (8 / 12) ** 2],
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind,pool", [("dot_product", "token"), ("local_2d", "gap"),

@@ -25,13 +25,14 @@ def _run(config, workdir):
 def test_tiny_vit_trains_and_scores_its_attention(kind, tmp_path):
     metrics = _run(vit_config.get_config(f"attention={kind},tiny"), tmp_path)
     assert 0.0 <= metrics["eval/accuracy"] <= 1.0 and np.isfinite(metrics["eval/loss"])
-    for name in ("layer1", "rollout"):
+    for name in ("layer1", "rollout", "box_cells"):
         assert 0.0 <= metrics[f"eval/mass_in_box/{name}"] <= 1.0
 
 
 def test_tiny_attention_cnn_trains_and_scores_its_attention(tmp_path):
     metrics = _run(cnn_config.get_config("tiny"), tmp_path)
-    assert 0.0 <= metrics["eval/mass_in_box/attention"] <= 1.0
+    for name in ("attention", "box_cells"):
+        assert 0.0 <= metrics[f"eval/mass_in_box/{name}"] <= 1.0
 
 
 def test_tiny_vit_with_mixup_and_map_pooling_on_an_npz(tmp_path):
@@ -106,6 +107,7 @@ def _bad_npz(tmp_path, x_test_shape=(4, 8, 8), labels=None):
     ("local_2d_token", "config.model.pool: local_2d"),
     ("patch", "config.model.patch: 3 does not divide"),
     ("remat", "config.model.remat: unknown 'everything'"),
+    ("unroll", "config.model.scan_unroll: layers per loop iteration"),
 ])
 def test_bad_input_is_refused_before_compiling(case, message, tmp_path, no_compiling):
     del no_compiling
@@ -114,11 +116,13 @@ def test_bad_input_is_refused_before_compiling(case, message, tmp_path, no_compi
            "labels": lambda: f"data=npz,path={_bad_npz(tmp_path, labels=np.arange(8))}",
            "tfds": lambda: "data=no_such_dataset_xyz",
            "local_2d_token": lambda: "attention=local_2d,pool=token",
-           "patch": lambda: "patch=3", "remat": lambda: ""}[case]()
+           "patch": lambda: "patch=3", "remat": lambda: "", "unroll": lambda: ""}[case]()
     config = vit_config.get_config(arg + ",tiny")
     if case == "labels":
         config.data.num_classes = 3
     if case == "remat":
         config.model.remat = "everything"
+    if case == "unroll":
+        config.model.scan_unroll = 0
     with pytest.raises(ValueError, match=message):
         train_and_evaluate(config, str(tmp_path / "run"))

@@ -25,24 +25,28 @@ class Stack(nn.Module):
   num_layers: int
   deterministic: bool = True
   remat: str = "none"
+  unroll: int = 1
 
   @nn.compact
   def __call__(self, x):
-    x, _ = scan_layers(Block, self.num_layers, remat=self.remat, name="blocks",
+    x, _ = scan_layers(Block, self.num_layers, remat=self.remat, unroll=self.unroll,
+                       name="blocks",
                        dim=x.shape[-1], deterministic=self.deterministic)(x, 0.5)
     return x
 
 
-def test_scan_matches_an_unrolled_loop():
+@pytest.mark.parametrize("unroll", [1, 2, 3])
+def test_scan_matches_an_unrolled_loop(unroll):
   x = jax.random.normal(jax.random.key(0), (3, 4))
-  params = Stack(3).init(jax.random.key(1), x)["params"]
+  params = Stack(3, unroll=unroll).init(jax.random.key(1), x)["params"]
   layer = params["blocks"]["Dense_0"]
   assert layer["kernel"].shape == (3, 4, 4) and layer["bias"].shape == (3, 4)
   assert not np.allclose(layer["kernel"][0], layer["kernel"][1])  # Each layer its own init.
   expected = x
   for i in range(3):  # Independent reference: the formula, layer by layer.
     expected = expected + jnp.tanh(expected @ layer["kernel"][i] + layer["bias"][i]) * 0.5
-  np.testing.assert_allclose(Stack(3).apply({"params": params}, x), expected, rtol=1e-5)
+  np.testing.assert_allclose(Stack(3, unroll=unroll).apply({"params": params}, x), expected,
+                             rtol=1e-5)
 
 
 def test_dropout_differs_between_layers():
@@ -86,6 +90,12 @@ def test_every_remat_policy_gives_the_gradient_of_the_formula(remat):
   got = jax.grad(loss)(params)["blocks"]["Dense_0"]
   np.testing.assert_allclose(got["kernel"], expected[0], rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(got["bias"], expected[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("unroll", [0, 1.5, True])
+def test_bad_unroll_is_a_clear_error(unroll):
+  with pytest.raises(ValueError, match="unroll: layers per loop iteration"):
+    Stack(2, unroll=unroll).init(jax.random.key(0), jnp.ones((1, 4)))
 
 
 def test_unknown_remat_policy_is_a_clear_error():

@@ -44,7 +44,8 @@ def test_transformer_tiny_on_mock_tfds(tmp_path):
     assert (tmp_path / "run" / "figures" / "attention_0_step_30.png").exists()
 
 
-@pytest.mark.parametrize("field, value", [("cross_attention", "luong"), ("remat", "everything")])
+@pytest.mark.parametrize("field, value", [("cross_attention", "luong"), ("remat", "everything"),
+                                          ("scan_unroll", 0)])
 def test_bad_model_field_fails_before_training(tmp_path, field, value):
     config = translate.get_config("model=transformer,attention=dot_product,tiny")
     config.model[field] = value

@@ -48,6 +48,8 @@ def _models():
         yield rnn_translator, _rnn(**kw)
     for kinds in TRANSFORMER_VARIANTS:
         yield transformer_translator, _transformer(kinds)
+    # Both layers in one loop iteration: the cache still follows its layers.
+    yield transformer_translator, _transformer(TRANSFORMER_VARIANTS[0], scan_unroll=2)
 
 
 @pytest.mark.parametrize("family, model", list(_models()), ids=lambda x: str(x)[:60])

@@ -15,7 +15,10 @@ attention over the feature map.
 
 Cell-level maps become pixel maps by spreading each cell's mass evenly over the pixels it
 covers; the mass inside a box is then the sum over the box's pixels, i.e. every cell's mass
-weighted by the fraction of its pixels inside the box.
+weighted by the fraction of its pixels inside the box. Its reference level for a grid is
+``box_cells``: a map spread evenly over the cells the box touches, which is what a model that
+"looks at the object" at cell resolution scores (on the cluttered data about 0.56 on a grid of
+4-pixel cells and 0.80 on 2-pixel cells), so scores above it need maps sharper than the object.
 """
 
 from __future__ import annotations
@@ -69,6 +72,22 @@ def mass_in_box(pixels_BHW: jax.Array, boxes_B4: jax.Array) -> jax.Array:
     top, left, bottom, right = (boxes_B4[:, i, None, None] for i in range(4))
     inside = (y >= top) & (y < bottom) & (x >= left) & (x < right)
     return (pixels_BHW * inside).sum(axis=(1, 2)) / pixels_BHW.sum(axis=(1, 2))
+
+
+def box_cells(boxes_B4: jax.Array, grid: tuple[int, int], height: int,
+              width: int) -> jax.Array:
+    """Reference maps ``[B, h, w]``: uniform over the ``grid`` cells each box touches.
+
+    Boxes ``(top, left, bottom, right)`` are in pixels of a ``height x width`` image, bottom and
+    right exclusive; cells are as in ``to_pixels``.
+    """
+    h, w = grid
+    top, left, bottom, right = (boxes_B4[:, i, None] for i in range(4))
+    rows, cols = jnp.arange(h)[None], jnp.arange(w)[None]
+    in_rows = (rows >= top * h // height) & (rows <= (bottom - 1) * h // height)
+    in_cols = (cols >= left * w // width) & (cols <= (right - 1) * w // width)
+    touched_Bhw = (in_rows[:, :, None] & in_cols[:, None, :]).astype(jnp.float32)
+    return touched_Bhw / touched_Bhw.sum(axis=(1, 2), keepdims=True)
 
 
 def map_names(model: nn.Module) -> tuple[str, ...]:

@@ -76,17 +76,20 @@ class Encoder(nn.Module):
     Attributes:
       block: keyword arguments of ``EncoderBlock``.
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
+      scan_unroll: layers per iteration of the scanned loop (``scan.scan_layers``' unroll).
     """
 
     num_layers: int
     block: Mapping[str, Any]
     dtype: Any = None
     remat: str = "none"
+    scan_unroll: int = 1
 
     @nn.compact
     def __call__(self, x: Array, mask: Array | None = None, *, deterministic: bool = True) -> Array:
         """``x [batch, T, F]`` -> ``[batch, T, F]``."""
-        stack = scan_layers(EncoderBlock, self.num_layers, remat=self.remat, static_args=(2,),
-                            name="layers", **self.block, dtype=self.dtype)
+        stack = scan_layers(EncoderBlock, self.num_layers, remat=self.remat,
+                            unroll=self.scan_unroll, static_args=(2,), name="layers",
+                            **self.block, dtype=self.dtype)
         x, _ = stack(x, mask, deterministic)
         return nn.LayerNorm(dtype=self.dtype, name="ln_final")(x)

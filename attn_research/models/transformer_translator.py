@@ -104,6 +104,7 @@ class TransformerTranslator(nn.Module):
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]`` in 'intermediates'.
       attention_layer: the multi-head layer class of every block (see ``EncoderBlock``).
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
+      scan_unroll: layers per iteration of the scanned loops (``scan.scan_layers``' unroll).
     """
 
     vocab_size: int
@@ -125,6 +126,7 @@ class TransformerTranslator(nn.Module):
     sow_weights: bool = False
     attention_layer: Callable[..., nn.Module] = MultiHeadAttention
     remat: str = "none"
+    scan_unroll: int = 1
 
     def setup(self) -> None:
         if self.positions not in POSITIONS:
@@ -142,7 +144,8 @@ class TransformerTranslator(nn.Module):
                       dropout_rate=self.dropout_rate,
                       attention_dropout_rate=self.attention_dropout_rate,
                       attention_layer=self.attention_layer)
-        self.encoder = Encoder(self.num_layers, dtype=self.dtype, remat=self.remat, block=dict(
+        self.encoder = Encoder(self.num_layers, dtype=self.dtype, remat=self.remat,
+                               scan_unroll=self.scan_unroll, block=dict(
             attention=self.encoder_attention,
             attention_options=attention_options(self.encoder_attention, self.window), **common))
         # Local cross-attention is the band |i - j| <= window around the diagonal, given by the
@@ -150,7 +153,8 @@ class TransformerTranslator(nn.Module):
         # dot_product under that mask (see `decode_logits`).
         cross = "dot_product" if self.cross_attention == "local" else self.cross_attention
         self.decoder = scan_layers(
-            DecoderBlock, self.num_layers, remat=self.remat, static_args=(3,),
+            DecoderBlock, self.num_layers, remat=self.remat, unroll=self.scan_unroll,
+            static_args=(3,),
             self_attention=self.decoder_attention, cross_attention=cross,
             self_options=attention_options(self.decoder_attention, self.window),
             cross_options=attention_options(self.cross_attention, self.window)

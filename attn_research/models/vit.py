@@ -80,6 +80,7 @@ class ViT(nn.Module):
       posemb: one of ``POSEMBS``.
       attention_layer: the encoder's multi-head layer class (see ``EncoderBlock``).
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
+      scan_unroll: layers per iteration of the scanned loop (``scan.scan_layers``' unroll).
       sow_weights: sow every layer's attention ``[layers, B, H, T, T]`` (and the MAP probe's
         ``[B, H, 1, T]``) into 'intermediates'.
     """
@@ -99,6 +100,7 @@ class ViT(nn.Module):
     sow_weights: bool = False
     attention_layer: Callable[..., nn.Module] = MultiHeadAttention
     remat: str = "none"
+    scan_unroll: int = 1
 
     def _options(self, grid: tuple[int, int]) -> dict[str, Any]:
         options = dict(self.attention_options)
@@ -135,7 +137,8 @@ class ViT(nn.Module):
         block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim, attention=self.attention,
                      attention_options=FrozenDict(options), dropout_rate=self.dropout_rate,
                      sow_weights=self.sow_weights, attention_layer=self.attention_layer)
-        x_BND = Encoder(self.depth, block, dtype=self.dtype, remat=self.remat, name="encoder")(
+        x_BND = Encoder(self.depth, block, dtype=self.dtype, remat=self.remat,
+                        scan_unroll=self.scan_unroll, name="encoder")(
             x_BND, deterministic=not train)
         if self.pool == "token":
             rep_BD = x_BND[:, 0]

@@ -13,7 +13,8 @@ Config keys owned by the task (see ``experiments/configs/vit.py`` for a complete
 Metrics: ``loss`` (cross-entropy; against mixup's soft labels in training) and ``accuracy``
 (top-1); at evaluation also ``mass_in_box/<map>``, the mean fraction of each attention map's
 mass inside the object's box (maps: ``layer<i>`` and ``rollout`` for the ViT, ``attention``
-for the CNN; see ``attn_research.evaluation.attention_maps``).
+for the CNN; see ``attn_research.evaluation.attention_maps``), and ``mass_in_box/box_cells``,
+the same score of the reference map spread evenly over the map grid's cells that the box touches.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from attn_research.attention import KINDS
 from attn_research.data import image_sources, images
 from attn_research.evaluation import attention_maps, image_figures
 from attn_research.models.attention_cnn import AttentionCNN
-from attn_research.models.scan import check_remat
+from attn_research.models.scan import check_remat, check_unroll
 from attn_research.models.vit import POOLS, POSEMBS, ViT
 
 NAME = "image"
@@ -108,6 +109,7 @@ def _check_model(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
             raise ValueError(f"config.model.patch: {patch} does not divide the images' "
                              f"{height}x{width} pixels.")
         check_remat(model.get("remat", ViT.remat), "config.model.remat")
+        check_unroll(model.get("scan_unroll", ViT.scan_unroll), "config.model.scan_unroll")
         if model.get("pool", ViT.pool) not in POOLS:
             raise ValueError(f"config.model.pool: choose one of {POOLS}, got {model.pool!r}.")
         if model.get("posemb", ViT.posemb) not in POSEMBS:
@@ -219,9 +221,12 @@ class AttentionEvaluator:
         names = attention_maps.map_names(model)
         metrics = {}
         if self._boxes is not None and self._num_scored:
-            for m, name in enumerate(names):
-                mass_B = attention_maps.mass_in_box(pixels_BMHW[:self._num_scored, m],
-                                                    self._boxes[:self._num_scored])
+            boxes_B4, image_hw = self._boxes[:self._num_scored], pixels_BMHW.shape[-2:]
+            reference_Bhw = attention_maps.box_cells(boxes_B4, maps_BMhw.shape[-2:], *image_hw)
+            pixels = {name: pixels_BMHW[:self._num_scored, m] for m, name in enumerate(names)}
+            pixels["box_cells"] = attention_maps.to_pixels(reference_Bhw, *image_hw)
+            for name, pixels_BHW in pixels.items():
+                mass_B = attention_maps.mass_in_box(pixels_BHW, boxes_B4)
                 metrics[f"mass_in_box/{name}"] = float(np.mean(mass_B))
         if self._num_figures and jax.process_index() == 0:
             n = self._num_figures

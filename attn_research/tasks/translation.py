@@ -42,7 +42,7 @@ from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu
 from attn_research.models import decoding, rnn_translator, transformer_translator
-from attn_research.models.scan import check_remat
+from attn_research.models.scan import check_remat, check_unroll
 
 NAME = "translate"
 FAMILIES = {"rnn": (rnn_translator, rnn_translator.RnnTranslator),
@@ -89,6 +89,7 @@ class TranslationTask(tasks.Task):
                     raise ValueError(f"config.model.{field}: unknown {model[field]!r}; choose "
                                      f"one of {transformer_translator.KINDS}")
             check_remat(model.get("remat", "none"), "config.model.remat")
+            check_unroll(model.get("scan_unroll", 1), "config.model.scan_unroll")
             longest = max(config.data.max_source_len, config.data.max_target_len)
             if model.get("max_len", 256) < longest:
                 raise ValueError(f"config.model.max_len: {model.max_len} is shorter than the "

@@ -28,7 +28,8 @@ def get_study(arg: str | None = None) -> Study:
               {"config": ["cnn"], "attention": ["additive"]}],
         seeds=[0] if small else [0, 1, 2],
         # Mass in the box: ViT rollout and first layer (where the class token reads the patches
-        # themselves), the CNN's pooling map.
+        # themselves), the CNN's pooling map, and the reference of a map spread over the cells
+        # the box touches on the model's grid.
         metrics=["eval/accuracy", "eval/mass_in_box/rollout", "eval/mass_in_box/layer1",
-                 "eval/mass_in_box/attention"],
+                 "eval/mass_in_box/attention", "eval/mass_in_box/box_cells"],
     )

@@ -19,8 +19,8 @@ In one process:
   ``pairs`` being the query-key pairs of all attention layers of one example (XLA's
   ``cost_analysis`` counts a scanned layer once, whatever the depth);
 - the compile time of the Transformer step at 2 and at 12 layers.
-Timings are medians of interleaved rounds (ours, peer, matmul, ours, ...). For the attention-kernel
-table, run ``python -m experiments.bench_attention``.
+Timings are medians of interleaved rounds (ours, peer, matmul, ours, ...). For the
+attention-kernel table, run ``python -m experiments.bench_attention``.
 """
 
 from __future__ import annotations

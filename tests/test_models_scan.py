@@ -30,8 +30,8 @@ class Stack(nn.Module):
   @nn.compact
   def __call__(self, x):
     x, _ = scan_layers(Block, self.num_layers, remat=self.remat, unroll=self.unroll,
-                       name="blocks",
-                       dim=x.shape[-1], deterministic=self.deterministic)(x, 0.5)
+                       name="blocks", dim=x.shape[-1],
+                       deterministic=self.deterministic)(x, 0.5)
     return x
 
 

@@ -19,35 +19,44 @@ from attn_research.train import train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:args].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
-                                 "Call jax.distributed.initialize() with auto-detection.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address",
-                                   os.environ.get("JAX_COORDINATOR_ADDRESS"),
-                                   "host:port of process 0, for multi-process runs.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes",
-                                      int(os.environ.get("JAX_NUM_PROCESSES", "1")),
-                                      "Number of processes of a multi-process run.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", int(os.environ.get("JAX_PROCESS_ID", "0")),
-                                   "Index of this process in a multi-process run.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() with auto-detection."
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address",
+    os.environ.get("JAX_COORDINATOR_ADDRESS"),
+    "host:port of process 0, for multi-process runs.",
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes",
+    int(os.environ.get("JAX_NUM_PROCESSES", "1")),
+    "Number of processes of a multi-process run.",
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id",
+    int(os.environ.get("JAX_PROCESS_ID", "0")),
+    "Index of this process in a multi-process run.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _quiet_orbax(record: std_logging.LogRecord) -> bool:
-  """Drops orbax's INFO chatter (several lines per save); keeps its warnings."""
-  return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+    """Drops orbax's INFO chatter (several lines per save); keeps its warnings."""
+    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
 
 
 def main(argv: list[str]) -> None:
-  del argv
-  logging.get_absl_handler().addFilter(_quiet_orbax)
-  if _NUM_PROCESSES.value > 1:
-    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  elif _DISTRIBUTED.value:
-    jax.distributed.initialize()
-  logging.info("Process %d of %d, devices: %s", jax.process_index(), jax.process_count(),
-               jax.devices())
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    del argv
+    logging.get_absl_handler().addFilter(_quiet_orbax)
+    if _NUM_PROCESSES.value > 1:
+        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    elif _DISTRIBUTED.value:
+        jax.distributed.initialize()
+    logging.info(
+        "Process %d of %d, devices: %s", jax.process_index(), jax.process_count(), jax.devices()
+    )
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+    app.run(main)

@@ -59,17 +59,26 @@ class FlaxAttention(nn.Module):
     decode: bool = False
 
     @nn.compact
-    def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array | None = None, *,
-                 mask: jax.Array | None = None, deterministic: bool = True,
-                 causal: bool = False) -> jax.Array:
+    def __call__(
+        self,
+        inputs_q: jax.Array,
+        inputs_kv: jax.Array | None = None,
+        *,
+        mask: jax.Array | None = None,
+        deterministic: bool = True,
+        causal: bool = False,
+    ) -> jax.Array:
         if self.kind != "dot_product" or self.options or self.decode:
             raise ValueError("the flax peer has only global dot-product attention, for training")
         if causal:
             mask = nn.combine_masks(mask, nn.make_causal_mask(inputs_q[..., 0]))
         inputs_kv = inputs_q if inputs_kv is None else inputs_kv
         return nn.MultiHeadDotProductAttention(
-            self.num_heads, dtype=self.dtype, dropout_rate=self.dropout_rate,
-            deterministic=deterministic)(inputs_q, inputs_kv, mask=mask)
+            self.num_heads,
+            dtype=self.dtype,
+            dropout_rate=self.dropout_rate,
+            deterministic=deterministic,
+        )(inputs_q, inputs_kv, mask=mask)
 
 
 class TokenTransformer(nn.Module):
@@ -88,10 +97,12 @@ class TokenTransformer(nn.Module):
     @nn.compact
     def __call__(self, tokens_BT: jax.Array, train: bool = True) -> jax.Array:
         x = nn.Embed(self.vocab, self.width, dtype=self.dtype)(tokens_BT)
-        block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim,
-                     attention_layer=self.attention_layer)
-        x = Encoder(self.depth, block, dtype=self.dtype, remat=self.remat,
-                    scan_unroll=self.scan_unroll)(x, deterministic=not train)
+        block = dict(
+            num_heads=self.num_heads, mlp_dim=self.mlp_dim, attention_layer=self.attention_layer
+        )
+        x = Encoder(
+            self.depth, block, dtype=self.dtype, remat=self.remat, scan_unroll=self.scan_unroll
+        )(x, deterministic=not train)
         return nn.Dense(self.vocab, dtype=self.dtype)(x).astype(jnp.float32)
 
 
@@ -107,18 +118,42 @@ class Sizes:
 
 FULL = Sizes(
     matmul=2048,
-    transformer=dict(vocab=1024, width=512, depth=4, num_heads=8, mlp_dim=2048, batch=16, length=128),
-    translator=dict(vocab_size=1024, emb_dim=512, num_layers=2, num_heads=8, mlp_dim=2048,
-                    dropout_rate=0.0, batch=16, length=64),
-    vit=dict(num_classes=10, patch=4, width=384, depth=4, num_heads=6, mlp_dim=1536, batch=64, side=32),
-    compile_depths=(2, 12), rounds=7)
+    transformer=dict(
+        vocab=1024, width=512, depth=4, num_heads=8, mlp_dim=2048, batch=16, length=128
+    ),
+    translator=dict(
+        vocab_size=1024,
+        emb_dim=512,
+        num_layers=2,
+        num_heads=8,
+        mlp_dim=2048,
+        dropout_rate=0.0,
+        batch=16,
+        length=64,
+    ),
+    vit=dict(
+        num_classes=10, patch=4, width=384, depth=4, num_heads=6, mlp_dim=1536, batch=64, side=32
+    ),
+    compile_depths=(2, 12),
+    rounds=7,
+)
 QUICK = Sizes(
     matmul=128,
     transformer=dict(vocab=64, width=32, depth=2, num_heads=2, mlp_dim=64, batch=2, length=16),
-    translator=dict(vocab_size=64, emb_dim=32, num_layers=1, num_heads=2, mlp_dim=64,
-                    dropout_rate=0.0, batch=2, length=8),
+    translator=dict(
+        vocab_size=64,
+        emb_dim=32,
+        num_layers=1,
+        num_heads=2,
+        mlp_dim=64,
+        dropout_rate=0.0,
+        batch=2,
+        length=8,
+    ),
     vit=dict(num_classes=10, patch=4, width=32, depth=2, num_heads=2, mlp_dim=64, batch=4, side=16),
-    compile_depths=(1, 3), rounds=2)
+    compile_depths=(1, 3),
+    rounds=2,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +169,11 @@ class Work:
 def model_flops(params: Any, batch: int, work: Work) -> float:
     """Train-step FLOPs: 3 x (2 per multiply-add of every kernel per token + attention's
     ``q k^T`` and ``a v``, ``4 width`` per query-key pair)."""
-    kernels = sum(leaf.size for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-                  if getattr(path[-1], "key", None) == "kernel")
+    kernels = sum(
+        leaf.size
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+        if getattr(path[-1], "key", None) == "kernel"
+    )
     return 3.0 * batch * (2.0 * work.tokens * kernels + 4.0 * work.pairs * work.width)
 
 
@@ -166,8 +204,9 @@ def make_step(model: nn.Module, inputs: tuple[jax.Array, ...], labels: jax.Array
 class Stepper:
     """One train step per call on fixed inputs, carrying the (donated) state between calls."""
 
-    def __init__(self, compiled: Callable, state: Any, inputs: tuple[jax.Array, ...],
-                 labels: jax.Array):
+    def __init__(
+        self, compiled: Callable, state: Any, inputs: tuple[jax.Array, ...], labels: jax.Array
+    ):
         self.compiled, self.state, self.inputs, self.labels = compiled, state, inputs, labels
 
     def __call__(self) -> None:
@@ -195,28 +234,48 @@ def time_interleaved(calls: dict[str, Callable[[], None]], rounds: int) -> dict[
     return {name: statistics.median(s) for name, s in seconds.items()}
 
 
-def compare(family: str, build: Callable[[Any], nn.Module], inputs, labels, work: Work,
-            items: int, unit: str, matmul: tuple[Callable[[], None], float],
-            rounds: int) -> list[dict[str, Any]]:
+def compare(
+    family: str,
+    build: Callable[[Any], nn.Module],
+    inputs,
+    labels,
+    work: Work,
+    items: int,
+    unit: str,
+    matmul: tuple[Callable[[], None], float],
+    rounds: int,
+) -> list[dict[str, Any]]:
     """Our model and its flax-attention peer: throughput and FLOP rate, one record each.
 
     ``inputs``: the model's positional inputs; ``items``: examples or tokens per step;
     ``matmul``: the peak's matmul call and FLOPs, timed in the same rounds as the two steps, so
     the fraction of the peak compares rates measured under the same machine load.
     """
-    runs = {name: make_step(build(layer), inputs, labels, work)
-            for name, layer in (("ours", MultiHeadAttention), ("flax", FlaxAttention))}
-    calls = {name: Stepper(compiled, state, inputs, labels)
-             for name, (compiled, state, *_) in runs.items()}
+    runs = {
+        name: make_step(build(layer), inputs, labels, work)
+        for name, layer in (("ours", MultiHeadAttention), ("flax", FlaxAttention))
+    }
+    calls = {
+        name: Stepper(compiled, state, inputs, labels)
+        for name, (compiled, state, *_) in runs.items()
+    }
     seconds = time_interleaved({**calls, "matmul": matmul[0]}, rounds)
     peak = matmul[1] / seconds["matmul"] / 1e9
     records = []
     for name, (_, _, flops, compile_s) in runs.items():
         gflops = flops / seconds[name] / 1e9
-        records.append({"name": f"{family}[{name}]", "step_ms": 1e3 * seconds[name],
-                        unit: items / seconds[name], "gflops": gflops, "peak_gflops": peak,
-                        "fraction_of_peak": gflops / peak, "compile_s": compile_s,
-                        "step_gflop": flops / 1e9})
+        records.append(
+            {
+                "name": f"{family}[{name}]",
+                "step_ms": 1e3 * seconds[name],
+                unit: items / seconds[name],
+                "gflops": gflops,
+                "peak_gflops": peak,
+                "fraction_of_peak": gflops / peak,
+                "compile_s": compile_s,
+                "step_gflop": flops / 1e9,
+            }
+        )
     return records
 
 
@@ -225,10 +284,18 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--json", required=True)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--remat", default="dots", choices=tuple(REMAT_POLICIES),
-                        help="what the backward pass keeps of each scanned layer")
-    parser.add_argument("--unroll", type=int, default=1,
-                        help="layers per scanned-loop iteration (the models' scan_unroll)")
+    parser.add_argument(
+        "--remat",
+        default="dots",
+        choices=tuple(REMAT_POLICIES),
+        help="what the backward pass keeps of each scanned layer",
+    )
+    parser.add_argument(
+        "--unroll",
+        type=int,
+        default=1,
+        help="layers per scanned-loop iteration (the models' scan_unroll)",
+    )
     args = parser.parse_args(argv)
     sizes, dtype = (QUICK if args.quick else FULL), jnp.dtype(args.dtype)
     scan = dict(remat=args.remat, scan_unroll=args.unroll)
@@ -240,21 +307,36 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     batch, length = t.pop("batch"), t.pop("length")
     tokens = jnp.asarray(rng.integers(0, t["vocab"], (batch, length)), jnp.int32)
     encoder_work = Work(length, t["depth"] * length**2, t["width"])
-    records += compare("transformer", lambda layer: TokenTransformer(
-        **t, dtype=dtype, **scan, attention_layer=layer), (tokens,), tokens,
+    records += compare(
+        "transformer",
+        lambda layer: TokenTransformer(**t, dtype=dtype, **scan, attention_layer=layer),
+        (tokens,),
+        tokens,
         encoder_work,
-        batch * length, "tokens_per_s", matmul, sizes.rounds)
+        batch * length,
+        "tokens_per_s",
+        matmul,
+        sizes.rounds,
+    )
 
     m = dict(sizes.translator)
     batch, length = m.pop("batch"), m.pop("length")
-    source, target = (jnp.asarray(rng.integers(1, m["vocab_size"], (batch, length)), jnp.int32)
-                      for _ in range(2))
+    source, target = (
+        jnp.asarray(rng.integers(1, m["vocab_size"], (batch, length)), jnp.int32) for _ in range(2)
+    )
     # Per layer: encoder self-, decoder self- and cross-attention, each length^2 pairs.
     translator_work = Work(length, 3 * m["num_layers"] * length**2, m["emb_dim"])
-    records += compare("translator", lambda layer: TransformerTranslator(
-        **m, dtype=dtype, **scan, attention_layer=layer), (source, target), target,
+    records += compare(
+        "translator",
+        lambda layer: TransformerTranslator(**m, dtype=dtype, **scan, attention_layer=layer),
+        (source, target),
+        target,
         translator_work,
-        2 * batch * length, "tokens_per_s", matmul, sizes.rounds)
+        2 * batch * length,
+        "tokens_per_s",
+        matmul,
+        sizes.rounds,
+    )
 
     v = dict(sizes.vit)
     batch, side = v.pop("batch"), v.pop("side")
@@ -262,27 +344,48 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     labels = jnp.asarray(rng.integers(0, v["num_classes"], (batch,)), jnp.int32)
     patches = (side // v["patch"]) ** 2 + 1  # and the class token
     vit_work = Work(patches, v["depth"] * patches**2, v["width"])
-    records += compare("vit", lambda layer: ViT(**v, dtype=dtype, **scan, attention_layer=layer),
-                       (images,), labels, vit_work, batch, "images_per_s", matmul, sizes.rounds)
+    records += compare(
+        "vit",
+        lambda layer: ViT(**v, dtype=dtype, **scan, attention_layer=layer),
+        (images,),
+        labels,
+        vit_work,
+        batch,
+        "images_per_s",
+        matmul,
+        sizes.rounds,
+    )
 
     # The peak: the median of the matmul rate timed alongside each family's steps.
     peaks = [r["peak_gflops"] for r in records[::2]]
-    records.insert(0, {"name": "matmul_f32", "gflops": statistics.median(peaks),
-                       "min_gflops": min(peaks), "max_gflops": max(peaks)})
+    records.insert(
+        0,
+        {
+            "name": "matmul_f32",
+            "gflops": statistics.median(peaks),
+            "min_gflops": min(peaks),
+            "max_gflops": max(peaks),
+        },
+    )
     for depth in sizes.compile_depths:
-        model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype, **scan,
-                                 attention_layer=MultiHeadAttention)
+        model = TokenTransformer(
+            **{**t, "depth": depth}, dtype=dtype, **scan, attention_layer=MultiHeadAttention
+        )
         *_, compile_s = make_step(model, (tokens,), tokens, encoder_work)
         records.append({"name": f"compile[transformer, {depth} layers]", "compile_s": compile_s})
 
-    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, dtype {args.dtype}, "
-          f"remat {args.remat}, unroll {args.unroll}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind}, dtype {args.dtype}, "
+        f"remat {args.remat}, unroll {args.unroll}, load average {os.getloadavg()[0]:.1f}"
+    )
     for r in records:
         cells = ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k != "name")
         print(f"{r['name']:<32} {cells}")
     shallow, deep = (r["compile_s"] for r in records[-2:])
-    print(f"compile time {sizes.compile_depths[1]} / {sizes.compile_depths[0]} layers: "
-          f"{deep / shallow:.2f}")
+    print(
+        f"compile time {sizes.compile_depths[1]} / {sizes.compile_depths[0]} layers: "
+        f"{deep / shallow:.2f}"
+    )
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as f:
         json.dump(records, f, indent=1)

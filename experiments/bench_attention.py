@@ -57,7 +57,9 @@ MiB = 2**20
 TIME_TOLERANCE = 1.10  # "no slower" allows 10% timing noise (the CPU is shared)
 LINEARITY_TOLERANCE = 1.25  # "linear in T" allows 25% above the length ratio
 NOTE_KEYS = ("window", "gflops", "note")  # extra fields shown in the table
-ADDITIVE_DEFAULT_CHUNK = inspect.signature(additive_attention).parameters["query_chunk_size"].default
+ADDITIVE_DEFAULT_CHUNK = (
+    inspect.signature(additive_attention).parameters["query_chunk_size"].default
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,20 +88,30 @@ class Sizes:
 FULL = Sizes(
     matmul=2048,
     dot_shapes=((8, 512, 8, 64), (2, 2048, 8, 64)),
-    local_bhd=(1, 8, 64), local_window=(128, 128),
-    local_lengths=(4096, 8192, 16384), local_dense_lengths=(4096, 8192, 16384),
+    local_bhd=(1, 8, 64),
+    local_window=(128, 128),
+    local_lengths=(4096, 8192, 16384),
+    local_dense_lengths=(4096, 8192, 16384),
     local_blocks=(32, 64, 128, 256),
-    additive=(1, 1024, 1, 256, 64), additive_chunks=(16, 32, 64, 128),
-    time_budget_s=10.0, min_repeats=3, max_repeats=10,
+    additive=(1, 1024, 1, 256, 64),
+    additive_chunks=(16, 32, 64, 128),
+    time_budget_s=10.0,
+    min_repeats=3,
+    max_repeats=10,
 )
 QUICK = Sizes(
     matmul=64,
     dot_shapes=((1, 32, 2, 8),),
-    local_bhd=(1, 2, 8), local_window=(8, 8),
-    local_lengths=(64, 128, 256), local_dense_lengths=(64, 128),
+    local_bhd=(1, 2, 8),
+    local_window=(8, 8),
+    local_lengths=(64, 128, 256),
+    local_dense_lengths=(64, 128),
     local_blocks=(8, 16),
-    additive=(1, 32, 1, 16, 8), additive_chunks=(8, 16),
-    time_budget_s=0.01, min_repeats=2, max_repeats=3,
+    additive=(1, 32, 1, 16, 8),
+    additive_chunks=(8, 16),
+    time_budget_s=0.01,
+    min_repeats=2,
+    max_repeats=3,
 )
 
 
@@ -153,8 +165,9 @@ def bthd(b: int, t: int, h: int, d: int) -> tuple[tuple[str, int], ...]:
 
 
 def matmul_case(n: int) -> Case:
-    return Case("matmul", "matmul", "xla", (("M", n), ("K", n), ("N", n)), ((n, n), (n, n)),
-                jnp.matmul)
+    return Case(
+        "matmul", "matmul", "xla", (("M", n), ("K", n), ("N", n)), ((n, n), (n, n)), jnp.matmul
+    )
 
 
 def dot_product_impls(dtype: str) -> tuple[str, ...]:
@@ -166,11 +179,20 @@ def dot_product_impls(dtype: str) -> tuple[str, ...]:
 def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case]:
     """Ours with each kernel, then flax's, on ``q, k, v [B, T, H, D]``."""
     inputs = (shape,) * 3
-    ours = [Case(f"ours[{impl}]", "dot_product", impl, bthd(*shape), inputs,
-                 lambda q, k, v, impl=impl: attend(q, k, v, kind="dot_product", impl=impl))
-            for impl in dot_product_impls(dtype)]
-    return ours + [Case("flax.linen", "dot_product", "flax", bthd(*shape), inputs,
-                        nn.dot_product_attention)]
+    ours = [
+        Case(
+            f"ours[{impl}]",
+            "dot_product",
+            impl,
+            bthd(*shape),
+            inputs,
+            lambda q, k, v, impl=impl: attend(q, k, v, kind="dot_product", impl=impl),
+        )
+        for impl in dot_product_impls(dtype)
+    ]
+    return ours + [
+        Case("flax.linen", "dot_product", "flax", bthd(*shape), inputs, nn.dot_product_attention)
+    ]
 
 
 def local_cases(sizes: Sizes) -> list[Case]:
@@ -180,18 +202,33 @@ def local_cases(sizes: Sizes) -> list[Case]:
     window = sizes.local_window
 
     def case(length: int, name: str, impl: str, fn: Fn, *extra: tuple[str, Any]) -> Case:
-        return Case(name, "local", impl, bthd(b, length, h, d), ((b, length, h, d),) * 3, fn,
-                    (("window", list(window)), *extra))
+        return Case(
+            name,
+            "local",
+            impl,
+            bthd(b, length, h, d),
+            ((b, length, h, d),) * 3,
+            fn,
+            (("window", list(window)), *extra),
+        )
 
     def ours(length: int, block: int | None = None) -> Case:  # None: the library's default
         label = "default" if block is None else block
-        return case(length, f"ours[block={label}]", "blocked",
-                    lambda q, k, v: attend(q, k, v, kind="local", window=window, block_size=block),
-                    ("block_size", label))
+        return case(
+            length,
+            f"ours[block={label}]",
+            "blocked",
+            lambda q, k, v: attend(q, k, v, kind="local", window=window, block_size=block),
+            ("block_size", label),
+        )
 
     def dense(length: int) -> Case:
-        return case(length, "jax.nn[local_window]", "jax_nn_dense",
-                    lambda q, k, v: jax.nn.dot_product_attention(q, k, v, local_window_size=window))
+        return case(
+            length,
+            "jax.nn[local_window]",
+            "jax_nn_dense",
+            lambda q, k, v: jax.nn.dot_product_attention(q, k, v, local_window_size=window),
+        )
 
     cases = []
     for length in sizes.local_lengths:
@@ -215,40 +252,60 @@ def additive_dims(sizes: Sizes) -> tuple[tuple[str, int], ...]:
 def additive_cases(sizes: Sizes) -> list[Case]:
     """The naive form, then ours at each query chunk size (and at the library default)."""
     b, t, h, u, dv = sizes.additive
-    score_vector = jnp.asarray(np.random.default_rng(1).standard_normal((h, u), np.float32)) / u**0.5
+    score_vector = (
+        jnp.asarray(np.random.default_rng(1).standard_normal((h, u), np.float32)) / u**0.5
+    )
     dims = additive_dims(sizes)
     inputs = ((b, t, h, u), (b, t, h, u), (b, t, h, dv))
-    naive = Case("naive", "additive", "naive", dims, inputs,
-                 lambda q, k, v: naive_additive(q, k, v, score_vector))
+    naive = Case(
+        "naive",
+        "additive",
+        "naive",
+        dims,
+        inputs,
+        lambda q, k, v: naive_additive(q, k, v, score_vector),
+    )
     chunks = sorted({*sizes.additive_chunks, ADDITIVE_DEFAULT_CHUNK})
     return [naive] + [
-        Case(f"ours[qc={c}]", "additive", "query_chunked", dims, inputs,
-             lambda q, k, v, c=c: additive_attention(q, k, v, score_vector, query_chunk_size=c),
-             (("query_chunk_size", c),))
-        for c in chunks]
+        Case(
+            f"ours[qc={c}]",
+            "additive",
+            "query_chunked",
+            dims,
+            inputs,
+            lambda q, k, v, c=c: additive_attention(q, k, v, score_vector, query_chunk_size=c),
+            (("query_chunk_size", c),),
+        )
+        for c in chunks
+    ]
 
 
 def case_groups(sizes: Sizes) -> list[list[Case]]:
     """The cases, in groups whose members are timed in interleaved rounds (see ``time_group``)."""
-    return ([[matmul_case(sizes.matmul)]]
-            + [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes]
-            + [local_cases(sizes), additive_cases(sizes)])
+    return (
+        [[matmul_case(sizes.matmul)]]
+        + [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes]
+        + [local_cases(sizes), additive_cases(sizes)]
+    )
 
 
 # ---------------------------------------------------------------- measuring
 
 
-def random_inputs(shapes: Sequence[tuple[int, ...]], dtype: str,
-                  seed: int = 0) -> tuple[Array, ...]:
+def random_inputs(
+    shapes: Sequence[tuple[int, ...]], dtype: str, seed: int = 0
+) -> tuple[Array, ...]:
     rng = np.random.default_rng(seed)
     return tuple(jnp.asarray(rng.standard_normal(s, np.float32), dtype) for s in shapes)
 
 
 def fwd_bwd(fn: Fn, n_inputs: int) -> Fn:
     """``(*inputs, cotangent) -> gradients`` of ``<fn(*inputs), cotangent>`` w.r.t. every input."""
+
     def loss(*args: Array) -> Array:
         *inputs, cotangent = args
         return jnp.vdot(fn(*inputs), cotangent)
+
     return jax.grad(loss, argnums=tuple(range(n_inputs)))
 
 
@@ -270,8 +327,11 @@ class Prepared:
 
     def run(self, which: str) -> float:
         """Seconds for one call of ``"fwd"`` or ``"grad"``, until its result is ready."""
-        fn, args = ((self.fwd, self.inputs) if which == "fwd"
-                    else (self.grad, (*self.inputs, self.cotangent)))
+        fn, args = (
+            (self.fwd, self.inputs)
+            if which == "fwd"
+            else (self.grad, (*self.inputs, self.cotangent))
+        )
         start = time.perf_counter()
         jax.block_until_ready(fn(*args))
         return time.perf_counter() - start
@@ -280,11 +340,21 @@ class Prepared:
 def prepare(case: Case, dtype: str) -> Prepared:
     """Compiles the case's forward and forward+backward and records their temporary memory."""
     inputs = random_inputs(case.inputs, dtype)
-    cotangent, = random_inputs([jax.eval_shape(case.fn, *inputs).shape], dtype, seed=1)
+    (cotangent,) = random_inputs([jax.eval_shape(case.fn, *inputs).shape], dtype, seed=1)
     fwd = jax.jit(case.fn).lower(*inputs).compile()
     grad = jax.jit(fwd_bwd(case.fn, len(inputs))).lower(*inputs, cotangent).compile()
-    record = Record(case.name, case.kind, case.impl, case.shape, None, None, temp_bytes(grad),
-                    temp_bytes(fwd), 0, {**dict(case.extra), "dtype": dtype})
+    record = Record(
+        case.name,
+        case.kind,
+        case.impl,
+        case.shape,
+        None,
+        None,
+        temp_bytes(grad),
+        temp_bytes(fwd),
+        0,
+        {**dict(case.extra), "dtype": dtype},
+    )
     return Prepared(case, inputs, cotangent, fwd, grad, record)
 
 
@@ -298,8 +368,9 @@ def time_group(group: Sequence[Prepared], sizes: Sizes) -> None:
     if not group:
         return
     one_round = sum(p.run("fwd") + p.run("grad") for p in group)
-    repeats = min(sizes.max_repeats,
-                  max(sizes.min_repeats, math.ceil(sizes.time_budget_s / one_round)))
+    repeats = min(
+        sizes.max_repeats, max(sizes.min_repeats, math.ceil(sizes.time_budget_s / one_round))
+    )
     seconds = {id(p): ([], []) for p in group}
     for _ in range(repeats):
         for p in group:
@@ -310,8 +381,9 @@ def time_group(group: Sequence[Prepared], sizes: Sizes) -> None:
         fwd_s, grad_s = seconds[id(p)]
         p.record.fwd_ms, p.record.fwd_bwd_ms = (1e3 * statistics.median(t) for t in (fwd_s, grad_s))
         p.record.repeats = repeats
-        p.record.extra.update(fwd_min_ms=1e3 * min(fwd_s), fwd_bwd_min_ms=1e3 * min(grad_s),
-                              loadavg=load)
+        p.record.extra.update(
+            fwd_min_ms=1e3 * min(fwd_s), fwd_bwd_min_ms=1e3 * min(grad_s), loadavg=load
+        )
 
 
 def measure_group(cases: Sequence[Case], sizes: Sizes, max_temp_bytes: int) -> list[Record]:
@@ -320,8 +392,10 @@ def measure_group(cases: Sequence[Case], sizes: Sizes, max_temp_bytes: int) -> l
     runnable = [p for p in prepared if (p.record.temp_bytes or 0) <= max_temp_bytes]
     for p in prepared:
         if p not in runnable:  # identity: Prepared has eq=False
-            p.record.extra.update(loadavg=round(os.getloadavg()[0], 2), note=(
-                f"not run: fwd+bwd temp > --max-temp-gib {max_temp_bytes / 2**30:g}"))
+            p.record.extra.update(
+                loadavg=round(os.getloadavg()[0], 2),
+                note=(f"not run: fwd+bwd temp > --max-temp-gib {max_temp_bytes / 2**30:g}"),
+            )
     time_group(runnable, sizes)
     for p in runnable:
         if p.case.kind == "matmul":
@@ -343,8 +417,9 @@ class Check:
     passed: bool | None
 
 
-def field_of(records: dict[tuple[str, str, str], Record], kind: str, name: str, shape: str,
-             field: str) -> float | None:
+def field_of(
+    records: dict[tuple[str, str, str], Record], kind: str, name: str, shape: str, field: str
+) -> float | None:
     record = records.get((kind, name, shape))
     return None if record is None else getattr(record, field)
 
@@ -365,9 +440,14 @@ def dot_product_checks(get: Callable[..., float | None], sizes: Sizes) -> list[C
         for impl in ("xla", "chunked", "jax_nn"):
             value = ratio(get("dot_product", f"ours[{impl}]", s, "fwd_bwd_ms"), flax_ms)
             target = impl == "xla"  # the default kernel carries the target; others are shown
-            checks.append(check(f"dot_product {s}: ours[{impl}] / flax fwd+bwd time", value,
-                                f"<= {TIME_TOLERANCE:.2f}" if target else "(info)",
-                                (lambda r: r <= TIME_TOLERANCE) if target else None))
+            checks.append(
+                check(
+                    f"dot_product {s}: ours[{impl}] / flax fwd+bwd time",
+                    value,
+                    f"<= {TIME_TOLERANCE:.2f}" if target else "(info)",
+                    (lambda r: r <= TIME_TOLERANCE) if target else None,
+                )
+            )
     return checks
 
 
@@ -379,20 +459,33 @@ def local_checks(get: Callable[..., float | None], sizes: Sizes) -> list[Check]:
     first, last = sizes.local_lengths[0], sizes.local_lengths[-1]
     linear = last / first
     return [
-        check(f"local {at}: jax.nn dense / ours fwd+bwd time (speed-up)",
-              ratio(get("local", dense, at, "fwd_bwd_ms"), get("local", ours, at, "fwd_bwd_ms")),
-              ">= 8", lambda r: r >= 8),
-        check(f"local {at}: jax.nn dense / ours fwd time (speed-up)",
-              ratio(get("local", dense, at, "fwd_ms"), get("local", ours, at, "fwd_ms")),
-              "(info)", None),
-        check(f"local {at}: ours / jax.nn dense fwd+bwd temp memory",
-              ratio(get("local", ours, at, "temp_bytes"), get("local", dense, at, "temp_bytes")),
-              "<= 0.10", lambda r: r <= 0.10),
-        check(f"local: ours fwd+bwd time T{last} / T{first}",
-              ratio(get("local", ours, shape(last), "fwd_bwd_ms"),
-                    get("local", ours, shape(first), "fwd_bwd_ms")),
-              f"~{linear:g} (<= {linear * LINEARITY_TOLERANCE:g})",
-              lambda r: r <= linear * LINEARITY_TOLERANCE),
+        check(
+            f"local {at}: jax.nn dense / ours fwd+bwd time (speed-up)",
+            ratio(get("local", dense, at, "fwd_bwd_ms"), get("local", ours, at, "fwd_bwd_ms")),
+            ">= 8",
+            lambda r: r >= 8,
+        ),
+        check(
+            f"local {at}: jax.nn dense / ours fwd time (speed-up)",
+            ratio(get("local", dense, at, "fwd_ms"), get("local", ours, at, "fwd_ms")),
+            "(info)",
+            None,
+        ),
+        check(
+            f"local {at}: ours / jax.nn dense fwd+bwd temp memory",
+            ratio(get("local", ours, at, "temp_bytes"), get("local", dense, at, "temp_bytes")),
+            "<= 0.10",
+            lambda r: r <= 0.10,
+        ),
+        check(
+            f"local: ours fwd+bwd time T{last} / T{first}",
+            ratio(
+                get("local", ours, shape(last), "fwd_bwd_ms"),
+                get("local", ours, shape(first), "fwd_bwd_ms"),
+            ),
+            f"~{linear:g} (<= {linear * LINEARITY_TOLERANCE:g})",
+            lambda r: r <= linear * LINEARITY_TOLERANCE,
+        ),
     ]
 
 
@@ -400,12 +493,22 @@ def additive_checks(get: Callable[..., float | None], sizes: Sizes) -> list[Chec
     s = shape_string(additive_dims(sizes))
     ours = f"ours[qc={ADDITIVE_DEFAULT_CHUNK}]"
     return [
-        check(f"additive {s}: {ours} / naive fwd+bwd temp memory",
-              ratio(get("additive", ours, s, "temp_bytes"), get("additive", "naive", s, "temp_bytes")),
-              "<= 0.125", lambda r: r <= 0.125),
-        check(f"additive {s}: {ours} / naive fwd+bwd time",
-              ratio(get("additive", ours, s, "fwd_bwd_ms"), get("additive", "naive", s, "fwd_bwd_ms")),
-              f"<= {TIME_TOLERANCE:.2f}", lambda r: r <= TIME_TOLERANCE),
+        check(
+            f"additive {s}: {ours} / naive fwd+bwd temp memory",
+            ratio(
+                get("additive", ours, s, "temp_bytes"), get("additive", "naive", s, "temp_bytes")
+            ),
+            "<= 0.125",
+            lambda r: r <= 0.125,
+        ),
+        check(
+            f"additive {s}: {ours} / naive fwd+bwd time",
+            ratio(
+                get("additive", ours, s, "fwd_bwd_ms"), get("additive", "naive", s, "fwd_bwd_ms")
+            ),
+            f"<= {TIME_TOLERANCE:.2f}",
+            lambda r: r <= TIME_TOLERANCE,
+        ),
     ]
 
 
@@ -417,13 +520,18 @@ def targets(records: Sequence[Record], sizes: Sizes) -> list[Check]:
 
 def fastest(records: Sequence[Record], kind: str, option: str) -> str:
     """The sweep's fastest setting of ``option`` by fwd+bwd time, with its time and memory."""
-    swept = [r for r in records if r.kind == kind and isinstance(r.extra.get(option), int)
-             and r.fwd_bwd_ms is not None]
+    swept = [
+        r
+        for r in records
+        if r.kind == kind and isinstance(r.extra.get(option), int) and r.fwd_bwd_ms is not None
+    ]
     if not swept:
         return f"{kind}: no {option} sweep"
     best = min(swept, key=lambda r: r.fwd_bwd_ms)
-    return (f"{kind} {best.shape}: fastest {option}={best.extra[option]} "
-            f"({best.fwd_bwd_ms:.1f} ms fwd+bwd, {best.temp_bytes / MiB:.1f} MiB temp)")
+    return (
+        f"{kind} {best.shape}: fastest {option}={best.extra[option]} "
+        f"({best.fwd_bwd_ms:.1f} ms fwd+bwd, {best.temp_bytes / MiB:.1f} MiB temp)"
+    )
 
 
 # ---------------------------------------------------------------- printing
@@ -434,15 +542,19 @@ def fmt(x: float | None, digits: int = 1) -> str:
 
 
 def records_table(records: Sequence[Record]) -> str:
-    header = (f"{'kind':<12}{'name':<22}{'shape':<30}{'fwd ms':>10}{'fwd+bwd ms':>12}"
-              f"{'(min)':>10}{'temp MiB':>10}{'load':>6}  notes")
+    header = (
+        f"{'kind':<12}{'name':<22}{'shape':<30}{'fwd ms':>10}{'fwd+bwd ms':>12}"
+        f"{'(min)':>10}{'temp MiB':>10}{'load':>6}  notes"
+    )
     lines = [header, "-" * len(header)]
     for r in records:
         notes = ", ".join(f"{k}={r.extra[k]}" for k in NOTE_KEYS if k in r.extra)
         mib = None if r.temp_bytes is None else r.temp_bytes / MiB
-        lines.append(f"{r.kind:<12}{r.name:<22}{r.shape:<30}{fmt(r.fwd_ms):>10}"
-                     f"{fmt(r.fwd_bwd_ms):>12}{fmt(r.extra.get('fwd_bwd_min_ms')):>10}{fmt(mib):>10}"
-                     f"{r.extra['loadavg']:>6.1f}  {notes}")
+        lines.append(
+            f"{r.kind:<12}{r.name:<22}{r.shape:<30}{fmt(r.fwd_ms):>10}"
+            f"{fmt(r.fwd_bwd_ms):>12}{fmt(r.extra.get('fwd_bwd_min_ms')):>10}{fmt(mib):>10}"
+            f"{r.extra['loadavg']:>6.1f}  {notes}"
+        )
     return "\n".join(lines)
 
 
@@ -450,8 +562,11 @@ def targets_table(checks: Sequence[Check]) -> str:
     verdict = {True: "PASS", False: "FAIL", None: ""}
     width = max(len(c.what) for c in checks)
     lines = [f"{'target':<{width}}  {'value':>8}  {'goal':<18}result"]
-    lines += [f"{c.what:<{width}}  {fmt(c.value, 3):>8}  {c.goal:<18}"
-              f"{verdict[c.passed] if c.value is not None else 'not measured'}" for c in checks]
+    lines += [
+        f"{c.what:<{width}}  {fmt(c.value, 3):>8}  {c.goal:<18}"
+        f"{verdict[c.passed] if c.value is not None else 'not measured'}"
+        for c in checks
+    ]
     return "\n".join(lines)
 
 
@@ -462,10 +577,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", required=True, help="where to write the JSON list of records")
     parser.add_argument("--quick", action="store_true", help="tiny shapes (smoke test)")
-    parser.add_argument("--max-temp-gib", type=float, default=8.0,
-                        help="compile but do not run cases whose fwd+bwd needs more temp memory")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                        help="input dtype (bfloat16 adds cuDNN flash attention on a GPU)")
+    parser.add_argument(
+        "--max-temp-gib",
+        type=float,
+        default=8.0,
+        help="compile but do not run cases whose fwd+bwd needs more temp memory",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="input dtype (bfloat16 adds cuDNN flash attention on a GPU)",
+    )
     return parser.parse_args(argv)
 
 
@@ -474,13 +597,18 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     sizes = dataclasses.replace(QUICK if args.quick else FULL, dtype=args.dtype)
     start = time.perf_counter()
-    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     records = []
     for group in case_groups(sizes):
         records += measure_group(group, sizes, int(args.max_temp_gib * 2**30))
-        print(f"  {group[0].kind}: {len(group)} cases done after "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"  {group[0].kind}: {len(group)} cases done after {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
     print()
     print(records_table(records))
     print()
@@ -488,8 +616,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     print()
     print(fastest(records, "local", "block_size"))
     print(fastest(records, "additive", "query_chunk_size"))
-    print(f"\n{len(records)} cases in {time.perf_counter() - start:.0f} s, "
-          f"load average now {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{len(records)} cases in {time.perf_counter() - start:.0f} s, "
+        f"load average now {os.getloadavg()[0]:.1f}"
+    )
     out = [r.to_json() for r in records]
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as f:

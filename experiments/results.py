@@ -63,7 +63,9 @@ def point_row(study: Study, point: Point, workdir: str) -> dict[str, Any]:
     row["params"] = summary.get("num_params")
     row["train_sec"] = summary.get("train_sec")
     steps_per_sec = summary.get("steps_per_sec")
-    row["examples/s"] = steps_per_sec * config["batch_size"] if steps_per_sec and "batch_size" in config else None
+    row["examples/s"] = (
+        steps_per_sec * config["batch_size"] if steps_per_sec and "batch_size" in config else None
+    )
     return row
 
 
@@ -80,8 +82,7 @@ def grouped_table(study: Study, rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per group of seeds with mean ± std of every column."""
     columns = [f"{m} final" for m in study.metrics] + [f"{m} best" for m in study.metrics]
     columns += ["params", "train_sec", "examples/s"]
-    lines = ["| point | seeds | " + " | ".join(columns) + " |",
-             "|---" * (len(columns) + 2) + "|"]
+    lines = ["| point | seeds | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
     for group in dict.fromkeys(r["group"] for r in rows):
         members = [r for r in rows if r["group"] == group]
         done = [r for r in members if r["status"] == "done"]
@@ -95,8 +96,11 @@ def _plot_curves(study: Study, points: list[Point], root: str, out_dir: str) -> 
     for metric in study.metrics:
         fig, ax = plt.subplots(figsize=(7, 4))
         for point in points:
-            curve = [(r["step"], r[metric]) for r in read_curves(os.path.join(root, point.name))
-                     if metric in r]
+            curve = [
+                (r["step"], r[metric])
+                for r in read_curves(os.path.join(root, point.name))
+                if metric in r
+            ]
             if curve:
                 ax.plot(*zip(*curve), marker=".", label=point.name)
         ax.set_xlabel("step")
@@ -108,15 +112,21 @@ def _plot_curves(study: Study, points: list[Point], root: str, out_dir: str) -> 
 
 
 def _plot_axes(study: Study, rows: list[dict[str, Any]], out_dir: str) -> None:
-    axes = [a for a in dict.fromkeys(k for r in rows for k in r) if a in
-            {axis for p in study.points() for axis, _ in p.values} and a != SEED_AXIS]
+    axes = [
+        a
+        for a in dict.fromkeys(k for r in rows for k in r)
+        if a in {axis for p in study.points() for axis, _ in p.values} and a != SEED_AXIS
+    ]
     for axis in axes:
         values = list(dict.fromkeys(r[axis] for r in rows if axis in r))
         for metric in study.metrics:
             means, stds = [], []
             for value in values:
-                finals = [r[f"{metric} final"] for r in rows
-                          if r.get(axis) == value and r[f"{metric} final"] is not None]
+                finals = [
+                    r[f"{metric} final"]
+                    for r in rows
+                    if r.get(axis) == value and r[f"{metric} final"] is not None
+                ]
                 means.append(np.mean(finals) if finals else np.nan)
                 stds.append(np.std(finals) if finals else 0.0)
             fig, ax = plt.subplots(figsize=(max(4, len(values)), 3.5))

@@ -87,11 +87,19 @@ class Study:
             else:
                 args.append(f"{axis}={_text(value)}")
         if not isinstance(config, str):
-            raise ValueError(f"study {self.name!r} has several configs: its grid needs a 'config' axis")
+            raise ValueError(
+                f"study {self.name!r} has several configs: its grid needs a 'config' axis"
+            )
         if args:
             config += ":" + ",".join(args)
-        return [sys.executable, "-m", "attn_research.main", f"--config={config}",
-                f"--workdir={workdir}", *overrides]
+        return [
+            sys.executable,
+            "-m",
+            "attn_research.main",
+            f"--config={config}",
+            f"--workdir={workdir}",
+            *overrides,
+        ]
 
 
 def parse_variant(study: str, arg: str | None) -> tuple[bool, str]:

@@ -36,6 +36,7 @@ def expand_kv(x: np.ndarray, heads: int) -> np.ndarray:
 
 # Which positions attend. ------------------------------------------------------------------------
 
+
 def causal(tq: int, tk: int) -> np.ndarray:
     """``[Tq, Tk]``: query i sees keys j <= i."""
     return np.arange(tk)[None, :] <= np.arange(tq)[:, None]
@@ -50,8 +51,9 @@ def window_1d(tq: int, tk: int, left: int, right: int) -> np.ndarray:
 def window_2d(rows: int, cols: int, k_r: int, k_c: int) -> np.ndarray:
     """``[T, T]``, T = rows * cols in row-major order: the k_r x k_c neighbourhood of each token."""
     r, c = np.divmod(np.arange(rows * cols), cols)
-    return ((np.abs(r[:, None] - r[None, :]) <= k_r // 2)
-            & (np.abs(c[:, None] - c[None, :]) <= k_c // 2))
+    return (np.abs(r[:, None] - r[None, :]) <= k_r // 2) & (
+        np.abs(c[:, None] - c[None, :]) <= k_c // 2
+    )
 
 
 def allowed(shape, *masks) -> np.ndarray:
@@ -64,6 +66,7 @@ def allowed(shape, *masks) -> np.ndarray:
 
 
 # Softmax and context. ---------------------------------------------------------------------------
+
 
 def softmax(logits: np.ndarray, allowed_: np.ndarray | None = None) -> np.ndarray:
     """``exp(l_j) / sum_{m allowed} exp(l_m)`` on allowed keys, 0 elsewhere and in empty rows."""
@@ -95,13 +98,16 @@ def bf16_everywhere(logits: np.ndarray, v, *masks) -> np.ndarray:
     logits = round_bf16(np.where(allowed_, logits, -np.inf))
     row_max = logits.max(axis=-1, keepdims=True)
     row_max = np.where(np.isfinite(row_max), row_max, 0.0)
-    e = np.where(allowed_, round_bf16(np.exp(round_bf16(np.where(allowed_, logits, 0.0) - row_max))), 0.0)
+    e = np.where(
+        allowed_, round_bf16(np.exp(round_bf16(np.where(allowed_, logits, 0.0) - row_max))), 0.0
+    )
     total = round_bf16(e.sum(axis=-1, keepdims=True))
     weights = round_bf16(np.where(total > 0, e / np.where(total > 0, total, 1.0), 0.0))
     return round_bf16(context(weights, round_bf16(v)))
 
 
 # The kinds. -------------------------------------------------------------------------------------
+
 
 def dot_product_logits(q, k, *, bias=None, scale=None) -> np.ndarray:
     """Vaswani et al. 2017: ``q k^T / sqrt(d) (+ bias)``, ``[..., H, Tq, Tk]``."""
@@ -160,8 +166,10 @@ def luong_logits(q, k, *, score: str, params=None) -> np.ndarray:
     if score == "general":
         return np.einsum("...qhd,hde,...khe->...hqk", q, p["w_general"], k)
     if score == "concat":
-        hidden = np.tanh(np.einsum("...qhd,hdu->...qhu", q, p["w_query"])[..., :, None, :, :]
-                         + np.einsum("...khd,hdu->...khu", k, p["w_key"])[..., None, :, :, :])
+        hidden = np.tanh(
+            np.einsum("...qhd,hdu->...qhu", q, p["w_query"])[..., :, None, :, :]
+            + np.einsum("...khd,hdu->...khu", k, p["w_key"])[..., None, :, :, :]
+        )
         return np.einsum("...qkhu,hu->...hqk", hidden, p["score_vector"])
     raise ValueError(score)
 
@@ -169,12 +177,25 @@ def luong_logits(q, k, *, score: str, params=None) -> np.ndarray:
 def luong_position(q, params, source_len) -> np.ndarray:
     """local-p: ``p_t = S * sigmoid(v_p^T tanh(W_p h_t))``, ``[..., H, Tq, 1]``."""
     hidden = np.tanh(np.einsum("...qhd,hdu->...qhu", f64(q), f64(params["w_position"])))
-    fraction = 1.0 / (1.0 + np.exp(-np.einsum("...qhu,hu->...hq", hidden, f64(params["v_position"]))))
+    fraction = 1.0 / (
+        1.0 + np.exp(-np.einsum("...qhu,hu->...hq", hidden, f64(params["v_position"])))
+    )
     return f64(source_len) * fraction[..., None]
 
 
-def luong(q, k, v, *, score: str, align: str = "global", window: int | None = None, params=None,
-          mask=None, is_causal: bool = False, query_positions=None):
+def luong(
+    q,
+    k,
+    v,
+    *,
+    score: str,
+    align: str = "global",
+    window: int | None = None,
+    params=None,
+    mask=None,
+    is_causal: bool = False,
+    query_positions=None,
+):
     """Luong attention ``(out, weights)``.
 
     global: softmax over all (allowed) keys. local-m: over keys ``|s - t| <= D`` with ``t`` the
@@ -194,11 +215,12 @@ def luong(q, k, v, *, score: str, align: str = "global", window: int | None = No
     assert align == "local_p", align
     p_t = luong_position(q, params, allowed_.sum(axis=-1, keepdims=True))
     weights = softmax(logits, allowed_ & (np.abs(s - p_t) <= window))
-    weights = weights * np.exp(-(s - p_t) ** 2 / (2.0 * (window / 2.0) ** 2))
+    weights = weights * np.exp(-((s - p_t) ** 2) / (2.0 * (window / 2.0) ** 2))
     return context(weights, v), weights
 
 
 # Multi-head layer. ------------------------------------------------------------------------------
+
 
 def dense(x, kernel, bias=None, contract: int = 1) -> np.ndarray:
     """``flax.linen.DenseGeneral``: contracts the last ``contract`` axes of x with the kernel's first."""

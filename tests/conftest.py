@@ -17,7 +17,10 @@ import pytest
 # The shared read-only data sets (MNIST, spa-eng) live in `shared/data` beside the checkout;
 # ATTN_SHARED_DATA overrides that. Tests that need them skip when they are absent.
 SHARED_DATA = pathlib.Path(
-    os.environ.get("ATTN_SHARED_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
+    os.environ.get(
+        "ATTN_SHARED_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+)
 
 
 @pytest.fixture

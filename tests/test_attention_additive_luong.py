@@ -1,19 +1,22 @@
 """Additive (Bahdanau et al. 2014) and Luong (Luong et al. 2015) attention against dense
 float64 references written from the papers' formulas, through their modules."""
 
+import attention_reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import attention_reference as ref
 from attn_research.attention import AdditiveAttention, LuongAttention, additive_attention
 
 
 def _qkv(seed, batch, tq, tk, heads, kv_heads, depth=8, value_depth=3):
     rng = np.random.default_rng(seed)
-    return (ref.normal(rng, *batch, tq, heads, depth), ref.normal(rng, *batch, tk, kv_heads, depth),
-            ref.normal(rng, *batch, tk, kv_heads, value_depth))
+    return (
+        ref.normal(rng, *batch, tq, heads, depth),
+        ref.normal(rng, *batch, tk, kv_heads, depth),
+        ref.normal(rng, *batch, tk, kv_heads, value_depth),
+    )
 
 
 def _init(module, seed, q, k, v):
@@ -22,8 +25,11 @@ def _init(module, seed, q, k, v):
 
 def _apply(module, params, q, k, v, mask=None, **static):
     """``module.apply`` under jit, returning ``(out, weights)``."""
-    return jax.jit(lambda params, q, k, v, mask: module.apply(
-        {"params": params}, q, k, v, mask=mask, return_weights=True, **static))(params, q, k, v, mask)
+    return jax.jit(
+        lambda params, q, k, v, mask: module.apply(
+            {"params": params}, q, k, v, mask=mask, return_weights=True, **static
+        )
+    )(params, q, k, v, mask)
 
 
 def _additive_params(module, q, k, v, seed):
@@ -55,8 +61,15 @@ def test_additive_matches_reference_for_every_query_chunk(case, normalize):
     mask = None if mask_shape is None else np.random.default_rng(1).random(mask_shape) < 0.7
     params = _additive_params(AdditiveAttention(normalize=normalize), q, k, v, seed=2)
     expected, expected_weights = ref.additive(
-        q, k, v, params["score_vector"], g=params.get("score_scale"), b=params.get("score_bias"),
-        mask=mask, is_causal=causal)
+        q,
+        k,
+        v,
+        params["score_vector"],
+        g=params.get("score_scale"),
+        b=params.get("score_bias"),
+        mask=mask,
+        is_causal=causal,
+    )
     outputs = []
     for chunk in (1, 3, tq):
         module = AdditiveAttention(normalize=normalize, query_chunk_size=chunk)
@@ -78,14 +91,18 @@ def test_additive_function_takes_the_score_vector():
 
 
 def test_additive_bfloat16_keeps_scores_and_softmax_in_float32():
-    q, k, v = (jnp.asarray(x * s, jnp.bfloat16) for x, s in zip(_qkv(5, (2,), 8, 8, 2, 2), (3, 3, 1)))
+    q, k, v = (
+        jnp.asarray(x * s, jnp.bfloat16) for x, s in zip(_qkv(5, (2,), 8, 8, 2, 2), (3, 3, 1))
+    )
     module = AdditiveAttention()
     params = {"score_vector": 10.0 * ref.normal(np.random.default_rng(6), 2, 8)}  # large scores
     out, weights = _apply(module, params, q, k, v)
     assert out.dtype == jnp.bfloat16 and weights.dtype == jnp.float32
     logits = ref.additive_logits(q, k, params["score_vector"])
     expected, expected_weights = ref.attention(logits, v)
-    np.testing.assert_allclose(weights, expected_weights, atol=1e-5)  # logits up to ~50: f32 rounding
+    np.testing.assert_allclose(
+        weights, expected_weights, atol=1e-5
+    )  # logits up to ~50: f32 rounding
     err = np.abs(ref.f64(out) - expected)
     err_bf16 = np.abs(ref.bf16_everywhere(logits, v) - expected)
     assert err.max() < 2e-2
@@ -107,11 +124,14 @@ def test_luong_matches_reference(score, align):
     key_padding[1, ..., 6:] = False  # The second source is 6 long: S = 6 for local_p.
     module = LuongAttention(score=score, align=align, window=2)
     params = _init(module, 1, q, k, v).get("params", {})
-    expected_names = LUONG_PARAMS[score] | ({"w_position", "v_position"} if align == "local_p" else set())
+    expected_names = LUONG_PARAMS[score] | (
+        {"w_position", "v_position"} if align == "local_p" else set()
+    )
     assert set(params) == expected_names
     for mask, causal in ((None, False), (key_padding, False), (key_padding, True)):
-        expected, expected_weights = ref.luong(q, k, v, score=score, align=align, window=2,
-                                               params=params, mask=mask, is_causal=causal)
+        expected, expected_weights = ref.luong(
+            q, k, v, score=score, align=align, window=2, params=params, mask=mask, is_causal=causal
+        )
         out, weights = _apply(module, params, q, k, v, mask, causal=causal)
         np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5, err_msg=f"causal={causal}")
         np.testing.assert_allclose(weights, expected_weights, atol=1e-6, err_msg=f"causal={causal}")
@@ -123,8 +143,16 @@ def test_luong_local_m_query_positions():
     positions = np.array([[0], [4], [9]])
     module = LuongAttention(score="general", align="local_m", window=2)
     params = _init(module, 2, q, k, v)["params"]
-    expected, expected_weights = ref.luong(q, k, v, score="general", align="local_m", window=2,
-                                           params=params, query_positions=positions)
+    expected, expected_weights = ref.luong(
+        q,
+        k,
+        v,
+        score="general",
+        align="local_m",
+        window=2,
+        params=params,
+        query_positions=positions,
+    )
     out, weights = _apply(module, params, q, k, v, query_positions=jnp.asarray(positions))
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
@@ -142,8 +170,9 @@ def test_luong_local_p_source_length_with_a_query_padding_mask():
     params = _init(module, 5, q, k, v)["params"]
     queries = np.ones((2, 1, 6, 1), bool)
     queries[0, 0, 5] = False
-    expected, expected_weights = ref.luong(q, k, v, score="dot", align="local_p", window=2,
-                                           params=params, mask=queries)
+    expected, expected_weights = ref.luong(
+        q, k, v, score="dot", align="local_p", window=2, params=params, mask=queries
+    )
     out, weights = _apply(module, params, q, k, v, queries)
     _, unmasked = _apply(module, params, q, k, v)
     np.testing.assert_array_equal(np.asarray(weights)[0, 0, 5], 0.0)
@@ -161,7 +190,7 @@ def test_luong_local_p_weights_are_window_softmax_times_gaussian():
     weights = ref.f64(weights)
     p_t = ref.luong_position(q, params, source_len=12)  # [B, H, Tq, 1]
     s = np.arange(12)
-    gaussian = np.exp(-(s - p_t) ** 2 / (2 * (window / 2) ** 2))
+    gaussian = np.exp(-((s - p_t) ** 2) / (2 * (window / 2) ** 2))
     inside = np.abs(s - p_t) <= window
     assert np.all(weights[~inside] == 0) and np.all(weights[inside] > 0)
     # Divided by the Gaussian, the weights are a softmax over the window: rows sum to 1 ...
@@ -177,7 +206,9 @@ def test_luong_local_p_weights_are_window_softmax_times_gaussian():
 
 
 def test_luong_bfloat16_keeps_scores_and_softmax_in_float32():
-    q, k, v = (jnp.asarray(x * s, jnp.bfloat16) for x, s in zip(_qkv(10, (2,), 8, 8, 2, 2), (3, 3, 1)))
+    q, k, v = (
+        jnp.asarray(x * s, jnp.bfloat16) for x, s in zip(_qkv(10, (2,), 8, 8, 2, 2), (3, 3, 1))
+    )
     module = LuongAttention(score="general")
     params = _init(module, 4, q, k, v)["params"]
     out, weights = _apply(module, params, q, k, v)

@@ -7,13 +7,13 @@ extra batch dims, biases, causal and padding masks of every broadcast shape.
 
 import functools
 
+import attention_reference as ref
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import attention_reference as ref
 from attn_research.attention import MultiHeadAttention, attend, dot_product_attention
 
 IMPLS = ("xla", "chunked", "jax_nn")
@@ -21,8 +21,19 @@ IMPLS = ("xla", "chunked", "jax_nn")
 CHUNKS = {"key_chunk_size": 3, "query_chunk_size": 2}
 
 
-def _case(seed, batch, tq, tk, heads, kv_heads, depth=4, value_depth=None, mask=None, bias=None,
-          causal=False):
+def _case(
+    seed,
+    batch,
+    tq,
+    tk,
+    heads,
+    kv_heads,
+    depth=4,
+    value_depth=None,
+    mask=None,
+    bias=None,
+    causal=False,
+):
     """Inputs and options of one case; ``mask``/``bias`` are shapes (random contents) or None."""
     rng = np.random.default_rng(seed)
     q = ref.normal(rng, *batch, tq, heads, depth)
@@ -42,20 +53,26 @@ CASES = {
     "tq_lt_tk_key_padding": dict(batch=(2,), tq=3, tk=8, heads=2, kv_heads=2, mask=(2, 1, 1, 8)),
     "gqa_4_over_2": dict(batch=(2,), tq=5, tk=7, heads=4, kv_heads=2, mask=(2, 1, 1, 7)),
     "mqa_4_over_1": dict(batch=(1,), tq=7, tk=5, heads=4, kv_heads=1, mask=(1, 4, 7, 5)),
-    "extra_batch_dims": dict(batch=(2, 3), tq=5, tk=6, heads=4, kv_heads=2,
-                             mask=(2, 1, 1, 5, 6), bias=(1, 3, 4, 1, 6)),
+    "extra_batch_dims": dict(
+        batch=(2, 3), tq=5, tk=6, heads=4, kv_heads=2, mask=(2, 1, 1, 5, 6), bias=(1, 3, 4, 1, 6)
+    ),
     "bias": dict(batch=(2,), tq=5, tk=5, heads=4, kv_heads=4, bias=(2, 4, 5, 5)),
-    "bias_rank2_mask_per_head": dict(batch=(2,), tq=5, tk=7, heads=4, kv_heads=2,
-                                     mask=(1, 4, 5, 7), bias=(5, 7)),
+    "bias_rank2_mask_per_head": dict(
+        batch=(2,), tq=5, tk=7, heads=4, kv_heads=2, mask=(1, 4, 5, 7), bias=(5, 7)
+    ),
     "whole_example_mask": dict(batch=(2,), tq=5, tk=6, heads=2, kv_heads=2, mask=(2, 1, 1, 1)),
     "query_padding": dict(batch=(2,), tq=7, tk=5, heads=2, kv_heads=1, mask=(2, 1, 7, 1)),
     "mask_rank2": dict(batch=(2,), tq=5, tk=7, heads=2, kv_heads=2, mask=(5, 7)),
     "causal": dict(batch=(2,), tq=7, tk=7, heads=4, kv_heads=2, causal=True),
-    "causal_tq_ne_tk_masked": dict(batch=(2,), tq=5, tk=8, heads=2, kv_heads=2, causal=True,
-                                   mask=(2, 1, 1, 8)),
-    "causal_tq_gt_tk_bias": dict(batch=(1,), tq=8, tk=5, heads=2, kv_heads=1, causal=True,
-                                 bias=(1, 2, 8, 5)),
-    "value_depth_differs": dict(batch=(2,), tq=5, tk=6, heads=2, kv_heads=2, depth=4, value_depth=3),
+    "causal_tq_ne_tk_masked": dict(
+        batch=(2,), tq=5, tk=8, heads=2, kv_heads=2, causal=True, mask=(2, 1, 1, 8)
+    ),
+    "causal_tq_gt_tk_bias": dict(
+        batch=(1,), tq=8, tk=5, heads=2, kv_heads=1, causal=True, bias=(1, 2, 8, 5)
+    ),
+    "value_depth_differs": dict(
+        batch=(2,), tq=5, tk=6, heads=2, kv_heads=2, depth=4, value_depth=3
+    ),
 }
 # jax.nn needs values as deep as the queries: a ValueError (test_attention_registry.ERRORS).
 UNSUPPORTED = {("value_depth_differs", "jax_nn")}
@@ -81,8 +98,9 @@ def _output(case: str, impl: str) -> np.ndarray:
 @pytest.mark.parametrize("case, impl", [(case, impl) for case in CASES for impl in _impls(case)])
 def test_kernel_matches_reference(case, impl):
     q, k, v, options = _case(0, **CASES[case])
-    expected, _ = ref.dot_product(q, k, v, mask=options.get("mask"), bias=options.get("bias"),
-                                  is_causal=options["causal"])
+    expected, _ = ref.dot_product(
+        q, k, v, mask=options.get("mask"), bias=options.get("bias"), is_causal=options["causal"]
+    )
     out = _output(case, impl)
     assert out.shape == expected.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
@@ -92,18 +110,32 @@ def test_kernel_matches_reference(case, impl):
 def test_kernels_agree_with_each_other(case):
     outputs = {impl: _output(case, impl) for impl in _impls(case)}
     for impl in _impls(case)[1:]:
-        np.testing.assert_allclose(outputs[impl], outputs["xla"], atol=2e-6, rtol=1e-6,
-                                   err_msg=f"impl={impl} vs impl=xla")
+        np.testing.assert_allclose(
+            outputs[impl], outputs["xla"], atol=2e-6, rtol=1e-6, err_msg=f"impl={impl} vs impl=xla"
+        )
 
 
 def test_function_and_options_match_reference():
     """``dot_product_attention`` itself, with an explicit scale and chunk sizes of 1."""
     q, k, v, options = _case(1, (2,), 5, 4, 2, 1, mask=(2, 1, 5, 4))
     expected, weights = ref.dot_product(q, k, v, mask=options["mask"], scale=0.3)
+
     @jax.jit
     def outputs(q, k, v, mask):
-        return [dot_product_attention(q, k, v, mask=mask, scale=0.3, impl=impl, key_chunk_size=1,
-                                      query_chunk_size=1, return_weights=True) for impl in IMPLS]
+        return [
+            dot_product_attention(
+                q,
+                k,
+                v,
+                mask=mask,
+                scale=0.3,
+                impl=impl,
+                key_chunk_size=1,
+                query_chunk_size=1,
+                return_weights=True,
+            )
+            for impl in IMPLS
+        ]
 
     for impl, (out, w) in zip(IMPLS, outputs(q, k, v, options["mask"])):
         np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5, err_msg=impl)
@@ -115,8 +147,9 @@ def test_bfloat16_keeps_logits_and_softmax_in_float32(impl):
     rng = np.random.default_rng(2)
     # Large logits (std ~ 36) make the bf16 rounding of logits and weights visible; 1024 output
     # rows average the errors.
-    q, k, v = (jnp.asarray(ref.normal(rng, 4, 32, 4, 8, scale=s), jnp.bfloat16)
-               for s in (6.0, 6.0, 1.0))
+    q, k, v = (
+        jnp.asarray(ref.normal(rng, 4, 32, 4, 8, scale=s), jnp.bfloat16) for s in (6.0, 6.0, 1.0)
+    )
     k, v = k[:, :, :2], v[:, :, :2]
     mask = np.ones((4, 1, 1, 32), bool)
     mask[1, ..., 20:] = False
@@ -137,7 +170,11 @@ def test_causality_by_gradients(impl):
     """d out_i / d k_j and d out_i / d v_j are exactly 0 for j > i and nonzero for j <= i."""
     rng = np.random.default_rng(3)
     tq, tk = 6, 8
-    q, k, v = ref.normal(rng, 1, tq, 2, 4), ref.normal(rng, 1, tk, 1, 4), ref.normal(rng, 1, tk, 1, 4)
+    q, k, v = (
+        ref.normal(rng, 1, tq, 2, 4),
+        ref.normal(rng, 1, tk, 1, 4),
+        ref.normal(rng, 1, tk, 1, 4),
+    )
     probe = ref.normal(rng, tq, 2, 4)  # a random functional of each output row
 
     def rows(q, k, v):
@@ -161,9 +198,12 @@ def test_equals_flax_dot_product_attention(impl):
     q, k, v, options = _case(4, (2,), 5, 7, 4, 4, mask=(2, 1, 5, 7), bias=(2, 4, 5, 7))
     mask = options["mask"]
     mask[..., 0] = True  # No fully masked rows (flax averages those, we give zeros).
-    expected, out = jax.jit(lambda q, k, v, bias, mask: (
-        nn.dot_product_attention(q, k, v, bias=bias, mask=mask),
-        attend(q, k, v, mask=mask, bias=bias, impl=impl, **CHUNKS)))(q, k, v, options["bias"], mask)
+    expected, out = jax.jit(
+        lambda q, k, v, bias, mask: (
+            nn.dot_product_attention(q, k, v, bias=bias, mask=mask),
+            attend(q, k, v, mask=mask, bias=bias, impl=impl, **CHUNKS),
+        )
+    )(q, k, v, options["bias"], mask)
     np.testing.assert_allclose(out, expected, atol=2e-6, rtol=1e-5)
 
 
@@ -175,12 +215,16 @@ def test_multi_head_equals_flax_multi_head_dot_product_attention():
     mask[..., 0] = True
     theirs = nn.MultiHeadDotProductAttention(num_heads=4)
     params = jax.jit(theirs.init)(jax.random.key(0), x_q, x_kv, mask=mask)
-    expected = jax.jit(lambda p, x_q, x_kv, m: theirs.apply(p, x_q, x_kv, mask=m))(params, x_q, x_kv, mask)
+    expected = jax.jit(lambda p, x_q, x_kv, m: theirs.apply(p, x_q, x_kv, mask=m))(
+        params, x_q, x_kv, mask
+    )
     for impl in IMPLS:
         ours = MultiHeadAttention(num_heads=4, kind="dot_product", options={"impl": impl})
         our_shapes = jax.eval_shape(ours.init, jax.random.key(1), x_q, x_kv)
         assert jax.tree.map(np.shape, our_shapes) == jax.tree.map(np.shape, params)
-        out = jax.jit(lambda p, x_q, x_kv, m: ours.apply(p, x_q, x_kv, mask=m))(params, x_q, x_kv, mask)
+        out = jax.jit(lambda p, x_q, x_kv, m: ours.apply(p, x_q, x_kv, mask=m))(
+            params, x_q, x_kv, mask
+        )
         np.testing.assert_allclose(out, expected, atol=2e-5, rtol=1e-5, err_msg=impl)
 
 

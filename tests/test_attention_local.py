@@ -5,12 +5,12 @@ The blocked kernels never see a dense [T, T] mask, so the block size is varied t
 speed knob that must never change the result.
 """
 
+import attention_reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import attention_reference as ref
 from attn_research.attention import attend
 
 
@@ -20,8 +20,11 @@ def _attend(q, k, v, mask=None, **static):
 
 def _qkv(seed, batch, tq, tk, heads, kv_heads, depth=4, value_depth=3):
     rng = np.random.default_rng(seed)
-    return (ref.normal(rng, *batch, tq, heads, depth), ref.normal(rng, *batch, tk, kv_heads, depth),
-            ref.normal(rng, *batch, tk, kv_heads, value_depth))
+    return (
+        ref.normal(rng, *batch, tq, heads, depth),
+        ref.normal(rng, *batch, tk, kv_heads, depth),
+        ref.normal(rng, *batch, tk, kv_heads, value_depth),
+    )
 
 
 def _padding(seed, shape, valid=0.7):
@@ -59,9 +62,13 @@ def test_local_matches_reference_for_every_block_size(case):
         right = 0
     expected, _ = ref.local(q, k, v, left=left, right=right, mask=mask)
     for block_size in (None, 1, 3, 4):
-        out = _attend(q, k, v, mask, kind="local", window=window, causal=causal, block_size=block_size)
+        out = _attend(
+            q, k, v, mask, kind="local", window=window, causal=causal, block_size=block_size
+        )
         assert out.shape == expected.shape and out.dtype == np.float32
-        np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5, err_msg=f"block_size={block_size}")
+        np.testing.assert_allclose(
+            out, expected, atol=1e-5, rtol=1e-5, err_msg=f"block_size={block_size}"
+        )
 
 
 # (grid, window, H, Hkv, batch, mask shape or None, block sizes)
@@ -87,9 +94,13 @@ def test_local_2d_matches_reference_for_every_block_size(case):
     sizes = (window, window) if isinstance(window, int) else window
     expected, _ = ref.local_2d(q, k, v, grid=grid, window=sizes, mask=mask)
     for block_size in block_sizes:
-        out = _attend(q, k, v, mask, kind="local_2d", grid=grid, window=window, block_size=block_size)
+        out = _attend(
+            q, k, v, mask, kind="local_2d", grid=grid, window=window, block_size=block_size
+        )
         assert out.shape == expected.shape and out.dtype == np.float32
-        np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5, err_msg=f"block_size={block_size}")
+        np.testing.assert_allclose(
+            out, expected, atol=1e-5, rtol=1e-5, err_msg=f"block_size={block_size}"
+        )
 
 
 @pytest.mark.parametrize("kind", ["local", "local_2d"])
@@ -97,7 +108,9 @@ def test_bfloat16_keeps_logits_and_softmax_in_float32(kind):
     rng = np.random.default_rng(8)
     # Large logits (std ~ 36) make the bf16 rounding of logits and weights visible; 1024 output
     # rows average the errors.
-    q, k, v = (jnp.asarray(ref.normal(rng, 4, 32, 4, 8, scale=s), jnp.bfloat16) for s in (6.0, 6.0, 1.0))
+    q, k, v = (
+        jnp.asarray(ref.normal(rng, 4, 32, 4, 8, scale=s), jnp.bfloat16) for s in (6.0, 6.0, 1.0)
+    )
     k, v = k[:, :, :2], v[:, :, :2]
     if kind == "local":
         options, window = {"window": (3, 2), "block_size": 4}, ref.window_1d(32, 32, 3, 2)
@@ -137,7 +150,9 @@ def _check_dependence(depends_k, depends_v, allowed):
 @pytest.mark.parametrize("window, causal", [((3, 1), False), (2, True)])
 def test_local_locality_by_gradients(window, causal):
     q, k, v = _qkv(5, (1,), 12, 12, 2, 1)
-    depends_k, depends_v = _dependence(q, k, v, kind="local", window=window, causal=causal, block_size=4)
+    depends_k, depends_v = _dependence(
+        q, k, v, kind="local", window=window, causal=causal, block_size=4
+    )
     left, right = (window, window) if isinstance(window, int) else window
     _check_dependence(depends_k, depends_v, ref.window_1d(12, 12, left, 0 if causal else right))
 
@@ -146,8 +161,9 @@ def test_local_locality_by_gradients(window, causal):
 def test_local_2d_locality_by_gradients(window):
     grid = (4, 5)
     q, k, v = _qkv(6, (1,), 20, 20, 2, 2)
-    depends_k, depends_v = _dependence(q, k, v, kind="local_2d", grid=grid, window=window,
-                                       block_size=2)
+    depends_k, depends_v = _dependence(
+        q, k, v, kind="local_2d", grid=grid, window=window, block_size=2
+    )
     sizes = (window, window) if isinstance(window, int) else window
     _check_dependence(depends_k, depends_v, ref.window_2d(*grid, *sizes))
 

@@ -1,15 +1,21 @@
 """Properties every attention kind shares: fully masked rows, attention weights, jit / vmap /
 grad, sharded inputs and dropout, each checked against the float64 references."""
 
+import attention_reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-import attention_reference as ref
-from attn_research.attention import (KINDS, AdditiveAttention, LuongAttention, MultiHeadAttention,
-                                     attend)
+from attn_research.attention import (
+    KINDS,
+    AdditiveAttention,
+    LuongAttention,
+    MultiHeadAttention,
+    attend,
+)
 
 B, T, H, D = 2, 6, 2, 4
 GRID = (2, 3)  # T tokens as a grid for local_2d
@@ -40,22 +46,34 @@ def _cases():
         "dot_product_xla": _attend_case(dot_product, impl="xla"),
         "dot_product_chunked": _attend_case(dot_product, impl="chunked", **chunks),
         "dot_product_jax_nn": _attend_case(dot_product, impl="jax_nn"),
-        "local": _attend_case(lambda q, k, v, m: ref.local(q, k, v, left=2, right=1, mask=m),
-                              kind="local", window=(2, 1), block_size=2),
+        "local": _attend_case(
+            lambda q, k, v, m: ref.local(q, k, v, left=2, right=1, mask=m),
+            kind="local",
+            window=(2, 1),
+            block_size=2,
+        ),
         "local_2d": _attend_case(
             lambda q, k, v, m: ref.local_2d(q, k, v, grid=GRID, window=(3, 3), mask=m),
-            kind="local_2d", grid=GRID, window=3),
+            kind="local_2d",
+            grid=GRID,
+            window=3,
+        ),
         "additive": _module_case(
             AdditiveAttention(normalize=True, query_chunk_size=4),
-            lambda p, q, k, v, m: ref.additive(q, k, v, p["score_vector"], g=p["score_scale"],
-                                               b=p["score_bias"], mask=m)),
+            lambda p, q, k, v, m: ref.additive(
+                q, k, v, p["score_vector"], g=p["score_scale"], b=p["score_bias"], mask=m
+            ),
+        ),
         "luong": _module_case(
             LuongAttention(score="concat"),
-            lambda p, q, k, v, m: ref.luong(q, k, v, score="concat", params=p, mask=m)),
+            lambda p, q, k, v, m: ref.luong(q, k, v, score="concat", params=p, mask=m),
+        ),
         "luong_local_p": _module_case(
             LuongAttention(score="general", align="local_p", window=2),
-            lambda p, q, k, v, m: ref.luong(q, k, v, score="general", align="local_p", window=2,
-                                            params=p, mask=m)),
+            lambda p, q, k, v, m: ref.luong(
+                q, k, v, score="general", align="local_p", window=2, params=p, mask=m
+            ),
+        ),
     }
 
 
@@ -83,11 +101,14 @@ def test_fully_masked_rows_are_zero_with_finite_gradients(case):
     q, k, v = _qkv(1)
     probe = ref.normal(np.random.default_rng(2), B, T, H, D)
     for mask, empty in zip(_masks(), (np.s_[1], np.s_[0, 2])):
+
         def loss(q, k, v):
             out = call(q, k, v, mask=mask)
             return jnp.sum(out * probe), out
 
-        (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(q, k, v)
+        (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
+            q, k, v
+        )
         assert np.all(np.asarray(out)[empty] == 0.0)  # exactly zero, not the mean of the values
         for g in grads:
             assert np.all(np.isfinite(g))
@@ -99,18 +120,42 @@ def test_fully_masked_rows_are_zero_with_finite_gradients(case):
 # Per kind: MultiHeadAttention options and the reference ``(p, q, k, v, mask) -> (out, weights)``
 # with ``p`` the kind's own parameters.
 MULTI_HEAD = {
-    "dot_product": [({"impl": impl}, lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m))
-                    for impl in ("xla", "chunked", "jax_nn")],
-    "local": [({"window": 2, "block_size": 2},
-               lambda p, q, k, v, m: ref.local(q, k, v, left=2, right=2, mask=m))],
-    "local_2d": [({"grid": GRID, "window": 3},
-                  lambda p, q, k, v, m: ref.local_2d(q, k, v, grid=GRID, window=(3, 3), mask=m))],
-    "additive": [({"normalize": True}, lambda p, q, k, v, m: ref.additive(
-        q, k, v, p["score_vector"], g=p["score_scale"], b=p["score_bias"], mask=m))],
-    "luong": [({"score": "general"},
-               lambda p, q, k, v, m: ref.luong(q, k, v, score="general", params=p, mask=m)),
-              ({"align": "local_p", "window": 2}, lambda p, q, k, v, m: ref.luong(
-                  q, k, v, score="dot", align="local_p", window=2, params=p, mask=m))],
+    "dot_product": [
+        ({"impl": impl}, lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m))
+        for impl in ("xla", "chunked", "jax_nn")
+    ],
+    "local": [
+        (
+            {"window": 2, "block_size": 2},
+            lambda p, q, k, v, m: ref.local(q, k, v, left=2, right=2, mask=m),
+        )
+    ],
+    "local_2d": [
+        (
+            {"grid": GRID, "window": 3},
+            lambda p, q, k, v, m: ref.local_2d(q, k, v, grid=GRID, window=(3, 3), mask=m),
+        )
+    ],
+    "additive": [
+        (
+            {"normalize": True},
+            lambda p, q, k, v, m: ref.additive(
+                q, k, v, p["score_vector"], g=p["score_scale"], b=p["score_bias"], mask=m
+            ),
+        )
+    ],
+    "luong": [
+        (
+            {"score": "general"},
+            lambda p, q, k, v, m: ref.luong(q, k, v, score="general", params=p, mask=m),
+        ),
+        (
+            {"align": "local_p", "window": 2},
+            lambda p, q, k, v, m: ref.luong(
+                q, k, v, score="dot", align="local_p", window=2, params=p, mask=m
+            ),
+        ),
+    ],
 }
 
 
@@ -125,10 +170,12 @@ def test_fully_masked_rows_in_multi_head_attention(kind):
 
         def loss(params, x):
             out = layer.apply(params, x, mask=mask)
-            return jnp.sum(out ** 2), out
+            return jnp.sum(out**2), out
 
         (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, x)
-        np.testing.assert_array_equal(out[1], np.broadcast_to(params["params"]["out"]["bias"], out[1].shape))
+        np.testing.assert_array_equal(
+            out[1], np.broadcast_to(params["params"]["out"]["bias"], out[1].shape)
+        )
         assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads)), options
 
 
@@ -138,8 +185,9 @@ def test_return_weights_match_reference_and_leave_output_unchanged(case, dtype):
     call, reference = CASES[case]
     q, k, v = _qkv(4, dtype, scale=2.0)
     mask = _masks()[0]
-    out, (out_too, weights) = jax.jit(lambda q, k, v: (
-        call(q, k, v, mask=mask), call(q, k, v, mask=mask, return_weights=True)))(q, k, v)
+    out, (out_too, weights) = jax.jit(
+        lambda q, k, v: (call(q, k, v, mask=mask), call(q, k, v, mask=mask, return_weights=True))
+    )(q, k, v)
     assert np.array_equal(out, out_too)  # bit for bit
     assert out.dtype == dtype and weights.dtype == jnp.float32 and weights.shape == (B, H, T, T)
     _, expected = reference(q, k, v, mask)  # from the same (bf16-representable) inputs, in float64
@@ -167,9 +215,12 @@ def test_sow_weights(kind):
         for dtype in (jnp.float32, jnp.bfloat16):
             plain = layer.clone(dtype=dtype)
             sowing = layer.clone(dtype=dtype, sow_weights=True)
-            out, (out_too, state) = jax.jit(lambda p, x: (
-                plain.apply(p, x, mask=mask),
-                sowing.apply(p, x, mask=mask, mutable="intermediates")))(params, x)
+            out, (out_too, state) = jax.jit(
+                lambda p, x: (
+                    plain.apply(p, x, mask=mask),
+                    sowing.apply(p, x, mask=mask, mutable="intermediates"),
+                )
+            )(params, x)
             assert np.array_equal(out, out_too), (options, dtype)
             (weights,) = state["intermediates"]["attention_weights"]
             assert weights.dtype == jnp.float32 and weights.shape == (B, 2, T, T)
@@ -260,12 +311,14 @@ def test_dropout_keeps_each_weight_scaled_or_zeroes_it(case):
     first, again, other = single(keys[0]), single(keys[0]), single(keys[1])
     assert np.array_equal(first, again)  # same rng, same result
     assert not np.array_equal(first, other)
-    weights, many = jax.jit(lambda keys: (call(q, k, v, return_weights=True)[1],
-                                          jax.vmap(dropped)(keys)))(keys)
+    weights, many = jax.jit(
+        lambda keys: (call(q, k, v, return_weights=True)[1], jax.vmap(dropped)(keys))
+    )(keys)
     weights, many = np.asarray(weights), np.asarray(many)
     kept = many != 0
-    np.testing.assert_allclose(np.where(kept, many, 0), np.where(kept, weights / (1 - rate), 0),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.where(kept, many, 0), np.where(kept, weights / (1 - rate), 0), rtol=1e-5, atol=1e-7
+    )
     assert not np.any(kept & (weights == 0))
     assert 0.45 < kept[:, weights > 0].mean() < 0.55
     # Mean of 400 draws: standard deviation w * sqrt(rate / (1 - rate) / 400) = w / 20.
@@ -283,9 +336,17 @@ def test_multi_head_dropout(kind):
     @jax.jit
     def outputs(params, x):
         def apply(seed, deterministic):
-            return layer.apply(params, x, deterministic=deterministic,
-                               rngs={"dropout": jax.random.key(seed)})
-        return plain.apply(params, x), apply(4, True), apply(4, False), apply(4, False), apply(5, False)
+            return layer.apply(
+                params, x, deterministic=deterministic, rngs={"dropout": jax.random.key(seed)}
+            )
+
+        return (
+            plain.apply(params, x),
+            apply(4, True),
+            apply(4, False),
+            apply(4, False),
+            apply(5, False),
+        )
 
     no_dropout, deterministic, first, again, other = outputs(params, x)
     np.testing.assert_array_equal(deterministic, no_dropout)

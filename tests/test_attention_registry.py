@@ -3,14 +3,22 @@ parameter counts and a NumPy reference, and the errors a bad call deserves."""
 
 import dataclasses
 
+import attention_reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import attention_reference as ref
-from attn_research.attention import (KINDS, AdditiveAttention, Kind, LuongAttention,
-                                     MultiHeadAttention, attend, get, register)
+from attn_research.attention import (
+    KINDS,
+    AdditiveAttention,
+    Kind,
+    LuongAttention,
+    MultiHeadAttention,
+    attend,
+    get,
+    register,
+)
 
 FEATURES, HEADS, TOKENS = 32, 4, 6  # head_dim 8; 6 tokens = a 2 x 3 grid for local_2d
 
@@ -18,18 +26,25 @@ FEATURES, HEADS, TOKENS = 32, 4, 6  # head_dim 8; 6 tokens = a 2 x 3 grid for lo
 # and an out kernel [4, 8, 32] and bias [32] (1024 + 32): 4 * 1056 = 4224 parameters, plus the
 # kind's own. Each entry: MultiHeadAttention options, golden count, reference attention.
 KIND_CASES = {
-    "dot_product": ({}, 4224,
-                    lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m)[0]),
-    "local": ({"window": 1}, 4224,
-              lambda p, q, k, v, m: ref.local(q, k, v, left=1, right=1, mask=m)[0]),
-    "local_2d": ({"grid": (2, 3), "window": 3}, 4224,
-                 lambda p, q, k, v, m: ref.local_2d(q, k, v, grid=(2, 3), window=(3, 3), mask=m)[0]),
+    "dot_product": ({}, 4224, lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m)[0]),
+    "local": (
+        {"window": 1},
+        4224,
+        lambda p, q, k, v, m: ref.local(q, k, v, left=1, right=1, mask=m)[0],
+    ),
+    "local_2d": (
+        {"grid": (2, 3), "window": 3},
+        4224,
+        lambda p, q, k, v, m: ref.local_2d(q, k, v, grid=(2, 3), window=(3, 3), mask=m)[0],
+    ),
     # + score vector w [4, 8] = 32.
-    "additive": ({}, 4256,
-                 lambda p, q, k, v, m: ref.additive(q, k, v, p["additive"]["score_vector"], mask=m)[0]),
+    "additive": (
+        {},
+        4256,
+        lambda p, q, k, v, m: ref.additive(q, k, v, p["additive"]["score_vector"], mask=m)[0],
+    ),
     # dot score, global alignment: no parameters of its own.
-    "luong": ({}, 4224,
-              lambda p, q, k, v, m: ref.luong(q, k, v, score="dot", mask=m)[0]),
+    "luong": ({}, 4224, lambda p, q, k, v, m: ref.luong(q, k, v, score="dot", mask=m)[0]),
 }
 
 
@@ -41,7 +56,7 @@ def _inputs(seed=0, kv_tokens=TOKENS):
     rng = np.random.default_rng(seed)
     x_q, x_kv = ref.normal(rng, 2, TOKENS, FEATURES), ref.normal(rng, 2, kv_tokens, FEATURES)
     mask = np.ones((2, 1, 1, kv_tokens), bool)
-    mask[1, ..., kv_tokens - 2:] = False  # the second example's last two keys are padding
+    mask[1, ..., kv_tokens - 2 :] = False  # the second example's last two keys are padding
     return x_q, x_kv, mask
 
 
@@ -87,33 +102,89 @@ def test_multi_head_attention_for_every_kind(kind):
 # (kind, options, layer fields, cross-attention key length, golden count, reference)
 VARIANTS = {
     # + w [4, 8], g [4], b [8] = 44.
-    "additive_normalized": ("additive", {"normalize": True}, {}, TOKENS, 4268,
-                            lambda p, q, k, v, m: ref.additive(
-                                q, k, v, p["additive"]["score_vector"], g=p["additive"]["score_scale"],
-                                b=p["additive"]["score_bias"], mask=m)[0]),
+    "additive_normalized": (
+        "additive",
+        {"normalize": True},
+        {},
+        TOKENS,
+        4268,
+        lambda p, q, k, v, m: ref.additive(
+            q,
+            k,
+            v,
+            p["additive"]["score_vector"],
+            g=p["additive"]["score_scale"],
+            b=p["additive"]["score_bias"],
+            mask=m,
+        )[0],
+    ),
     # + W_a [4, 8, 8] = 256.
-    "luong_general": ("luong", {"score": "general"}, {}, 9, 4480, lambda p, q, k, v, m: ref.luong(
-        q, k, v, score="general", params=p["luong"], mask=m)[0]),
+    "luong_general": (
+        "luong",
+        {"score": "general"},
+        {},
+        9,
+        4480,
+        lambda p, q, k, v, m: ref.luong(q, k, v, score="general", params=p["luong"], mask=m)[0],
+    ),
     # + W_1, W_2 [4, 8, 8] and v_a [4, 8] = 544.
-    "luong_concat": ("luong", {"score": "concat"}, {}, 9, 4768, lambda p, q, k, v, m: ref.luong(
-        q, k, v, score="concat", params=p["luong"], mask=m)[0]),
+    "luong_concat": (
+        "luong",
+        {"score": "concat"},
+        {},
+        9,
+        4768,
+        lambda p, q, k, v, m: ref.luong(q, k, v, score="concat", params=p["luong"], mask=m)[0],
+    ),
     # + W_p [4, 8, 8] and v_p [4, 8] = 288.
-    "luong_local_p": ("luong", {"align": "local_p", "window": 2}, {}, 9, 4512,
-                      lambda p, q, k, v, m: ref.luong(q, k, v, score="dot", align="local_p", window=2,
-                                                      params=p["luong"], mask=m)[0]),
+    "luong_local_p": (
+        "luong",
+        {"align": "local_p", "window": 2},
+        {},
+        9,
+        4512,
+        lambda p, q, k, v, m: ref.luong(
+            q, k, v, score="dot", align="local_p", window=2, params=p["luong"], mask=m
+        )[0],
+    ),
     # units 5: W_1, W_2 [4, 8, 5], v_a [4, 5], W_p [4, 8, 5], v_p [4, 5] = 520.
-    "luong_concat_local_p_units": ("luong", {"score": "concat", "align": "local_p", "window": 2, "units": 5},
-                                   {}, 9, 4744, lambda p, q, k, v, m: ref.luong(
-        q, k, v, score="concat", align="local_p", window=2, params=p["luong"], mask=m)[0]),
+    "luong_concat_local_p_units": (
+        "luong",
+        {"score": "concat", "align": "local_p", "window": 2, "units": 5},
+        {},
+        9,
+        4744,
+        lambda p, q, k, v, m: ref.luong(
+            q, k, v, score="concat", align="local_p", window=2, params=p["luong"], mask=m
+        )[0],
+    ),
     # key/value kernels [32, 2, 8] and biases [2, 8]: 2 * 528 + 2 * 1056 = 3168.
-    "dot_product_gqa": ("dot_product", {"impl": "chunked"}, {"num_kv_heads": 2}, 9, 3168,
-                        lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m)[0]),
+    "dot_product_gqa": (
+        "dot_product",
+        {"impl": "chunked"},
+        {"num_kv_heads": 2},
+        9,
+        3168,
+        lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m)[0],
+    ),
     # head_dim 4: q/k/v 3 * (32 * 16 + 16) = 1584, out 16 * 24 + 24 = 408.
-    "dot_product_qkv_out_features": ("dot_product", {}, {"qkv_features": 16, "out_features": 24}, 9, 1992,
-                                     lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m)[0]),
+    "dot_product_qkv_out_features": (
+        "dot_product",
+        {},
+        {"qkv_features": 16, "out_features": 24},
+        9,
+        1992,
+        lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m)[0],
+    ),
     # no biases: 4 * 1024.
-    "local_no_bias": ("local", {"window": (2, 0)}, {"use_bias": False}, TOKENS, 4096,
-                      lambda p, q, k, v, m: ref.local(q, k, v, left=2, right=0, mask=m)[0]),
+    "local_no_bias": (
+        "local",
+        {"window": (2, 0)},
+        {"use_bias": False},
+        TOKENS,
+        4096,
+        lambda p, q, k, v, m: ref.local(q, k, v, left=2, right=0, mask=m)[0],
+    ),
 }
 
 
@@ -125,7 +196,8 @@ def test_multi_head_attention_variants(variant):
     params = jax.jit(layer.init)(jax.random.key(0), x_q, x_kv, mask=mask)["params"]
     assert _count(params) == golden_count
     out = jax.jit(lambda p, x_q, x_kv, m: layer.apply({"params": p}, x_q, x_kv, mask=m))(
-        params, x_q, x_kv, mask)
+        params, x_q, x_kv, mask
+    )
     assert out.shape == (*x_q.shape[:-1], fields.get("out_features", FEATURES))
     expected = ref.multi_head(params, x_q, x_kv, lambda q, k, v: reference(params, q, k, v, mask))
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
@@ -133,8 +205,11 @@ def test_multi_head_attention_variants(variant):
 
 def _qkv(heads=4, kv_heads=2, tq=6, tk=6, depth=8):
     rng = np.random.default_rng(2)
-    return (ref.normal(rng, 2, tq, heads, depth), ref.normal(rng, 2, tk, kv_heads, depth),
-            ref.normal(rng, 2, tk, kv_heads, depth))
+    return (
+        ref.normal(rng, 2, tq, heads, depth),
+        ref.normal(rng, 2, tk, kv_heads, depth),
+        ref.normal(rng, 2, tk, kv_heads, depth),
+    )
 
 
 Q, K, V = _qkv()
@@ -149,83 +224,165 @@ def _init(**fields):
 ERRORS = {
     "unknown_kind": (lambda: attend(Q, K, V, kind="linear"), r"unknown attention kind 'linear'"),
     "unknown_kind_layer": (_init(num_heads=4, kind="linear"), r"unknown attention kind 'linear'"),
-    "kind_with_parameters_via_attend": (lambda: attend(Q, K, V, kind="additive"),
-                                        r"'additive' has parameters of its own"),
-    "window_0": (lambda: attend(Q, K, V, kind="local", window=0), r"window must be an integer >= 1, got 0"),
-    "window_negative": (lambda: attend(Q, K, V, kind="local", window=-2), r"window must be an integer >= 1"),
-    "window_negative_left": (lambda: attend(Q, K, V, kind="local", window=(-1, 2)),
-                             r"window must be a pair of ints \(left, right\) >= 0"),
-    "window_negative_right": (lambda: attend(Q, K, V, kind="local", window=(1, -1)),
-                              r"window must be a pair of ints \(left, right\) >= 0"),
+    "kind_with_parameters_via_attend": (
+        lambda: attend(Q, K, V, kind="additive"),
+        r"'additive' has parameters of its own",
+    ),
+    "window_0": (
+        lambda: attend(Q, K, V, kind="local", window=0),
+        r"window must be an integer >= 1, got 0",
+    ),
+    "window_negative": (
+        lambda: attend(Q, K, V, kind="local", window=-2),
+        r"window must be an integer >= 1",
+    ),
+    "window_negative_left": (
+        lambda: attend(Q, K, V, kind="local", window=(-1, 2)),
+        r"window must be a pair of ints \(left, right\) >= 0",
+    ),
+    "window_negative_right": (
+        lambda: attend(Q, K, V, kind="local", window=(1, -1)),
+        r"window must be a pair of ints \(left, right\) >= 0",
+    ),
     "window_missing": (lambda: attend(Q, K, V, kind="local"), r"window is required"),
-    "local_2d_even_window": (lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=2),
-                             r"local_2d window must be odd"),
-    "local_2d_even_window_pair": (lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=(3, 4)),
-                                  r"local_2d window must be odd"),
-    "local_2d_grid_mismatch": (lambda: attend(Q, K, V, kind="local_2d", grid=(2, 2), window=3),
-                               r"6 tokens but grid \(2, 2\) holds 4"),
-    "heads_do_not_divide_features": (_init(num_heads=5), r"num_heads 5 does not divide the features 32"),
-    "kv_heads_do_not_divide_heads": (_init(num_heads=4, num_kv_heads=3),
-                                     r"num_kv_heads 3 does not divide num_heads 4"),
-    "kv_heads_do_not_divide_heads_attend": (lambda: attend(Q, *_qkv(4, 3)[1:]),
-                                            r"query heads 4 must be a multiple of key/value heads 3"),
+    "local_2d_even_window": (
+        lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=2),
+        r"local_2d window must be odd",
+    ),
+    "local_2d_even_window_pair": (
+        lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=(3, 4)),
+        r"local_2d window must be odd",
+    ),
+    "local_2d_grid_mismatch": (
+        lambda: attend(Q, K, V, kind="local_2d", grid=(2, 2), window=3),
+        r"6 tokens but grid \(2, 2\) holds 4",
+    ),
+    "heads_do_not_divide_features": (
+        _init(num_heads=5),
+        r"num_heads 5 does not divide the features 32",
+    ),
+    "kv_heads_do_not_divide_heads": (
+        _init(num_heads=4, num_kv_heads=3),
+        r"num_kv_heads 3 does not divide num_heads 4",
+    ),
+    "kv_heads_do_not_divide_heads_attend": (
+        lambda: attend(Q, *_qkv(4, 3)[1:]),
+        r"query heads 4 must be a multiple of key/value heads 3",
+    ),
     "depth_mismatch": (lambda: attend(Q, K[..., :7], V), r"q depth 8 != k depth 7"),
-    "mask_rank_3": (lambda: attend(Q, K, V, mask=np.ones((2, 6, 6), bool)),
-                    r"mask has shape \(2, 6, 6\) \(rank 3\) but must have rank 4"),
-    "mask_wrong_query_size": (lambda: attend(Q, K, V, mask=np.ones((2, 1, 5, 6), bool)),
-                              r"axis 2 has size 5, expected 1 or 6"),
-    "mask_wrong_key_size_rank2": (lambda: attend(Q, K, V, mask=np.ones((6, 5), bool)),
-                                  r"axis 3 has size 5, expected 1 or 6"),
-    "mask_wrong_batch_size": (lambda: attend(Q, K, V, mask=np.ones((3, 1, 6, 6), bool)),
-                              r"axis 0 has size 3, expected 1 or 2"),
-    "bias_wrong_rank": (lambda: attend(Q, K, V, bias=np.zeros((2, 6, 6), np.float32)),
-                        r"bias has shape \(2, 6, 6\) \(rank 3\)"),
-    "mask_not_boolean": (lambda: attend(Q, K, V, mask=np.ones((2, 1, 6, 6), np.float32)),
-                         r"mask must be boolean"),
-    "mask_int": (lambda: attend(Q, K, V, kind="local", window=1, mask=np.ones((1, 6), np.int32)),
-                 r"mask must be boolean"),
-    "window_for_dot_product": (lambda: attend(Q, K, V, window=3),
-                               r"kind 'dot_product' does not take option 'window'"),
-    "window_for_dot_product_layer": (_init(num_heads=4, options={"window": 3}),
-                                     r"kind 'dot_product' does not take option 'window'"),
-    "causal_for_local_2d": (lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=3, causal=True),
-                            r"kind 'local_2d' does not take option 'causal'"),
-    "grid_for_luong": (_init(num_heads=4, kind="luong", options={"grid": (2, 3)}),
-                       r"kind 'luong' does not take option 'grid'"),
+    "mask_rank_3": (
+        lambda: attend(Q, K, V, mask=np.ones((2, 6, 6), bool)),
+        r"mask has shape \(2, 6, 6\) \(rank 3\) but must have rank 4",
+    ),
+    "mask_wrong_query_size": (
+        lambda: attend(Q, K, V, mask=np.ones((2, 1, 5, 6), bool)),
+        r"axis 2 has size 5, expected 1 or 6",
+    ),
+    "mask_wrong_key_size_rank2": (
+        lambda: attend(Q, K, V, mask=np.ones((6, 5), bool)),
+        r"axis 3 has size 5, expected 1 or 6",
+    ),
+    "mask_wrong_batch_size": (
+        lambda: attend(Q, K, V, mask=np.ones((3, 1, 6, 6), bool)),
+        r"axis 0 has size 3, expected 1 or 2",
+    ),
+    "bias_wrong_rank": (
+        lambda: attend(Q, K, V, bias=np.zeros((2, 6, 6), np.float32)),
+        r"bias has shape \(2, 6, 6\) \(rank 3\)",
+    ),
+    "mask_not_boolean": (
+        lambda: attend(Q, K, V, mask=np.ones((2, 1, 6, 6), np.float32)),
+        r"mask must be boolean",
+    ),
+    "mask_int": (
+        lambda: attend(Q, K, V, kind="local", window=1, mask=np.ones((1, 6), np.int32)),
+        r"mask must be boolean",
+    ),
+    "window_for_dot_product": (
+        lambda: attend(Q, K, V, window=3),
+        r"kind 'dot_product' does not take option 'window'",
+    ),
+    "window_for_dot_product_layer": (
+        _init(num_heads=4, options={"window": 3}),
+        r"kind 'dot_product' does not take option 'window'",
+    ),
+    "causal_for_local_2d": (
+        lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=3, causal=True),
+        r"kind 'local_2d' does not take option 'causal'",
+    ),
+    "grid_for_luong": (
+        _init(num_heads=4, kind="luong", options={"grid": (2, 3)}),
+        r"kind 'luong' does not take option 'grid'",
+    ),
     "unknown_impl": (lambda: attend(Q, K, V, impl="flash"), r"impl must be one of"),
-    "dropout_without_rng": (lambda: attend(Q, K, V, dropout_rate=0.5), r"dropout_rate > 0 needs rng"),
-    "dropout_without_rng_local": (lambda: attend(Q, K, V, kind="local", window=1, dropout_rate=0.5),
-                                  r"dropout_rate > 0 needs rng"),
-    "dropout_without_rng_additive": (lambda: AdditiveAttention().init(KEY, Q, K, V, dropout_rate=0.5),
-                                     r"dropout_rate > 0 needs rng"),
-    "dropout_without_rng_luong": (lambda: LuongAttention().init(KEY, Q, Q, Q, dropout_rate=0.5),
-                                  r"dropout_rate > 0 needs rng"),
-    "dropout_rate_1": (lambda: attend(Q, K, V, dropout_rate=1.0, rng=KEY),
-                       r"dropout_rate must be in \[0, 1\)"),
-    "value_depth_with_jax_nn": (lambda: attend(Q, K, V[..., :3], impl="jax_nn"),
-                                r"needs values as deep as the queries, got 3 and 8"),
-    "dropout_with_jax_nn": (lambda: attend(Q, K, V, impl="jax_nn", dropout_rate=0.1, rng=KEY),
-                            r"impl='jax_nn' has no attention dropout"),
-    "dense_mask_for_local": (lambda: attend(Q, K, V, kind="local", window=2, mask=np.ones((6, 6), bool)),
-                             r"got a dense mask of shape \(1, 1, 6, 6\)"),
-    "dense_mask_for_local_2d": (lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=3,
-                                               mask=np.ones((2, 1, 6, 6), bool)),
-                                r"got a dense mask of shape \(2, 1, 6, 6\)"),
-    "block_size_0": (lambda: attend(Q, K, V, kind="local", window=2, block_size=0),
-                     r"block_size must be an integer >= 1, got 0"),
-    "query_chunk_size_0": (lambda: AdditiveAttention(query_chunk_size=0).init(KEY, Q, K, V),
-                           r"query_chunk_size must be an integer >= 1, got 0"),
-    "luong_unknown_score": (lambda: LuongAttention(score="cosine").init(KEY, Q, Q, Q),
-                            r"luong score must be one of .* got 'cosine'"),
-    "luong_unknown_align": (lambda: LuongAttention(align="monotonic").init(KEY, Q, Q, Q),
-                            r"luong align must be one of .* got 'monotonic'"),
-    "luong_window_0": (lambda: LuongAttention(align="local_m", window=0).init(KEY, Q, Q, Q),
-                       r"window must be an integer >= 1, got 0"),
-    "luong_grouped_heads": (_init(num_heads=4, num_kv_heads=2, kind="luong"),
-                            r"luong attention needs as many key heads as query heads"),
+    "dropout_without_rng": (
+        lambda: attend(Q, K, V, dropout_rate=0.5),
+        r"dropout_rate > 0 needs rng",
+    ),
+    "dropout_without_rng_local": (
+        lambda: attend(Q, K, V, kind="local", window=1, dropout_rate=0.5),
+        r"dropout_rate > 0 needs rng",
+    ),
+    "dropout_without_rng_additive": (
+        lambda: AdditiveAttention().init(KEY, Q, K, V, dropout_rate=0.5),
+        r"dropout_rate > 0 needs rng",
+    ),
+    "dropout_without_rng_luong": (
+        lambda: LuongAttention().init(KEY, Q, Q, Q, dropout_rate=0.5),
+        r"dropout_rate > 0 needs rng",
+    ),
+    "dropout_rate_1": (
+        lambda: attend(Q, K, V, dropout_rate=1.0, rng=KEY),
+        r"dropout_rate must be in \[0, 1\)",
+    ),
+    "value_depth_with_jax_nn": (
+        lambda: attend(Q, K, V[..., :3], impl="jax_nn"),
+        r"needs values as deep as the queries, got 3 and 8",
+    ),
+    "dropout_with_jax_nn": (
+        lambda: attend(Q, K, V, impl="jax_nn", dropout_rate=0.1, rng=KEY),
+        r"impl='jax_nn' has no attention dropout",
+    ),
+    "dense_mask_for_local": (
+        lambda: attend(Q, K, V, kind="local", window=2, mask=np.ones((6, 6), bool)),
+        r"got a dense mask of shape \(1, 1, 6, 6\)",
+    ),
+    "dense_mask_for_local_2d": (
+        lambda: attend(
+            Q, K, V, kind="local_2d", grid=(2, 3), window=3, mask=np.ones((2, 1, 6, 6), bool)
+        ),
+        r"got a dense mask of shape \(2, 1, 6, 6\)",
+    ),
+    "block_size_0": (
+        lambda: attend(Q, K, V, kind="local", window=2, block_size=0),
+        r"block_size must be an integer >= 1, got 0",
+    ),
+    "query_chunk_size_0": (
+        lambda: AdditiveAttention(query_chunk_size=0).init(KEY, Q, K, V),
+        r"query_chunk_size must be an integer >= 1, got 0",
+    ),
+    "luong_unknown_score": (
+        lambda: LuongAttention(score="cosine").init(KEY, Q, Q, Q),
+        r"luong score must be one of .* got 'cosine'",
+    ),
+    "luong_unknown_align": (
+        lambda: LuongAttention(align="monotonic").init(KEY, Q, Q, Q),
+        r"luong align must be one of .* got 'monotonic'",
+    ),
+    "luong_window_0": (
+        lambda: LuongAttention(align="local_m", window=0).init(KEY, Q, Q, Q),
+        r"window must be an integer >= 1, got 0",
+    ),
+    "luong_grouped_heads": (
+        _init(num_heads=4, num_kv_heads=2, kind="luong"),
+        r"luong attention needs as many key heads as query heads",
+    ),
     "qkv_rank_mismatch": (lambda: attend(Q, K[0], V[0]), r"q, k, v must have the same rank"),
     "qkv_batch_mismatch": (lambda: attend(Q, K[:1], V[:1]), r"must have the same batch dims"),
-    "kv_length_mismatch": (lambda: attend(Q, K, V[:, :5]), r"must agree in \[batch..., kv_len, kv_heads\]"),
+    "kv_length_mismatch": (
+        lambda: attend(Q, K, V[:, :5]),
+        r"must agree in \[batch..., kv_len, kv_heads\]",
+    ),
 }
 
 

@@ -24,12 +24,17 @@ def test_quick_bench_writes_records(tmp_path):
     # The peak is timed alongside each family's steps; the run's peak is their median.
     peaks = sorted(r["peak_gflops"] for r in records[1:7:2])
     assert (records[0]["min_gflops"], records[0]["gflops"], records[0]["max_gflops"]) == (
-        peaks[0], peaks[1], peaks[2])
+        peaks[0],
+        peaks[1],
+        peaks[2],
+    )
     # Both builds of a family do the same work: only the attention layer differs.
     for ours, peer in zip(records[1:7:2], records[2:7:2]):
         assert ours["step_gflop"] == peer["step_gflop"]
-    assert [r["name"] for r in records[7:]] == ["compile[transformer, 1 layers]",
-                                                "compile[transformer, 3 layers]"]
+    assert [r["name"] for r in records[7:]] == [
+        "compile[transformer, 1 layers]",
+        "compile[transformer, 3 layers]",
+    ]
 
 
 def _nest_attention(params):
@@ -46,8 +51,9 @@ def test_flax_peer_translator_computes_the_same_function():
     source = rng.integers(1, 50, (2, 7))
     source[1, 4:] = 0  # padding reaches the peer's cross-attention mask too
     target = rng.integers(1, 50, (2, 5))
-    fields = dict(vocab_size=50, emb_dim=16, num_layers=2, num_heads=2, mlp_dim=32,
-                  dropout_rate=0.0)
+    fields = dict(
+        vocab_size=50, emb_dim=16, num_layers=2, num_heads=2, mlp_dim=32, dropout_rate=0.0
+    )
     ours = TransformerTranslator(**fields, attention_layer=MultiHeadAttention)
     peer = TransformerTranslator(**fields, attention_layer=bench.FlaxAttention)
     params = ours.init(jax.random.key(0), source, target)["params"]

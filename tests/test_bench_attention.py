@@ -8,8 +8,15 @@ import json
 
 from experiments import bench_attention
 
-REQUIRED = {"name": str, "kind": str, "impl": str, "shape": str, "fwd_ms": float,
-            "fwd_bwd_ms": float, "temp_bytes": int}
+REQUIRED = {
+    "name": str,
+    "kind": str,
+    "impl": str,
+    "shape": str,
+    "fwd_ms": float,
+    "fwd_bwd_ms": float,
+    "temp_bytes": int,
+}
 
 
 def test_quick_run_writes_records(tmp_path, capsys):
@@ -26,7 +33,9 @@ def test_quick_run_writes_records(tmp_path, capsys):
     assert {r["kind"] for r in records} == {"matmul", "dot_product", "local", "additive"}
     keys = [(r["kind"], r["name"], r["shape"]) for r in records]
     assert len(set(keys)) == len(keys)
-    assert {"flax", "xla", "chunked", "jax_nn"} <= {r["impl"] for r in records if r["kind"] == "dot_product"}
+    assert {"flax", "xla", "chunked", "jax_nn"} <= {
+        r["impl"] for r in records if r["kind"] == "dot_product"
+    }
     assert {"blocked", "jax_nn_dense"} == {r["impl"] for r in records if r["kind"] == "local"}
     assert {"naive", "query_chunked"} == {r["impl"] for r in records if r["kind"] == "additive"}
     assert next(r for r in records if r["kind"] == "matmul")["gflops"] > 0
@@ -38,6 +47,9 @@ def test_quick_run_writes_records(tmp_path, capsys):
 
 
 def test_too_big_cases_are_compiled_not_run(tmp_path):
-    records = bench_attention.main(["--quick", "--max-temp-gib", "0", "--json", str(tmp_path / "b.json")])
-    assert all(r["fwd_ms"] is None and "not run" in r["note"]
-               for r in records if r["temp_bytes"] > 0)
+    records = bench_attention.main(
+        ["--quick", "--max-temp-gib", "0", "--json", str(tmp_path / "b.json")]
+    )
+    assert all(
+        r["fwd_ms"] is None and "not run" in r["note"] for r in records if r["temp_bytes"] > 0
+    )

@@ -42,8 +42,11 @@ def test_rollout_matches_the_formula_and_rows_sum_to_one():
 def test_readout_maps_read_layers_then_rollout():
     weights = _random_attention(np.random.default_rng(1), 2, 1, 3, 4)
     readout = np.array([[0.0, 1.0, 0.0, 0.0]])
-    maps = np.asarray(attention_maps.readout_maps(jnp.asarray(weights, jnp.float32),
-                                                  jnp.asarray(readout, jnp.float32)))
+    maps = np.asarray(
+        attention_maps.readout_maps(
+            jnp.asarray(weights, jnp.float32), jnp.asarray(readout, jnp.float32)
+        )
+    )
     np.testing.assert_allclose(maps[0, 0], weights[0, 0].mean(0)[1], rtol=1e-5)
     np.testing.assert_allclose(maps[0, 1], weights[1, 0].mean(0)[1], rtol=1e-5)
     np.testing.assert_allclose(maps[0, 2], _rollout_reference(weights)[0, 1], rtol=1e-5)
@@ -80,28 +83,45 @@ def _box_cells_reference(box, grid, height, width):
 def test_box_cells_spread_evenly_over_the_cells_a_box_touches(grid, height, width):
     rng = np.random.default_rng(2)
     tops, lefts = rng.integers(0, height - 2, 6), rng.integers(0, width - 2, 6)
-    boxes = np.stack([tops, lefts, tops + rng.integers(1, height - tops + 1),
-                      lefts + rng.integers(1, width - lefts + 1)], axis=1)
+    boxes = np.stack(
+        [
+            tops,
+            lefts,
+            tops + rng.integers(1, height - tops + 1),
+            lefts + rng.integers(1, width - lefts + 1),
+        ],
+        axis=1,
+    )
     maps = np.asarray(attention_maps.box_cells(jnp.asarray(boxes), grid, height, width))
     for box, cells in zip(boxes, maps):
-        np.testing.assert_allclose(cells, _box_cells_reference(box, grid, height, width),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(cells, _box_cells_reference(box, grid, height, width), rtol=1e-6)
 
 
 def test_box_cells_score_one_on_a_box_of_whole_cells_and_less_on_a_misaligned_one():
     boxes = jnp.asarray([[4, 8, 12, 12], [2, 2, 10, 10]])  # 4-pixel cells of a 16 x 16 image.
     pixels = attention_maps.to_pixels(attention_maps.box_cells(boxes, (4, 4), 16, 16), 16, 16)
     # The second box touches 3 x 3 cells; per axis 2 + 4 + 2 of their 12 pixels are inside.
-    np.testing.assert_allclose(attention_maps.mass_in_box(pixels, boxes), [1.0, (8 / 12) ** 2],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        attention_maps.mass_in_box(pixels, boxes), [1.0, (8 / 12) ** 2], rtol=1e-5
+    )
 
 
-@pytest.mark.parametrize("kind,pool", [("dot_product", "token"), ("local_2d", "gap"),
-                                       ("additive", "map")])
+@pytest.mark.parametrize(
+    "kind,pool", [("dot_product", "token"), ("local_2d", "gap"), ("additive", "map")]
+)
 def test_vit_maps_are_distributions_on_the_patch_grid(kind, pool):
     options = FrozenDict(window=3) if kind == "local_2d" else FrozenDict()
-    model = ViT(num_classes=3, patch=4, width=16, depth=2, num_heads=2, mlp_dim=16,
-                attention=kind, attention_options=options, pool=pool)
+    model = ViT(
+        num_classes=3,
+        patch=4,
+        width=16,
+        depth=2,
+        num_heads=2,
+        mlp_dim=16,
+        attention=kind,
+        attention_options=options,
+        pool=pool,
+    )
     images = jax.random.normal(jax.random.key(0), (2, 12, 16, 1))
     params = model.init(jax.random.key(1), images)["params"]
     maps = np.asarray(attention_maps.attention_maps(model, params, images))

@@ -70,23 +70,29 @@ def _images(n, h=6, w=6, *channels):
 
 
 def test_npz_colour_and_bad_input(tmp_path):
-    good = _write_npz(tmp_path / "good.npz", _images(8, 6, 6, 3), np.arange(8) % 4,
-                      _images(4, 6, 6, 3), np.arange(4))
+    good = _write_npz(
+        tmp_path / "good.npz",
+        _images(8, 6, 6, 3),
+        np.arange(8) % 4,
+        _images(4, 6, 6, 3),
+        np.arange(4),
+    )
     split = image_sources.open_split(data_config("npz", good), "test")
     assert split[2]["image"].shape == (6, 6, 3) and split[2]["label"] == 2
 
-    shapes = _write_npz(tmp_path / "shapes.npz", _images(8), np.zeros(8, int), _images(4, 7, 7),
-                        np.zeros(4, int))
+    shapes = _write_npz(
+        tmp_path / "shapes.npz", _images(8), np.zeros(8, int), _images(4, 7, 7), np.zeros(4, int)
+    )
     with pytest.raises(ValueError, match="inconsistent shape"):
         image_sources.open_split(data_config("npz", shapes), "train")
-    labels = _write_npz(tmp_path / "labels.npz", _images(8), np.arange(8), _images(4),
-                        np.arange(4))
+    labels = _write_npz(tmp_path / "labels.npz", _images(8), np.arange(8), _images(4), np.arange(4))
     data = data_config("npz", labels)
     data.num_classes = 5
     with pytest.raises(ValueError, match=r"labels out of range \[0, 5\)"):
         image_sources.open_split(data, "train")
-    negative = _write_npz(tmp_path / "neg.npz", _images(8), -np.ones(8, int), _images(4),
-                          np.zeros(4, int))
+    negative = _write_npz(
+        tmp_path / "neg.npz", _images(8), -np.ones(8, int), _images(4), np.zeros(4, int)
+    )
     with pytest.raises(ValueError, match="labels out of range"):
         image_sources.open_split(data_config("npz", negative), "train")
     with pytest.raises(ValueError, match="config.data.path: no such .npz file"):
@@ -105,8 +111,9 @@ def _write_folder(root, sizes):
 
 
 def test_folder_source(tmp_path):
-    _write_folder(tmp_path, {"train": {"cat": (3, (8, 8)), "dog": (2, (8, 8))},
-                             "test": {"dog": (2, (8, 8))}})
+    _write_folder(
+        tmp_path, {"train": {"cat": (3, (8, 8)), "dog": (2, (8, 8))}, "test": {"dog": (2, (8, 8))}}
+    )
     data = data_config("folder", str(tmp_path))
     train = image_sources.open_split(data, "train")
     assert train.images.shape == (5, 8, 8, 3) and list(train.labels) == [0, 0, 0, 1, 1]
@@ -116,8 +123,9 @@ def test_folder_source(tmp_path):
 
 
 def test_folder_of_mixed_sizes_needs_image_size(tmp_path):
-    _write_folder(tmp_path, {"train": {"a": (1, (8, 8)), "b": (1, (10, 12))},
-                             "test": {"a": (1, (8, 8))}})
+    _write_folder(
+        tmp_path, {"train": {"a": (1, (8, 8)), "b": (1, (10, 12))}, "test": {"a": (1, (8, 8))}}
+    )
     data = data_config("folder", str(tmp_path))
     with pytest.raises(ValueError, match="inconsistent shape need config.data.image_size"):
         image_sources.open_split(data, "train")
@@ -149,8 +157,9 @@ def test_train_iterator_is_deterministic_and_resumable():
     data.crop_padding, data.flip, data.mixup_alpha = 1, True, 0.4
 
     def iterator():
-        return images.train_iterator(_source(), data, seed=7, batch_size=4, process_index=0,
-                                     process_count=1, num_classes=3)
+        return images.train_iterator(
+            _source(), data, seed=7, batch_size=4, process_index=0, process_count=1, num_classes=3
+        )
 
     first = iterator()
     for _ in range(3):
@@ -169,8 +178,13 @@ def test_train_iterator_is_deterministic_and_resumable():
 def test_eval_batches_weights_give_the_exact_mean_over_examples():
     source, data = _source(n=11), data_config("npz", "unused.npz")
     for count in (1, 2):
-        batches = [b for p in range(count) for b in images.eval_batches(
-            source, data, batch_size=3, process_index=p, process_count=count)]
+        batches = [
+            b
+            for p in range(count)
+            for b in images.eval_batches(
+                source, data, batch_size=3, process_index=p, process_count=count
+            )
+        ]
         assert len(batches) % count == 0
         global_batch = 3 * count
         mean = np.mean([(b["weight"] * b["label"]).sum() for b in batches]) * count / global_batch

@@ -33,8 +33,9 @@ def test_sincos_posemb_is_distinct_per_position():
 
 def _tokens(model: nn.Module, params, images):
     """The encoder's output tokens, captured from the model's own forward pass."""
-    _, state = model.apply({"params": params}, images, capture_intermediates=True,
-                           mutable=["intermediates"])
+    _, state = model.apply(
+        {"params": params}, images, capture_intermediates=True, mutable=["intermediates"]
+    )
     return state["intermediates"]["encoder"]["__call__"][0]
 
 
@@ -48,8 +49,17 @@ def _probe(model: nn.Module, params, images, token: int):
 
 def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
     grid, patch, window = (5, 4), 2, 3
-    model = ViT(num_classes=3, patch=patch, width=8, depth=1, num_heads=2, mlp_dim=16,
-                attention="local_2d", attention_options=FrozenDict(window=window), pool="gap")
+    model = ViT(
+        num_classes=3,
+        patch=patch,
+        width=8,
+        depth=1,
+        num_heads=2,
+        mlp_dim=16,
+        attention="local_2d",
+        attention_options=FrozenDict(window=window),
+        pool="gap",
+    )
     images = jax.random.normal(jax.random.key(0), (1, grid[0] * patch, grid[1] * patch, 1))
     params = model.init(jax.random.key(1), images)["params"]
     for row, col in ((0, 0), (2, 1), (4, 3)):
@@ -71,8 +81,13 @@ def test_dense_vit_output_depends_on_every_patch():
 
 
 def test_local_2d_with_a_class_token_is_refused():
-    model = ViT(num_classes=3, patch=2, attention="local_2d",
-                attention_options=FrozenDict(window=3), pool="token")
+    model = ViT(
+        num_classes=3,
+        patch=2,
+        attention="local_2d",
+        attention_options=FrozenDict(window=3),
+        pool="token",
+    )
     with pytest.raises(ValueError, match="pool='gap' or pool='map'"):
         model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
 
@@ -80,8 +95,15 @@ def test_local_2d_with_a_class_token_is_refused():
 @pytest.mark.parametrize("pool", ["token", "gap", "map"])
 def test_vit_parameter_count_matches_the_formula(pool):
     d, m, depth, heads, classes, patch, channels, n = 32, 64, 2, 4, 10, 4, 3, 16
-    model = ViT(num_classes=classes, patch=patch, width=d, depth=depth, num_heads=heads,
-                mlp_dim=m, pool=pool)
+    model = ViT(
+        num_classes=classes,
+        patch=patch,
+        width=d,
+        depth=depth,
+        num_heads=heads,
+        mlp_dim=m,
+        pool=pool,
+    )
     params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, channels)))["params"]
     attention = 4 * (d * d + d)  # q, k, v, out kernels and biases.
     block = 2 * 2 * d + attention + (d * m + m) + (m * d + d)
@@ -97,7 +119,8 @@ def test_attention_cnn_map_is_a_distribution_over_the_feature_map(kind):
     images = jax.random.normal(jax.random.key(0), (3, 16, 12, 1))
     params = model.init(jax.random.key(1), images)["params"]
     logits, state = model.clone(sow_weights=True).apply(
-        {"params": params}, images, mutable=["intermediates"])
+        {"params": params}, images, mutable=["intermediates"]
+    )
     (att_map,) = state["intermediates"]["pool"]["attention_map"]
     assert logits.shape == (3, 4) and logits.dtype == jnp.float32
     assert att_map.shape == (3, 4, 3)

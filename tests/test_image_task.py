@@ -38,9 +38,13 @@ def test_tiny_attention_cnn_trains_and_scores_its_attention(tmp_path):
 def test_tiny_vit_with_mixup_and_map_pooling_on_an_npz(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "data.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8),
-             y_train=np.arange(64) % 3, x_test=rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8),
-             y_test=np.arange(16) % 3)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8),
+        y_train=np.arange(64) % 3,
+        x_test=rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8),
+        y_test=np.arange(16) % 3,
+    )
     config = vit_config.get_config(f"data=npz,path={path},pool=map,patch=4,tiny")
     config.data.mixup_alpha, config.data.crop_padding, config.data.flip = 0.2, 1, True
     metrics = _run(config, tmp_path / "run")
@@ -49,9 +53,12 @@ def test_tiny_vit_with_mixup_and_map_pooling_on_an_npz(tmp_path):
         assert json.load(f)["step"] == config.total_steps
 
 
-@pytest.mark.parametrize("arg", [f"attention={k},data={d}" for k in VIT_KINDS
-                                 for d in ("cluttered", "npz", "cifar10")]
-                         + [f"size={s}" for s in vit_config.SIZES] + ["pool=map,window=5"])
+@pytest.mark.parametrize(
+    "arg",
+    [f"attention={k},data={d}" for k in VIT_KINDS for d in ("cluttered", "npz", "cifar10")]
+    + [f"size={s}" for s in vit_config.SIZES]
+    + ["pool=map,window=5"],
+)
 def test_vit_configs_build(arg):
     config = vit_config.get_config(arg)
     assert config.model.name == "vit" and config.task == "image"
@@ -67,6 +74,7 @@ def test_cnn_configs_build(arg):
 def test_small_configs_shrink_data_and_schedule_together(get_config):
     full, small = get_config(""), get_config("small")
     assert small.model == full.model
+
     def examples(config):
         return config.data.cluttered.num_train * config.total_epochs
 
@@ -86,37 +94,50 @@ def test_vit_heads_default_to_one_on_cluttered_data():
 @pytest.fixture
 def no_compiling(monkeypatch):
     """Makes any jit an error: bad input must be refused before anything compiles."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("jax.jit called before the input was checked")
+
     monkeypatch.setattr(jax, "jit", refuse)
 
 
 def _bad_npz(tmp_path, x_test_shape=(4, 8, 8), labels=None):
     path = tmp_path / "bad.npz"
-    np.savez(path, x_train=np.zeros((8, 8, 8), np.uint8),
-             y_train=np.zeros(8, int) if labels is None else labels,
-             x_test=np.zeros(x_test_shape, np.uint8), y_test=np.zeros(4, int))
+    np.savez(
+        path,
+        x_train=np.zeros((8, 8, 8), np.uint8),
+        y_train=np.zeros(8, int) if labels is None else labels,
+        x_test=np.zeros(x_test_shape, np.uint8),
+        y_test=np.zeros(4, int),
+    )
     return str(path)
 
 
-@pytest.mark.parametrize("case,message", [
-    ("missing", "config.data.path: no such .npz file"),
-    ("shapes", "inconsistent shape"),
-    ("labels", r"labels out of range \[0, 3\)"),
-    ("tfds", "config.data.name: unknown TFDS dataset"),
-    ("local_2d_token", "config.model.pool: local_2d"),
-    ("patch", "config.model.patch: 3 does not divide"),
-    ("remat", "config.model.remat: unknown 'everything'"),
-    ("unroll", "config.model.scan_unroll: layers per loop iteration"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("missing", "config.data.path: no such .npz file"),
+        ("shapes", "inconsistent shape"),
+        ("labels", r"labels out of range \[0, 3\)"),
+        ("tfds", "config.data.name: unknown TFDS dataset"),
+        ("local_2d_token", "config.model.pool: local_2d"),
+        ("patch", "config.model.patch: 3 does not divide"),
+        ("remat", "config.model.remat: unknown 'everything'"),
+        ("unroll", "config.model.scan_unroll: layers per loop iteration"),
+    ],
+)
 def test_bad_input_is_refused_before_compiling(case, message, tmp_path, no_compiling):
     del no_compiling
-    arg = {"missing": lambda: f"data=npz,path={tmp_path / 'nope.npz'}",
-           "shapes": lambda: f"data=npz,path={_bad_npz(tmp_path, x_test_shape=(4, 9, 9))}",
-           "labels": lambda: f"data=npz,path={_bad_npz(tmp_path, labels=np.arange(8))}",
-           "tfds": lambda: "data=no_such_dataset_xyz",
-           "local_2d_token": lambda: "attention=local_2d,pool=token",
-           "patch": lambda: "patch=3", "remat": lambda: "", "unroll": lambda: ""}[case]()
+    arg = {
+        "missing": lambda: f"data=npz,path={tmp_path / 'nope.npz'}",
+        "shapes": lambda: f"data=npz,path={_bad_npz(tmp_path, x_test_shape=(4, 9, 9))}",
+        "labels": lambda: f"data=npz,path={_bad_npz(tmp_path, labels=np.arange(8))}",
+        "tfds": lambda: "data=no_such_dataset_xyz",
+        "local_2d_token": lambda: "attention=local_2d,pool=token",
+        "patch": lambda: "patch=3",
+        "remat": lambda: "",
+        "unroll": lambda: "",
+    }[case]()
     config = vit_config.get_config(arg + ",tiny")
     if case == "labels":
         config.data.num_classes = 3

@@ -10,29 +10,45 @@ from experiments.study import Study
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-STUDY_FILE = '''
+STUDY_FILE = """
 from experiments.study import Study
 
 def get_study(arg=None):
     return Study(name="toy", config="tests/train_toy_config.py", fixed="tiny",
                  grid=[{"layers": [1]}], seeds=[0, 1] if arg != "one" else [0],
                  metrics=["eval/accuracy", "eval/loss"])
-'''
+"""
 
 
 def test_points_are_the_union_of_products_times_seeds():
-    study = Study(name="s", config="c.py", metrics=["eval/x"], seeds=[0, 1],
-                  grid=[{"model": ["rnn"], "attention": ["none", "bahdanau"]},
-                        {"model": ["transformer"], "attention": ["local"], "config.dtype": ["bfloat16"]}])
+    study = Study(
+        name="s",
+        config="c.py",
+        metrics=["eval/x"],
+        seeds=[0, 1],
+        grid=[
+            {"model": ["rnn"], "attention": ["none", "bahdanau"]},
+            {"model": ["transformer"], "attention": ["local"], "config.dtype": ["bfloat16"]},
+        ],
+    )
     names = [p.name for p in study.points()]
     assert names == [
-        "model=rnn,attention=none,config.seed=0", "model=rnn,attention=none,config.seed=1",
-        "model=rnn,attention=bahdanau,config.seed=0", "model=rnn,attention=bahdanau,config.seed=1",
+        "model=rnn,attention=none,config.seed=0",
+        "model=rnn,attention=none,config.seed=1",
+        "model=rnn,attention=bahdanau,config.seed=0",
+        "model=rnn,attention=bahdanau,config.seed=1",
         "model=transformer,attention=local,config.dtype=bfloat16,config.seed=0",
-        "model=transformer,attention=local,config.dtype=bfloat16,config.seed=1"]
+        "model=transformer,attention=local,config.dtype=bfloat16,config.seed=1",
+    ]
     command = study.command(study.points()[-1], "/w")
-    assert command[1:] == ["-m", "attn_research.main", "--config=c.py:model=transformer,attention=local",
-                           "--workdir=/w", "--config.dtype=bfloat16", "--config.seed=1"]
+    assert command[1:] == [
+        "-m",
+        "attn_research.main",
+        "--config=c.py:model=transformer,attention=local",
+        "--workdir=/w",
+        "--config.dtype=bfloat16",
+        "--config.seed=1",
+    ]
 
 
 def test_bad_study_file(tmp_path):
@@ -46,7 +62,12 @@ def test_bad_study_file(tmp_path):
 def test_print_commands_runs_nothing(tmp_path, monkeypatch, capsys):
     (tmp_path / "study.py").write_text(STUDY_FILE)
     monkeypatch.chdir(REPO)
-    assert sweep.main([str(tmp_path / "study.py"), "--root", str(tmp_path / "runs"), "--print-commands"]) == 0
+    assert (
+        sweep.main(
+            [str(tmp_path / "study.py"), "--root", str(tmp_path / "runs"), "--print-commands"]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all("attn_research.main" in line for line in lines)
     assert "--config.seed=1" in lines[1]
@@ -74,9 +95,14 @@ def test_sweep_runs_skips_and_tabulates(tmp_path, monkeypatch, capsys):
     assert "0 points to run, 2 already done" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("spec, count", [("translation_kinds.py:small", 10),
-                                         ("translation_kinds.py:full", 30),
-                                         ("image_kinds.py:small", 4)])
+@pytest.mark.parametrize(
+    "spec, count",
+    [
+        ("translation_kinds.py:small", 10),
+        ("translation_kinds.py:full", 30),
+        ("image_kinds.py:small", 4),
+    ],
+)
 def test_shipped_studies_expand(spec, count):
     study = sweep.load_study(str(REPO / "experiments" / "studies" / spec))
     points = study.points()

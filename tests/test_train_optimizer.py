@@ -11,75 +11,80 @@ from attn_research.train import optimizer
 
 
 def _opt(**changes):
-  opt = config_lib.default_config().optimizer
-  opt.update(changes)
-  return opt
+    opt = config_lib.default_config().optimizer
+    opt.update(changes)
+    return opt
 
 
 def test_warmup_cosine_matches_formula():
-  opt = _opt(learning_rate=0.1, schedule="cosine", end_learning_rate_fraction=0.1)
-  schedule = optimizer.make_schedule(opt, total_updates=110, warmup_updates=10)
-  for t in (0, 5, 10, 60, 110):
-    if t < 10:
-      expected = 0.1 * t / 10
-    else:
-      cosine = 0.5 * (1 + math.cos(math.pi * (t - 10) / 100))
-      expected = 0.1 * (0.1 + 0.9 * cosine)
-    assert float(schedule(t)) == pytest.approx(expected, rel=1e-5, abs=1e-8), t
+    opt = _opt(learning_rate=0.1, schedule="cosine", end_learning_rate_fraction=0.1)
+    schedule = optimizer.make_schedule(opt, total_updates=110, warmup_updates=10)
+    for t in (0, 5, 10, 60, 110):
+        if t < 10:
+            expected = 0.1 * t / 10
+        else:
+            cosine = 0.5 * (1 + math.cos(math.pi * (t - 10) / 100))
+            expected = 0.1 * (0.1 + 0.9 * cosine)
+        assert float(schedule(t)) == pytest.approx(expected, rel=1e-5, abs=1e-8), t
 
 
 def test_inverse_sqrt_and_constant():
-  opt = _opt(learning_rate=0.1, schedule="inverse_sqrt")
-  schedule = optimizer.make_schedule(opt, total_updates=1000, warmup_updates=100)
-  assert float(schedule(100)) == pytest.approx(0.1)
-  assert float(schedule(400)) == pytest.approx(0.1 * math.sqrt(100 / 400), rel=1e-5)
-  constant = optimizer.make_schedule(_opt(learning_rate=0.1, schedule="constant"), 1000, 0)
-  assert float(constant(0)) == float(constant(999)) == pytest.approx(0.1)
+    opt = _opt(learning_rate=0.1, schedule="inverse_sqrt")
+    schedule = optimizer.make_schedule(opt, total_updates=1000, warmup_updates=100)
+    assert float(schedule(100)) == pytest.approx(0.1)
+    assert float(schedule(400)) == pytest.approx(0.1 * math.sqrt(100 / 400), rel=1e-5)
+    constant = optimizer.make_schedule(_opt(learning_rate=0.1, schedule="constant"), 1000, 0)
+    assert float(constant(0)) == float(constant(999)) == pytest.approx(0.1)
 
 
 def test_decay_mask_spares_biases_norms_embeddings():
-  params = {"Dense_0": {"kernel": 1.0, "bias": 1.0}, "LayerNorm_0": {"scale": 1.0},
-            "Embed_0": {"embedding": 1.0}}
-  mask = optimizer.decay_mask(params, _opt().no_decay)
-  assert mask == {"Dense_0": {"kernel": True, "bias": False}, "LayerNorm_0": {"scale": False},
-                  "Embed_0": {"embedding": False}}
+    params = {
+        "Dense_0": {"kernel": 1.0, "bias": 1.0},
+        "LayerNorm_0": {"scale": 1.0},
+        "Embed_0": {"embedding": 1.0},
+    }
+    mask = optimizer.decay_mask(params, _opt().no_decay)
+    assert mask == {
+        "Dense_0": {"kernel": True, "bias": False},
+        "LayerNorm_0": {"scale": False},
+        "Embed_0": {"embedding": False},
+    }
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_weight_decay_only_on_masked_params(name):
-  # With zero gradients, adam/adamw/sgd updates come from the weight decay alone.
-  opt = _opt(name=name, schedule="constant", learning_rate=0.5, weight_decay=0.1, momentum=0.0)
-  tx, _ = optimizer.make_optimizer(opt, total_steps=10, warmup_steps=0)
-  params = {"kernel": jnp.ones(3), "bias": jnp.ones(3)}
-  updates, _ = tx.update({"kernel": jnp.zeros(3), "bias": jnp.zeros(3)}, tx.init(params), params)
-  np.testing.assert_array_equal(updates["bias"], 0.0)
-  assert float(updates["kernel"][0]) < 0.0
+    # With zero gradients, adam/adamw/sgd updates come from the weight decay alone.
+    opt = _opt(name=name, schedule="constant", learning_rate=0.5, weight_decay=0.1, momentum=0.0)
+    tx, _ = optimizer.make_optimizer(opt, total_steps=10, warmup_steps=0)
+    params = {"kernel": jnp.ones(3), "bias": jnp.ones(3)}
+    updates, _ = tx.update({"kernel": jnp.zeros(3), "bias": jnp.zeros(3)}, tx.init(params), params)
+    np.testing.assert_array_equal(updates["bias"], 0.0)
+    assert float(updates["kernel"][0]) < 0.0
 
 
 def test_gradient_clipping():
-  opt = _opt(name="sgd", schedule="constant", learning_rate=1.0, momentum=0.0, grad_clip_norm=1.0)
-  tx, _ = optimizer.make_optimizer(opt, total_steps=10, warmup_steps=0)
-  params = {"w": jnp.zeros(2)}
-  updates, _ = tx.update({"w": jnp.array([3.0, 4.0])}, tx.init(params), params)
-  np.testing.assert_allclose(updates["w"], [-0.6, -0.8], rtol=1e-6)
+    opt = _opt(name="sgd", schedule="constant", learning_rate=1.0, momentum=0.0, grad_clip_norm=1.0)
+    tx, _ = optimizer.make_optimizer(opt, total_steps=10, warmup_steps=0)
+    params = {"w": jnp.zeros(2)}
+    updates, _ = tx.update({"w": jnp.array([3.0, 4.0])}, tx.init(params), params)
+    np.testing.assert_allclose(updates["w"], [-0.6, -0.8], rtol=1e-6)
 
 
 def test_gradient_accumulation_averages_k_steps():
-  opt = _opt(name="sgd", schedule="constant", learning_rate=1.0, momentum=0.0,
-             grad_accum_steps=2)
-  tx, schedule = optimizer.make_optimizer(opt, total_steps=10, warmup_steps=0)
-  params = {"w": jnp.zeros(2)}
-  state = tx.init(params)
-  first, state = tx.update({"w": jnp.array([1.0, 2.0])}, state, params)
-  second, state = tx.update({"w": jnp.array([3.0, 6.0])}, state, params)
-  np.testing.assert_array_equal(first["w"], 0.0)  # No update until k micro-steps.
-  np.testing.assert_allclose(second["w"], [-2.0, -4.0])  # Minus the mean gradient.
-  assert float(schedule(3)) == pytest.approx(1.0)
+    opt = _opt(name="sgd", schedule="constant", learning_rate=1.0, momentum=0.0, grad_accum_steps=2)
+    tx, schedule = optimizer.make_optimizer(opt, total_steps=10, warmup_steps=0)
+    params = {"w": jnp.zeros(2)}
+    state = tx.init(params)
+    first, state = tx.update({"w": jnp.array([1.0, 2.0])}, state, params)
+    second, state = tx.update({"w": jnp.array([3.0, 6.0])}, state, params)
+    np.testing.assert_array_equal(first["w"], 0.0)  # No update until k micro-steps.
+    np.testing.assert_allclose(second["w"], [-2.0, -4.0])  # Minus the mean gradient.
+    assert float(schedule(3)) == pytest.approx(1.0)
 
 
 def test_schedule_counts_updates_with_accumulation():
-  opt = _opt(learning_rate=1.0, schedule="cosine", grad_accum_steps=4)
-  _, schedule = optimizer.make_optimizer(opt, total_steps=80, warmup_steps=8)
-  # 8 train steps of warmup are 2 updates: step 4 is update 1, half way up.
-  assert float(schedule(4)) == pytest.approx(0.5)
-  assert float(schedule(80)) == pytest.approx(0.0, abs=1e-6)
+    opt = _opt(learning_rate=1.0, schedule="cosine", grad_accum_steps=4)
+    _, schedule = optimizer.make_optimizer(opt, total_steps=80, warmup_steps=8)
+    # 8 train steps of warmup are 2 updates: step 4 is update 1, half way up.
+    assert float(schedule(4)) == pytest.approx(0.5)
+    assert float(schedule(80)) == pytest.approx(0.0, abs=1e-6)

@@ -46,8 +46,10 @@ def test_tokenizer_round_trip(tmp_path):
         assert tok.decode(np.concatenate([ids, [tokenizer_lib.EOS_ID, 7]])) == text
         words = tok.word_ids(ids)
         assert words[0] == 0 and words[-1] == len(text.split()) - 1
-    assert tokenizer_lib.load(str(tmp_path / "spm.model")).encode(texts[0]).tolist() == \
-        tok.encode(texts[0]).tolist()
+    assert (
+        tokenizer_lib.load(str(tmp_path / "spm.model")).encode(texts[0]).tolist()
+        == tok.encode(texts[0]).tolist()
+    )
 
 
 def test_tsv_splits_and_reverse(tmp_path):
@@ -98,13 +100,16 @@ def test_batches_pad_and_shift(tmp_path):
     assert np.all(source[np.arange(4), lengths - 1] == tokenizer_lib.EOS_ID)
 
 
-@pytest.mark.parametrize("arg, write, message", [
-    ("data=tsv,path={tmp}/missing.txt", None, "does not exist"),
-    ("data=tsv,path={tmp}/c.txt", "", "empty corpus"),
-    ("data=tsv,path={tmp}/c.txt", "hello\thola\njust one column\n", "c.txt:2: malformed"),
-    ("data=tfds,tfds=no_such_dataset_xyz", None, "no_such_dataset_xyz"),
-    ("data=tsv", None, "config.data.path"),
-])
+@pytest.mark.parametrize(
+    "arg, write, message",
+    [
+        ("data=tsv,path={tmp}/missing.txt", None, "does not exist"),
+        ("data=tsv,path={tmp}/c.txt", "", "empty corpus"),
+        ("data=tsv,path={tmp}/c.txt", "hello\thola\njust one column\n", "c.txt:2: malformed"),
+        ("data=tfds,tfds=no_such_dataset_xyz", None, "no_such_dataset_xyz"),
+        ("data=tsv", None, "config.data.path"),
+    ],
+)
 def test_bad_input_is_a_clear_value_error(tmp_path, arg, write, message):
     if write is not None:
         (tmp_path / "c.txt").write_text(write)

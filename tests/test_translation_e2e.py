@@ -37,15 +37,19 @@ def test_rnn_bahdanau_tiny(tmp_path):
 
 def test_transformer_tiny_on_mock_tfds(tmp_path):
     with tfds.testing.mock_data(num_examples=64):
-        summary = _run("model=transformer,attention=local,window=4,data=tfds,"
-                       "tfds=ted_hrlr_translate/pt_to_en,tiny", tmp_path)
+        summary = _run(
+            "model=transformer,attention=local,window=4,data=tfds,"
+            "tfds=ted_hrlr_translate/pt_to_en,tiny",
+            tmp_path,
+        )
     assert summary["step"] == 30
     assert "eval/bleu" in summary["eval"] and "eval/aer" not in summary["eval"]
     assert (tmp_path / "run" / "figures" / "attention_0_step_30.png").exists()
 
 
-@pytest.mark.parametrize("field, value", [("cross_attention", "luong"), ("remat", "everything"),
-                                          ("scan_unroll", 0)])
+@pytest.mark.parametrize(
+    "field, value", [("cross_attention", "luong"), ("remat", "everything"), ("scan_unroll", 0)]
+)
 def test_bad_model_field_fails_before_training(tmp_path, field, value):
     config = translate.get_config("model=transformer,attention=dot_product,tiny")
     config.model[field] = value

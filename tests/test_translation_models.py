@@ -14,12 +14,18 @@ from attn_research.models import decoding, rnn_translator, transformer_translato
 
 V, BOS, EOS = 30, 2, 3
 # Every attention of each family appears at least once (scores and alignments combined).
-RNN_VARIANTS = [dict(attention="bahdanau", cell="lstm"), dict(attention="luong", score="dot"),
-                dict(attention="luong", score="concat", align="local_m", window=2),
-                dict(attention="luong", score="general", align="local_p", window=2),
-                dict(attention="none")]
-TRANSFORMER_VARIANTS = [("dot_product",) * 3, ("additive", "local", "local"),
-                        ("local", "additive", "additive")]
+RNN_VARIANTS = [
+    dict(attention="bahdanau", cell="lstm"),
+    dict(attention="luong", score="dot"),
+    dict(attention="luong", score="concat", align="local_m", window=2),
+    dict(attention="luong", score="general", align="local_p", window=2),
+    dict(attention="none"),
+]
+TRANSFORMER_VARIANTS = [
+    ("dot_product",) * 3,
+    ("additive", "local", "local"),
+    ("local", "additive", "additive"),
+]
 
 
 def _rnn(**kw):
@@ -29,9 +35,19 @@ def _rnn(**kw):
 def _transformer(kinds, **kw):
     enc, dec, cross = kinds
     return transformer_translator.TransformerTranslator(
-        V, emb_dim=16, num_heads=2, num_layers=2, mlp_dim=32, encoder_attention=enc,
-        decoder_attention=dec, cross_attention=cross, window=2, max_len=16, dropout_rate=0.0,
-        **kw)
+        V,
+        emb_dim=16,
+        num_heads=2,
+        num_layers=2,
+        mlp_dim=32,
+        encoder_attention=enc,
+        decoder_attention=dec,
+        cross_attention=cross,
+        window=2,
+        max_len=16,
+        dropout_rate=0.0,
+        **kw,
+    )
 
 
 def _batch():
@@ -64,8 +80,9 @@ def test_padding_is_irrelevant_and_cache_equals_full_decoder(family, model):
     np.testing.assert_allclose(model.apply({"params": params}, wider, target), logits, atol=2e-5)
     # Target positions after t never change logits at t (causal decoder).
     changed = target.at[:, 4:].set(7)
-    np.testing.assert_allclose(model.apply({"params": params}, source, changed)[:, :4],
-                               logits[:, :4], atol=2e-5)
+    np.testing.assert_allclose(
+        model.apply({"params": params}, source, changed)[:, :4], logits[:, :4], atol=2e-5
+    )
     # Step-by-step decoding (key/value cache or RNN state) equals the teacher-forced pass.
     state = family.start_decoding(model, params, source, target.shape[1])
     step = jax.jit(lambda s, tok: family.decode_step(model, params, s, tok))
@@ -97,9 +114,11 @@ def test_transformer_cross_attention_ignores_padding():
 
 def _toy_step(table):
     def step(state, token):
-        logits = table[state["b"], state["t"], token] + 0.5 * jnp.sin(state["h"][:, None]
-                                                                       * jnp.arange(4))
+        logits = table[state["b"], state["t"], token] + 0.5 * jnp.sin(
+            state["h"][:, None] * jnp.arange(4)
+        )
         return logits, {"b": state["b"], "t": state["t"] + 1, "h": state["h"] * 3 + token}
+
     return step
 
 
@@ -109,7 +128,7 @@ def _exhaustive(step, state, b, limit, alpha, vocab=4, bos=2, eos=1):
         for seq in itertools.product(range(vocab), repeat=n):
             if eos in seq[:-1] or (n < limit and seq[-1] != eos):
                 continue
-            st = {k: v[b:b + 1] for k, v in state.items()}
+            st = {k: v[b : b + 1] for k, v in state.items()}
             logp, prev = 0.0, bos
             for token in seq:
                 logits, st = step(st, jnp.asarray([prev]))
@@ -125,15 +144,21 @@ def _exhaustive(step, state, b, limit, alpha, vocab=4, bos=2, eos=1):
 def test_beam_search_equals_exhaustive_search(alpha):
     batch, max_len = 3, 4
     step = _toy_step(jax.random.normal(jax.random.key(0), (batch, max_len + 1, 4, 4)) * 2.0)
-    state = {"b": jnp.arange(batch), "t": jnp.zeros(batch, jnp.int32),
-             "h": jnp.zeros(batch, jnp.float32)}
+    state = {
+        "b": jnp.arange(batch),
+        "t": jnp.zeros(batch, jnp.int32),
+        "h": jnp.zeros(batch, jnp.float32),
+    }
     limits = jnp.asarray([4, 3, 2])
-    seqs, scores = jax.jit(lambda: decoding.beam_search(
-        step, state, batch, max_len, limits, 2, 1, beam_size=4 ** 3, alpha=alpha))()
+    seqs, scores = jax.jit(
+        lambda: decoding.beam_search(
+            step, state, batch, max_len, limits, 2, 1, beam_size=4**3, alpha=alpha
+        )
+    )()
     for b in range(batch):
         score, seq = _exhaustive(step, state, b, int(limits[b]), alpha)
-        np.testing.assert_array_equal(np.asarray(seqs[b, :len(seq)]), seq)
-        assert np.all(np.asarray(seqs[b, len(seq):]) == 0)
+        np.testing.assert_array_equal(np.asarray(seqs[b, : len(seq)]), seq)
+        assert np.all(np.asarray(seqs[b, len(seq) :]) == 0)
         np.testing.assert_allclose(float(scores[b]), score, rtol=1e-5)
 
 
@@ -142,14 +167,14 @@ def test_greedy_search_takes_argmax_and_stops():
     state = {"b": jnp.arange(2), "t": jnp.zeros(2, jnp.int32), "h": jnp.zeros(2)}
     tokens = decoding.greedy_search(step, state, 2, 5, jnp.asarray([5, 2]), 2, 1)
     for b in range(2):
-        st, prev = {k: v[b:b + 1] for k, v in state.items()}, 2
+        st, prev = {k: v[b : b + 1] for k, v in state.items()}, 2
         for i in range(5 if b == 0 else 2):
             logits, st = step(st, jnp.asarray([prev]))
             prev = int(jnp.argmax(logits[0]))
             assert int(tokens[b, i]) == prev
             if prev == 1:
                 break
-        assert np.all(np.asarray(tokens[b, i + 1:]) == 0)
+        assert np.all(np.asarray(tokens[b, i + 1 :]) == 0)
 
 
 def test_bleu_matches_sacrebleu():
@@ -174,8 +199,9 @@ def test_aer_and_word_attention():
     assert alignment.aer([{(0, 0), (1, 1)}], [{(0, 0), (1, 1)}]) == 0.0
     assert alignment.aer([{(1, 0)}], [{(0, 0)}]) == 1.0
     # Pieces -> words: source pieces [w0, w0, w1, EOS], target pieces [w0, w1, w1, EOS].
-    weights = np.asarray([[0.1, 0.1, 0.8, 0.0], [0.6, 0.2, 0.2, 0.0], [0.3, 0.3, 0.4, 0.0],
-                          [0.0, 0.0, 0.0, 1.0]])
+    weights = np.asarray(
+        [[0.1, 0.1, 0.8, 0.0], [0.6, 0.2, 0.2, 0.0], [0.3, 0.3, 0.4, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    )
     words = alignment.word_attention(weights, np.asarray([0, 1, 1, -1]), np.asarray([0, 0, 1, -1]))
     np.testing.assert_allclose(words, [[0.2, 0.8], [0.7, 0.3]])
     assert alignment.hard_alignment(words) == {(1, 0), (0, 1)}

@@ -18,23 +18,32 @@ import train_toy_task  # pylint: disable=g-import-not-at-top,wrong-import-positi
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Toy config; args: tiny, layers=<int>, dtype=float32|bfloat16."""
-  arg = parse_arg(arg, tiny=False, layers=2, dtype="float32")
-  config = default_config()
-  config.task = train_toy_task.NAME
-  config.dtype = arg.dtype
-  config.batch_size = 32
-  config.total_steps = 60 if arg.tiny else 600
-  config.log_every_steps = 10
-  config.eval_every_steps = 20
-  config.checkpoint_every_steps = 10
-  config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 1e-2
-  config.optimizer.warmup_steps = 5
+    """Toy config; args: tiny, layers=<int>, dtype=float32|bfloat16."""
+    arg = parse_arg(arg, tiny=False, layers=2, dtype="float32")
+    config = default_config()
+    config.task = train_toy_task.NAME
+    config.dtype = arg.dtype
+    config.batch_size = 32
+    config.total_steps = 60 if arg.tiny else 600
+    config.log_every_steps = 10
+    config.eval_every_steps = 20
+    config.checkpoint_every_steps = 10
+    config.optimizer.name = "adam"
+    config.optimizer.learning_rate = 1e-2
+    config.optimizer.warmup_steps = 5
 
-  config.model = ml_collections.ConfigDict(
-      {"hidden": 16 if arg.tiny else 64, "num_layers": arg.layers, "dropout": 0.1})
-  config.data = ml_collections.ConfigDict({
-      "seed": 0, "num_train": 1024, "num_eval": 256, "features": 8, "classes": 4,
-      "delay_sec": 0.0, "nan_at_step": 0})
-  return config
+    config.model = ml_collections.ConfigDict(
+        {"hidden": 16 if arg.tiny else 64, "num_layers": arg.layers, "dropout": 0.1}
+    )
+    config.data = ml_collections.ConfigDict(
+        {
+            "seed": 0,
+            "num_train": 1024,
+            "num_eval": 256,
+            "features": 8,
+            "classes": 4,
+            "delay_sec": 0.0,
+            "nan_at_step": 0,
+        }
+    )
+    return config

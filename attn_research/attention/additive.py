@@ -20,8 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import checks
-from attn_research.attention import kernels
+from attn_research.attention import checks, kernels
 from attn_research.attention import masks as masks_lib
 from attn_research.attention import softmax as softmax_lib
 
@@ -78,7 +77,9 @@ def additive_attention(
     mask, _, _ = checks.check_attention_args(q, k, v, mask, None, dropout_rate, rng, 1.0)
     heads, units = q.shape[-2:]
     if score_vector.shape != (heads, units):
-        raise ValueError(f"score_vector must be [heads, units] = {(heads, units)}, got {score_vector.shape}")
+        raise ValueError(
+            f"score_vector must be [heads, units] = {(heads, units)}, got {score_vector.shape}"
+        )
     checks.check_positive_int("query_chunk_size", query_chunk_size)
     tq, tk, kv_heads = q.shape[-3], k.shape[-3], k.shape[-2]
     qc = min(query_chunk_size, tq)
@@ -92,16 +93,26 @@ def additive_attention(
         allowed = kernels.pick(mask_qc, mask)
         if causal:
             offset = q_index * qc
-            allowed = masks_lib.combine(allowed, jnp.arange(tk)[None, :] <= offset + jnp.arange(qc)[:, None])
+            allowed = masks_lib.combine(
+                allowed, jnp.arange(tk)[None, :] <= offset + jnp.arange(qc)[:, None]
+            )
         weights = softmax_lib.masked_softmax(logits, allowed)
         dropped = softmax_lib.dropout(
-            weights, dropout_rate, None if rng is None else jax.random.fold_in(rng, q_index))
-        out = jnp.einsum("...hgqk,...khd->...qhgd", dropped.astype(v.dtype), v,
-                         preferred_element_type=jnp.float32)
+            weights, dropout_rate, None if rng is None else jax.random.fold_in(rng, q_index)
+        )
+        out = jnp.einsum(
+            "...hgqk,...khd->...qhgd",
+            dropped.astype(v.dtype),
+            v,
+            preferred_element_type=jnp.float32,
+        )
         return kernels.ungroup(out).astype(v.dtype), (weights if return_weights else None)
 
-    xs = (kernels.split_chunks(q, -3, qc, nq), jnp.arange(nq),
-          kernels.split_chunks(mask, -2, qc, nq, fill=False))
+    xs = (
+        kernels.split_chunks(q, -3, qc, nq),
+        jnp.arange(nq),
+        kernels.split_chunks(mask, -2, qc, nq, fill=False),
+    )
     out, weights = jax.lax.map(one_chunk, xs)  # [nq, ..., qc, H, Dv], [nq, ..., Hkv, G, qc, Tk]
     out = jnp.moveaxis(out, 0, -4)
     out = out.reshape(*out.shape[:-4], nq * qc, *out.shape[-2:])[..., :tq, :, :]
@@ -124,16 +135,36 @@ class AdditiveAttention(nn.Module):
     query_chunk_size: int = 64
 
     @nn.compact
-    def __call__(self, q: Array, k: Array, v: Array, *, mask: Array | None = None,
-                 causal: bool = False, dropout_rate: float = 0.0, rng: Array | None = None,
-                 return_weights: bool = False) -> Array | tuple[Array, Array]:
+    def __call__(
+        self,
+        q: Array,
+        k: Array,
+        v: Array,
+        *,
+        mask: Array | None = None,
+        causal: bool = False,
+        dropout_rate: float = 0.0,
+        rng: Array | None = None,
+        return_weights: bool = False,
+    ) -> Array | tuple[Array, Array]:
         heads, units = q.shape[-2:]
-        w = self.param("score_vector", nn.initializers.normal(units ** -0.5), (heads, units))
+        w = self.param("score_vector", nn.initializers.normal(units**-0.5), (heads, units))
         if self.normalize:
-            g = self.param("score_scale", nn.initializers.constant(math.sqrt(1.0 / units)), (heads,))
+            g = self.param(
+                "score_scale", nn.initializers.constant(math.sqrt(1.0 / units)), (heads,)
+            )
             b = self.param("score_bias", nn.initializers.zeros, (units,))
             w = g[:, None] * w * jax.lax.rsqrt(jnp.sum(w * w, axis=-1, keepdims=True))
             k = k + b.astype(k.dtype)
         return additive_attention(
-            q, k, v, w, mask=mask, causal=causal, dropout_rate=dropout_rate, rng=rng,
-            query_chunk_size=self.query_chunk_size, return_weights=return_weights)
+            q,
+            k,
+            v,
+            w,
+            mask=mask,
+            causal=causal,
+            dropout_rate=dropout_rate,
+            rng=rng,
+            query_chunk_size=self.query_chunk_size,
+            return_weights=return_weights,
+        )

@@ -60,8 +60,10 @@ def attend(
     """
     spec = registry.get(kind)
     if spec.function is None:
-        raise ValueError(f"attention kind {kind!r} has parameters of its own; use "
-                         f"MultiHeadAttention(kind={kind!r}) or {spec.module.__name__}")
+        raise ValueError(
+            f"attention kind {kind!r} has parameters of its own; use "
+            f"MultiHeadAttention(kind={kind!r}) or {spec.module.__name__}"
+        )
     given = {"window": window, "grid": grid, "bias": bias, "rng": rng}
     options.update({name: value for name, value in given.items() if value is not None})
     if causal:

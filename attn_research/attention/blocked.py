@@ -42,14 +42,18 @@ class Neighbourhood:
     @functools.cached_property
     def before(self) -> tuple[int, ...]:
         """Neighbour key blocks before a query block, per axis (those that can hold keys)."""
-        return tuple(min(math.ceil(l / b), n - 1)
-                     for (l, _), b, n in zip(self.windows, self.blocks, self.q_blocks))
+        return tuple(
+            min(math.ceil(l / b), n - 1)
+            for (l, _), b, n in zip(self.windows, self.blocks, self.q_blocks)
+        )
 
     @functools.cached_property
     def after(self) -> tuple[int, ...]:
         """Neighbour key blocks after a query block, per axis (those that can hold keys)."""
-        return tuple(min(math.ceil(r / b), math.ceil(k / b) - 1)
-                     for (_, r), b, k in zip(self.windows, self.blocks, self.k_grid))
+        return tuple(
+            min(math.ceil(r / b), math.ceil(k / b) - 1)
+            for (_, r), b, k in zip(self.windows, self.blocks, self.k_grid)
+        )
 
     @property
     def num_blocks(self) -> int:
@@ -86,11 +90,15 @@ class Neighbourhood:
 
         Positions off the grid are set to ``Tq`` / ``Tk`` (out of range, dropped on scatter).
         """
-        q_pos = [np.arange(n)[:, None] * b + np.arange(b)[None, :]
-                 for n, b in zip(self.q_blocks, self.blocks)]
+        q_pos = [
+            np.arange(n)[:, None] * b + np.arange(b)[None, :]
+            for n, b in zip(self.q_blocks, self.blocks)
+        ]
         k_pos = [self._axis_key_positions(a) for a in range(len(self.blocks))]
-        return (_flat_index(q_pos, self.q_grid)[:, :, None],
-                _flat_index(k_pos, self.k_grid)[:, None, :])
+        return (
+            _flat_index(q_pos, self.q_grid)[:, :, None],
+            _flat_index(k_pos, self.k_grid)[:, None, :],
+        )
 
 
 def _outer_and(per_axis: list[np.ndarray]) -> np.ndarray:
@@ -133,22 +141,32 @@ def query_blocks(x: Array, geo: Neighbourhood, n_rest: int) -> Array:
         pad[lead + a] = (0, n * b - q)
     x = jnp.pad(x, pad)
     split = sum(((n, b) for n, b in zip(geo.q_blocks, geo.blocks)), ())
-    x = x.reshape(*x.shape[:lead], *split, *x.shape[lead + d:])
-    perm = (*range(lead), *(lead + 2 * a for a in range(d)), *(lead + 2 * a + 1 for a in range(d)),
-            *range(lead + 2 * d, x.ndim))
+    x = x.reshape(*x.shape[:lead], *split, *x.shape[lead + d :])
+    perm = (
+        *range(lead),
+        *(lead + 2 * a for a in range(d)),
+        *(lead + 2 * a + 1 for a in range(d)),
+        *range(lead + 2 * d, x.ndim),
+    )
     x = x.transpose(perm)
-    return x.reshape(*x.shape[:lead], geo.num_blocks, geo.block_len, *x.shape[lead + 2 * d:])
+    return x.reshape(*x.shape[:lead], geo.num_blocks, geo.block_len, *x.shape[lead + 2 * d :])
 
 
 def unblock_queries(x: Array, geo: Neighbourhood, n_rest: int) -> Array:
     """Inverse of ``query_blocks``: ``[batch..., NB, b, *rest]`` -> ``[batch..., *q_grid, *rest]``."""
     lead, d = x.ndim - 2 - n_rest, len(geo.q_grid)
-    x = x.reshape(*x.shape[:lead], *geo.q_blocks, *geo.blocks, *x.shape[lead + 2:])
-    perm = (*range(lead), *(p for a in range(d) for p in (lead + a, lead + d + a)),
-            *range(lead + 2 * d, x.ndim))
+    x = x.reshape(*x.shape[:lead], *geo.q_blocks, *geo.blocks, *x.shape[lead + 2 :])
+    perm = (
+        *range(lead),
+        *(p for a in range(d) for p in (lead + a, lead + d + a)),
+        *range(lead + 2 * d, x.ndim),
+    )
     x = x.transpose(perm)
-    x = x.reshape(*x.shape[:lead], *(n * b for n, b in zip(geo.q_blocks, geo.blocks)),
-                  *x.shape[lead + 2 * d:])
+    x = x.reshape(
+        *x.shape[:lead],
+        *(n * b for n, b in zip(geo.q_blocks, geo.blocks)),
+        *x.shape[lead + 2 * d :],
+    )
     return x[(slice(None),) * lead + tuple(slice(0, q) for q in geo.q_grid)]
 
 
@@ -156,21 +174,29 @@ def key_neighbourhoods(x: Array, geo: Neighbourhood, n_rest: int) -> Array:
     """``[batch..., *k_grid, *rest]`` -> ``[batch..., NB, K', *rest]``, zero-padded off the grid."""
     lead, d = _lead(x, geo.k_grid, n_rest), len(geo.k_grid)
     for a, (k, b, n, before, after) in enumerate(
-            zip(geo.k_grid, geo.blocks, geo.q_blocks, geo.before, geo.after)):
+        zip(geo.k_grid, geo.blocks, geo.q_blocks, geo.before, geo.after)
+    ):
         total = (n + before + after) * b
         x = jax.lax.slice_in_dim(x, 0, min(k, total - before * b), axis=lead + a)
         pad = [(0, 0)] * x.ndim
         pad[lead + a] = (before * b, total - before * b - x.shape[lead + a])
         x = jnp.pad(x, pad)
-    split = sum(((n + bf + af, b) for n, bf, af, b in
-                 zip(geo.q_blocks, geo.before, geo.after, geo.blocks)), ())
-    x = x.reshape(*x.shape[:lead], *split, *x.shape[lead + d:])
+    split = sum(
+        ((n + bf + af, b) for n, bf, af, b in zip(geo.q_blocks, geo.before, geo.after, geo.blocks)),
+        (),
+    )
+    x = x.reshape(*x.shape[:lead], *split, *x.shape[lead + d :])
     for a, (n, before, after) in enumerate(zip(geo.q_blocks, geo.before, geo.after)):
         axis = lead + 3 * a  # earlier axes already hold (blocks, neighbours, b)
-        x = jnp.stack([jax.lax.slice_in_dim(x, o, o + n, axis=axis)
-                       for o in range(before + 1 + after)], axis=axis + 1)
-    perm = (*range(lead), *(lead + 3 * a for a in range(d)),
-            *(p for a in range(d) for p in (lead + 3 * a + 1, lead + 3 * a + 2)),
-            *range(lead + 3 * d, x.ndim))
+        x = jnp.stack(
+            [jax.lax.slice_in_dim(x, o, o + n, axis=axis) for o in range(before + 1 + after)],
+            axis=axis + 1,
+        )
+    perm = (
+        *range(lead),
+        *(lead + 3 * a for a in range(d)),
+        *(p for a in range(d) for p in (lead + 3 * a + 1, lead + 3 * a + 2)),
+        *range(lead + 3 * d, x.ndim),
+    )
     x = x.transpose(perm)
-    return x.reshape(*x.shape[:lead], geo.num_blocks, geo.keys_per_block, *x.shape[lead + 3 * d:])
+    return x.reshape(*x.shape[:lead], geo.num_blocks, geo.keys_per_block, *x.shape[lead + 3 * d :])

@@ -21,7 +21,9 @@ def check_qkv(q: Array, k: Array, v: Array, *, same_depth: bool = True) -> int:
     """
     for name, x in (("q", q), ("k", k), ("v", v)):
         if x.ndim < 3:
-            raise ValueError(f"{name} must be [batch..., length, heads, depth], got shape {x.shape}")
+            raise ValueError(
+                f"{name} must be [batch..., length, heads, depth], got shape {x.shape}"
+            )
     if not (q.ndim == k.ndim == v.ndim):
         raise ValueError(f"q, k, v must have the same rank, got {q.shape}, {k.shape}, {v.shape}")
     if k.shape[:-1] != v.shape[:-1]:
@@ -29,7 +31,9 @@ def check_qkv(q: Array, k: Array, v: Array, *, same_depth: bool = True) -> int:
     if q.shape[:-3] != k.shape[:-3]:
         raise ValueError(f"q {q.shape} and k {k.shape} must have the same batch dims")
     if same_depth and q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q depth {q.shape[-1]} != k depth {k.shape[-1]} (shapes {q.shape}, {k.shape})")
+        raise ValueError(
+            f"q depth {q.shape[-1]} != k depth {k.shape[-1]} (shapes {q.shape}, {k.shape})"
+        )
     heads, kv_heads = q.shape[-2], k.shape[-2]
     if heads % kv_heads:
         raise ValueError(f"query heads {heads} must be a multiple of key/value heads {kv_heads}")
@@ -52,7 +56,9 @@ def check_window(window: Any, *, causal: bool = False) -> tuple[int, int]:
     if window is None:
         raise ValueError("window is required: an int w >= 1 or a pair (left, right)")
     if isinstance(window, (tuple, list)):
-        if len(window) != 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in window):
+        if len(window) != 2 or any(
+            isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in window
+        ):
             raise ValueError(f"window must be a pair of ints (left, right) >= 0, got {window!r}")
         left, right = window
     else:
@@ -61,8 +67,14 @@ def check_window(window: Any, *, causal: bool = False) -> tuple[int, int]:
 
 
 def check_attention_args(
-    q: Array, k: Array, v: Array, mask: Array | None, bias: Array | None,
-    dropout_rate: float, rng: Array | None, scale: float | None,
+    q: Array,
+    k: Array,
+    v: Array,
+    mask: Array | None,
+    bias: Array | None,
+    dropout_rate: float,
+    rng: Array | None,
+    scale: float | None,
 ) -> tuple[Array | None, Array | None, float]:
     """The checks every kind shares; returns ``(mask, bias, scale)``.
 

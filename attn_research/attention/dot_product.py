@@ -12,8 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import checks
-from attn_research.attention import kernels
+from attn_research.attention import checks, kernels
 from attn_research.attention import masks as masks_lib
 
 Array = jnp.ndarray
@@ -73,20 +72,46 @@ def dot_product_attention(
     weights = None
     if impl == "xla":
         out, weights = kernels.einsum_attention(
-            q, k, v, mask=dense_mask, bias=bias, scale=scale,
-            dropout_rate=dropout_rate, rng=rng, precision=precision)
+            q,
+            k,
+            v,
+            mask=dense_mask,
+            bias=bias,
+            scale=scale,
+            dropout_rate=dropout_rate,
+            rng=rng,
+            precision=precision,
+        )
     elif impl == "chunked":
         out = kernels.chunked_attention(
-            q, k, v, mask=mask, bias=bias, causal=causal, scale=scale,
-            dropout_rate=dropout_rate, rng=rng, key_chunk_size=key_chunk_size,
-            query_chunk_size=query_chunk_size, precision=precision)
+            q,
+            k,
+            v,
+            mask=mask,
+            bias=bias,
+            causal=causal,
+            scale=scale,
+            dropout_rate=dropout_rate,
+            rng=rng,
+            key_chunk_size=key_chunk_size,
+            query_chunk_size=query_chunk_size,
+            precision=precision,
+        )
     else:
         out = kernels.jax_nn_attention(
-            q, k, v, mask=mask, bias=bias, causal=causal, scale=scale,
-            implementation="cudnn" if impl == "cudnn" else None)
+            q,
+            k,
+            v,
+            mask=mask,
+            bias=bias,
+            causal=causal,
+            scale=scale,
+            implementation="cudnn" if impl == "cudnn" else None,
+        )
     if not return_weights:
         return out
     if weights is None:
         _, weights = kernels.einsum_attention(
-            q, k, v, mask=dense_mask, bias=bias, scale=scale, precision=precision)
+            q, k, v, mask=dense_mask, bias=bias, scale=scale, precision=precision
+        )
     return out, weights

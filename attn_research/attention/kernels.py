@@ -62,11 +62,17 @@ def scores(q: Array, k: Array, scale: float, precision: jax.lax.PrecisionLike = 
         q = q * jnp.asarray(scale, q.dtype)
     kv_heads = k.shape[-2]
     if q.shape[-2] == kv_heads:
-        logits = jnp.einsum("...qhd,...khd->...hqk", q, k,
-                            preferred_element_type=jnp.float32, precision=precision)
+        logits = jnp.einsum(
+            "...qhd,...khd->...hqk", q, k, preferred_element_type=jnp.float32, precision=precision
+        )
     else:
-        logits = jnp.einsum("...qhgd,...khd->...hgqk", grouped_query(q, kv_heads), k,
-                            preferred_element_type=jnp.float32, precision=precision)
+        logits = jnp.einsum(
+            "...qhgd,...khd->...hgqk",
+            grouped_query(q, kv_heads),
+            k,
+            preferred_element_type=jnp.float32,
+            precision=precision,
+        )
         logits = logits.reshape(*logits.shape[:-4], -1, *logits.shape[-2:])
     return logits if full_precision else logits * jnp.float32(scale)
 
@@ -76,12 +82,24 @@ def weighted_values(weights: Array, v: Array, precision: jax.lax.PrecisionLike =
     kv_heads = v.shape[-2]
     weights = weights.astype(v.dtype)
     if weights.shape[-3] == kv_heads:
-        out = jnp.einsum("...hqk,...khd->...qhd", weights, v,
-                         preferred_element_type=jnp.float32, precision=precision)
+        out = jnp.einsum(
+            "...hqk,...khd->...qhd",
+            weights,
+            v,
+            preferred_element_type=jnp.float32,
+            precision=precision,
+        )
     else:
         weights = weights.reshape(*weights.shape[:-3], kv_heads, -1, *weights.shape[-2:])
-        out = ungroup(jnp.einsum("...hgqk,...khd->...qhgd", weights, v,
-                                 preferred_element_type=jnp.float32, precision=precision))
+        out = ungroup(
+            jnp.einsum(
+                "...hgqk,...khd->...qhgd",
+                weights,
+                v,
+                preferred_element_type=jnp.float32,
+                precision=precision,
+            )
+        )
     return out.astype(v.dtype)
 
 
@@ -179,8 +197,11 @@ def chunked_attention(
             m, l, acc = carry
             k_c, v_c, mask_kc, bias_kc, k_index = xs
             s = jnp.einsum(
-                "...qhgd,...khd->...hgqk", q_blk, k_c,
-                preferred_element_type=jnp.float32, precision=precision,
+                "...qhgd,...khd->...hgqk",
+                q_blk,
+                k_c,
+                preferred_element_type=jnp.float32,
+                precision=precision,
             ) * jnp.float32(scale)
             bias_c = pick(bias_kc, bias_q)
             if bias_c is not None:
@@ -201,8 +222,11 @@ def chunked_attention(
                 chunk_rng = jax.random.fold_in(jax.random.fold_in(rng, q_index), k_index)
                 p = softmax_lib.dropout(p, dropout_rate, chunk_rng)
             acc = acc * correction[..., None] + jnp.einsum(
-                "...hgqk,...khd->...hgqd", p.astype(v.dtype), v_c,
-                preferred_element_type=jnp.float32, precision=precision,
+                "...hgqk,...khd->...hgqd",
+                p.astype(v.dtype),
+                v_c,
+                preferred_element_type=jnp.float32,
+                precision=precision,
             )
             return (m_new, l, acc), None
 
@@ -211,14 +235,23 @@ def chunked_attention(
             jnp.zeros(out_shape, jnp.float32),
             jnp.zeros((*out_shape, v.shape[-1]), jnp.float32),
         )
-        key_xs = (k_chunks, v_chunks, split_chunks(mask_q, -1, kc, nk, fill=False),
-                  split_chunks(bias_q, -1, kc, nk), jnp.arange(nk))
+        key_xs = (
+            k_chunks,
+            v_chunks,
+            split_chunks(mask_q, -1, kc, nk, fill=False),
+            split_chunks(bias_q, -1, kc, nk),
+            jnp.arange(nk),
+        )
         (_, l, acc), _ = jax.lax.scan(step, init, key_xs)
         out_hgQD = acc / jnp.where(l == 0.0, 1.0, l)[..., None]
         return jnp.moveaxis(out_hgQD, -2, -4)  # [..., qc, Hkv, G, Dv]
 
-    query_xs = (split_chunks(grouped_query(q, kv_heads), -4, qc, nq), jnp.arange(nq),
-                split_chunks(mask, -2, qc, nq, fill=False), split_chunks(bias, -2, qc, nq))
+    query_xs = (
+        split_chunks(grouped_query(q, kv_heads), -4, qc, nq),
+        jnp.arange(nq),
+        split_chunks(mask, -2, qc, nq, fill=False),
+        split_chunks(bias, -2, qc, nq),
+    )
     per_chunk = jax.lax.map(one_query_chunk, query_xs)  # [nq, ..., qc, Hkv, G, Dv]
     out = jnp.moveaxis(per_chunk, 0, -5)
     out = out.reshape(*out.shape[:-5], nq * qc, *out.shape[-3:])[..., :tq, :, :, :]
@@ -243,12 +276,14 @@ def jax_nn_attention(
     key; such rows are set to zero here to match the other kernels.
     """
     if v.shape[-1] != q.shape[-1]:
-        raise ValueError(f"jax.nn.dot_product_attention needs values as deep as the queries, got "
-                         f"{v.shape[-1]} and {q.shape[-1]}: use impl='xla' or 'chunked'")
+        raise ValueError(
+            f"jax.nn.dot_product_attention needs values as deep as the queries, got "
+            f"{v.shape[-1]} and {q.shape[-1]}: use impl='xla' or 'chunked'"
+        )
     batch = q.shape[:-3]
 
     def flat(x):
-        return x.reshape((-1, *x.shape[len(batch):]))
+        return x.reshape((-1, *x.shape[len(batch) :]))
 
     # cuDNN takes masks and biases only with the full [Tq, Tk] extent.
     tail = q.shape[-3], k.shape[-3]
@@ -260,9 +295,14 @@ def jax_nn_attention(
         return flat(jnp.broadcast_to(x, (*batch, x.shape[-3], *full)))
 
     out = jax.nn.dot_product_attention(
-        flat(q), flat(k), flat(v),
-        bias=flat_logits(bias), mask=flat_logits(mask),
-        scale=scale, is_causal=causal, implementation=implementation,
+        flat(q),
+        flat(k),
+        flat(v),
+        bias=flat_logits(bias),
+        mask=flat_logits(mask),
+        scale=scale,
+        is_causal=causal,
+        implementation=implementation,
     ).reshape(*batch, *q.shape[-3:-1], v.shape[-1])
     if mask is not None:
         allowed = mask

@@ -16,13 +16,10 @@ queries (``[..., Tq, 1]``); a dense ``[Tq, Tk]`` mask is refused (use ``dot_prod
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import blocked
-from attn_research.attention import checks
-from attn_research.attention import kernels
+from attn_research.attention import blocked, checks, kernels
 
 Array = jnp.ndarray
 
@@ -40,12 +37,15 @@ def _block_mask(mask: Array | None, geo: blocked.Neighbourhood) -> Array | None:
         raise ValueError(
             f"local attention takes key-padding ([..., 1, Tk]) or query-padding ([..., Tq, 1]) "
             f"masks, got a dense mask of shape {mask.shape}; a dense [Tq, Tk] mask defeats "
-            f"O(T*w) cost: use kind='dot_product' for it")
+            f"O(T*w) cost: use kind='dot_product' for it"
+        )
     lead = mask.shape[:-3]
     if mask.shape[-1] > 1:  # keys: [..., H|1, 1, Tk] -> [..., Tk, H|1] -> [..., NB, K', H|1]
         keys = jnp.swapaxes(mask[..., 0, :], -1, -2).reshape(*lead, *geo.k_grid, mask.shape[-3])
         return jnp.swapaxes(blocked.key_neighbourhoods(keys, geo, n_rest=1), -1, -2)[..., None, :]
-    if mask.shape[-2] > 1:  # queries: [..., H|1, Tq, 1] -> [..., NB, b, H|1] -> [..., NB, H|1, b, 1]
+    if (
+        mask.shape[-2] > 1
+    ):  # queries: [..., H|1, Tq, 1] -> [..., NB, b, H|1] -> [..., NB, H|1, b, 1]
         queries = jnp.swapaxes(mask[..., 0], -1, -2).reshape(*lead, *geo.q_grid, mask.shape[-3])
         return jnp.swapaxes(blocked.query_blocks(queries, geo, n_rest=1), -1, -2)[..., None]
     return mask[..., None, :, :, :]
@@ -67,16 +67,28 @@ def windowed_attention(
     """Blocked attention of ``q [batch..., Tq, H, D]`` over ``geo``'s neighbourhoods of ``k``, ``v``."""
     batch = q.shape[:-3]
     q_blk = blocked.query_blocks(q.reshape(*batch, *geo.q_grid, *q.shape[-2:]), geo, n_rest=2)
-    k_blk, v_blk = (blocked.key_neighbourhoods(x.reshape(*batch, *geo.k_grid, *x.shape[-2:]), geo, 2)
-                    for x in (k, v))
+    k_blk, v_blk = (
+        blocked.key_neighbourhoods(x.reshape(*batch, *geo.k_grid, *x.shape[-2:]), geo, 2)
+        for x in (k, v)
+    )
     allowed = jnp.asarray(geo.static_mask()[:, None])  # [NB, 1, b, K']
     user = _block_mask(mask, geo)
     if user is not None:
         allowed = allowed & user
     out_blk, weights_blk = kernels.einsum_attention(
-        q_blk, k_blk, v_blk, mask=allowed, bias=None, scale=scale,
-        dropout_rate=dropout_rate, rng=rng, precision=precision)
-    out = blocked.unblock_queries(out_blk, geo, n_rest=2).reshape(*batch, *q.shape[-3:-1], v.shape[-1])
+        q_blk,
+        k_blk,
+        v_blk,
+        mask=allowed,
+        bias=None,
+        scale=scale,
+        dropout_rate=dropout_rate,
+        rng=rng,
+        precision=precision,
+    )
+    out = blocked.unblock_queries(out_blk, geo, n_rest=2).reshape(
+        *batch, *q.shape[-3:-1], v.shape[-1]
+    )
     if not return_weights:
         return out
     return out, _dense_weights(weights_blk, geo, q.shape[-3], k.shape[-3])
@@ -129,8 +141,18 @@ def local_attention(
         block_size = min(MAX_BLOCK, max(MIN_BLOCK, max(left, right) // 4))
     block = checks.check_positive_int("block_size", block_size)
     geo = blocked.Neighbourhood((tq,), (k.shape[-3],), ((left, right),), (min(block, tq),))
-    return windowed_attention(q, k, v, geo, mask=mask, scale=scale, dropout_rate=dropout_rate,
-                              rng=rng, precision=precision, return_weights=return_weights)
+    return windowed_attention(
+        q,
+        k,
+        v,
+        geo,
+        mask=mask,
+        scale=scale,
+        dropout_rate=dropout_rate,
+        rng=rng,
+        precision=precision,
+        return_weights=return_weights,
+    )
 
 
 def _pair(name: str, value) -> tuple[int, int]:
@@ -184,5 +206,15 @@ def local_2d_attention(
     blocks = _pair("block_size", block_size if block_size is not None else default)
     blocks = tuple(min(b, n) for b, n in zip(blocks, (rows, cols)))
     geo = blocked.Neighbourhood((rows, cols), (rows, cols), tuple((r, r) for r in radii), blocks)
-    return windowed_attention(q, k, v, geo, mask=mask, scale=scale, dropout_rate=dropout_rate,
-                              rng=rng, precision=precision, return_weights=return_weights)
+    return windowed_attention(
+        q,
+        k,
+        v,
+        geo,
+        mask=mask,
+        scale=scale,
+        dropout_rate=dropout_rate,
+        rng=rng,
+        precision=precision,
+        return_weights=return_weights,
+    )

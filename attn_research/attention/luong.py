@@ -24,8 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import additive
-from attn_research.attention import checks
+from attn_research.attention import additive, checks
 from attn_research.attention import masks as masks_lib
 from attn_research.attention import softmax as softmax_lib
 
@@ -62,12 +61,15 @@ class LuongAttention(nn.Module):
             units = self.units or depth
             w_q = self.param("w_query", init, (heads, depth, units))
             w_k = self.param("w_key", init, (heads, depth, units))
-            v_a = self.param("score_vector", nn.initializers.normal(units ** -0.5), (heads, units))
-            logits = additive.additive_scores(jnp.einsum("...hd,hdu->...hu", q, w_q),
-                                              jnp.einsum("...hd,hdu->...hu", k, w_k), v_a)
+            v_a = self.param("score_vector", nn.initializers.normal(units**-0.5), (heads, units))
+            logits = additive.additive_scores(
+                jnp.einsum("...hd,hdu->...hu", q, w_q), jnp.einsum("...hd,hdu->...hu", k, w_k), v_a
+            )
             return logits.reshape(*logits.shape[:-4], heads, *logits.shape[-2:])
         if self.score == "general":
-            q = jnp.einsum("...qhd,hde->...qhe", q, self.param("w_general", init, (heads, depth, depth)))
+            q = jnp.einsum(
+                "...qhd,hde->...qhe", q, self.param("w_general", init, (heads, depth, depth))
+            )
         return jnp.einsum("...qhd,...khd->...hqk", q, k, preferred_element_type=jnp.float32)
 
     def _position(self, q: Array, allowed: Array, tk: int, query_positions: Array | None) -> Array:
@@ -77,19 +79,33 @@ class LuongAttention(nn.Module):
             return jnp.asarray(t, jnp.float32)[..., None, :, None]
         heads, depth = q.shape[-2:]
         units = self.units or depth
-        w_p = self.param("w_position", nn.initializers.lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(0,)),
-                         (heads, depth, units))
-        v_p = self.param("v_position", nn.initializers.normal(units ** -0.5), (heads, units))
+        w_p = self.param(
+            "w_position",
+            nn.initializers.lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(0,)),
+            (heads, depth, units),
+        )
+        v_p = self.param("v_position", nn.initializers.normal(units**-0.5), (heads, units))
         hidden = jnp.tanh(jnp.einsum("...qhd,hdu->...qhu", q, w_p).astype(jnp.float32))
         fraction = jax.nn.sigmoid(jnp.einsum("...qhu,hu->...hq", hidden, v_p))[..., None]
-        keys = jnp.broadcast_to(allowed, (*allowed.shape[:-1], tk))  # a [.., Tq, 1] mask pads no key
+        keys = jnp.broadcast_to(
+            allowed, (*allowed.shape[:-1], tk)
+        )  # a [.., Tq, 1] mask pads no key
         return fraction * jnp.sum(keys, axis=-1, keepdims=True).astype(jnp.float32)
 
     @nn.compact
-    def __call__(self, q: Array, k: Array, v: Array, *, mask: Array | None = None,
-                 causal: bool = False, dropout_rate: float = 0.0, rng: Array | None = None,
-                 query_positions: Array | None = None,
-                 return_weights: bool = False) -> Array | tuple[Array, Array]:
+    def __call__(
+        self,
+        q: Array,
+        k: Array,
+        v: Array,
+        *,
+        mask: Array | None = None,
+        causal: bool = False,
+        dropout_rate: float = 0.0,
+        rng: Array | None = None,
+        query_positions: Array | None = None,
+        return_weights: bool = False,
+    ) -> Array | tuple[Array, Array]:
         """Context vectors ``[batch..., Tq, H, Dv]`` for decoder states ``q [batch..., Tq, H, D]``.
 
         Args:
@@ -103,7 +119,9 @@ class LuongAttention(nn.Module):
         self._check()
         mask, _, _ = checks.check_attention_args(q, k, v, mask, None, dropout_rate, rng, 1.0)
         if k.shape[-2] != q.shape[-2]:
-            raise ValueError(f"luong attention needs as many key heads as query heads, got {k.shape} and {q.shape}")
+            raise ValueError(
+                f"luong attention needs as many key heads as query heads, got {k.shape} and {q.shape}"
+            )
         tq, tk = q.shape[-3], k.shape[-3]
         allowed = masks_lib.combine(mask, masks_lib.causal_mask(tq, tk) if causal else None)
         logits = self._scores(q, k)
@@ -116,11 +134,12 @@ class LuongAttention(nn.Module):
             allowed = allowed & (jnp.abs(distance) <= self.window)
             if self.align == "local_p":
                 sigma = self.window / 2.0
-                gaussian = jnp.exp(-jnp.square(distance) / (2.0 * sigma ** 2))
+                gaussian = jnp.exp(-jnp.square(distance) / (2.0 * sigma**2))
         weights = softmax_lib.masked_softmax(logits, allowed)
         if gaussian is not None:
             weights = weights * gaussian
         dropped = softmax_lib.dropout(weights, dropout_rate, rng)
-        out = jnp.einsum("...hqk,...khd->...qhd", dropped.astype(v.dtype), v,
-                         preferred_element_type=jnp.float32).astype(v.dtype)
+        out = jnp.einsum(
+            "...hqk,...khd->...qhd", dropped.astype(v.dtype), v, preferred_element_type=jnp.float32
+        ).astype(v.dtype)
         return (out, weights) if return_weights else out

@@ -17,9 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax.core import FrozenDict
 
-from attn_research.attention import checks
+from attn_research.attention import checks, registry
 from attn_research.attention import masks as masks_lib
-from attn_research.attention import registry
 
 Array = jnp.ndarray
 
@@ -74,8 +73,9 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"num_kv_heads {kv_heads} does not divide num_heads {heads}")
         return heads, kv_heads, features // heads
 
-    def _decode_step(self, spec: registry.Kind, k: Array, v: Array, mask: Array | None,
-                     options: dict[str, Any]):
+    def _decode_step(
+        self, spec: registry.Kind, k: Array, v: Array, mask: Array | None, options: dict[str, Any]
+    ):
         """Writes this step's ``k``, ``v`` ``[batch..., 1, Hkv, D]`` into the cache.
 
         Returns the kind to run, the cached keys and values ``[batch..., max_len, Hkv, D]``, the
@@ -104,12 +104,24 @@ class MultiHeadAttention(nn.Module):
             options.pop("block_size", None)
             visible = visible & (position >= step - left)
             spec = registry.get("dot_product")
-        return spec, cached_k.value, cached_v.value, masks_lib.combine(mask, visible[None, :]), options
+        return (
+            spec,
+            cached_k.value,
+            cached_v.value,
+            masks_lib.combine(mask, visible[None, :]),
+            options,
+        )
 
     @nn.compact
-    def __call__(self, inputs_q: Array, inputs_kv: Array | None = None, *,
-                 mask: Array | None = None, deterministic: bool = True,
-                 **call_options: Any) -> Array:
+    def __call__(
+        self,
+        inputs_q: Array,
+        inputs_kv: Array | None = None,
+        *,
+        mask: Array | None = None,
+        deterministic: bool = True,
+        **call_options: Any,
+    ) -> Array:
         """Attends ``inputs_q [batch..., Tq, F]`` over ``inputs_kv [batch..., Tk, F_kv]``.
 
         Args:
@@ -127,8 +139,14 @@ class MultiHeadAttention(nn.Module):
         inputs_kv = inputs_q if inputs_kv is None else inputs_kv
         features = self.qkv_features or inputs_q.shape[-1]
         heads, kv_heads, head_dim = self._heads(features)
-        dense = functools.partial(nn.DenseGeneral, axis=-1, dtype=self.dtype, param_dtype=self.param_dtype,
-                                  kernel_init=self.kernel_init, use_bias=self.use_bias)
+        dense = functools.partial(
+            nn.DenseGeneral,
+            axis=-1,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=self.kernel_init,
+            use_bias=self.use_bias,
+        )
         q = dense(features=(heads, head_dim), name="query")(inputs_q)
         k = dense(features=(kv_heads, head_dim), name="key")(inputs_kv)
         v = dense(features=(kv_heads, head_dim), name="value")(inputs_kv)
@@ -138,12 +156,18 @@ class MultiHeadAttention(nn.Module):
             kind_options.update(dropout_rate=self.dropout_rate, rng=self.make_rng("dropout"))
         kind_call = spec.function or spec.module(**fields, name=self.kind)
         if self.sow_weights:
-            result, weights = registry.call_with_weights(kind_call, q, k, v, mask=mask,
-                                                         **kind_options)
+            result, weights = registry.call_with_weights(
+                kind_call, q, k, v, mask=mask, **kind_options
+            )
             self.sow("intermediates", "attention_weights", weights)
         else:
             result = kind_call(q, k, v, mask=mask, **kind_options)
-        return nn.DenseGeneral(features=self.out_features or inputs_q.shape[-1], axis=(-2, -1),
-                               dtype=self.dtype, param_dtype=self.param_dtype,
-                               kernel_init=self.kernel_init, use_bias=self.use_bias,
-                               name="out")(result)
+        return nn.DenseGeneral(
+            features=self.out_features or inputs_q.shape[-1],
+            axis=(-2, -1),
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=self.kernel_init,
+            use_bias=self.use_bias,
+            name="out",
+        )(result)

@@ -49,8 +49,9 @@ class Kind:
         """Options that configure the module (its dataclass fields)."""
         if self.module is None:
             return ()
-        return tuple(f.name for f in dataclasses.fields(self.module)
-                     if f.name not in ("parent", "name"))
+        return tuple(
+            f.name for f in dataclasses.fields(self.module) if f.name not in ("parent", "name")
+        )
 
     @property
     def call_options(self) -> tuple[str, ...]:
@@ -69,8 +70,10 @@ class Kind:
                 call[key] = value
             else:
                 accepted = sorted(set(self.module_fields) | set(self.call_options))
-                raise ValueError(f"attention kind {self.name!r} does not take option {key!r}; "
-                                 f"it takes {accepted}")
+                raise ValueError(
+                    f"attention kind {self.name!r} does not take option {key!r}; "
+                    f"it takes {accepted}"
+                )
         return fields, call
 
 

@@ -25,13 +25,13 @@ def bucket_of(lengths_N: np.ndarray, bounds: tuple[int, ...]) -> np.ndarray:
     """``[N]`` index of the first bound ``>= lengths_N[i]`` (bounds ascending)."""
     buckets_N = np.searchsorted(np.asarray(bounds), lengths_N, side="left")
     if np.any(buckets_N == len(bounds)):
-        raise ValueError(f"an example of length {lengths_N.max()} exceeds the last bucket "
-                         f"bound {bounds[-1]}")
+        raise ValueError(
+            f"an example of length {lengths_N.max()} exceeds the last bucket bound {bounds[-1]}"
+        )
     return buckets_N
 
 
-def epoch_batches(buckets_N: np.ndarray, global_batch: int, rng: np.random.Generator
-                  ) -> np.ndarray:
+def epoch_batches(buckets_N: np.ndarray, global_batch: int, rng: np.random.Generator) -> np.ndarray:
     """``[N // global_batch, global_batch]`` example indices of one epoch (see module doc)."""
     order_N = rng.permutation(len(buckets_N))
     batches, leftovers = [], []
@@ -41,14 +41,20 @@ def epoch_batches(buckets_N: np.ndarray, global_batch: int, rng: np.random.Gener
         batches.append(members[:full].reshape(-1, global_batch))
         leftovers.append(members[full:])
     rest = np.concatenate(leftovers)
-    batches.append(rest[:len(rest) // global_batch * global_batch].reshape(-1, global_batch))
+    batches.append(rest[: len(rest) // global_batch * global_batch].reshape(-1, global_batch))
     batches = np.concatenate(batches)
     return batches[rng.permutation(len(batches))]
 
 
-def bucketed_batches(arrays: dict[str, np.ndarray], lengths_N: np.ndarray,
-                     bounds: tuple[int, ...], seed: int, batch_size: int,
-                     process_index: int, process_count: int) -> grain.MapDataset:
+def bucketed_batches(
+    arrays: dict[str, np.ndarray],
+    lengths_N: np.ndarray,
+    bounds: tuple[int, ...],
+    seed: int,
+    batch_size: int,
+    process_index: int,
+    process_count: int,
+) -> grain.MapDataset:
     """The infinite dataset of this process's length-bucketed batches.
 
     Args:
@@ -67,8 +73,9 @@ def bucketed_batches(arrays: dict[str, np.ndarray], lengths_N: np.ndarray,
     """
     global_batch = batch_size * process_count
     if len(lengths_N) < global_batch:
-        raise ValueError(f"{len(lengths_N)} train examples do not fill one global batch of "
-                         f"{global_batch}")
+        raise ValueError(
+            f"{len(lengths_N)} train examples do not fill one global batch of {global_batch}"
+        )
     buckets_N = bucket_of(lengths_N, bounds)
     per_epoch = len(lengths_N) // global_batch
 

@@ -48,8 +48,10 @@ class Clutter:
         if not 1 <= self.num_classes <= 32:
             raise ValueError(f"cluttered: num_classes must be in [1, 32], got {self.num_classes}")
         if not 2 <= self.min_size <= self.max_size <= self.canvas:
-            raise ValueError(f"cluttered: need 2 <= min_size <= max_size <= canvas, got "
-                             f"{self.min_size}, {self.max_size}, {self.canvas}")
+            raise ValueError(
+                f"cluttered: need 2 <= min_size <= max_size <= canvas, got "
+                f"{self.min_size}, {self.max_size}, {self.canvas}"
+            )
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,7 +91,9 @@ def render(rng: np.random.Generator, clutter: Clutter) -> tuple[np.ndarray, int,
     size = int(rng.integers(clutter.min_size, clutter.max_size + 1))
     top, left = (int(v) for v in rng.integers(0, n - size + 1, size=2))
     box = (top, left, top + size, left + size)
-    canvas[top:top + size, left:left + size] = _scaled(bank[label], size) * rng.uniform(0.6, 1.0)
+    canvas[top : top + size, left : left + size] = _scaled(bank[label], size) * rng.uniform(
+        0.6, 1.0
+    )
     placed = 0
     for _ in range(100 * clutter.distractors):  # Bounded: a crowded canvas gets fewer.
         if placed == clutter.distractors:
@@ -100,8 +104,8 @@ def render(rng: np.random.Generator, clutter: Clutter) -> tuple[np.ndarray, int,
         y, x = int(rng.integers(0, n - h + 1)), int(rng.integers(0, n - w + 1))
         if _overlaps(y, x, h, w, box):
             continue
-        piece = glyph[r:r + h, c:c + w] * rng.uniform(0.6, 1.0)
-        canvas[y:y + h, x:x + w] = np.maximum(canvas[y:y + h, x:x + w], piece)
+        piece = glyph[r : r + h, c : c + w] * rng.uniform(0.6, 1.0)
+        canvas[y : y + h, x : x + w] = np.maximum(canvas[y : y + h, x : x + w], piece)
         placed += 1
     canvas += clutter.noise * rng.standard_normal((n, n)).astype(np.float32)
     image = np.clip(np.round(canvas * 255), 0, 255).astype(np.uint8)[..., None]

@@ -24,17 +24,25 @@ _COLOUR_AUGMENTED = ("cifar10", "cifar100", "imagenette", "svhn_cropped")
 
 def cluttered_config(tiny: bool = False) -> ml_collections.ConfigDict:
     """``config.data.cluttered``: see ``attn_research.data.cluttered.Clutter``."""
-    return ml_collections.ConfigDict({
-        "seed": 0,  # The dataset's seed (train and test are disjoint draws of it).
-        "num_train": 512 if tiny else 20_000,
-        "num_eval": 128 if tiny else 2_000,
-        "canvas": 32, "num_classes": 10, "min_size": 7, "max_size": 9,
-        "distractors": 4, "fragment": 4, "noise": 0.1,
-    })
+    return ml_collections.ConfigDict(
+        {
+            "seed": 0,  # The dataset's seed (train and test are disjoint draws of it).
+            "num_train": 512 if tiny else 20_000,
+            "num_eval": 128 if tiny else 2_000,
+            "canvas": 32,
+            "num_classes": 10,
+            "min_size": 7,
+            "max_size": 9,
+            "distractors": 4,
+            "fragment": 4,
+            "noise": 0.1,
+        }
+    )
 
 
-def data_config(data: str = "cluttered", path: str = "", *,
-                tiny: bool = False) -> ml_collections.ConfigDict:
+def data_config(
+    data: str = "cluttered", path: str = "", *, tiny: bool = False
+) -> ml_collections.ConfigDict:
     """``config.data`` for ``data`` (a source, or a TFDS name) and ``path`` (npz, folder)."""
     config = ml_collections.ConfigDict()
     config.source = data if data in ("cluttered", "npz", "folder") else "tfds"

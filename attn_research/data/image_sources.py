@@ -64,11 +64,13 @@ def _checked_labels(labels: np.ndarray, what: str, num_classes: int) -> np.ndarr
     """Labels as int32 ``[N]``, or ValueError naming `what` if they are not in range."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{what}: labels must be integers of shape [N], got {labels.dtype} "
-                         f"{labels.shape}")
+        raise ValueError(
+            f"{what}: labels must be integers of shape [N], got {labels.dtype} {labels.shape}"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"{what}: labels out of range [0, {num_classes}): found "
-                         f"{labels.min()}..{labels.max()}")
+        raise ValueError(
+            f"{what}: labels out of range [0, {num_classes}): found {labels.min()}..{labels.max()}"
+        )
     return labels.astype(np.int32)
 
 
@@ -77,8 +79,10 @@ def _checked_images(images: np.ndarray, what: str) -> np.ndarray:
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.dtype != np.uint8:
-        raise ValueError(f"{what}: images must be uint8 [N, H, W] or [N, H, W, 1|3], got "
-                         f"{images.dtype} {images.shape}")
+        raise ValueError(
+            f"{what}: images must be uint8 [N, H, W] or [N, H, W, 1|3], got "
+            f"{images.dtype} {images.shape}"
+        )
     return images
 
 
@@ -94,8 +98,9 @@ def _npz(path: str) -> dict[str, ArraySplit]:
     with np.load(_existing(path)) as npz:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(npz.files)
         if missing:
-            raise ValueError(f"config.data.path: {path!r} lacks arrays {sorted(missing)} "
-                             f"(has {npz.files})")
+            raise ValueError(
+                f"config.data.path: {path!r} lacks arrays {sorted(missing)} (has {npz.files})"
+            )
         arrays = {key: npz[key] for key in npz.files}
     splits = {}
     for split in ("train", "test"):
@@ -106,9 +111,11 @@ def _npz(path: str) -> dict[str, ArraySplit]:
             raise ValueError(f"{what}: {len(images)} images but {len(labels)} labels")
         splits[split] = ArraySplit(images, _checked_labels(labels, what, np.iinfo(np.int32).max))
     if splits["train"].images.shape[1:] != splits["test"].images.shape[1:]:
-        raise ValueError(f"{path}: images of inconsistent shape: train "
-                         f"{splits['train'].images.shape[1:]}, test "
-                         f"{splits['test'].images.shape[1:]}")
+        raise ValueError(
+            f"{path}: images of inconsistent shape: train "
+            f"{splits['train'].images.shape[1:]}, test "
+            f"{splits['test'].images.shape[1:]}"
+        )
     return splits
 
 
@@ -141,8 +148,10 @@ def _folder(path: str, split: str, channels: int, image_size: int) -> ArraySplit
             if image_size:
                 image = fit_image(image, image_size)
             if shape is not None and image.shape != shape:
-                raise ValueError(f"{file}: image of shape {image.shape} differs from {shape}; "
-                                 f"images of inconsistent shape need config.data.image_size")
+                raise ValueError(
+                    f"{file}: image of shape {image.shape} differs from {shape}; "
+                    f"images of inconsistent shape need config.data.image_size"
+                )
             shape = image.shape
             images.append(image)
             labels.append(classes.index(name))
@@ -171,6 +180,7 @@ class TfdsSplit:
 
 def _tfds_builder(data: ml_collections.ConfigDict):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
     try:
         return tfds.builder(data.name, data_dir=data.data_dir or None)
     except tfds.core.registered.DatasetNotFoundError as e:
@@ -179,13 +189,17 @@ def _tfds_builder(data: ml_collections.ConfigDict):
 
 def _tfds(data: ml_collections.ConfigDict, split: str) -> TfdsSplit:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
     builder = _tfds_builder(data)
     try:
-        source = tfds.data_source(data.name, split=split, data_dir=data.data_dir or None,
-                                  download=False)
+        source = tfds.data_source(
+            data.name, split=split, data_dir=data.data_dir or None, download=False
+        )
     except (AssertionError, FileNotFoundError, ValueError) as e:
-        raise ValueError(f"config.data: TFDS dataset {data.name!r} split {split!r} is not "
-                         f"prepared in data_dir {builder.data_dir!r} ({e})") from e
+        raise ValueError(
+            f"config.data: TFDS dataset {data.name!r} split {split!r} is not "
+            f"prepared in data_dir {builder.data_dir!r} ({e})"
+        ) from e
     return TfdsSplit(source, data.image_key, data.label_key, data.image_size)
 
 
@@ -194,8 +208,10 @@ def tfds_info(data: ml_collections.ConfigDict) -> tuple[tuple[int | None, ...], 
     features = _tfds_builder(data).info.features
     for key in (data.image_key, data.label_key):
         if key not in features:
-            raise ValueError(f"config.data: TFDS dataset {data.name!r} has no feature {key!r} "
-                             f"(has {sorted(features)})")
+            raise ValueError(
+                f"config.data: TFDS dataset {data.name!r} has no feature {key!r} "
+                f"(has {sorted(features)})"
+            )
     return tuple(features[data.image_key].shape), features[data.label_key].num_classes
 
 
@@ -215,8 +231,9 @@ def num_classes(data: ml_collections.ConfigDict) -> int:
 def clutter(data: ml_collections.ConfigDict) -> cluttered.Clutter:
     """The cluttered dataset's drawing parameters from ``config.data.cluttered``."""
     c = data.cluttered
-    return cluttered.Clutter(c.canvas, c.num_classes, c.min_size, c.max_size, c.distractors,
-                             c.fragment, c.noise)
+    return cluttered.Clutter(
+        c.canvas, c.num_classes, c.min_size, c.max_size, c.distractors, c.fragment, c.noise
+    )
 
 
 def open_split(data: ml_collections.ConfigDict, split: str) -> Sequence[dict[str, np.ndarray]]:
@@ -226,12 +243,17 @@ def open_split(data: ml_collections.ConfigDict, split: str) -> Sequence[dict[str
       ValueError: naming the field or file at fault.
     """
     if data.source not in SOURCES:
-        raise ValueError(f"config.data.source: unknown source {data.source!r}; choose one of "
-                         f"{SOURCES}")
+        raise ValueError(
+            f"config.data.source: unknown source {data.source!r}; choose one of {SOURCES}"
+        )
     if data.source == "cluttered":
         size = data.cluttered.num_train if split == data.train_split else data.cluttered.num_eval
-        return cluttered.ClutteredSource(clutter(data), size, data.cluttered.seed,
-                                         "train" if split == data.train_split else "test")
+        return cluttered.ClutteredSource(
+            clutter(data),
+            size,
+            data.cluttered.seed,
+            "train" if split == data.train_split else "test",
+        )
     if data.source == "tfds":
         return _tfds(data, split)
     if data.source == "folder":
@@ -240,7 +262,9 @@ def open_split(data: ml_collections.ConfigDict, split: str) -> Sequence[dict[str
     if split not in splits:
         raise ValueError(f"config.data: an .npz has the splits {sorted(splits)}, not {split!r}")
     if data.image_size:
-        raise ValueError("config.data.image_size: resizing is for folder and tfds sources; "
-                         "an .npz is used at its own size")
+        raise ValueError(
+            "config.data.image_size: resizing is for folder and tfds sources; "
+            "an .npz is used at its own size"
+        )
     _checked_labels(splits[split].labels, f"{data.path} [{split}]", num_classes(data))
     return splits[split]

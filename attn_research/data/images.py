@@ -36,14 +36,15 @@ def normalize(image_HWC: np.ndarray, mean: Sequence[float], std: Sequence[float]
     return (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
 
 
-def crop_and_flip(image_HWC: np.ndarray, rng: np.random.Generator, padding: int,
-                  flip: bool) -> np.ndarray:
+def crop_and_flip(
+    image_HWC: np.ndarray, rng: np.random.Generator, padding: int, flip: bool
+) -> np.ndarray:
     """A random ``H x W`` crop of the image zero-padded by ``padding``; a coin-flip mirror."""
     if padding:
         h, w = image_HWC.shape[:2]
         padded = np.pad(image_HWC, ((padding, padding), (padding, padding), (0, 0)))
         top, left = rng.integers(0, 2 * padding + 1, size=2)
-        image_HWC = padded[top:top + h, left:left + w]
+        image_HWC = padded[top : top + h, left : left + w]
     if flip and rng.random() < 0.5:
         image_HWC = image_HWC[:, ::-1]
     return image_HWC
@@ -53,14 +54,23 @@ def mixup(batch: Batch, rng: np.random.Generator, alpha: float, num_classes: int
     """Mixes each example with the batch reversed: ``lam x + (1 - lam) x[::-1]``."""
     lam = np.float32(rng.beta(alpha, alpha))
     one_hot = np.eye(num_classes, dtype=np.float32)[batch["label"]]
-    return {**batch,
-            "image": lam * batch["image"] + (1 - lam) * batch["image"][::-1],
-            "soft_label": lam * one_hot + (1 - lam) * one_hot[::-1]}
+    return {
+        **batch,
+        "image": lam * batch["image"] + (1 - lam) * batch["image"][::-1],
+        "soft_label": lam * one_hot + (1 - lam) * one_hot[::-1],
+    }
 
 
-def train_iterator(source: Sequence[Record], data: ml_collections.ConfigDict, *, seed: int,
-                   batch_size: int, process_index: int, process_count: int,
-                   num_classes: int) -> grain.DatasetIterator:
+def train_iterator(
+    source: Sequence[Record],
+    data: ml_collections.ConfigDict,
+    *,
+    seed: int,
+    batch_size: int,
+    process_index: int,
+    process_count: int,
+    num_classes: int,
+) -> grain.DatasetIterator:
     """The infinite train iterator of this process (see the module docstring).
 
     Args:
@@ -74,22 +84,31 @@ def train_iterator(source: Sequence[Record], data: ml_collections.ConfigDict, *,
 
     def augment(record: Record, rng: np.random.Generator) -> Batch:
         image = crop_and_flip(record["image"], rng, data.crop_padding, data.flip)
-        return {"image": normalize(image, data.mean, data.std),
-                "label": np.int32(record["label"])}
+        return {"image": normalize(image, data.mean, data.std), "label": np.int32(record["label"])}
 
     def mix(index: int, batch: Batch) -> Batch:
         return mixup(batch, np.random.default_rng((seed, index)), data.mixup_alpha, num_classes)
 
-    dataset = (grain.MapDataset.source(source).shuffle(seed=seed).repeat()
-               [process_index::process_count].random_map(augment, seed=seed)
-               .batch(batch_size, drop_remainder=True))
+    dataset = (
+        grain.MapDataset.source(source)
+        .shuffle(seed=seed)
+        .repeat()[process_index::process_count]
+        .random_map(augment, seed=seed)
+        .batch(batch_size, drop_remainder=True)
+    )
     if data.mixup_alpha > 0:
         dataset = dataset.map_with_index(mix)
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=0)))
 
 
-def eval_batches(source: Sequence[Record], data: ml_collections.ConfigDict, *, batch_size: int,
-                 process_index: int, process_count: int) -> Iterable[Batch]:
+def eval_batches(
+    source: Sequence[Record],
+    data: ml_collections.ConfigDict,
+    *,
+    batch_size: int,
+    process_index: int,
+    process_count: int,
+) -> Iterable[Batch]:
     """This process's eval batches: every example once, the last batch padded (see above)."""
     size = len(source)
     if size == 0:
@@ -102,7 +121,11 @@ def eval_batches(source: Sequence[Record], data: ml_collections.ConfigDict, *, b
     def record(index: int) -> Batch:
         real = index < len(local)
         example = local[index] if real else blank
-        return {**example, "image": normalize(example["image"], data.mean, data.std),
-                "label": np.int32(example["label"]), "weight": weight if real else np.float32(0)}
+        return {
+            **example,
+            "image": normalize(example["image"], data.mean, data.std),
+            "label": np.int32(example["label"]),
+            "weight": weight if real else np.float32(0),
+        }
 
     return grain.MapDataset.range(num_batches * batch_size).map(record).batch(batch_size)

@@ -23,54 +23,83 @@ import numpy as np
 
 # (English singular, English plural, Spanish singular, Spanish plural, gender 'm' | 'f').
 NOUNS = (
-    ("cat", "cats", "gato", "gatos", "m"), ("dog", "dogs", "perro", "perros", "m"),
-    ("mat", "mats", "alfombra", "alfombras", "f"), ("house", "houses", "casa", "casas", "f"),
-    ("table", "tables", "mesa", "mesas", "f"), ("tree", "trees", "árbol", "árboles", "m"),
-    ("bird", "birds", "pájaro", "pájaros", "m"), ("girl", "girls", "niña", "niñas", "f"),
-    ("boy", "boys", "niño", "niños", "m"), ("woman", "women", "mujer", "mujeres", "f"),
-    ("man", "men", "hombre", "hombres", "m"), ("book", "books", "libro", "libros", "m"),
-    ("car", "cars", "coche", "coches", "m"), ("garden", "gardens", "jardín", "jardines", "m"),
-    ("window", "windows", "ventana", "ventanas", "f"), ("chair", "chairs", "silla", "sillas", "f"),
+    ("cat", "cats", "gato", "gatos", "m"),
+    ("dog", "dogs", "perro", "perros", "m"),
+    ("mat", "mats", "alfombra", "alfombras", "f"),
+    ("house", "houses", "casa", "casas", "f"),
+    ("table", "tables", "mesa", "mesas", "f"),
+    ("tree", "trees", "árbol", "árboles", "m"),
+    ("bird", "birds", "pájaro", "pájaros", "m"),
+    ("girl", "girls", "niña", "niñas", "f"),
+    ("boy", "boys", "niño", "niños", "m"),
+    ("woman", "women", "mujer", "mujeres", "f"),
+    ("man", "men", "hombre", "hombres", "m"),
+    ("book", "books", "libro", "libros", "m"),
+    ("car", "cars", "coche", "coches", "m"),
+    ("garden", "gardens", "jardín", "jardines", "m"),
+    ("window", "windows", "ventana", "ventanas", "f"),
+    ("chair", "chairs", "silla", "sillas", "f"),
     ("apple", "apples", "manzana", "manzanas", "f"),
     ("horse", "horses", "caballo", "caballos", "m"),
-    ("river", "rivers", "río", "ríos", "m"), ("door", "doors", "puerta", "puertas", "f"),
+    ("river", "rivers", "río", "ríos", "m"),
+    ("door", "doors", "puerta", "puertas", "f"),
     ("city", "cities", "ciudad", "ciudades", "f"),
     ("teacher", "teachers", "maestro", "maestros", "m"),
-    ("letter", "letters", "carta", "cartas", "f"), ("park", "parks", "parque", "parques", "m"),
+    ("letter", "letters", "carta", "cartas", "f"),
+    ("park", "parks", "parque", "parques", "m"),
 )
 # (English, Spanish m. sg., f. sg., m. pl., f. pl.).
 ADJECTIVES = (
-    ("big", "grande", "grande", "grandes", "grandes"), ("red", "rojo", "roja", "rojos", "rojas"),
+    ("big", "grande", "grande", "grandes", "grandes"),
+    ("red", "rojo", "roja", "rojos", "rojas"),
     ("small", "pequeño", "pequeña", "pequeños", "pequeñas"),
     ("black", "negro", "negra", "negros", "negras"),
     ("white", "blanco", "blanca", "blancos", "blancas"),
-    ("old", "viejo", "vieja", "viejos", "viejas"), ("new", "nuevo", "nueva", "nuevos", "nuevas"),
-    ("happy", "feliz", "feliz", "felices", "felices"), ("tall", "alto", "alta", "altos", "altas"),
+    ("old", "viejo", "vieja", "viejos", "viejas"),
+    ("new", "nuevo", "nueva", "nuevos", "nuevas"),
+    ("happy", "feliz", "feliz", "felices", "felices"),
+    ("tall", "alto", "alta", "altos", "altas"),
     ("green", "verde", "verde", "verdes", "verdes"),
     ("beautiful", "hermoso", "hermosa", "hermosos", "hermosas"),
     ("quiet", "tranquilo", "tranquila", "tranquilos", "tranquilas"),
 )
 # Determiners: English singular, English plural -> Spanish (m sg, f sg, m pl, f pl).
 DETERMINERS = (
-    ("the", "the", "el", "la", "los", "las"), ("a", "some", "un", "una", "unos", "unas"),
-    ("my", "my", "mi", "mi", "mis", "mis"), ("this", "these", "este", "esta", "estos", "estas"),
+    ("the", "the", "el", "la", "los", "las"),
+    ("a", "some", "un", "una", "unos", "unas"),
+    ("my", "my", "mi", "mi", "mis", "mis"),
+    ("this", "these", "este", "esta", "estos", "estas"),
 )
 # (English, Spanish 3rd person singular, plural); Spanish forms may be several words.
 INTRANSITIVE = (
-    ("sat", "se sentó", "se sentaron"), ("slept", "durmió", "durmieron"),
-    ("ran", "corrió", "corrieron"), ("waited", "esperó", "esperaron"),
-    ("walked", "caminó", "caminaron"), ("jumped", "saltó", "saltaron"),
-    ("played", "jugó", "jugaron"), ("lived", "vivió", "vivieron"),
+    ("sat", "se sentó", "se sentaron"),
+    ("slept", "durmió", "durmieron"),
+    ("ran", "corrió", "corrieron"),
+    ("waited", "esperó", "esperaron"),
+    ("walked", "caminó", "caminaron"),
+    ("jumped", "saltó", "saltaron"),
+    ("played", "jugó", "jugaron"),
+    ("lived", "vivió", "vivieron"),
 )
 TRANSITIVE = (
-    ("saw", "vio", "vieron"), ("ate", "comió", "comieron"), ("found", "encontró", "encontraron"),
-    ("bought", "compró", "compraron"), ("painted", "pintó", "pintaron"),
-    ("carried", "llevó", "llevaron"), ("wanted", "quiso", "quisieron"),
+    ("saw", "vio", "vieron"),
+    ("ate", "comió", "comieron"),
+    ("found", "encontró", "encontraron"),
+    ("bought", "compró", "compraron"),
+    ("painted", "pintó", "pintaron"),
+    ("carried", "llevó", "llevaron"),
+    ("wanted", "quiso", "quisieron"),
 )
 # (English, Spanish); "a" and "de" contract with "el" to "al" and "del".
 PREPOSITIONS = (
-    ("on", "en"), ("in", "en"), ("under", "debajo de"), ("near", "cerca de"), ("with", "con"),
-    ("behind", "detrás de"), ("to", "a"), ("from", "de"),
+    ("on", "en"),
+    ("in", "en"),
+    ("under", "debajo de"),
+    ("near", "cerca de"),
+    ("with", "con"),
+    ("behind", "detrás de"),
+    ("to", "a"),
+    ("from", "de"),
 )
 CONJUNCTIONS = (("and", "y"), ("but", "pero"), ("while", "mientras"), ("because", "porque"))
 ADVERBS = (("yesterday", "ayer"), ("today", "hoy"), ("again", "otra vez"))
@@ -107,7 +136,7 @@ class _Builder:
         (first, first_links), (second, second_links) = self.target[at], self.target[at + 1]
         merged = _CONTRACTIONS.get((first, second))
         if merged is not None:
-            self.target[at:at + 2] = [(merged, first_links | second_links)]
+            self.target[at : at + 2] = [(merged, first_links | second_links)]
 
     def pair(self) -> Pair:
         links = tuple(sorted((s, t) for t, (_, srcs) in enumerate(self.target) for s in srcs))

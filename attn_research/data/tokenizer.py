@@ -72,11 +72,21 @@ def train(texts: Iterable[str], vocab_size: int, path: str) -> Tokenizer:
         raise ValueError("cannot train a tokenizer on an empty corpus")
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
-        model_type="bpe", character_coverage=1.0, hard_vocab_limit=False,
-        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-        input_sentence_size=200_000, shuffle_input_sentence=True, minloglevel=2,
-        num_threads=1)
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        input_sentence_size=200_000,
+        shuffle_input_sentence=True,
+        minloglevel=2,
+        num_threads=1,
+    )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:

@@ -71,8 +71,9 @@ def read_tsv(path: str) -> tuple[list[str], list[str]]:
             continue
         columns = line.split("\t")
         if len(columns) < 2 or not columns[0].strip() or not columns[1].strip():
-            raise ValueError(f"{path}:{number}: malformed line, expected 'source<TAB>target', "
-                             f"got {line[:80]!r}")
+            raise ValueError(
+                f"{path}:{number}: malformed line, expected 'source<TAB>target', got {line[:80]!r}"
+            )
         sources.append(columns[0].strip())
         targets.append(columns[1].strip())
     if not sources:
@@ -80,45 +81,64 @@ def read_tsv(path: str) -> tuple[list[str], list[str]]:
     return sources, targets
 
 
-def _read_parallel(pattern: str, split: str, source_lang: str,
-                   target_lang: str) -> tuple[list[str], list[str]] | None:
+def _read_parallel(
+    pattern: str, split: str, source_lang: str, target_lang: str
+) -> tuple[list[str], list[str]] | None:
     """The pairs of one split, or None if its files do not exist (only train is required)."""
     paths = [pattern.format(split=split, lang=lang) for lang in (source_lang, target_lang)]
     if split != "train" and not all(os.path.isfile(p) for p in paths):
         return None
     sources, targets = (_read_lines(p) for p in paths)
     if len(sources) != len(targets):
-        raise ValueError(f"{paths[0]} has {len(sources)} lines but {paths[1]} has "
-                         f"{len(targets)}; parallel files must have one sentence per line each")
+        raise ValueError(
+            f"{paths[0]} has {len(sources)} lines but {paths[1]} has "
+            f"{len(targets)}; parallel files must have one sentence per line each"
+        )
     if not any(s.strip() for s in sources):
         raise ValueError(f"{paths[0]}: empty corpus")
     return sources, targets
 
 
-def split_pairs(sources: Sequence[str], targets: Sequence[str], seed: int,
-                validation_fraction: float, test_fraction: float,
-                alignments: Sequence | None = None) -> dict[str, Split]:
+def split_pairs(
+    sources: Sequence[str],
+    targets: Sequence[str],
+    seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+    alignments: Sequence | None = None,
+) -> dict[str, Split]:
     """A deterministic shuffled train / validation / test split of one list of pairs."""
     n = len(sources)
     order = np.random.default_rng(seed).permutation(n)
-    n_valid, n_test = (max(1, int(round(f * n))) if f > 0 else 0
-                       for f in (validation_fraction, test_fraction))
+    n_valid, n_test = (
+        max(1, int(round(f * n))) if f > 0 else 0 for f in (validation_fraction, test_fraction)
+    )
     if n_valid + n_test >= n:
         raise ValueError(f"corpus of {n} pairs is too small for the validation and test splits")
-    parts = {"validation": order[:n_valid], "test": order[n_valid:n_valid + n_test],
-             "train": order[n_valid + n_test:]}
-    return {name: Split([sources[i] for i in idx], [targets[i] for i in idx],
-                        None if alignments is None else [alignments[i] for i in idx])
-            for name, idx in parts.items()}
+    parts = {
+        "validation": order[:n_valid],
+        "test": order[n_valid : n_valid + n_test],
+        "train": order[n_valid + n_test :],
+    }
+    return {
+        name: Split(
+            [sources[i] for i in idx],
+            [targets[i] for i in idx],
+            None if alignments is None else [alignments[i] for i in idx],
+        )
+        for name, idx in parts.items()
+    }
 
 
 def _synthetic(data: ml_collections.ConfigDict) -> dict[str, Split]:
     splits = {}
     for offset, name in enumerate(SPLITS):
-        pairs = synthetic_parallel.generate(data[f"num_{name}"], data.seed * 3 + offset,
-                                            data.max_clauses)
-        splits[name] = Split([p.source for p in pairs], [p.target for p in pairs],
-                             [p.alignment for p in pairs])
+        pairs = synthetic_parallel.generate(
+            data[f"num_{name}"], data.seed * 3 + offset, data.max_clauses
+        )
+        splits[name] = Split(
+            [p.source for p in pairs], [p.target for p in pairs], [p.alignment for p in pairs]
+        )
     return splits
 
 
@@ -146,25 +166,31 @@ def _tfds(data: ml_collections.ConfigDict) -> dict[str, Split]:
     try:
         builder = tfds.builder(data.tfds_name, data_dir=data.data_dir or None)
     except Exception as e:  # TFDS raises its own DatasetNotFoundError and friends.
-        raise ValueError(f"config.data.tfds_name: unknown or unreadable TFDS dataset "
-                         f"{data.tfds_name!r}: {str(e).splitlines()[0]}") from None
+        raise ValueError(
+            f"config.data.tfds_name: unknown or unreadable TFDS dataset "
+            f"{data.tfds_name!r}: {str(e).splitlines()[0]}"
+        ) from None
     keys = builder.info.supervised_keys or ()
     source_lang = data.source_lang or (keys[0] if keys else "")
     target_lang = data.target_lang or (keys[1] if keys else "")
     features = tuple(builder.info.features.keys()) if builder.info.features else ()
     for field, lang in (("source_lang", source_lang), ("target_lang", target_lang)):
         if not lang or (features and lang not in features):
-            raise ValueError(f"config.data.{field}: {lang!r} is not a feature of "
-                             f"{data.tfds_name} (features: {features})")
+            raise ValueError(
+                f"config.data.{field}: {lang!r} is not a feature of "
+                f"{data.tfds_name} (features: {features})"
+            )
     splits = {}
     for name in SPLITS:
         try:
             source = tfds.data_source(data.tfds_name, split=name, data_dir=data.data_dir or None)
         except Exception as e:
             if name == "train":
-                raise ValueError(f"config.data.tfds_name: cannot read {data.tfds_name!r} "
-                                 f"split 'train' (is it prepared in data_dir?): "
-                                 f"{str(e).splitlines()[0]}") from None
+                raise ValueError(
+                    f"config.data.tfds_name: cannot read {data.tfds_name!r} "
+                    f"split 'train' (is it prepared in data_dir?): "
+                    f"{str(e).splitlines()[0]}"
+                ) from None
             continue
         splits[name] = Split(_TfdsSide(source, source_lang), _TfdsSide(source, target_lang))
     return splits
@@ -175,25 +201,43 @@ def _complete(splits: dict[str, Split], data: ml_collections.ConfigDict) -> dict
     if all(name in splits for name in SPLITS):
         return splits
     train = splits["train"]
-    fractions = [0.0 if name in splits else data[f"{name}_fraction"]
-                 for name in ("validation", "test")]
-    made = split_pairs(train.sources, train.targets, data.split_seed, *fractions,
-                       train.alignments)
-    return {name: splits.get(name, made[name]) if name != "train" else made["train"]
-            for name in SPLITS}
+    fractions = [
+        0.0 if name in splits else data[f"{name}_fraction"] for name in ("validation", "test")
+    ]
+    made = split_pairs(train.sources, train.targets, data.split_seed, *fractions, train.alignments)
+    return {
+        name: splits.get(name, made[name]) if name != "train" else made["train"] for name in SPLITS
+    }
 
 
 def _reverse(split: Split) -> Split:
-    alignments = None if split.alignments is None else [
-        tuple(sorted((t, s) for s, t in links)) for links in split.alignments]
+    alignments = (
+        None
+        if split.alignments is None
+        else [tuple(sorted((t, s) for s, t in links)) for links in split.alignments]
+    )
     return Split(split.targets, split.sources, alignments)
 
 
 def corpus_key(data: ml_collections.ConfigDict) -> tuple:
     """The fields of `config.data` that determine the corpus (a hashable cache key)."""
-    fields = ("name", "path", "tfds_name", "data_dir", "source_lang", "target_lang", "reverse",
-              "seed", "num_train", "num_validation", "num_test", "max_clauses", "split_seed",
-              "validation_fraction", "test_fraction")
+    fields = (
+        "name",
+        "path",
+        "tfds_name",
+        "data_dir",
+        "source_lang",
+        "target_lang",
+        "reverse",
+        "seed",
+        "num_train",
+        "num_validation",
+        "num_test",
+        "max_clauses",
+        "split_seed",
+        "validation_fraction",
+        "test_fraction",
+    )
     return tuple((f, data[f]) for f in fields)
 
 
@@ -207,10 +251,13 @@ def _load(key: tuple) -> dict[str, Split]:
         splits = {"train": Split(sources, targets)}
     elif data.name == "parallel":
         if "{split}" not in data.path or "{lang}" not in data.path:
-            raise ValueError(f"config.data.path: a parallel corpus needs a pattern with {{split}} "
-                             f"and {{lang}}, e.g. '/data/{{split}}.{{lang}}', got {data.path!r}")
-        pairs = {s: _read_parallel(data.path, s, data.source_lang, data.target_lang)
-                 for s in SPLITS}
+            raise ValueError(
+                f"config.data.path: a parallel corpus needs a pattern with {{split}} "
+                f"and {{lang}}, e.g. '/data/{{split}}.{{lang}}', got {data.path!r}"
+            )
+        pairs = {
+            s: _read_parallel(data.path, s, data.source_lang, data.target_lang) for s in SPLITS
+        }
         splits = {s: Split(*p) for s, p in pairs.items() if p is not None}
     elif data.name == "tfds":
         splits = _tfds(data)

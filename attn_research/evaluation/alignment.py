@@ -19,8 +19,9 @@ import numpy as np
 Links = set[tuple[int, int]]
 
 
-def word_attention(weights_TS: np.ndarray, target_words_T: np.ndarray,
-                   source_words_S: np.ndarray) -> np.ndarray:
+def word_attention(
+    weights_TS: np.ndarray, target_words_T: np.ndarray, source_words_S: np.ndarray
+) -> np.ndarray:
     """``[target words, source words]`` attention from piece-level ``[T, S]``.
 
     ``target_words_T`` / ``source_words_S`` give each piece's word index (-1: special or
@@ -38,8 +39,9 @@ def hard_alignment(word_weights: np.ndarray) -> Links:
     return {(int(s), t) for t, s in enumerate(np.argmax(word_weights, axis=1))}
 
 
-def aer(predicted: Iterable[Links], sure: Iterable[Links],
-        possible: Iterable[Links] | None = None) -> float:
+def aer(
+    predicted: Iterable[Links], sure: Iterable[Links], possible: Iterable[Links] | None = None
+) -> float:
     """Corpus AER of predicted links against sure (and possible, default = sure) links."""
     predicted, sure = list(predicted), list(sure)
     possible = sure if possible is None else list(possible)

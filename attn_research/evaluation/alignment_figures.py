@@ -14,13 +14,23 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def attention_heatmap(weights: np.ndarray, source_words: Sequence[str],
-                      target_words: Sequence[str], title: str, path: str) -> None:
+def attention_heatmap(
+    weights: np.ndarray,
+    source_words: Sequence[str],
+    target_words: Sequence[str],
+    title: str,
+    path: str,
+) -> None:
     """Saves ``weights [target words, source words]`` as a labelled heatmap at `path`."""
     n_t, n_s = len(target_words), len(source_words)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.32 * n_s + 1.5), max(3.0, 0.32 * n_t + 1.5)))
-    ax.imshow(weights[:n_t, :n_s], cmap="gray_r", vmin=0.0, vmax=max(float(weights.max()), 1e-6),
-              aspect="auto")
+    ax.imshow(
+        weights[:n_t, :n_s],
+        cmap="gray_r",
+        vmin=0.0,
+        vmax=max(float(weights.max()), 1e-6),
+        aspect="auto",
+    )
     ax.set_xticks(range(n_s), source_words, rotation=90, fontsize=7)
     ax.set_yticks(range(n_t), target_words, fontsize=7)
     ax.set_xlabel("source")

@@ -58,7 +58,7 @@ def to_pixels(cells_Bhw: jax.Array, height: int, width: int) -> jax.Array:
     """
     h, w = cells_Bhw.shape[1:]
     rows, cols = jnp.arange(height) * h // height, jnp.arange(width) * w // width
-    pixels_per_cell = (jnp.bincount(rows, length=h)[:, None] * jnp.bincount(cols, length=w))
+    pixels_per_cell = jnp.bincount(rows, length=h)[:, None] * jnp.bincount(cols, length=w)
     return (cells_Bhw / pixels_per_cell)[:, rows][:, :, cols]
 
 
@@ -74,8 +74,7 @@ def mass_in_box(pixels_BHW: jax.Array, boxes_B4: jax.Array) -> jax.Array:
     return (pixels_BHW * inside).sum(axis=(1, 2)) / pixels_BHW.sum(axis=(1, 2))
 
 
-def box_cells(boxes_B4: jax.Array, grid: tuple[int, int], height: int,
-              width: int) -> jax.Array:
+def box_cells(boxes_B4: jax.Array, grid: tuple[int, int], height: int, width: int) -> jax.Array:
     """Reference maps ``[B, h, w]``: uniform over the ``grid`` cells each box touches.
 
     Boxes ``(top, left, bottom, right)`` are in pixels of a ``height x width`` image, bottom and
@@ -106,8 +105,9 @@ def attention_maps(model: nn.Module, params: Any, images_BHWC: jax.Array) -> jax
     attention over the feature map.
     """
     map_names(model)  # Raises TypeError for a model without maps.
-    _, state = model.clone(sow_weights=True).apply({"params": params}, images_BHWC,
-                                                   mutable=["intermediates"])
+    _, state = model.clone(sow_weights=True).apply(
+        {"params": params}, images_BHWC, mutable=["intermediates"]
+    )
     sown = state["intermediates"]
     if isinstance(model, AttentionCNN):
         return sown["pool"]["attention_map"][0][:, None]

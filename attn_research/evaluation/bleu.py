@@ -25,13 +25,17 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 def check_edges(edges: Sequence[int]) -> None:
     """Raises ValueError unless ``edges`` start at 0 and strictly increase."""
     if not edges or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"BLEU length buckets: edges must start at 0 and strictly increase, "
-                         f"got {tuple(edges)}")
+        raise ValueError(
+            f"BLEU length buckets: edges must start at 0 and strictly increase, got {tuple(edges)}"
+        )
 
 
-def bleu_by_length(sources: Sequence[str], hypotheses: Sequence[str],
-                   references: Sequence[str],
-                   edges: Sequence[int] = EDGES) -> dict[str, tuple[float, int]]:
+def bleu_by_length(
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    edges: Sequence[int] = EDGES,
+) -> dict[str, tuple[float, int]]:
     """{bucket name: (BLEU, sentence count)} for the non-empty source-length buckets.
 
     Bucket ``i`` holds the sources of ``edges[i] <= words < edges[i + 1]`` words, named
@@ -44,6 +48,8 @@ def bleu_by_length(sources: Sequence[str], hypotheses: Sequence[str],
         chosen = [i for i, n in enumerate(words) if low <= n and (high is None or n < high)]
         if chosen:
             name = f"{low}+" if high is None else f"{low}-{high - 1}"
-            out[name] = (bleu([hypotheses[i] for i in chosen],
-                              [references[i] for i in chosen]), len(chosen))
+            out[name] = (
+                bleu([hypotheses[i] for i in chosen], [references[i] for i in chosen]),
+                len(chosen),
+            )
     return out

@@ -12,9 +12,17 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np
 
 
-def save_attention_figure(path: str, images_BHWC: np.ndarray, maps_BMhw: np.ndarray,
-                          names: Sequence[str], *, labels: np.ndarray, predictions: np.ndarray,
-                          boxes_B4: np.ndarray | None = None, title: str = "") -> None:
+def save_attention_figure(
+    path: str,
+    images_BHWC: np.ndarray,
+    maps_BMhw: np.ndarray,
+    names: Sequence[str],
+    *,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    boxes_B4: np.ndarray | None = None,
+    title: str = "",
+) -> None:
     """Writes a grid to ``path``: one row per example, the input then each map over it.
 
     Args:
@@ -28,8 +36,9 @@ def save_attention_figure(path: str, images_BHWC: np.ndarray, maps_BMhw: np.ndar
     """
     batch, num_maps = maps_BMhw.shape[:2]
     height, width = images_BHWC.shape[1:3]
-    fig, axes = plt.subplots(batch, num_maps + 1, figsize=(1.6 * (num_maps + 1), 1.6 * batch),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        batch, num_maps + 1, figsize=(1.6 * (num_maps + 1), 1.6 * batch), squeeze=False
+    )
     extent = (-0.5, width - 0.5, height - 0.5, -0.5)
     for b in range(batch):
         image = images_BHWC[b].astype(np.float32)
@@ -39,12 +48,25 @@ def save_attention_figure(path: str, images_BHWC: np.ndarray, maps_BMhw: np.ndar
             ax = axes[b, m]
             ax.imshow(shown, cmap="gray", extent=extent)
             if m:
-                ax.imshow(maps_BMhw[b, m - 1], cmap="inferno", alpha=0.6, extent=extent,
-                          interpolation="nearest")
+                ax.imshow(
+                    maps_BMhw[b, m - 1],
+                    cmap="inferno",
+                    alpha=0.6,
+                    extent=extent,
+                    interpolation="nearest",
+                )
             if boxes_B4 is not None:
                 top, left, bottom, right = boxes_B4[b]
-                ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top,
-                                           fill=False, edgecolor="cyan", linewidth=1))
+                ax.add_patch(
+                    plt.Rectangle(
+                        (left - 0.5, top - 0.5),
+                        right - left,
+                        bottom - top,
+                        fill=False,
+                        edgecolor="cyan",
+                        linewidth=1,
+                    )
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             if b == 0:

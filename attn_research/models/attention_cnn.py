@@ -43,13 +43,21 @@ class AttentionPool(nn.Module):
         x_BTF = x.reshape(batch, -1, features)
         probe = self.param("probe", nn.initializers.normal(0.02), (1, 1, features))
         probe_B1F = jnp.broadcast_to(probe, (batch, 1, features)).astype(self.dtype)
-        attention = MultiHeadAttention(self.num_heads, kind=self.kind, dtype=self.dtype,
-                                       sow_weights=self.sow_weights, name="attention")
+        attention = MultiHeadAttention(
+            self.num_heads,
+            kind=self.kind,
+            dtype=self.dtype,
+            sow_weights=self.sow_weights,
+            name="attention",
+        )
         z_B1F = attention(probe_B1F, x_BTF)
         if self.sow_weights and self.is_mutable_collection("intermediates"):
             (weights_BH1T,) = attention.get_variable("intermediates", "attention_weights")
-            self.sow("intermediates", "attention_map",
-                     weights_BH1T.mean(axis=(1, 2)).reshape(batch, *positions))
+            self.sow(
+                "intermediates",
+                "attention_map",
+                weights_BH1T.mean(axis=(1, 2)).reshape(batch, *positions),
+            )
         return z_B1F[:, 0]
 
 
@@ -94,7 +102,8 @@ class AttentionCNN(nn.Module):
             if i:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
             x = ConvStage(features, self.dtype, name=f"stage{i}")(x)
-        z_BF = AttentionPool(self.num_heads, self.attention, self.dtype, self.sow_weights,
-                             name="pool")(x)
+        z_BF = AttentionPool(
+            self.num_heads, self.attention, self.dtype, self.sow_weights, name="pool"
+        )(x)
         z_BF = nn.Dropout(self.dropout_rate)(z_BF, deterministic=not train)
         return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(z_BF).astype(jnp.float32)

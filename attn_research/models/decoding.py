@@ -34,8 +34,9 @@ def length_penalty(length: Array, alpha: float) -> Array:
     return ((5.0 + length.astype(jnp.float32)) / 6.0) ** alpha
 
 
-def greedy_search(step: Step, state: Any, batch: int, max_len: int, max_len_B: Array,
-                  bos: int, eos: int) -> Array:
+def greedy_search(
+    step: Step, state: Any, batch: int, max_len: int, max_len_B: Array, bos: int, eos: int
+) -> Array:
     """Argmax decoding: ``[batch, max_len]`` tokens."""
 
     def body(carry):
@@ -48,8 +49,7 @@ def greedy_search(step: Step, state: Any, batch: int, max_len: int, max_len_B: A
         done = done | (token == eos) | (i + 1 >= max_len_B)
         return i + 1, tokens, state, done
 
-    init = (jnp.int32(0), jnp.zeros((batch, max_len), jnp.int32), state,
-            jnp.zeros((batch,), bool))
+    init = (jnp.int32(0), jnp.zeros((batch, max_len), jnp.int32), state, jnp.zeros((batch,), bool))
     _, tokens, _, _ = jax.lax.while_loop(lambda c: (c[0] < max_len) & ~jnp.all(c[3]), body, init)
     return tokens
 
@@ -73,8 +73,17 @@ def _gather_flat(x: Array, index_BK: Array) -> Array:
     return _gather(x.reshape(batch, beam, *x.shape[1:]), index_BK).reshape(x.shape)
 
 
-def beam_search(step: Step, state: Any, batch: int, max_len: int, max_len_B: Array, bos: int,
-                eos: int, beam_size: int, alpha: float) -> tuple[Array, Array]:
+def beam_search(
+    step: Step,
+    state: Any,
+    batch: int,
+    max_len: int,
+    max_len_B: Array,
+    bos: int,
+    eos: int,
+    beam_size: int,
+    alpha: float,
+) -> tuple[Array, Array]:
     """Best hypotheses ``[batch, max_len]`` and their scores ``[batch]``.
 
     Args:
@@ -105,8 +114,7 @@ def beam_search(step: Step, state: Any, batch: int, max_len: int, max_len_B: Arr
         top_end, top_end_index = jax.lax.top_k(flat(end_score), k)
         ended = _gather(alive, top_end_index // vocab).at[:, :, i].set(top_end_index % vocab)
         pool_seq = jnp.concatenate([finished, ended], 1)
-        finished_score, pool_index = jax.lax.top_k(
-            jnp.concatenate([finished_score, top_end], 1), k)
+        finished_score, pool_index = jax.lax.top_k(jnp.concatenate([finished_score, top_end], 1), k)
         finished = jnp.take_along_axis(pool_seq, pool_index[..., None], 1)
         # The rest continue.
         go_logp, go_index = jax.lax.top_k(flat(jnp.where(ends_BKV, _NEG, logp_BKV)), k)

@@ -61,13 +61,19 @@ class EncoderBlock(nn.Module):
         """
         y = nn.LayerNorm(dtype=self.dtype, name="ln_attention")(x)
         y = self.attention_layer(
-            num_heads=self.num_heads, kind=self.attention, options=self.attention_options,
-            dropout_rate=self.attention_dropout_rate, dtype=self.dtype,
-            sow_weights=self.sow_weights, name="attention",
+            num_heads=self.num_heads,
+            kind=self.attention,
+            options=self.attention_options,
+            dropout_rate=self.attention_dropout_rate,
+            dtype=self.dtype,
+            sow_weights=self.sow_weights,
+            name="attention",
         )(y, mask=mask, deterministic=deterministic)
         x = x + nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
-        return x + Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic), None
+        return x + Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(
+            y, deterministic
+        ), None
 
 
 class Encoder(nn.Module):
@@ -88,8 +94,15 @@ class Encoder(nn.Module):
     @nn.compact
     def __call__(self, x: Array, mask: Array | None = None, *, deterministic: bool = True) -> Array:
         """``x [batch, T, F]`` -> ``[batch, T, F]``."""
-        stack = scan_layers(EncoderBlock, self.num_layers, remat=self.remat,
-                            unroll=self.scan_unroll, static_args=(2,), name="layers",
-                            **self.block, dtype=self.dtype)
+        stack = scan_layers(
+            EncoderBlock,
+            self.num_layers,
+            remat=self.remat,
+            unroll=self.scan_unroll,
+            static_args=(2,),
+            name="layers",
+            **self.block,
+            dtype=self.dtype,
+        )
         x, _ = stack(x, mask, deterministic)
         return nn.LayerNorm(dtype=self.dtype, name="ln_final")(x)

@@ -66,40 +66,54 @@ class DecoderCell(nn.Module):
     dtype: Any = None
 
     @nn.compact
-    def __call__(self, state: State, y_BE: Array, memory: dict[str, Array]
-                 ) -> tuple[State, tuple[Array, Array]]:
+    def __call__(
+        self, state: State, y_BE: Array, memory: dict[str, Array]
+    ) -> tuple[State, tuple[Array, Array]]:
         carry, feed_BF, t_B = state
         rnn = _cell(self.cell, self.hidden, self.dtype, name="rnn")
         mask_B11S = key_padding_mask(memory["valid"])
         values_BS1V = memory["values"][:, :, None, :]
         keys_BS1U = memory["keys"][:, :, None, :]
         if self.attention == "bahdanau":
-            q_B11U = nn.Dense(keys_BS1U.shape[-1], use_bias=False, dtype=self.dtype,
-                              name="query")(_hidden(carry))[:, None, None, :]
+            q_B11U = nn.Dense(keys_BS1U.shape[-1], use_bias=False, dtype=self.dtype, name="query")(
+                _hidden(carry)
+            )[:, None, None, :]
             context, weights = AdditiveAttention(name="additive")(
-                q_B11U, keys_BS1U, values_BS1V, mask=mask_B11S, return_weights=True)
+                q_B11U, keys_BS1U, values_BS1V, mask=mask_B11S, return_weights=True
+            )
             context_BV = context[:, 0, 0]
             carry, s_BH = rnn(carry, jnp.concatenate([y_BE, context_BV], -1))
             readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
-                jnp.concatenate([s_BH, context_BV, y_BE], -1))
+                jnp.concatenate([s_BH, context_BV, y_BE], -1)
+            )
             return (carry, context_BV, t_B + 1), (jnp.tanh(readout), weights[:, 0, 0])
         if self.attention == "luong":
             carry, h_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
             context, weights = LuongAttention(self.score, self.align, self.window, name="luong")(
-                h_BH[:, None, None, :], keys_BS1U, keys_BS1U, mask=mask_B11S,
-                query_positions=t_B[:, None], return_weights=True)
-            h_tilde = jnp.tanh(nn.Dense(self.hidden, use_bias=False, dtype=self.dtype,
-                                        name="combine")(
-                jnp.concatenate([context[:, 0, 0], h_BH], -1)))
+                h_BH[:, None, None, :],
+                keys_BS1U,
+                keys_BS1U,
+                mask=mask_B11S,
+                query_positions=t_B[:, None],
+                return_weights=True,
+            )
+            h_tilde = jnp.tanh(
+                nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="combine")(
+                    jnp.concatenate([context[:, 0, 0], h_BH], -1)
+                )
+            )
             return (carry, h_tilde, t_B + 1), (h_tilde, weights[:, 0, 0])
         if self.attention == "none":
             carry, s_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
             readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
-                jnp.concatenate([s_BH, feed_BF, y_BE], -1))
+                jnp.concatenate([s_BH, feed_BF, y_BE], -1)
+            )
             weights = jnp.zeros(memory["valid"].shape, jnp.float32)
             return (carry, feed_BF, t_B + 1), (jnp.tanh(readout), weights)
-        raise ValueError(f"config.model.attention: unknown RNN attention {self.attention!r}; "
-                         f"choose one of {ATTENTIONS}")
+        raise ValueError(
+            f"config.model.attention: unknown RNN attention {self.attention!r}; "
+            f"choose one of {ATTENTIONS}"
+        )
 
 
 class RnnTranslator(nn.Module):
@@ -129,34 +143,53 @@ class RnnTranslator(nn.Module):
         self.target_embed = nn.Embed(self.vocab_size, self.embed_dim, name="target_embed")
         self.encoder = nn.Bidirectional(
             nn.RNN(_cell(self.cell, self.hidden, self.dtype)),
-            nn.RNN(_cell(self.cell, self.hidden, self.dtype)), return_carry=True)
+            nn.RNN(_cell(self.cell, self.hidden, self.dtype)),
+            return_carry=True,
+        )
         self.initial = nn.Dense(self.hidden, dtype=self.dtype, name="initial")
         self.fixed = nn.Dense(2 * self.hidden, dtype=self.dtype, name="fixed")
         units = self.attention_units if self.attention == "bahdanau" else self.hidden
         self.keys = nn.Dense(units, use_bias=False, dtype=self.dtype, name="keys")
-        self.decoder = DecoderCell(self.attention, self.cell, self.hidden, self.score,
-                                   self.align, self.window, self.dtype, name="decoder")
+        self.decoder = DecoderCell(
+            self.attention,
+            self.cell,
+            self.hidden,
+            self.score,
+            self.align,
+            self.window,
+            self.dtype,
+            name="decoder",
+        )
         self.output = nn.Dense(self.vocab_size, dtype=self.dtype, name="output")
         self.dropout = nn.Dropout(self.dropout_rate)
 
     def encode(self, source_BS: Array, train: bool = False) -> tuple[dict[str, Array], State]:
         """Encoder memory and the decoder's initial state."""
         valid_BS = source_BS != 0
-        x_BSE = self.dropout(self.source_embed(source_BS).astype(self.dtype),
-                             deterministic=not train)
+        x_BSE = self.dropout(
+            self.source_embed(source_BS).astype(self.dtype), deterministic=not train
+        )
         (forward, backward), h_BS2H = self.encoder(x_BSE, seq_lengths=valid_BS.sum(-1))
         final_B2H = jnp.concatenate([_hidden(forward), _hidden(backward)], -1)
         h_BS2H = self.dropout(h_BS2H, deterministic=not train)
-        memory = {"values": h_BS2H, "keys": self.keys(h_BS2H), "valid": valid_BS,
-                  "fixed": jnp.tanh(self.fixed(final_B2H))}
+        memory = {
+            "values": h_BS2H,
+            "keys": self.keys(h_BS2H),
+            "valid": valid_BS,
+            "fixed": jnp.tanh(self.fixed(final_B2H)),
+        }
         s0_BH = jnp.tanh(self.initial(final_B2H))
         carry = (jnp.zeros_like(s0_BH), s0_BH) if self.cell == "lstm" else s0_BH
-        feed = {"bahdanau": jnp.zeros_like(h_BS2H[:, 0]), "luong": jnp.zeros_like(s0_BH),
-                "none": memory["fixed"]}[self.attention]
+        feed = {
+            "bahdanau": jnp.zeros_like(h_BS2H[:, 0]),
+            "luong": jnp.zeros_like(s0_BH),
+            "none": memory["fixed"],
+        }[self.attention]
         return memory, (carry, feed, jnp.zeros(source_BS.shape[:1], jnp.int32))
 
-    def step(self, memory: dict[str, Array], state: State, token_B: Array
-             ) -> tuple[Array, State, Array]:
+    def step(
+        self, memory: dict[str, Array], state: State, token_B: Array
+    ) -> tuple[Array, State, Array]:
         """One decoding step: ``(logits [B, V], state, alignment [B, S])`` after `token_B`."""
         y_BE = self.target_embed(token_B).astype(self.dtype)
         state, (readout_BR, weights_BS) = self.decoder(state, y_BE, memory)
@@ -164,19 +197,25 @@ class RnnTranslator(nn.Module):
 
     def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
         memory, state = self.encode(source_BS, train)
-        y_BTE = self.dropout(self.target_embed(target_in_BT).astype(self.dtype),
-                             deterministic=not train)
-        scan = nn.scan(lambda cell, carry, y, mem: cell(carry, y, mem),
-                       variable_broadcast="params", split_rngs={"params": False},
-                       in_axes=(1, nn.broadcast), out_axes=1)
+        y_BTE = self.dropout(
+            self.target_embed(target_in_BT).astype(self.dtype), deterministic=not train
+        )
+        scan = nn.scan(
+            lambda cell, carry, y, mem: cell(carry, y, mem),
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=(1, nn.broadcast),
+            out_axes=1,
+        )
         _, (readout_BTR, weights_BTS) = scan(self.decoder, state, y_BTE, memory)
         self.sow("intermediates", "alignment", weights_BTS)
         readout_BTR = self.dropout(readout_BTR, deterministic=not train)
         return self.output(readout_BTR).astype(jnp.float32)
 
 
-def start_decoding(model: RnnTranslator, params: Any, source_BS: Array,
-                   max_len: int) -> dict[str, Any]:
+def start_decoding(
+    model: RnnTranslator, params: Any, source_BS: Array, max_len: int
+) -> dict[str, Any]:
     """The decoding state of `source_BS`: memory and initial decoder state, batch-major.
 
     `max_len` is unused (an RNN state does not grow); it keeps the translators' signatures alike.
@@ -186,17 +225,19 @@ def start_decoding(model: RnnTranslator, params: Any, source_BS: Array,
     return {"memory": memory, "state": state}
 
 
-def decode_step(model: RnnTranslator, params: Any, state: dict[str, Any], token_B: Array
-                ) -> tuple[Array, dict[str, Any]]:
+def decode_step(
+    model: RnnTranslator, params: Any, state: dict[str, Any], token_B: Array
+) -> tuple[Array, dict[str, Any]]:
     """``(logits [B, V], next state)`` after feeding `token_B`."""
-    logits, rnn_state, _ = model.apply({"params": params}, state["memory"], state["state"],
-                                       token_B, method=RnnTranslator.step)
+    logits, rnn_state, _ = model.apply(
+        {"params": params}, state["memory"], state["state"], token_B, method=RnnTranslator.step
+    )
     return logits, {"memory": state["memory"], "state": rnn_state}
 
 
 def alignment(model: RnnTranslator, params: Any, source_BS: Array, target_in_BT: Array) -> Array:
     """Teacher-forced attention ``[B, T, S]``: row i is the attention used to write y_i."""
-    _, variables = model.apply({"params": params}, source_BS, target_in_BT,
-                               mutable=["intermediates"])
+    _, variables = model.apply(
+        {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
+    )
     return variables["intermediates"]["alignment"][0]
-

@@ -31,8 +31,11 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-REMAT_POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-                  "full": jax.checkpoint_policies.nothing_saveable}
+REMAT_POLICIES = {
+    "none": None,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "full": jax.checkpoint_policies.nothing_saveable,
+}
 
 
 def check_remat(remat: str, name: str = "remat") -> None:
@@ -47,9 +50,16 @@ def check_unroll(unroll: int, name: str = "unroll") -> None:
         raise ValueError(f"{name}: layers per loop iteration, a positive int; got {unroll!r}")
 
 
-def scan_layers(layer_cls: type[nn.Module], num_layers: int, *, remat: str = "none",
-                unroll: int = 1, static_args: tuple[int, ...] = (), name: str | None = None,
-                **layer_kwargs: Any) -> nn.Module:
+def scan_layers(
+    layer_cls: type[nn.Module],
+    num_layers: int,
+    *,
+    remat: str = "none",
+    unroll: int = 1,
+    static_args: tuple[int, ...] = (),
+    name: str | None = None,
+    **layer_kwargs: Any,
+) -> nn.Module:
     """Returns a module applying `num_layers` layers `layer_cls(**layer_kwargs)` with nn.scan.
 
     Args:
@@ -67,11 +77,23 @@ def scan_layers(layer_cls: type[nn.Module], num_layers: int, *, remat: str = "no
     """
     check_remat(remat)
     check_unroll(unroll)
-    body = layer_cls if remat == "none" else nn.remat(
-        layer_cls, prevent_cse=False, policy=REMAT_POLICIES[remat],
-        static_argnums=tuple(i + 1 for i in static_args))  # flax counts the module as 0
-    stack = nn.scan(body, variable_axes={"params": 0, "intermediates": 0, "cache": 0},
-                    split_rngs={"params": True, "dropout": True}, in_axes=nn.broadcast,
-                    length=num_layers, unroll=unroll,
-                    metadata_params={nn.PARTITION_NAME: "layers"})
+    body = (
+        layer_cls
+        if remat == "none"
+        else nn.remat(
+            layer_cls,
+            prevent_cse=False,
+            policy=REMAT_POLICIES[remat],
+            static_argnums=tuple(i + 1 for i in static_args),
+        )
+    )  # flax counts the module as 0
+    stack = nn.scan(
+        body,
+        variable_axes={"params": 0, "intermediates": 0, "cache": 0},
+        split_rngs={"params": True, "dropout": True},
+        in_axes=nn.broadcast,
+        length=num_layers,
+        unroll=unroll,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )
     return stack(**layer_kwargs, name=name)

@@ -49,7 +49,7 @@ def sinusoids(length: int, dim: int) -> np.ndarray:
     rate = np.exp(-np.log(10000.0) * np.arange(0, dim, 2) / dim)[None, :]
     table = np.zeros((length, dim), np.float32)
     table[:, 0::2] = np.sin(position * rate)
-    table[:, 1::2] = np.cos(position * rate)[:, :dim // 2]
+    table[:, 1::2] = np.cos(position * rate)[:, : dim // 2]
     return table
 
 
@@ -70,22 +70,32 @@ class DecoderBlock(nn.Module):
     attention_layer: Callable[..., nn.Module] = MultiHeadAttention  # see `EncoderBlock`
 
     @nn.compact
-    def __call__(self, x: Array, memory_BSF: Array, memory_mask: Array,
-                 deterministic: bool) -> tuple[Array, None]:
+    def __call__(
+        self, x: Array, memory_BSF: Array, memory_mask: Array, deterministic: bool
+    ) -> tuple[Array, None]:
         """``memory_mask``: bool ``[B, 1, 1, S]``, True at real source positions."""
         dropout = nn.Dropout(self.dropout_rate)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_self")(x)
         y = self.attention_layer(
-            num_heads=self.num_heads, kind=self.self_attention, options=self.self_options,
-            dropout_rate=self.attention_dropout_rate, dtype=self.dtype, decode=self.decode,
-            name="self_attention")(y, deterministic=deterministic, causal=True)
+            num_heads=self.num_heads,
+            kind=self.self_attention,
+            options=self.self_options,
+            dropout_rate=self.attention_dropout_rate,
+            dtype=self.dtype,
+            decode=self.decode,
+            name="self_attention",
+        )(y, deterministic=deterministic, causal=True)
         x = x + dropout(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_cross")(x)
         y = self.attention_layer(
-            num_heads=self.num_heads, kind=self.cross_attention, options=self.cross_options,
-            dropout_rate=self.attention_dropout_rate, dtype=self.dtype,
-            sow_weights=self.sow_weights, name="cross_attention")(
-                y, memory_BSF, mask=memory_mask, deterministic=deterministic)
+            num_heads=self.num_heads,
+            kind=self.cross_attention,
+            options=self.cross_options,
+            dropout_rate=self.attention_dropout_rate,
+            dtype=self.dtype,
+            sow_weights=self.sow_weights,
+            name="cross_attention",
+        )(y, memory_BSF, mask=memory_mask, deterministic=deterministic)
         x = x + dropout(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
         y = Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic)
@@ -130,36 +140,60 @@ class TransformerTranslator(nn.Module):
 
     def setup(self) -> None:
         if self.positions not in POSITIONS:
-            raise ValueError(f"config.model.positions: unknown {self.positions!r}; "
-                             f"choose one of {POSITIONS}")
+            raise ValueError(
+                f"config.model.positions: unknown {self.positions!r}; choose one of {POSITIONS}"
+            )
         # N(0, 1/d) scaled by sqrt(d): unit-variance tokens, on a par with the positions.
-        init = nn.initializers.normal(stddev=self.emb_dim ** -0.5)
+        init = nn.initializers.normal(stddev=self.emb_dim**-0.5)
         self.source_embed = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init)
-        self.target_embed = (self.source_embed if self.share_embeddings else
-                             nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init))
+        self.target_embed = (
+            self.source_embed
+            if self.share_embeddings
+            else nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init)
+        )
         if self.positions == "learned":
-            self.position_embed = nn.Embed(self.max_len, self.emb_dim,
-                                           embedding_init=nn.initializers.normal(0.02))
-        common = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim,
-                      dropout_rate=self.dropout_rate,
-                      attention_dropout_rate=self.attention_dropout_rate,
-                      attention_layer=self.attention_layer)
-        self.encoder = Encoder(self.num_layers, dtype=self.dtype, remat=self.remat,
-                               scan_unroll=self.scan_unroll, block=dict(
-            attention=self.encoder_attention,
-            attention_options=attention_options(self.encoder_attention, self.window), **common))
+            self.position_embed = nn.Embed(
+                self.max_len, self.emb_dim, embedding_init=nn.initializers.normal(0.02)
+            )
+        common = dict(
+            num_heads=self.num_heads,
+            mlp_dim=self.mlp_dim,
+            dropout_rate=self.dropout_rate,
+            attention_dropout_rate=self.attention_dropout_rate,
+            attention_layer=self.attention_layer,
+        )
+        self.encoder = Encoder(
+            self.num_layers,
+            dtype=self.dtype,
+            remat=self.remat,
+            scan_unroll=self.scan_unroll,
+            block=dict(
+                attention=self.encoder_attention,
+                attention_options=attention_options(self.encoder_attention, self.window),
+                **common,
+            ),
+        )
         # Local cross-attention is the band |i - j| <= window around the diagonal, given by the
         # target positions (so one decoding step sees the same keys as teacher forcing): run as
         # dot_product under that mask (see `decode_logits`).
         cross = "dot_product" if self.cross_attention == "local" else self.cross_attention
         self.decoder = scan_layers(
-            DecoderBlock, self.num_layers, remat=self.remat, unroll=self.scan_unroll,
+            DecoderBlock,
+            self.num_layers,
+            remat=self.remat,
+            unroll=self.scan_unroll,
             static_args=(3,),
-            self_attention=self.decoder_attention, cross_attention=cross,
+            self_attention=self.decoder_attention,
+            cross_attention=cross,
             self_options=attention_options(self.decoder_attention, self.window),
             cross_options=attention_options(self.cross_attention, self.window)
-            if self.cross_attention != "local" else FrozenDict(),
-            dtype=self.dtype, decode=self.decode, sow_weights=self.sow_weights, **common)
+            if self.cross_attention != "local"
+            else FrozenDict(),
+            dtype=self.dtype,
+            decode=self.decode,
+            sow_weights=self.sow_weights,
+            **common,
+        )
         self.ln_final = nn.LayerNorm(dtype=self.dtype)
         self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
         self.dropout = nn.Dropout(self.dropout_rate)
@@ -178,8 +212,14 @@ class TransformerTranslator(nn.Module):
         x = self._embed(self.source_embed, source_BS, positions, train)
         return self.encoder(x, key_padding_mask(source_BS != 0), deterministic=not train)
 
-    def decode_logits(self, memory_BSF: Array, source_BS: Array, target_in_BT: Array,
-                      positions_BT: Array, train: bool = False) -> Array:
+    def decode_logits(
+        self,
+        memory_BSF: Array,
+        source_BS: Array,
+        target_in_BT: Array,
+        positions_BT: Array,
+        train: bool = False,
+    ) -> Array:
         """Decoder logits ``[B, T, V]`` for target inputs at `positions_BT`."""
         y = self._embed(self.target_embed, target_in_BT, positions_BT, train)
         mask = key_padding_mask(source_BS != 0)
@@ -199,8 +239,9 @@ def _is_index(path: tuple[str, ...]) -> bool:
     return path[-1] == "cache_index"
 
 
-def start_decoding(model: TransformerTranslator, params: Any, source_BS: Array,
-                   max_len: int) -> dict[str, Any]:
+def start_decoding(
+    model: TransformerTranslator, params: Any, source_BS: Array, max_len: int
+) -> dict[str, Any]:
     """Decoding state for up to `max_len` steps: memory, an empty cache and the step t.
 
     The cache is kept batch-major (``[B, layers, ...]``) and without its step counters, so
@@ -211,35 +252,52 @@ def start_decoding(model: TransformerTranslator, params: Any, source_BS: Array,
     memory = model.apply({"params": params}, source_BS, method=TransformerTranslator.encode)
     batch = source_BS.shape[0]
     shapes = jax.eval_shape(
-        lambda: decoder.init(jax.random.key(0), source_BS,
-                             jnp.zeros((batch, max_len), jnp.int32))["cache"])
+        lambda: decoder.init(jax.random.key(0), source_BS, jnp.zeros((batch, max_len), jnp.int32))[
+            "cache"
+        ]
+    )
     flat = traverse_util.flatten_dict(shapes)
-    cache = {k: jnp.moveaxis(jnp.zeros(v.shape, v.dtype), 0, 1)
-             for k, v in flat.items() if not _is_index(k)}
-    return {"memory": memory, "source": source_BS, "cache": cache,
-            "t": jnp.zeros((batch,), jnp.int32)}
+    cache = {
+        k: jnp.moveaxis(jnp.zeros(v.shape, v.dtype), 0, 1)
+        for k, v in flat.items()
+        if not _is_index(k)
+    }
+    return {
+        "memory": memory,
+        "source": source_BS,
+        "cache": cache,
+        "t": jnp.zeros((batch,), jnp.int32),
+    }
 
 
-def decode_step(model: TransformerTranslator, params: Any, state: dict[str, Any],
-                token_B: Array) -> tuple[Array, dict[str, Any]]:
+def decode_step(
+    model: TransformerTranslator, params: Any, state: dict[str, Any], token_B: Array
+) -> tuple[Array, dict[str, Any]]:
     """``(logits [B, V], next state)`` after feeding `token_B` at position ``state['t']``."""
     t_B = state["t"]
     flat = {k: jnp.moveaxis(v, 1, 0) for k, v in state["cache"].items()}
     for key in [k for k in flat if k[-1] == "cached_key"]:
         flat[(*key[:-1], "cache_index")] = jnp.full((model.num_layers,), t_B[0], jnp.int32)
     logits, variables = model.clone(decode=True).apply(
-        {"params": params, "cache": traverse_util.unflatten_dict(flat)}, state["memory"],
-        state["source"], token_B[:, None], t_B[:, None], mutable=["cache"],
-        method=TransformerTranslator.decode_logits)
+        {"params": params, "cache": traverse_util.unflatten_dict(flat)},
+        state["memory"],
+        state["source"],
+        token_B[:, None],
+        t_B[:, None],
+        mutable=["cache"],
+        method=TransformerTranslator.decode_logits,
+    )
     new_flat = traverse_util.flatten_dict(variables["cache"])
     cache = {k: jnp.moveaxis(v, 0, 1) for k, v in new_flat.items() if not _is_index(k)}
     return logits[:, 0], {**state, "cache": cache, "t": t_B + 1}
 
 
-def alignment(model: TransformerTranslator, params: Any, source_BS: Array,
-              target_in_BT: Array) -> Array:
+def alignment(
+    model: TransformerTranslator, params: Any, source_BS: Array, target_in_BT: Array
+) -> Array:
     """Teacher-forced cross-attention, heads averaged, per layer: ``[layers, B, T, S]``."""
     _, variables = model.clone(sow_weights=True).apply(
-        {"params": params}, source_BS, target_in_BT, mutable=["intermediates"])
+        {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
+    )
     weights = variables["intermediates"]["decoder"]["cross_attention"]["attention_weights"][0]
     return weights.mean(axis=2)

@@ -44,8 +44,9 @@ def unpatchify(patches_BNP: jax.Array, grid: tuple[int, int], channels: int) -> 
     b, n, size = patches_BNP.shape
     patch = int(round((size // channels) ** 0.5))
     if n != rows * cols or patch * patch * channels != size:
-        raise ValueError(f"patches {patches_BNP.shape} do not fit grid {grid} x {channels} "
-                         f"channels")
+        raise ValueError(
+            f"patches {patches_BNP.shape} do not fit grid {grid} x {channels} channels"
+        )
     x = patches_BNP.reshape(b, rows, cols, patch, patch, channels).transpose(0, 1, 3, 2, 4, 5)
     return x.reshape(b, rows * patch, cols * patch, channels)
 
@@ -106,26 +107,33 @@ class ViT(nn.Module):
         options = dict(self.attention_options)
         if self.attention == "local_2d":
             if self.pool == "token":
-                raise ValueError("local_2d attends on a pure patch grid and a class token has no "
-                                 "place on it: use pool='gap' or pool='map'")
+                raise ValueError(
+                    "local_2d attends on a pure patch grid and a class token has no "
+                    "place on it: use pool='gap' or pool='map'"
+                )
             if tuple(options.setdefault("grid", grid)) != grid:
-                raise ValueError(f"local_2d grid {options['grid']} differs from the patch grid "
-                                 f"{grid}")
+                raise ValueError(
+                    f"local_2d grid {options['grid']} differs from the patch grid {grid}"
+                )
         return options
 
     @nn.compact
     def __call__(self, images_BHWC: jax.Array, train: bool = False) -> jax.Array:
         if self.pool not in POOLS or self.posemb not in POSEMBS:
-            raise ValueError(f"pool must be one of {POOLS} and posemb one of {POSEMBS}, "
-                             f"got {self.pool!r}, {self.posemb!r}")
+            raise ValueError(
+                f"pool must be one of {POOLS} and posemb one of {POSEMBS}, "
+                f"got {self.pool!r}, {self.posemb!r}"
+            )
         _, h, w, _ = images_BHWC.shape
         grid = (h // self.patch, w // self.patch)
         options = self._options(grid)
         x_BND = nn.Dense(self.width, dtype=self.dtype, name="embedding")(
-            patchify(images_BHWC.astype(self.dtype), self.patch))
+            patchify(images_BHWC.astype(self.dtype), self.patch)
+        )
         if self.posemb == "learn":
-            pos_ND = self.param("pos_embedding", nn.initializers.normal(0.02),
-                                (grid[0] * grid[1], self.width))
+            pos_ND = self.param(
+                "pos_embedding", nn.initializers.normal(0.02), (grid[0] * grid[1], self.width)
+            )
         else:
             pos_ND = jnp.asarray(posemb_sincos_2d(*grid, self.width))
         x_BND = x_BND + pos_ND.astype(self.dtype)
@@ -134,19 +142,32 @@ class ViT(nn.Module):
             cls_B1D = jnp.broadcast_to(cls, (x_BND.shape[0], 1, self.width)).astype(self.dtype)
             x_BND = jnp.concatenate([cls_B1D, x_BND], axis=1)
         x_BND = nn.Dropout(self.dropout_rate)(x_BND, deterministic=not train)
-        block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim, attention=self.attention,
-                     attention_options=FrozenDict(options), dropout_rate=self.dropout_rate,
-                     sow_weights=self.sow_weights, attention_layer=self.attention_layer)
-        x_BND = Encoder(self.depth, block, dtype=self.dtype, remat=self.remat,
-                        scan_unroll=self.scan_unroll, name="encoder")(
-            x_BND, deterministic=not train)
+        block = dict(
+            num_heads=self.num_heads,
+            mlp_dim=self.mlp_dim,
+            attention=self.attention,
+            attention_options=FrozenDict(options),
+            dropout_rate=self.dropout_rate,
+            sow_weights=self.sow_weights,
+            attention_layer=self.attention_layer,
+        )
+        x_BND = Encoder(
+            self.depth,
+            block,
+            dtype=self.dtype,
+            remat=self.remat,
+            scan_unroll=self.scan_unroll,
+            name="encoder",
+        )(x_BND, deterministic=not train)
         if self.pool == "token":
             rep_BD = x_BND[:, 0]
         elif self.pool == "gap":
             rep_BD = x_BND.mean(axis=1)
         else:
-            rep_BD = AttentionPool(self.num_heads, dtype=self.dtype, sow_weights=self.sow_weights,
-                                   name="map")(x_BND)
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=nn.initializers.zeros,
-                          name="head")(rep_BD)
+            rep_BD = AttentionPool(
+                self.num_heads, dtype=self.dtype, sow_weights=self.sow_weights, name="map"
+            )(x_BND)
+        logits = nn.Dense(
+            self.num_classes, dtype=self.dtype, kernel_init=nn.initializers.zeros, name="head"
+        )(rep_BD)
         return logits.astype(jnp.float32)

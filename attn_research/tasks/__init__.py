@@ -17,19 +17,19 @@ _FACTORIES: dict[str, Callable[[], Task]] = {}
 
 
 def register_task(name: str, factory: Callable[[], Task]) -> None:
-  """Registers `factory` (e.g. a Task subclass) under `name`; re-registering replaces it."""
-  _FACTORIES[name] = factory
+    """Registers `factory` (e.g. a Task subclass) under `name`; re-registering replaces it."""
+    _FACTORIES[name] = factory
 
 
 def get_task(name: str) -> Task:
-  """Builds the task registered as `name`.
+    """Builds the task registered as `name`.
 
-  Raises:
-    ValueError: naming config.task if no task of that name is registered.
-  """
-  if name not in _FACTORIES:
-    raise ValueError(f"config.task: unknown task {name!r}; registered: {sorted(_FACTORIES)}.")
-  return _FACTORIES[name]()
+    Raises:
+      ValueError: naming config.task if no task of that name is registered.
+    """
+    if name not in _FACTORIES:
+        raise ValueError(f"config.task: unknown task {name!r}; registered: {sorted(_FACTORIES)}.")
+    return _FACTORIES[name]()
 
 
 __all__ = ["Task", "get_task", "register_task"]

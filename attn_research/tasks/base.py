@@ -37,63 +37,77 @@ Evaluator = Callable[[Params, nn.Module, int, str], Mapping[str, float]]
 
 
 class Task(abc.ABC):
-  """A problem the trainer can train on; subclass it and register a factory by name."""
+    """A problem the trainer can train on; subclass it and register a factory by name."""
 
-  # Top-level config keys the task owns (e.g. ('model', 'data')); any other key not known to the
-  # trainer is an error.
-  config_keys: Sequence[str] = ()
+    # Top-level config keys the task owns (e.g. ('model', 'data')); any other key not known to the
+    # trainer is an error.
+    config_keys: Sequence[str] = ()
 
-  def use_workdir(self, config: ml_collections.ConfigDict, workdir: str) -> None:
-    """Points the task's own files (e.g. a trained tokenizer) into the run's absolute `workdir`
-    by filling fields of `config` in place; called before `validate`. Default: nothing."""
+    def use_workdir(self, config: ml_collections.ConfigDict, workdir: str) -> None:
+        """Points the task's own files (e.g. a trained tokenizer) into the run's absolute `workdir`
+        by filling fields of `config` in place; called before `validate`. Default: nothing."""
 
-  def validate(self, config: ml_collections.ConfigDict) -> None:
-    """Checks the task's config keys before anything is compiled.
+    def validate(self, config: ml_collections.ConfigDict) -> None:
+        """Checks the task's config keys before anything is compiled.
 
-    Raises:
-      ValueError: with a message naming the offending field (e.g. config.model.window).
-    """
+        Raises:
+          ValueError: with a message naming the offending field (e.g. config.model.window).
+        """
 
-  @abc.abstractmethod
-  def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
-    """Returns the model; it must compute in `config.dtype` and keep float32 parameters."""
+    @abc.abstractmethod
+    def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
+        """Returns the model; it must compute in `config.dtype` and keep float32 parameters."""
 
-  @abc.abstractmethod
-  def init_params(self, model: nn.Module, rng: jax.Array,
-                  config: ml_collections.ConfigDict) -> Params:
-    """Returns freshly initialized parameters (called under jit; use dummy inputs)."""
+    @abc.abstractmethod
+    def init_params(
+        self, model: nn.Module, rng: jax.Array, config: ml_collections.ConfigDict
+    ) -> Params:
+        """Returns freshly initialized parameters (called under jit; use dummy inputs)."""
 
-  @abc.abstractmethod
-  def num_train_examples(self, config: ml_collections.ConfigDict) -> int:
-    """Size of the training set, all processes together; converts epochs to steps."""
+    @abc.abstractmethod
+    def num_train_examples(self, config: ml_collections.ConfigDict) -> int:
+        """Size of the training set, all processes together; converts epochs to steps."""
 
-  @abc.abstractmethod
-  def train_data(self, config: ml_collections.ConfigDict, *, batch_size: int,
-                 process_index: int, process_count: int) -> grain.DatasetIterator:
-    """Returns the infinite, checkpointable iterator of this process's train batches.
+    @abc.abstractmethod
+    def train_data(
+        self,
+        config: ml_collections.ConfigDict,
+        *,
+        batch_size: int,
+        process_index: int,
+        process_count: int,
+    ) -> grain.DatasetIterator:
+        """Returns the infinite, checkpointable iterator of this process's train batches.
 
-    Args:
-      config: the run's config (seed it from `config.seed`).
-      batch_size: examples per batch on this process.
-      process_index: this process's index; read only this process's shard of the data.
-      process_count: the number of processes.
-    """
+        Args:
+          config: the run's config (seed it from `config.seed`).
+          batch_size: examples per batch on this process.
+          process_index: this process's index; read only this process's shard of the data.
+          process_count: the number of processes.
+        """
 
-  @abc.abstractmethod
-  def eval_data(self, config: ml_collections.ConfigDict, *, batch_size: int,
-                process_index: int, process_count: int) -> Iterable[Batch]:
-    """Returns this process's eval batches (finite; same count on every process)."""
+    @abc.abstractmethod
+    def eval_data(
+        self,
+        config: ml_collections.ConfigDict,
+        *,
+        batch_size: int,
+        process_index: int,
+        process_count: int,
+    ) -> Iterable[Batch]:
+        """Returns this process's eval batches (finite; same count on every process)."""
 
-  @abc.abstractmethod
-  def loss(self, params: Params, batch: Batch, rng: jax.Array, model: nn.Module,
-           train: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Returns the scalar float32 loss to minimize and scalar metrics, for one global batch.
+    @abc.abstractmethod
+    def loss(
+        self, params: Params, batch: Batch, rng: jax.Array, model: nn.Module, train: bool
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Returns the scalar float32 loss to minimize and scalar metrics, for one global batch.
 
-    Runs under jit on the global (sharded) batch. `rng` is the step's key (fold it further for
-    dropout); `train` selects dropout and other train-only behaviour.
-    """
+        Runs under jit on the global (sharded) batch. `rng` is the step's key (fold it further for
+        dropout); `train` selects dropout and other train-only behaviour.
+        """
 
-  def evaluators(self, config: ml_collections.ConfigDict) -> Sequence[Evaluator]:
-    """Returns the evaluators run at each evaluation (BLEU, attention figures, ...)."""
-    del config
-    return ()
+    def evaluators(self, config: ml_collections.ConfigDict) -> Sequence[Evaluator]:
+        """Returns the evaluators run at each evaluation (BLEU, attention figures, ...)."""
+        del config
+        return ()

@@ -91,33 +91,40 @@ def _check_model(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
     """Raises ValueError naming the first bad ``config.model`` field."""
     model = config.model
     if model.get("name") not in MODELS:
-        raise ValueError(f"config.model.name: unknown model {model.get('name')!r}; choose one of "
-                         f"{sorted(MODELS)}.")
+        raise ValueError(
+            f"config.model.name: unknown model {model.get('name')!r}; choose one of "
+            f"{sorted(MODELS)}."
+        )
     cls = MODELS[model.name]
     fields = {f.name for f in dataclasses.fields(cls)} - set(_SET_BY_TASK)
     for key in model.keys():
         if key != "name" and key not in fields:
-            raise ValueError(f"config.model.{key}: not a field of {cls.__name__}; known: "
-                             f"{sorted(fields)}.")
+            raise ValueError(
+                f"config.model.{key}: not a field of {cls.__name__}; known: {sorted(fields)}."
+            )
     if model.get("attention", "dot_product") not in KINDS:
-        raise ValueError(f"config.model.attention: unknown kind {model.attention!r}; choose one "
-                         f"of {sorted(KINDS)}.")
+        raise ValueError(
+            f"config.model.attention: unknown kind {model.attention!r}; choose one "
+            f"of {sorted(KINDS)}."
+        )
     if cls is ViT:
         height, width = image_shape[:2]
         patch = model.get("patch", ViT.patch)
         if patch < 1 or height % patch or width % patch:
-            raise ValueError(f"config.model.patch: {patch} does not divide the images' "
-                             f"{height}x{width} pixels.")
+            raise ValueError(
+                f"config.model.patch: {patch} does not divide the images' {height}x{width} pixels."
+            )
         check_remat(model.get("remat", ViT.remat), "config.model.remat")
         check_unroll(model.get("scan_unroll", ViT.scan_unroll), "config.model.scan_unroll")
         if model.get("pool", ViT.pool) not in POOLS:
             raise ValueError(f"config.model.pool: choose one of {POOLS}, got {model.pool!r}.")
         if model.get("posemb", ViT.posemb) not in POSEMBS:
-            raise ValueError(f"config.model.posemb: choose one of {POSEMBS}, got "
-                             f"{model.posemb!r}.")
+            raise ValueError(f"config.model.posemb: choose one of {POSEMBS}, got {model.posemb!r}.")
         if model.get("attention") == "local_2d" and model.get("pool", ViT.pool) == "token":
-            raise ValueError("config.model.pool: local_2d attends on a pure patch grid, which a "
-                             "class token does not fit: use pool='gap' or pool='map'.")
+            raise ValueError(
+                "config.model.pool: local_2d attends on a pure patch grid, which a "
+                "class token does not fit: use pool='gap' or pool='map'."
+            )
 
 
 class ImageTask(tasks.Task):
@@ -134,27 +141,34 @@ class ImageTask(tasks.Task):
 
     def validate(self, config: ml_collections.ConfigDict) -> None:
         data = config.data
-        for path, value in (("data.crop_padding", data.crop_padding),
-                            ("data.mixup_alpha", data.mixup_alpha),
-                            ("data.image_size", data.image_size),
-                            ("evaluation.num_examples", config.evaluation.num_examples),
-                            ("evaluation.num_figures", config.evaluation.num_figures)):
+        for path, value in (
+            ("data.crop_padding", data.crop_padding),
+            ("data.mixup_alpha", data.mixup_alpha),
+            ("data.image_size", data.image_size),
+            ("evaluation.num_examples", config.evaluation.num_examples),
+            ("evaluation.num_figures", config.evaluation.num_figures),
+        ):
             if value < 0:
                 raise ValueError(f"config.{path}: must be >= 0, got {value}.")
         shapes = [tuple(self._split(config, train)[0]["image"].shape) for train in (True, False)]
         if shapes[0] != shapes[1]:
-            raise ValueError(f"config.data: images of inconsistent shape: {shapes[0]} in "
-                             f"{data.train_split!r}, {shapes[1]} in {data.eval_split!r}.")
+            raise ValueError(
+                f"config.data: images of inconsistent shape: {shapes[0]} in "
+                f"{data.train_split!r}, {shapes[1]} in {data.eval_split!r}."
+            )
         for name in ("mean", "std"):
             if len(data[name]) not in (1, shapes[0][-1]):
-                raise ValueError(f"config.data.{name}: needs 1 or {shapes[0][-1]} values, got "
-                                 f"{data[name]}.")
+                raise ValueError(
+                    f"config.data.{name}: needs 1 or {shapes[0][-1]} values, got {data[name]}."
+                )
         _check_model(config, shapes[0])
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
-        return MODELS[config.model.name](num_classes=image_sources.num_classes(config.data),
-                                         dtype=jnp.dtype(config.dtype),
-                                         **_model_kwargs(config.model))
+        return MODELS[config.model.name](
+            num_classes=image_sources.num_classes(config.data),
+            dtype=jnp.dtype(config.dtype),
+            **_model_kwargs(config.model),
+        )
 
     def init_params(self, model: nn.Module, rng: jax.Array, config: ml_collections.ConfigDict):
         return model.init(rng, jnp.zeros((1, *self._image_shape(config))))["params"]
@@ -162,18 +176,39 @@ class ImageTask(tasks.Task):
     def num_train_examples(self, config: ml_collections.ConfigDict) -> int:
         return len(self._split(config, train=True))
 
-    def train_data(self, config: ml_collections.ConfigDict, *, batch_size: int,
-                   process_index: int, process_count: int) -> grain.DatasetIterator:
+    def train_data(
+        self,
+        config: ml_collections.ConfigDict,
+        *,
+        batch_size: int,
+        process_index: int,
+        process_count: int,
+    ) -> grain.DatasetIterator:
         return images.train_iterator(
-            self._split(config, train=True), config.data, seed=config.seed,
-            batch_size=batch_size, process_index=process_index, process_count=process_count,
-            num_classes=image_sources.num_classes(config.data))
+            self._split(config, train=True),
+            config.data,
+            seed=config.seed,
+            batch_size=batch_size,
+            process_index=process_index,
+            process_count=process_count,
+            num_classes=image_sources.num_classes(config.data),
+        )
 
-    def eval_data(self, config: ml_collections.ConfigDict, *, batch_size: int,
-                  process_index: int, process_count: int) -> Iterable[images.Batch]:
-        return images.eval_batches(self._split(config, train=False), config.data,
-                                   batch_size=batch_size, process_index=process_index,
-                                   process_count=process_count)
+    def eval_data(
+        self,
+        config: ml_collections.ConfigDict,
+        *,
+        batch_size: int,
+        process_index: int,
+        process_count: int,
+    ) -> Iterable[images.Batch]:
+        return images.eval_batches(
+            self._split(config, train=False),
+            config.data,
+            batch_size=batch_size,
+            process_index=process_index,
+            process_count=process_count,
+        )
 
     def loss(self, params, batch, rng, model, train):
         logits_BC = model.apply({"params": params}, batch["image"], train, rngs={"dropout": rng})
@@ -217,13 +252,14 @@ class AttentionEvaluator:
 
     def __call__(self, params: Any, model: nn.Module, step: int, workdir: str) -> dict[str, float]:
         maps_BMhw, pixels_BMHW, predictions_B = jax.device_get(
-            self._compute(model, params, self._images))
+            self._compute(model, params, self._images)
+        )
         names = attention_maps.map_names(model)
         metrics = {}
         if self._boxes is not None and self._num_scored:
-            boxes_B4, image_hw = self._boxes[:self._num_scored], pixels_BMHW.shape[-2:]
+            boxes_B4, image_hw = self._boxes[: self._num_scored], pixels_BMHW.shape[-2:]
             reference_Bhw = attention_maps.box_cells(boxes_B4, maps_BMhw.shape[-2:], *image_hw)
-            pixels = {name: pixels_BMHW[:self._num_scored, m] for m, name in enumerate(names)}
+            pixels = {name: pixels_BMHW[: self._num_scored, m] for m, name in enumerate(names)}
             pixels["box_cells"] = attention_maps.to_pixels(reference_Bhw, *image_hw)
             for name, pixels_BHW in pixels.items():
                 mass_B = attention_maps.mass_in_box(pixels_BHW, boxes_B4)
@@ -231,10 +267,15 @@ class AttentionEvaluator:
         if self._num_figures and jax.process_index() == 0:
             n = self._num_figures
             image_figures.save_attention_figure(
-                os.path.join(workdir, "figures", f"attention_{step:06d}.png"), self._raw[:n],
-                maps_BMhw[:n], names, labels=self._labels[:n], predictions=predictions_B[:n],
+                os.path.join(workdir, "figures", f"attention_{step:06d}.png"),
+                self._raw[:n],
+                maps_BMhw[:n],
+                names,
+                labels=self._labels[:n],
+                predictions=predictions_B[:n],
                 boxes_B4=None if self._boxes is None else self._boxes[:n],
-                title=f"{type(model).__name__} {getattr(model, 'attention', '')}, step {step}")
+                title=f"{type(model).__name__} {getattr(model, 'attention', '')}, step {step}",
+            )
         return metrics
 
 

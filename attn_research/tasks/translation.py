@@ -45,8 +45,10 @@ from attn_research.models import decoding, rnn_translator, transformer_translato
 from attn_research.models.scan import check_remat, check_unroll
 
 NAME = "translate"
-FAMILIES = {"rnn": (rnn_translator, rnn_translator.RnnTranslator),
-            "transformer": (transformer_translator, transformer_translator.TransformerTranslator)}
+FAMILIES = {
+    "rnn": (rnn_translator, rnn_translator.RnnTranslator),
+    "transformer": (transformer_translator, transformer_translator.TransformerTranslator),
+}
 _BUCKET = 16  # decoding pads sources to a multiple of this many pieces
 
 
@@ -68,51 +70,80 @@ class TranslationTask(tasks.Task):
     def validate(self, config: ml_collections.ConfigDict) -> None:
         model = config.model
         if model.get("family") not in FAMILIES:
-            raise ValueError(f"config.model.family: unknown {model.get('family')!r}; choose one "
-                             f"of {tuple(FAMILIES)}")
+            raise ValueError(
+                f"config.model.family: unknown {model.get('family')!r}; choose one "
+                f"of {tuple(FAMILIES)}"
+            )
         cls = FAMILIES[model.family][1]
         known = {f.name for f in dataclasses.fields(cls)} - {
-            "parent", "name", "vocab_size", "dtype", "decode", "sow_weights", "attention_layer"}
+            "parent",
+            "name",
+            "vocab_size",
+            "dtype",
+            "decode",
+            "sow_weights",
+            "attention_layer",
+        }
         for key in _model_fields(config):
             if key not in known:
-                raise ValueError(f"config.model.{key}: unknown field for family "
-                                 f"{model.family!r}; known: {sorted(known)}")
+                raise ValueError(
+                    f"config.model.{key}: unknown field for family "
+                    f"{model.family!r}; known: {sorted(known)}"
+                )
         if model.family == "rnn":
-            for field, value, choices in (("attention", model.attention, rnn_translator.ATTENTIONS),
-                                          ("cell", model.get("cell", "gru"), rnn_translator.CELLS)):
+            for field, value, choices in (
+                ("attention", model.attention, rnn_translator.ATTENTIONS),
+                ("cell", model.get("cell", "gru"), rnn_translator.CELLS),
+            ):
                 if value not in choices:
-                    raise ValueError(f"config.model.{field}: unknown {value!r}; choose one of "
-                                     f"{choices}")
+                    raise ValueError(
+                        f"config.model.{field}: unknown {value!r}; choose one of {choices}"
+                    )
         else:
             for field in ("encoder_attention", "decoder_attention", "cross_attention"):
                 if model.get(field, "dot_product") not in transformer_translator.KINDS:
-                    raise ValueError(f"config.model.{field}: unknown {model[field]!r}; choose "
-                                     f"one of {transformer_translator.KINDS}")
+                    raise ValueError(
+                        f"config.model.{field}: unknown {model[field]!r}; choose "
+                        f"one of {transformer_translator.KINDS}"
+                    )
             check_remat(model.get("remat", "none"), "config.model.remat")
             check_unroll(model.get("scan_unroll", 1), "config.model.scan_unroll")
             longest = max(config.data.max_source_len, config.data.max_target_len)
             if model.get("max_len", 256) < longest:
-                raise ValueError(f"config.model.max_len: {model.max_len} is shorter than the "
-                                 f"longest sequence ({longest})")
-        for path in ("data.vocab_size", "data.max_source_len", "data.max_target_len",
-                     "decode.beam_size", "decode.batch_size"):
+                raise ValueError(
+                    f"config.model.max_len: {model.max_len} is shorter than the "
+                    f"longest sequence ({longest})"
+                )
+        for path in (
+            "data.vocab_size",
+            "data.max_source_len",
+            "data.max_target_len",
+            "decode.beam_size",
+            "decode.batch_size",
+        ):
             section, key = path.split(".")
             if config[section][key] < 1:
                 raise ValueError(f"config.{path}: must be >= 1, got {config[section][key]}")
         bounds = tuple(config.data.bucket_bounds)
         if any(not isinstance(b, int) or b < 1 for b in bounds) or list(bounds) != sorted(
-                set(bounds)):
-            raise ValueError(f"config.data.bucket_bounds: want strictly ascending positive "
-                             f"ints, got {bounds}")
+            set(bounds)
+        ):
+            raise ValueError(
+                f"config.data.bucket_bounds: want strictly ascending positive ints, got {bounds}"
+            )
         bleu.check_edges(config.decode.length_buckets)
         if config.data.eval_split not in translation.SPLITS:
-            raise ValueError(f"config.data.eval_split: unknown {config.data.eval_split!r}; "
-                             f"choose one of {translation.SPLITS}")
+            raise ValueError(
+                f"config.data.eval_split: unknown {config.data.eval_split!r}; "
+                f"choose one of {translation.SPLITS}"
+            )
         translation.load_corpus(config.data)  # raises ValueError naming the bad input
         pairs = len(translation_pipeline.encoded_split(config.data, "train")["index"])
         if pairs < config.batch_size:
-            raise ValueError(f"config.batch_size: {config.batch_size} is more than the {pairs} "
-                             f"train pairs that fit the maximum lengths")
+            raise ValueError(
+                f"config.batch_size: {config.batch_size} is more than the {pairs} "
+                f"train pairs that fit the maximum lengths"
+            )
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
         cls = FAMILIES[config.model.family][1]
@@ -127,16 +158,19 @@ class TranslationTask(tasks.Task):
         return len(translation_pipeline.encoded_split(config.data, "train")["index"])
 
     def train_data(self, config, *, batch_size, process_index, process_count):
-        return translation_pipeline.train_iterator(config.data, config.seed, batch_size,
-                                                   process_index, process_count)
+        return translation_pipeline.train_iterator(
+            config.data, config.seed, batch_size, process_index, process_count
+        )
 
     def eval_data(self, config, *, batch_size, process_index, process_count):
-        return translation_pipeline.eval_batches(config.data, config.data.eval_split, batch_size,
-                                                 process_index, process_count)
+        return translation_pipeline.eval_batches(
+            config.data, config.data.eval_split, batch_size, process_index, process_count
+        )
 
     def loss(self, params, batch, rng, model, train):
-        logits_BTV = model.apply({"params": params}, batch["source"], batch["target_in"], train,
-                                 rngs={"dropout": rng})
+        logits_BTV = model.apply(
+            {"params": params}, batch["source"], batch["target_in"], train, rngs={"dropout": rng}
+        )
         labels_BT = batch["target_out"]
         weights_BT = (labels_BT != tokenizer_lib.PAD_ID).astype(jnp.float32)
         tokens = jnp.maximum(weights_BT.sum(), 1.0)
@@ -170,17 +204,34 @@ class TranslationEvaluator:
 
             def translate(params, source_BS):
                 lengths_B = (source_BS != 0).sum(-1)
-                limit_B = jnp.minimum((decode.max_len_ratio * lengths_B).astype(jnp.int32)
-                                      + decode.max_len_offset, max_len)
+                limit_B = jnp.minimum(
+                    (decode.max_len_ratio * lengths_B).astype(jnp.int32) + decode.max_len_offset,
+                    max_len,
+                )
                 state = family.start_decoding(model, params, source_BS, max_len)
                 step = lambda s, tokens: family.decode_step(model, params, s, tokens)
                 batch = source_BS.shape[0]
                 if decode.beam_size == 1:
-                    return decoding.greedy_search(step, state, batch, max_len, limit_B,
-                                                  tokenizer_lib.BOS_ID, tokenizer_lib.EOS_ID)
-                return decoding.beam_search(step, state, batch, max_len, limit_B,
-                                            tokenizer_lib.BOS_ID, tokenizer_lib.EOS_ID,
-                                            decode.beam_size, decode.alpha)[0]
+                    return decoding.greedy_search(
+                        step,
+                        state,
+                        batch,
+                        max_len,
+                        limit_B,
+                        tokenizer_lib.BOS_ID,
+                        tokenizer_lib.EOS_ID,
+                    )
+                return decoding.beam_search(
+                    step,
+                    state,
+                    batch,
+                    max_len,
+                    limit_B,
+                    tokenizer_lib.BOS_ID,
+                    tokenizer_lib.EOS_ID,
+                    decode.beam_size,
+                    decode.alpha,
+                )[0]
 
             self._compiled[key] = jax.jit(translate)
         return self._compiled[key]
@@ -193,10 +244,10 @@ class TranslationEvaluator:
         order = np.argsort(lengths, kind="stable")
         out = [""] * len(sources)
         for start in range(0, len(order), batch):
-            chosen = order[start:start + batch]
+            chosen = order[start : start + batch]
             width = min(int(-(-lengths[chosen].max() // _BUCKET) * _BUCKET), data.max_source_len)
             rows = np.zeros((batch, width), np.int32)
-            rows[:len(chosen)] = ids[chosen, :width]
+            rows[: len(chosen)] = ids[chosen, :width]
             tokens = np.asarray(self._decoder(model, width)(params, rows))
             for i, row in zip(chosen, tokens):
                 out[i] = self._tokenizer.decode(row)
@@ -219,9 +270,16 @@ class TranslationEvaluator:
         layers = weights.shape[0]
         words = []
         for layer in range(layers):
-            words.append([alignment_lib.word_attention(
-                weights[layer, i], self._tokenizer.word_ids(arrays["target_out"][i]),
-                self._tokenizer.word_ids(arrays["source"][i])) for i in range(n)])
+            words.append(
+                [
+                    alignment_lib.word_attention(
+                        weights[layer, i],
+                        self._tokenizer.word_ids(arrays["target_out"][i]),
+                        self._tokenizer.word_ids(arrays["source"][i]),
+                    )
+                    for i in range(n)
+                ]
+            )
         chosen = words[decode.alignment_layer % layers]
         metrics = {}
         gold = self._split.alignments
@@ -231,32 +289,54 @@ class TranslationEvaluator:
             for layer in range(layers):
                 predicted = [alignment_lib.hard_alignment(w) for w in words[layer][:count]]
                 metrics[f"aer_layer{layer}" if layers > 1 else "aer"] = alignment_lib.aer(
-                    predicted, sure)
+                    predicted, sure
+                )
             if layers > 1:
                 metrics["aer"] = metrics[f"aer_layer{decode.alignment_layer % layers}"]
-        pairs = [(self._split.sources[int(arrays["index"][i])].split(),
-                  self._split.targets[int(arrays["index"][i])].split(), chosen[i])
-                 for i in range(min(n, decode.num_figures))]
+        pairs = [
+            (
+                self._split.sources[int(arrays["index"][i])].split(),
+                self._split.targets[int(arrays["index"][i])].split(),
+                chosen[i],
+            )
+            for i in range(min(n, decode.num_figures))
+        ]
         return metrics, pairs
 
     def __call__(self, params, model: nn.Module, step: int, workdir: str) -> dict[str, float]:
         hypotheses = self.translate(params, model, self._sources)
-        metrics = {"bleu": bleu.bleu(hypotheses, self._references),
-                   "chrf": bleu.chrf(hypotheses, self._references)}
-        by_length = bleu.bleu_by_length(self._sources, hypotheses, self._references,
-                                        self._config.decode.length_buckets)
+        metrics = {
+            "bleu": bleu.bleu(hypotheses, self._references),
+            "chrf": bleu.chrf(hypotheses, self._references),
+        }
+        by_length = bleu.bleu_by_length(
+            self._sources, hypotheses, self._references, self._config.decode.length_buckets
+        )
         metrics.update({f"bleu_len_{name}": value for name, (value, _) in by_length.items()})
         aer_metrics, pairs = self._alignments(params, model)
         metrics.update(aer_metrics)
         for i in range(min(self._config.decode.log_examples, len(hypotheses))):
-            logging.info("step %d example %d\n  source: %s\n  output: %s\n  reference: %s",
-                         step, i, self._sources[i], hypotheses[i], self._references[i])
+            logging.info(
+                "step %d example %d\n  source: %s\n  output: %s\n  reference: %s",
+                step,
+                i,
+                self._sources[i],
+                hypotheses[i],
+                self._references[i],
+            )
         if jax.process_index() == 0:
             self._write(workdir, step, hypotheses, by_length, pairs, metrics)
         return metrics
 
-    def _write(self, workdir: str, step: int, hypotheses: Iterable[str], by_length: dict,
-               pairs: list, metrics: dict) -> None:
+    def _write(
+        self,
+        workdir: str,
+        step: int,
+        hypotheses: Iterable[str],
+        by_length: dict,
+        pairs: list,
+        metrics: dict,
+    ) -> None:
         os.makedirs(os.path.join(workdir, "translations"), exist_ok=True)
         with open(os.path.join(workdir, "translations", f"step_{step}.txt"), "w") as f:
             for src, hyp, ref in zip(self._sources, hypotheses, self._references):
@@ -264,17 +344,26 @@ class TranslationEvaluator:
         with open(os.path.join(workdir, "translations", f"step_{step}_metrics.json"), "w") as f:
             json.dump({"metrics": metrics, "bleu_by_length": by_length}, f, indent=1)
         model = self._config.model
-        shown = (("score", "align") if model.get("attention") == "luong" else
-                 ("encoder_attention", "decoder_attention", "cross_attention"))
+        shown = (
+            ("score", "align")
+            if model.get("attention") == "luong"
+            else ("encoder_attention", "decoder_attention", "cross_attention")
+        )
         label = f"{model.family} {model.get('attention', '')} " + " ".join(
-            f"{k}={model[k]}" for k in shown if k in model)
+            f"{k}={model[k]}" for k in shown if k in model
+        )
         figures = os.path.join(workdir, "figures")
-        alignment_figures.bleu_by_length_plot(by_length, f"{label} step {step}",
-                                              os.path.join(figures, f"bleu_by_length_{step}.png"))
+        alignment_figures.bleu_by_length_plot(
+            by_length, f"{label} step {step}", os.path.join(figures, f"bleu_by_length_{step}.png")
+        )
         for i, (source, target, weights) in enumerate(pairs):
             alignment_figures.attention_heatmap(
-                weights, source, target, f"{label} step {step}",
-                os.path.join(figures, f"attention_{i}_step_{step}.png"))
+                weights,
+                source,
+                target,
+                f"{label} step {step}",
+                os.path.join(figures, f"attention_{i}_step_{step}.png"),
+            )
 
 
 tasks.register_task(NAME, TranslationTask)

@@ -23,140 +23,161 @@ DTYPES = ("float32", "bfloat16")
 
 
 def _duration(config: ml_collections.ConfigDict, name: str) -> None:
-  """Adds the `<name>_steps` / `<name>_epochs` placeholder pair to `config`."""
-  config[f"{name}_steps"] = placeholder(int)
-  config[f"{name}_epochs"] = placeholder(float)
+    """Adds the `<name>_steps` / `<name>_epochs` placeholder pair to `config`."""
+    config[f"{name}_steps"] = placeholder(int)
+    config[f"{name}_epochs"] = placeholder(float)
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """Returns every trainer field with its default value."""
-  config = ml_collections.ConfigDict()
-  config.task = ""  # Registered task name, see `attn_research.tasks`.
-  config.seed = 0  # Seeds parameters, dropout and (through the task) data order.
-  config.dtype = "float32"  # Compute dtype handed to the task's model; params stay float32.
-  config.batch_size = 128  # Global examples per train step, over all processes.
-  config.eval_batch_size = placeholder(int)  # Defaults to batch_size.
-  for name in ("total", "log_every", "eval_every", "checkpoint_every"):
-    _duration(config, name)
-  config.keep_checkpoints = 3  # Newest checkpoints kept on disk.
+    """Returns every trainer field with its default value."""
+    config = ml_collections.ConfigDict()
+    config.task = ""  # Registered task name, see `attn_research.tasks`.
+    config.seed = 0  # Seeds parameters, dropout and (through the task) data order.
+    config.dtype = "float32"  # Compute dtype handed to the task's model; params stay float32.
+    config.batch_size = 128  # Global examples per train step, over all processes.
+    config.eval_batch_size = placeholder(int)  # Defaults to batch_size.
+    for name in ("total", "log_every", "eval_every", "checkpoint_every"):
+        _duration(config, name)
+    config.keep_checkpoints = 3  # Newest checkpoints kept on disk.
 
-  config.optimizer = ml_collections.ConfigDict()
-  opt = config.optimizer
-  opt.name = "adamw"  # One of OPTIMIZERS.
-  opt.learning_rate = 1e-3  # Peak learning rate.
-  opt.schedule = "cosine"  # One of SCHEDULES, after a linear warmup.
-  _duration(opt, "warmup")
-  opt.end_learning_rate_fraction = 0.0  # Cosine decays to this fraction of the peak.
-  opt.b1 = 0.9
-  opt.b2 = 0.999
-  opt.eps = 1e-8
-  opt.momentum = 0.9  # sgd only; 0 disables momentum.
-  opt.nesterov = False  # sgd only.
-  opt.weight_decay = 0.0  # Decoupled (adamw) or L2-style added to gradients (adam, sgd).
-  opt.no_decay = r"(bias|scale|embedding)"  # Regex on param paths exempt from decay.
-  opt.grad_clip_norm = 0.0  # Global-norm clipping; 0 disables.
-  opt.grad_accum_steps = 1  # Train steps per optimizer update (optax.MultiSteps).
+    config.optimizer = ml_collections.ConfigDict()
+    opt = config.optimizer
+    opt.name = "adamw"  # One of OPTIMIZERS.
+    opt.learning_rate = 1e-3  # Peak learning rate.
+    opt.schedule = "cosine"  # One of SCHEDULES, after a linear warmup.
+    _duration(opt, "warmup")
+    opt.end_learning_rate_fraction = 0.0  # Cosine decays to this fraction of the peak.
+    opt.b1 = 0.9
+    opt.b2 = 0.999
+    opt.eps = 1e-8
+    opt.momentum = 0.9  # sgd only; 0 disables momentum.
+    opt.nesterov = False  # sgd only.
+    opt.weight_decay = 0.0  # Decoupled (adamw) or L2-style added to gradients (adam, sgd).
+    opt.no_decay = r"(bias|scale|embedding)"  # Regex on param paths exempt from decay.
+    opt.grad_clip_norm = 0.0  # Global-norm clipping; 0 disables.
+    opt.grad_accum_steps = 1  # Train steps per optimizer update (optax.MultiSteps).
 
-  # Device mesh: axis name -> size; one size may be -1 (all remaining devices).
-  config.mesh = ml_collections.ConfigDict({"data": -1})
-  config.batch_axes = ("data",)  # Mesh axes the batch dimension is split over.
-  # (regex on the param path, PartitionSpec as a tuple); first match wins; default replicated.
-  config.param_sharding = ()
-  return config
+    # Device mesh: axis name -> size; one size may be -1 (all remaining devices).
+    config.mesh = ml_collections.ConfigDict({"data": -1})
+    config.batch_axes = ("data",)  # Mesh axes the batch dimension is split over.
+    # (regex on the param path, PartitionSpec as a tuple); first match wins; default replicated.
+    config.param_sharding = ()
+    return config
 
 
 def _type_error(path: str, value: Any, expected: type) -> ValueError:
-  """Returns the error for `config.<path>` holding `value` instead of an `expected`."""
-  return ValueError(
-      f"config.{path}: expected {expected.__name__}, got {type(value).__name__} ({value!r}).")
+    """Returns the error for `config.<path>` holding `value` instead of an `expected`."""
+    return ValueError(
+        f"config.{path}: expected {expected.__name__}, got {type(value).__name__} ({value!r})."
+    )
 
 
 def _check_type(path: str, value: Any, expected: type) -> None:
-  """Raises ValueError unless `value` fits the default's type (int is fine for float)."""
-  if value is None:
-    return
-  if expected is float and isinstance(value, int) and not isinstance(value, bool):
-    return
-  if expected in (tuple, list) and isinstance(value, (tuple, list)):
-    return
-  if expected is bool or isinstance(value, bool):
-    if type(value) is not expected:
-      raise _type_error(path, value, expected)
-  elif not isinstance(value, expected):
-    raise _type_error(path, value, expected)
+    """Raises ValueError unless `value` fits the default's type (int is fine for float)."""
+    if value is None:
+        return
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return
+    if expected in (tuple, list) and isinstance(value, (tuple, list)):
+        return
+    if expected is bool or isinstance(value, bool):
+        if type(value) is not expected:
+            raise _type_error(path, value, expected)
+    elif not isinstance(value, expected):
+        raise _type_error(path, value, expected)
 
 
-def _check_fields(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict,
-                  prefix: str, free_keys: Iterable[str]) -> None:
-  """Checks keys and types of `config` against `defaults`, recursing into sub-configs."""
-  for key in config.keys():
-    path = prefix + key
-    if key not in defaults:
-      if key in free_keys:
-        continue
-      raise ValueError(f"config.{path}: unknown field; known: {sorted(defaults.keys())}.")
-    default = defaults[key]
-    if isinstance(default, ml_collections.ConfigDict):
-      if not isinstance(config[key], ml_collections.ConfigDict):
-        raise _type_error(path, config[key], ml_collections.ConfigDict)
-      if key != "mesh":  # Mesh axis names are free; checked by sharding.make_mesh.
-        _check_fields(config[key], default, path + ".", ())
-    else:
-      _check_type(path, config[key], defaults.get_type(key))
+def _check_fields(
+    config: ml_collections.ConfigDict,
+    defaults: ml_collections.ConfigDict,
+    prefix: str,
+    free_keys: Iterable[str],
+) -> None:
+    """Checks keys and types of `config` against `defaults`, recursing into sub-configs."""
+    for key in config.keys():
+        path = prefix + key
+        if key not in defaults:
+            if key in free_keys:
+                continue
+            raise ValueError(f"config.{path}: unknown field; known: {sorted(defaults.keys())}.")
+        default = defaults[key]
+        if isinstance(default, ml_collections.ConfigDict):
+            if not isinstance(config[key], ml_collections.ConfigDict):
+                raise _type_error(path, config[key], ml_collections.ConfigDict)
+            if key != "mesh":  # Mesh axis names are free; checked by sharding.make_mesh.
+                _check_fields(config[key], default, path + ".", ())
+        else:
+            _check_type(path, config[key], defaults.get_type(key))
 
 
-def _check_positive(config: ml_collections.ConfigDict, *paths: str,
-                    allow_zero: bool = False) -> None:
-  """Raises ValueError naming the first field in `paths` that is not positive."""
-  for path in paths:
-    value = config
-    for part in path.split("."):
-      value = value[part]
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-      raise ValueError(f"config.{path}: must be {'>= 0' if allow_zero else '> 0'}, got {value}.")
+def _check_positive(
+    config: ml_collections.ConfigDict, *paths: str, allow_zero: bool = False
+) -> None:
+    """Raises ValueError naming the first field in `paths` that is not positive."""
+    for path in paths:
+        value = config
+        for part in path.split("."):
+            value = value[part]
+        if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+            raise ValueError(
+                f"config.{path}: must be {'>= 0' if allow_zero else '> 0'}, got {value}."
+            )
 
 
 def _check_choice(path: str, value: str, choices: tuple[str, ...]) -> None:
-  """Raises ValueError naming config.<path> unless `value` is one of `choices`."""
-  if value not in choices:
-    raise ValueError(f"config.{path}: unknown value {value!r}; choose one of {choices}.")
+    """Raises ValueError naming config.<path> unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"config.{path}: unknown value {value!r}; choose one of {choices}.")
 
 
 def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-  """`defaults` updated recursively by `overrides`; `mesh` is replaced as a whole."""
-  merged = dict(defaults)
-  for key, value in overrides.items():
-    if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "mesh":
-      value = _merge(merged[key], value)
-    merged[key] = value
-  return merged
+    """`defaults` updated recursively by `overrides`; `mesh` is replaced as a whole."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "mesh":
+            value = _merge(merged[key], value)
+        merged[key] = value
+    return merged
 
 
-def check_config(config: ml_collections.ConfigDict,
-                 task_keys: Iterable[str]) -> ml_collections.ConfigDict:
-  """Checks the trainer's fields of `config` and returns them completed with the defaults.
+def check_config(
+    config: ml_collections.ConfigDict, task_keys: Iterable[str]
+) -> ml_collections.ConfigDict:
+    """Checks the trainer's fields of `config` and returns them completed with the defaults.
 
-  Checks that need the devices (mesh, batch divisibility) or the dataset size (durations) are
-  done where those are known; the task checks its own keys.
+    Checks that need the devices (mesh, batch divisibility) or the dataset size (durations) are
+    done where those are known; the task checks its own keys.
 
-  Args:
-    config: the experiment config.
-    task_keys: top-level keys owned by the task.
+    Args:
+      config: the experiment config.
+      task_keys: top-level keys owned by the task.
 
-  Returns:
-    A new ConfigDict: `default_config()` updated by `config` (`mesh` is replaced, not merged).
+    Returns:
+      A new ConfigDict: `default_config()` updated by `config` (`mesh` is replaced, not merged).
 
-  Raises:
-    ValueError: naming the first offending field.
-  """
-  _check_fields(config, default_config(), "", tuple(task_keys))
-  merged = ml_collections.ConfigDict(_merge(default_config().to_dict(), config.to_dict()))
-  _check_choice("optimizer.name", merged.optimizer.name, OPTIMIZERS)
-  _check_choice("optimizer.schedule", merged.optimizer.schedule, SCHEDULES)
-  _check_choice("dtype", merged.dtype, DTYPES)
-  _check_positive(merged, "batch_size", "eval_batch_size", "keep_checkpoints",
-                  "optimizer.learning_rate", "optimizer.grad_accum_steps")
-  _check_positive(merged, "optimizer.weight_decay", "optimizer.grad_clip_norm",
-                  "optimizer.eps", "optimizer.momentum", "optimizer.end_learning_rate_fraction",
-                  allow_zero=True)
-  return merged
+    Raises:
+      ValueError: naming the first offending field.
+    """
+    _check_fields(config, default_config(), "", tuple(task_keys))
+    merged = ml_collections.ConfigDict(_merge(default_config().to_dict(), config.to_dict()))
+    _check_choice("optimizer.name", merged.optimizer.name, OPTIMIZERS)
+    _check_choice("optimizer.schedule", merged.optimizer.schedule, SCHEDULES)
+    _check_choice("dtype", merged.dtype, DTYPES)
+    _check_positive(
+        merged,
+        "batch_size",
+        "eval_batch_size",
+        "keep_checkpoints",
+        "optimizer.learning_rate",
+        "optimizer.grad_accum_steps",
+    )
+    _check_positive(
+        merged,
+        "optimizer.weight_decay",
+        "optimizer.grad_clip_norm",
+        "optimizer.eps",
+        "optimizer.momentum",
+        "optimizer.end_learning_rate_fraction",
+        allow_zero=True,
+    )
+    return merged

@@ -20,57 +20,57 @@ _FALSE = ("0", "false", "no")
 
 
 def _convert(key: str, text: str, default: Any) -> Any:
-  """Converts `text` to the type of `default`, raising ValueError naming `key`."""
-  if isinstance(default, bool):
-    if text.lower() in _TRUE:
-      return True
-    if text.lower() in _FALSE:
-      return False
-    raise ValueError(f"Config arg {key!r}: expected a boolean, got {text!r}.")
-  if isinstance(default, (int, float)):
-    try:
-      return type(default)(text)
-    except ValueError:
-      raise ValueError(
-          f"Config arg {key!r}: expected {type(default).__name__}, got {text!r}.") from None
-  if isinstance(default, str):
-    return text
-  raise ValueError(
-      f"Config arg {key!r}: default {default!r} must be a bool, int, float or str.")
+    """Converts `text` to the type of `default`, raising ValueError naming `key`."""
+    if isinstance(default, bool):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError(f"Config arg {key!r}: expected a boolean, got {text!r}.")
+    if isinstance(default, (int, float)):
+        try:
+            return type(default)(text)
+        except ValueError:
+            raise ValueError(
+                f"Config arg {key!r}: expected {type(default).__name__}, got {text!r}."
+            ) from None
+    if isinstance(default, str):
+        return text
+    raise ValueError(f"Config arg {key!r}: default {default!r} must be a bool, int, float or str.")
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
-  """Parses `key=value,flag` into a ConfigDict typed by `defaults`.
+    """Parses `key=value,flag` into a ConfigDict typed by `defaults`.
 
-  Args:
-    arg: the argument string, e.g. "attention=local,window=32,tiny"; None or "" gives the
-      defaults.
-    **defaults: every allowed key with its default value (bool, int, float or str).
+    Args:
+      arg: the argument string, e.g. "attention=local,window=32,tiny"; None or "" gives the
+        defaults.
+      **defaults: every allowed key with its default value (bool, int, float or str).
 
-  Returns:
-    A ConfigDict with all keys of `defaults`, overridden by `arg`.
+    Returns:
+      A ConfigDict with all keys of `defaults`, overridden by `arg`.
 
-  Raises:
-    ValueError: for a key not in `defaults`, a value of the wrong type, a bare word whose
-      default is not a boolean, or a key given twice.
-  """
-  result = dict(defaults)
-  seen = set()
-  for item in (arg or "").split(","):
-    item = item.strip()
-    if not item:
-      continue
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    if key not in defaults:
-      raise ValueError(f"Unknown config arg {key!r}; known: {sorted(defaults)}.")
-    if key in seen:
-      raise ValueError(f"Config arg {key!r} given twice.")
-    seen.add(key)
-    if sep:
-      result[key] = _convert(key, text.strip(), defaults[key])
-    elif isinstance(defaults[key], bool):
-      result[key] = True
-    else:
-      raise ValueError(f"Config arg {key!r} needs a value ({key}=...).")
-  return ml_collections.ConfigDict(result)
+    Raises:
+      ValueError: for a key not in `defaults`, a value of the wrong type, a bare word whose
+        default is not a boolean, or a key given twice.
+    """
+    result = dict(defaults)
+    seen = set()
+    for item in (arg or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if key not in defaults:
+            raise ValueError(f"Unknown config arg {key!r}; known: {sorted(defaults)}.")
+        if key in seen:
+            raise ValueError(f"Config arg {key!r} given twice.")
+        seen.add(key)
+        if sep:
+            result[key] = _convert(key, text.strip(), defaults[key])
+        elif isinstance(defaults[key], bool):
+            result[key] = True
+        else:
+            raise ValueError(f"Config arg {key!r} needs a value ({key}=...).")
+    return ml_collections.ConfigDict(result)

@@ -6,21 +6,22 @@ import jax
 
 
 def path_names(tree: Any) -> Any:
-  """Returns a tree like `tree` whose leaves are their '/'-joined key paths.
+    """Returns a tree like `tree` whose leaves are their '/'-joined key paths.
 
-  E.g. {'params': {'Dense_0': {'kernel': x}}} -> {'params': {'Dense_0': {'kernel':
-  'params/Dense_0/kernel'}}}; optimizer states give paths like '0/mu/Dense_0/kernel', so a rule
-  written for a parameter (r'kernel$') also matches its optimizer moments.
-  """
-  def name(path: tuple[Any, ...], _: Any) -> str:
-    return "/".join(_key_name(key) for key in path)
+    E.g. {'params': {'Dense_0': {'kernel': x}}} -> {'params': {'Dense_0': {'kernel':
+    'params/Dense_0/kernel'}}}; optimizer states give paths like '0/mu/Dense_0/kernel', so a rule
+    written for a parameter (r'kernel$') also matches its optimizer moments.
+    """
 
-  return jax.tree_util.tree_map_with_path(name, tree)
+    def name(path: tuple[Any, ...], _: Any) -> str:
+        return "/".join(_key_name(key) for key in path)
+
+    return jax.tree_util.tree_map_with_path(name, tree)
 
 
 def _key_name(key: Any) -> str:
-  """The readable name of one pytree key (dict key, attribute or sequence index)."""
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
+    """The readable name of one pytree key (dict key, attribute or sequence index)."""
+    for attr in ("key", "name", "idx"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)

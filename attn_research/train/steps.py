@@ -16,46 +16,61 @@ Metrics = dict[str, jax.Array]
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything that changes during training; a pytree of arrays, checkpointed as a whole."""
-  step: jax.Array  # int32 scalar: train steps done.
-  params: Any
-  opt_state: Any
+    """Everything that changes during training; a pytree of arrays, checkpointed as a whole."""
+
+    step: jax.Array  # int32 scalar: train steps done.
+    params: Any
+    opt_state: Any
 
 
-def make_init(task: Task, model: nn.Module, tx: optax.GradientTransformation,
-              config: Any) -> Callable[[jax.Array], TrainState]:
-  """Returns `init(rng) -> TrainState` at step 0."""
-  def init(rng: jax.Array) -> TrainState:
-    params = task.init_params(model, rng, config)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-  return init
+def make_init(
+    task: Task, model: nn.Module, tx: optax.GradientTransformation, config: Any
+) -> Callable[[jax.Array], TrainState]:
+    """Returns `init(rng) -> TrainState` at step 0."""
+
+    def init(rng: jax.Array) -> TrainState:
+        params = task.init_params(model, rng, config)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+    return init
 
 
-def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule,
-                    rng: jax.Array) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
-  """Returns `train_step(state, batch) -> (state, metrics)`.
+def make_train_step(
+    task: Task,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    rng: jax.Array,
+) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
+    """Returns `train_step(state, batch) -> (state, metrics)`.
 
-  The step's randomness is `fold_in(rng, state.step)`, so a run is a function of its seed and a
-  resumed run draws the same keys as an uninterrupted one. Metrics are the task's, plus `loss`,
-  `grad_norm` and `learning_rate`.
-  """
-  def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
-    step_rng = jax.random.fold_in(rng, state.step)
-    loss_fn = lambda params: task.loss(params, batch, step_rng, model, True)
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
-               "learning_rate": schedule(state.step)}
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
-  return train_step
+    The step's randomness is `fold_in(rng, state.step)`, so a run is a function of its seed and a
+    resumed run draws the same keys as an uninterrupted one. Metrics are the task's, plus `loss`,
+    `grad_norm` and `learning_rate`.
+    """
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
+        step_rng = jax.random.fold_in(rng, state.step)
+        loss_fn = lambda params: task.loss(params, batch, step_rng, model, True)
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {
+            **metrics,
+            "loss": loss,
+            "grad_norm": optax.tree.norm(grads),
+            "learning_rate": schedule(state.step),
+        }
+        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return train_step
 
 
-def make_eval_step(task: Task, model: nn.Module,
-                   rng: jax.Array) -> Callable[[Any, Batch], Metrics]:
-  """Returns `eval_step(params, batch) -> metrics` (the task's metrics and `loss`)."""
-  def eval_step(params: Any, batch: Batch) -> Metrics:
-    loss, metrics = task.loss(params, batch, rng, model, False)
-    return {**metrics, "loss": loss}
-  return eval_step
+def make_eval_step(task: Task, model: nn.Module, rng: jax.Array) -> Callable[[Any, Batch], Metrics]:
+    """Returns `eval_step(params, batch) -> metrics` (the task's metrics and `loss`)."""
+
+    def eval_step(params: Any, batch: Batch) -> Metrics:
+        loss, metrics = task.loss(params, batch, rng, model, False)
+        return {**metrics, "loss": loss}
+
+    return eval_step

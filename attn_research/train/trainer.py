@@ -24,260 +24,325 @@ import numpy as np
 from absl import logging
 
 from attn_research import tasks
-from attn_research.train import checkpoint, durations, optimizer, preemption, progress
-from attn_research.train import run_info, sharding, steps
+from attn_research.train import (
+    checkpoint,
+    durations,
+    optimizer,
+    preemption,
+    progress,
+    run_info,
+    sharding,
+    steps,
+)
 from attn_research.train.config import check_config
 from attn_research.train.metric_writer import MetricWriter
 
 
 @dataclasses.dataclass
 class _Run:
-  """The checked, built pieces of a run (nothing compiled yet)."""
-  config: ml_collections.ConfigDict
-  task: tasks.Task
-  durations: durations.Durations
-  batch_sharding: jax.sharding.NamedSharding
-  model: Any
-  tx: Any
-  schedule: Any
-  init: Any  # rng -> TrainState at step 0.
-  abstract_state: Any
-  state_shardings: Any
+    """The checked, built pieces of a run (nothing compiled yet)."""
+
+    config: ml_collections.ConfigDict
+    task: tasks.Task
+    durations: durations.Durations
+    batch_sharding: jax.sharding.NamedSharding
+    model: Any
+    tx: Any
+    schedule: Any
+    init: Any  # rng -> TrainState at step 0.
+    abstract_state: Any
+    state_shardings: Any
 
 
 def _check_divisible(field: str, batch_size: int, parts: int, what: str) -> None:
-  """Raises ValueError naming config.<field> unless `parts` divides `batch_size`."""
-  if batch_size % parts:
-    raise ValueError(f"config.{field}: {batch_size} is not divisible by the {parts} {what}.")
+    """Raises ValueError naming config.<field> unless `parts` divides `batch_size`."""
+    if batch_size % parts:
+        raise ValueError(f"config.{field}: {batch_size} is not divisible by the {parts} {what}.")
 
 
-def _prepare(config: ml_collections.ConfigDict, workdir: str,
-             devices: Sequence[jax.Device]) -> _Run:
-  """Checks the config and workdir and builds everything that does not need compiling.
+def _prepare(
+    config: ml_collections.ConfigDict, workdir: str, devices: Sequence[jax.Device]
+) -> _Run:
+    """Checks the config and workdir and builds everything that does not need compiling.
 
-  Raises:
-    ValueError: naming the offending field (or the workdir).
-  """
-  task = tasks.get_task(config.get("task", ""))
-  config = check_config(config, task.config_keys)
-  run_info.check_workdir(workdir)
-  task.use_workdir(config, os.path.abspath(workdir))
-  task.validate(config)
-  mesh = sharding.make_mesh(config.mesh, devices)
-  batch_sharding = sharding.batch_sharding(mesh, config.batch_axes)
-  parallel = sharding.batch_parallelism(mesh, config.batch_axes)
-  for field in ("batch_size", "eval_batch_size"):
-    size = config[field] or config.batch_size
-    _check_divisible(field, size, parallel, "data-parallel devices")
-    _check_divisible(field, size, jax.process_count(), "processes")
-  resolved = durations.resolve_durations(config, task.num_train_examples(config))
-  model = task.make_model(config)
-  tx, schedule = optimizer.make_optimizer(config.optimizer, resolved.total_steps,
-                                          resolved.warmup_steps)
-  init = steps.make_init(task, model, tx, config)
-  abstract_state = jax.eval_shape(init, jax.random.key(0))
-  state_shardings = sharding.state_shardings(abstract_state, config.param_sharding, mesh)
-  return _Run(config, task, resolved, batch_sharding, model, tx, schedule, init,
-              abstract_state, state_shardings)
+    Raises:
+      ValueError: naming the offending field (or the workdir).
+    """
+    task = tasks.get_task(config.get("task", ""))
+    config = check_config(config, task.config_keys)
+    run_info.check_workdir(workdir)
+    task.use_workdir(config, os.path.abspath(workdir))
+    task.validate(config)
+    mesh = sharding.make_mesh(config.mesh, devices)
+    batch_sharding = sharding.batch_sharding(mesh, config.batch_axes)
+    parallel = sharding.batch_parallelism(mesh, config.batch_axes)
+    for field in ("batch_size", "eval_batch_size"):
+        size = config[field] or config.batch_size
+        _check_divisible(field, size, parallel, "data-parallel devices")
+        _check_divisible(field, size, jax.process_count(), "processes")
+    resolved = durations.resolve_durations(config, task.num_train_examples(config))
+    model = task.make_model(config)
+    tx, schedule = optimizer.make_optimizer(
+        config.optimizer, resolved.total_steps, resolved.warmup_steps
+    )
+    init = steps.make_init(task, model, tx, config)
+    abstract_state = jax.eval_shape(init, jax.random.key(0))
+    state_shardings = sharding.state_shardings(abstract_state, config.param_sharding, mesh)
+    return _Run(
+        config,
+        task,
+        resolved,
+        batch_sharding,
+        model,
+        tx,
+        schedule,
+        init,
+        abstract_state,
+        state_shardings,
+    )
 
 
 def _global_batch(run: _Run, local_batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
-  """Assembles the per-process numpy batches into one batch sharded over the mesh."""
-  return {name: jax.make_array_from_process_local_data(run.batch_sharding, np.asarray(value))
-          for name, value in local_batch.items()}
+    """Assembles the per-process numpy batches into one batch sharded over the mesh."""
+    return {
+        name: jax.make_array_from_process_local_data(run.batch_sharding, np.asarray(value))
+        for name, value in local_batch.items()
+    }
 
 
 def _log_line(step: int, total: int, loss: float, speed: Mapping[str, float]) -> str:
-  """The periodic progress line: step, loss, steps/s, examples/s, ETA."""
-  eta = time.strftime("%H:%M:%S", time.gmtime(speed["eta_sec"]))
-  return (f"step {step}/{total} | loss {loss:.4f} | {speed['steps_per_sec']:.2f} steps/s | "
-          f"{speed['examples_per_sec']:.1f} examples/s | ETA {eta}")
+    """The periodic progress line: step, loss, steps/s, examples/s, ETA."""
+    eta = time.strftime("%H:%M:%S", time.gmtime(speed["eta_sec"]))
+    return (
+        f"step {step}/{total} | loss {loss:.4f} | {speed['steps_per_sec']:.2f} steps/s | "
+        f"{speed['examples_per_sec']:.1f} examples/s | ETA {eta}"
+    )
 
 
 class _Evaluator:
-  """Runs the eval loop and the task's evaluators on the current parameters."""
+    """Runs the eval loop and the task's evaluators on the current parameters."""
 
-  def __init__(self, run: _Run, workdir: str, eval_rng: jax.Array):
-    self._run, self._workdir = run, workdir
-    self._eval_step = jax.jit(steps.make_eval_step(run.task, run.model, eval_rng),
-                              in_shardings=(run.state_shardings.params, run.batch_sharding))
-    self._evaluators = run.task.evaluators(run.config)
+    def __init__(self, run: _Run, workdir: str, eval_rng: jax.Array):
+        self._run, self._workdir = run, workdir
+        self._eval_step = jax.jit(
+            steps.make_eval_step(run.task, run.model, eval_rng),
+            in_shardings=(run.state_shardings.params, run.batch_sharding),
+        )
+        self._evaluators = run.task.evaluators(run.config)
 
-  def __call__(self, params: Any, step: int) -> dict[str, float]:
-    """Returns {'eval/<name>': value} for the loss's metrics (mean over batches) and evaluators."""
-    run = self._run
-    batch_size = run.config.eval_batch_size or run.config.batch_size
-    totals, count = None, 0
-    for local in run.task.eval_data(run.config, batch_size=batch_size // jax.process_count(),
-                                    process_index=jax.process_index(),
-                                    process_count=jax.process_count()):
-      metrics = self._eval_step(params, _global_batch(run, local))
-      totals = metrics if totals is None else jax.tree.map(operator.add, totals, metrics)
-      count += 1
-    results = {}
-    if count:
-      results = {f"eval/{k}": float(v) / count for k, v in jax.device_get(totals).items()}
-    for evaluator in self._evaluators:
-      results.update({f"eval/{k}": float(v)
-                      for k, v in evaluator(params, run.model, step, self._workdir).items()})
-    return results
+    def __call__(self, params: Any, step: int) -> dict[str, float]:
+        """Returns {'eval/<name>': value} for the loss's metrics (mean over batches) and evaluators."""
+        run = self._run
+        batch_size = run.config.eval_batch_size or run.config.batch_size
+        totals, count = None, 0
+        for local in run.task.eval_data(
+            run.config,
+            batch_size=batch_size // jax.process_count(),
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        ):
+            metrics = self._eval_step(params, _global_batch(run, local))
+            totals = metrics if totals is None else jax.tree.map(operator.add, totals, metrics)
+            count += 1
+        results = {}
+        if count:
+            results = {f"eval/{k}": float(v) / count for k, v in jax.device_get(totals).items()}
+        for evaluator in self._evaluators:
+            results.update(
+                {
+                    f"eval/{k}": float(v)
+                    for k, v in evaluator(params, run.model, step, self._workdir).items()
+                }
+            )
+        return results
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-  """{'a': {'b': 1}} -> {'a.b': 1}."""
-  if not isinstance(tree, dict):
-    return {prefix: tree}
-  return {path: value for key, child in tree.items()
-          for path, value in _flatten(child, f"{prefix}.{key}" if prefix else key).items()}
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {
+        path: value
+        for key, child in tree.items()
+        for path, value in _flatten(child, f"{prefix}.{key}" if prefix else key).items()
+    }
 
 
-def _restore_or_init(run: _Run, ckpt: checkpoint.Checkpointer, data: Any,
-                     init_rng: jax.Array) -> tuple[steps.TrainState, int]:
-  """Returns (state, step) of the newest good checkpoint, or a fresh state at step 0.
+def _restore_or_init(
+    run: _Run, ckpt: checkpoint.Checkpointer, data: Any, init_rng: jax.Array
+) -> tuple[steps.TrainState, int]:
+    """Returns (state, step) of the newest good checkpoint, or a fresh state at step 0.
 
-  Resuming with a config other than the checkpoint's is allowed (e.g. a longer run) but
-  logged, since changing e.g. the batch size breaks bit-identical resumption.
-  """
-  abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                          run.abstract_state, run.state_shardings)
-  restored = ckpt.restore(abstract, data)
-  if restored:
-    state, step, saved_config = restored
-    logging.info("Resumed from the checkpoint at step %d.", step)
-    saved = _flatten(saved_config)
-    current = _flatten(json.loads(json.dumps(run.config.to_dict())))  # Tuples as in JSON.
-    changed = {key: (saved.get(key), current.get(key)) for key in saved.keys() | current.keys()
-               if saved.get(key) != current.get(key)}
-    if changed:
-      logging.warning("The config differs from the checkpoint's (saved, now): %s", changed)
-    return state, step
-  return jax.jit(run.init, out_shardings=run.state_shardings)(init_rng), 0
+    Resuming with a config other than the checkpoint's is allowed (e.g. a longer run) but
+    logged, since changing e.g. the batch size breaks bit-identical resumption.
+    """
+    abstract = jax.tree.map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+        run.abstract_state,
+        run.state_shardings,
+    )
+    restored = ckpt.restore(abstract, data)
+    if restored:
+        state, step, saved_config = restored
+        logging.info("Resumed from the checkpoint at step %d.", step)
+        saved = _flatten(saved_config)
+        current = _flatten(json.loads(json.dumps(run.config.to_dict())))  # Tuples as in JSON.
+        changed = {
+            key: (saved.get(key), current.get(key))
+            for key in saved.keys() | current.keys()
+            if saved.get(key) != current.get(key)
+        }
+        if changed:
+            logging.warning("The config differs from the checkpoint's (saved, now): %s", changed)
+        return state, step
+    return jax.jit(run.init, out_shardings=run.state_shardings)(init_rng), 0
 
 
 class _Loop:
-  """The loop of one run: train steps, metrics, evaluation, checkpoints, preemption."""
+    """The loop of one run: train steps, metrics, evaluation, checkpoints, preemption."""
 
-  def __init__(self, run: _Run, workdir: str, data: Any, ckpt: checkpoint.Checkpointer,
-               writer: MetricWriter, train_rng: jax.Array, eval_rng: jax.Array):
-    self._run, self._data, self._ckpt, self._writer = run, data, ckpt, writer
-    self._total = run.durations.total_steps
-    self._train_step = jax.jit(
-        steps.make_train_step(run.task, run.model, run.tx, run.schedule, train_rng),
-        in_shardings=(run.state_shardings, run.batch_sharding),
-        out_shardings=(run.state_shardings, None), donate_argnums=0)
-    self._steps: dict[tuple, Any] = {}  # compiled train steps by batch shapes
-    self._evaluate = _Evaluator(run, workdir, eval_rng)
-    num_params = sum(leaf.size for leaf in jax.tree.leaves(run.abstract_state.params))
-    self.summary: dict[str, Any] = {"step": 0, "preempted": False, "num_params": num_params,
-                                    "compile_sec": 0.0, "train_sec": 0.0, "train": {},
-                                    "eval": {}}
+    def __init__(
+        self,
+        run: _Run,
+        workdir: str,
+        data: Any,
+        ckpt: checkpoint.Checkpointer,
+        writer: MetricWriter,
+        train_rng: jax.Array,
+        eval_rng: jax.Array,
+    ):
+        self._run, self._data, self._ckpt, self._writer = run, data, ckpt, writer
+        self._total = run.durations.total_steps
+        self._train_step = jax.jit(
+            steps.make_train_step(run.task, run.model, run.tx, run.schedule, train_rng),
+            in_shardings=(run.state_shardings, run.batch_sharding),
+            out_shardings=(run.state_shardings, None),
+            donate_argnums=0,
+        )
+        self._steps: dict[tuple, Any] = {}  # compiled train steps by batch shapes
+        self._evaluate = _Evaluator(run, workdir, eval_rng)
+        num_params = sum(leaf.size for leaf in jax.tree.leaves(run.abstract_state.params))
+        self.summary: dict[str, Any] = {
+            "step": 0,
+            "preempted": False,
+            "num_params": num_params,
+            "compile_sec": 0.0,
+            "train_sec": 0.0,
+            "train": {},
+            "eval": {},
+        }
 
-  def _next_batch(self) -> dict[str, jax.Array]:
-    return _global_batch(self._run, next(self._data))
+    def _next_batch(self) -> dict[str, jax.Array]:
+        return _global_batch(self._run, next(self._data))
 
-  def _compiled(self, state: steps.TrainState, batch: dict[str, jax.Array]) -> Any:
-    """The train step compiled for the shapes of `batch` (tasks may bucket batches by length:
-    one compilation per bucket), compiled off the training clock."""
-    shapes = tuple((name, value.shape) for name, value in sorted(batch.items()))
-    if shapes not in self._steps:
-      with self._clock.paused():
-        compile_start = time.perf_counter()
-        self._steps[shapes] = self._train_step.lower(state, batch).compile()
-        seconds = time.perf_counter() - compile_start
-      self.summary["compile_sec"] += seconds
-      logging.info("Compiled the train step for %s in %.1fs.", dict(shapes), seconds)
-    return self._steps[shapes]
+    def _compiled(self, state: steps.TrainState, batch: dict[str, jax.Array]) -> Any:
+        """The train step compiled for the shapes of `batch` (tasks may bucket batches by length:
+        one compilation per bucket), compiled off the training clock."""
+        shapes = tuple((name, value.shape) for name, value in sorted(batch.items()))
+        if shapes not in self._steps:
+            with self._clock.paused():
+                compile_start = time.perf_counter()
+                self._steps[shapes] = self._train_step.lower(state, batch).compile()
+                seconds = time.perf_counter() - compile_start
+            self.summary["compile_sec"] += seconds
+            logging.info("Compiled the train step for %s in %.1fs.", dict(shapes), seconds)
+        return self._steps[shapes]
 
-  def run(self, state: steps.TrainState, start: int, sigterm: Any) -> dict[str, Any]:
-    """Trains from step `start` to the end, or until `sigterm` is set; returns the summary."""
-    spans, total = self._run.durations, self._total
-    self.summary["step"] = start
-    if start == total:  # Resumed a finished run: only evaluate.
-      self.summary["eval"] = self._evaluate(state.params, total)
-      return self.summary
-    self._clock = progress.Progress(start, total, self._run.config.batch_size)
-    pending = None
-    for step in range(start + 1, total + 1):
-      batch = self._next_batch()
-      state, metrics = self._compiled(state, batch)(state, batch)
-      if pending:  # The previous step's metrics, fetched while this step runs.
-        self._fetch(*pending)
-      pending = (step, metrics)
-      preempted = sigterm.is_set() or self._ckpt.reached_preemption(step)
-      save = step % spans.checkpoint_every == 0 or step == total or preempted
-      evaluate = (step % spans.eval_every == 0 or step == total) and not preempted
-      if save or evaluate:
-        self._fetch(*pending)  # Never save a state whose loss was not checked.
+    def run(self, state: steps.TrainState, start: int, sigterm: Any) -> dict[str, Any]:
+        """Trains from step `start` to the end, or until `sigterm` is set; returns the summary."""
+        spans, total = self._run.durations, self._total
+        self.summary["step"] = start
+        if start == total:  # Resumed a finished run: only evaluate.
+            self.summary["eval"] = self._evaluate(state.params, total)
+            return self.summary
+        self._clock = progress.Progress(start, total, self._run.config.batch_size)
         pending = None
-        with self._clock.paused():
-          if evaluate:
-            self.summary["eval"] = self._evaluate(state.params, step)
-            self._writer.write(step, self.summary["eval"])
-            logging.info("step %d eval: %s", step, self.summary["eval"])
-          if save:
-            self._ckpt.save(step, state, self._data, self._run.config)
-      self.summary["step"] = step
-      if preempted:
-        self._ckpt.wait()
-        logging.warning("Stopped by SIGTERM after saving step %d.", step)
-        self.summary["preempted"] = True
-        break
-    self.summary["train_sec"] = self._clock.train_time
-    self.summary["steps_per_sec"] = (self.summary["step"] - start) / max(
-        self._clock.train_time, 1e-9)
-    return self.summary
+        for step in range(start + 1, total + 1):
+            batch = self._next_batch()
+            state, metrics = self._compiled(state, batch)(state, batch)
+            if pending:  # The previous step's metrics, fetched while this step runs.
+                self._fetch(*pending)
+            pending = (step, metrics)
+            preempted = sigterm.is_set() or self._ckpt.reached_preemption(step)
+            save = step % spans.checkpoint_every == 0 or step == total or preempted
+            evaluate = (step % spans.eval_every == 0 or step == total) and not preempted
+            if save or evaluate:
+                self._fetch(*pending)  # Never save a state whose loss was not checked.
+                pending = None
+                with self._clock.paused():
+                    if evaluate:
+                        self.summary["eval"] = self._evaluate(state.params, step)
+                        self._writer.write(step, self.summary["eval"])
+                        logging.info("step %d eval: %s", step, self.summary["eval"])
+                    if save:
+                        self._ckpt.save(step, state, self._data, self._run.config)
+            self.summary["step"] = step
+            if preempted:
+                self._ckpt.wait()
+                logging.warning("Stopped by SIGTERM after saving step %d.", step)
+                self.summary["preempted"] = True
+                break
+        self.summary["train_sec"] = self._clock.train_time
+        self.summary["steps_per_sec"] = (self.summary["step"] - start) / max(
+            self._clock.train_time, 1e-9
+        )
+        return self.summary
 
-  def _fetch(self, step: int, metrics: Any) -> None:
-    """Brings a step's metrics to the host, stops on a bad loss, logs at log steps."""
-    metrics = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
-    if not np.isfinite(metrics["train/loss"]):
-      raise FloatingPointError(
-          f"Loss is {metrics['train/loss']} at step {step}; stopping. The last good checkpoint "
-          f"is step {self._ckpt.latest_step()}.")
-    self.summary["train"] = metrics
-    if step % self._run.durations.log_every == 0 or step == self._total:
-      speed = self._clock.measure(step)
-      logging.info(_log_line(step, self._total, metrics["train/loss"], speed))
-      self._writer.write(step, {**metrics, **{f"perf/{k}": v for k, v in speed.items()}})
+    def _fetch(self, step: int, metrics: Any) -> None:
+        """Brings a step's metrics to the host, stops on a bad loss, logs at log steps."""
+        metrics = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+        if not np.isfinite(metrics["train/loss"]):
+            raise FloatingPointError(
+                f"Loss is {metrics['train/loss']} at step {step}; stopping. The last good checkpoint "
+                f"is step {self._ckpt.latest_step()}."
+            )
+        self.summary["train"] = metrics
+        if step % self._run.durations.log_every == 0 or step == self._total:
+            speed = self._clock.measure(step)
+            logging.info(_log_line(step, self._total, metrics["train/loss"], speed))
+            self._writer.write(step, {**metrics, **{f"perf/{k}": v for k, v in speed.items()}})
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       devices: Sequence[jax.Device] | None = None) -> dict[str, Any]:
-  """Trains `config.task` as described by `config`, resuming from `workdir` if possible.
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[jax.Device] | None = None
+) -> dict[str, Any]:
+    """Trains `config.task` as described by `config`, resuming from `workdir` if possible.
 
-  Args:
-    config: the experiment config (see `attn_research.train.config.default_config`).
-    workdir: where checkpoints, metrics, the config and `summary.json` go.
-    devices: the devices of the mesh; default all devices of all processes.
+    Args:
+      config: the experiment config (see `attn_research.train.config.default_config`).
+      workdir: where checkpoints, metrics, the config and `summary.json` go.
+      devices: the devices of the mesh; default all devices of all processes.
 
-  Returns:
-    The summary: final step, whether SIGTERM stopped the run early (`preempted`), the last
-    train and eval metrics, compile and train time, steps/s. Unless preempted, it is also
-    written to `<workdir>/summary.json`.
+    Returns:
+      The summary: final step, whether SIGTERM stopped the run early (`preempted`), the last
+      train and eval metrics, compile and train time, steps/s. Unless preempted, it is also
+      written to `<workdir>/summary.json`.
 
-  Raises:
-    ValueError: for a bad config or workdir, before anything is compiled.
-    FloatingPointError: when the loss becomes NaN or Inf; the last good checkpoint is kept.
-  """
-  run = _prepare(config, workdir, devices or jax.devices())
-  run_info.write_run_info(workdir, run.config, run.durations)
-  init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(run.config.seed), 3)
-  data = run.task.train_data(run.config,
-                             batch_size=run.config.batch_size // jax.process_count(),
-                             process_index=jax.process_index(),
-                             process_count=jax.process_count())
-  ckpt = checkpoint.Checkpointer(workdir, run.config.keep_checkpoints)
-  try:
-    state, start = _restore_or_init(run, ckpt, data, init_rng)
-    writer = MetricWriter(workdir, start)
+    Raises:
+      ValueError: for a bad config or workdir, before anything is compiled.
+      FloatingPointError: when the loss becomes NaN or Inf; the last good checkpoint is kept.
+    """
+    run = _prepare(config, workdir, devices or jax.devices())
+    run_info.write_run_info(workdir, run.config, run.durations)
+    init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(run.config.seed), 3)
+    data = run.task.train_data(
+        run.config,
+        batch_size=run.config.batch_size // jax.process_count(),
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    ckpt = checkpoint.Checkpointer(workdir, run.config.keep_checkpoints)
     try:
-      loop = _Loop(run, workdir, data, ckpt, writer, train_rng, eval_rng)
-      with preemption.sigterm_flag() as sigterm:
-        summary = loop.run(state, start, sigterm)
+        state, start = _restore_or_init(run, ckpt, data, init_rng)
+        writer = MetricWriter(workdir, start)
+        try:
+            loop = _Loop(run, workdir, data, ckpt, writer, train_rng, eval_rng)
+            with preemption.sigterm_flag() as sigterm:
+                summary = loop.run(state, start, sigterm)
+        finally:
+            writer.close()
     finally:
-      writer.close()
-  finally:
-    ckpt.close()
-  if not summary["preempted"]:
-    run_info.write_json(workdir, "summary.json", summary)
-  return summary
+        ckpt.close()
+    if not summary["preempted"]:
+        run_info.write_json(workdir, "summary.json", summary)
+    return summary

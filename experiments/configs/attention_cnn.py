@@ -36,15 +36,21 @@ from attn_research.train import default_config, parse_arg
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Attention-CNN config; see the module docstring for the args."""
-    arg = parse_arg(arg, attention="additive", data="cluttered", path="", heads=1, small=False,
-                    tiny=False)
+    arg = parse_arg(
+        arg, attention="additive", data="cluttered", path="", heads=1, small=False, tiny=False
+    )
     config = default_config()
     config.task = image.NAME
     config.data = data_config(arg.data, arg.path, tiny=arg.tiny)
-    config.model = ml_collections.ConfigDict({
-        "name": "attention_cnn", "stages": (8, 16) if arg.tiny else (16, 32),
-        "num_heads": arg.heads, "attention": arg.attention, "dropout_rate": 0.0,
-    })
+    config.model = ml_collections.ConfigDict(
+        {
+            "name": "attention_cnn",
+            "stages": (8, 16) if arg.tiny else (16, 32),
+            "num_heads": arg.heads,
+            "attention": arg.attention,
+            "dropout_rate": 0.0,
+        }
+    )
     config.evaluation = ml_collections.ConfigDict({"num_examples": 512, "num_figures": 6})
 
     config.batch_size = 128

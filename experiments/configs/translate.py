@@ -41,81 +41,141 @@ import ml_collections
 from attn_research.tasks import translation  # registers the task
 from attn_research.train import default_config, parse_arg
 
-RNN_ATTENTIONS = {"bahdanau": ("bahdanau", {}), "none": ("none", {}),
-                  **{f"luong_{s}": ("luong", {"score": s}) for s in ("dot", "general", "concat")},
-                  "luong_local_m": ("luong", {"score": "general", "align": "local_m"}),
-                  "luong_local_p": ("luong", {"score": "general", "align": "local_p"})}
+RNN_ATTENTIONS = {
+    "bahdanau": ("bahdanau", {}),
+    "none": ("none", {}),
+    **{f"luong_{s}": ("luong", {"score": s}) for s in ("dot", "general", "concat")},
+    "luong_local_m": ("luong", {"score": "general", "align": "local_m"}),
+    "luong_local_p": ("luong", {"score": "general", "align": "local_p"}),
+}
 
 
 def _data(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     tiny, small = arg.tiny, arg.small
     synthetic_len = 40 if small else 80
-    return ml_collections.ConfigDict({
-        "name": arg.data, "path": arg.path, "tfds_name": arg.tfds, "data_dir": "",
-        "source_lang": "", "target_lang": "", "reverse": arg.reverse,
-        # synthetic corpus
-        "seed": 0, "num_train": 400 if tiny else (10_000 if small else 40_000),
-        "num_validation": 64 if tiny else 1000, "num_test": 64 if tiny else 1000,
-        "max_clauses": 2 if tiny or small else 6,
-        # corpora without validation / test splits
-        "split_seed": 0, "validation_fraction": 0.02, "test_fraction": 0.02,
-        # tokenizer: a file, or trained on the train split and cached in cache_dir
-        # (default: the run's workdir, beside the checkpoints that use it)
-        "vocab_size": 128 if tiny else (640 if arg.data == "synthetic" else 8000),
-        "tokenizer": "", "cache_dir": "",
-        "max_source_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),
-        "max_target_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),
-        # train batches bucketed by length: upper lengths in pieces (those at or over the
-        # longest allowed length are dropped; () pads every batch to the maximum lengths)
-        "bucket_bounds": (16, 32, 48, 64),
-        "max_train_examples": 0, "eval_examples": 0 if not tiny else 64,
-        "eval_split": "validation"})
+    return ml_collections.ConfigDict(
+        {
+            "name": arg.data,
+            "path": arg.path,
+            "tfds_name": arg.tfds,
+            "data_dir": "",
+            "source_lang": "",
+            "target_lang": "",
+            "reverse": arg.reverse,
+            # synthetic corpus
+            "seed": 0,
+            "num_train": 400 if tiny else (10_000 if small else 40_000),
+            "num_validation": 64 if tiny else 1000,
+            "num_test": 64 if tiny else 1000,
+            "max_clauses": 2 if tiny or small else 6,
+            # corpora without validation / test splits
+            "split_seed": 0,
+            "validation_fraction": 0.02,
+            "test_fraction": 0.02,
+            # tokenizer: a file, or trained on the train split and cached in cache_dir
+            # (default: the run's workdir, beside the checkpoints that use it)
+            "vocab_size": 128 if tiny else (640 if arg.data == "synthetic" else 8000),
+            "tokenizer": "",
+            "cache_dir": "",
+            "max_source_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),
+            "max_target_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),
+            # train batches bucketed by length: upper lengths in pieces (those at or over the
+            # longest allowed length are dropped; () pads every batch to the maximum lengths)
+            "bucket_bounds": (16, 32, 48, 64),
+            "max_train_examples": 0,
+            "eval_examples": 0 if not tiny else 64,
+            "eval_split": "validation",
+        }
+    )
 
 
 def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     tiny = arg.tiny
     if arg.model == "rnn":
         if arg.attention not in RNN_ATTENTIONS:
-            raise ValueError(f"Config arg 'attention': {arg.attention!r} is not an RNN attention; "
-                             f"choose one of {sorted(RNN_ATTENTIONS)}")
+            raise ValueError(
+                f"Config arg 'attention': {arg.attention!r} is not an RNN attention; "
+                f"choose one of {sorted(RNN_ATTENTIONS)}"
+            )
         attention, luong = RNN_ATTENTIONS[arg.attention]
-        return ml_collections.ConfigDict({
-            "family": "rnn", "attention": attention, "cell": arg.cell,
-            "embed_dim": 16 if tiny else 64, "hidden": 32 if tiny else 128,
-            "attention_units": 32 if tiny else 128, "score": luong.get("score", "dot"),
-            "align": luong.get("align", "global"), "window": arg.window, "dropout_rate": 0.0})
+        return ml_collections.ConfigDict(
+            {
+                "family": "rnn",
+                "attention": attention,
+                "cell": arg.cell,
+                "embed_dim": 16 if tiny else 64,
+                "hidden": 32 if tiny else 128,
+                "attention_units": 32 if tiny else 128,
+                "score": luong.get("score", "dot"),
+                "align": luong.get("align", "global"),
+                "window": arg.window,
+                "dropout_rate": 0.0,
+            }
+        )
     if arg.model == "transformer":
         kind = "dot_product" if arg.attention == "bahdanau" else arg.attention
-        return ml_collections.ConfigDict({
-            "family": "transformer", "emb_dim": 32 if tiny else 64, "num_heads": 2 if tiny else 4,
-            "num_layers": 1 if tiny else 2, "mlp_dim": 64 if tiny else 256,
-            "encoder_attention": kind, "decoder_attention": kind, "cross_attention": kind,
-            "window": arg.window, "share_embeddings": True, "positions": "sinusoidal",
-            "max_len": 128, "remat": "dots",
-            # Layers per scanned-loop iteration; num_layers unrolls the loop: about 5% faster
-            # train steps on CPU, at a compile time that grows with depth.
-            "scan_unroll": 1,
-            "dropout_rate": 0.0 if tiny or arg.data == "synthetic" else 0.1})
+        return ml_collections.ConfigDict(
+            {
+                "family": "transformer",
+                "emb_dim": 32 if tiny else 64,
+                "num_heads": 2 if tiny else 4,
+                "num_layers": 1 if tiny else 2,
+                "mlp_dim": 64 if tiny else 256,
+                "encoder_attention": kind,
+                "decoder_attention": kind,
+                "cross_attention": kind,
+                "window": arg.window,
+                "share_embeddings": True,
+                "positions": "sinusoidal",
+                "max_len": 128,
+                "remat": "dots",
+                # Layers per scanned-loop iteration; num_layers unrolls the loop: about 5% faster
+                # train steps on CPU, at a compile time that grows with depth.
+                "scan_unroll": 1,
+                "dropout_rate": 0.0 if tiny or arg.data == "synthetic" else 0.1,
+            }
+        )
     raise ValueError(f"Config arg 'model': unknown {arg.model!r}; choose rnn or transformer")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The translation config; see the module docstring for the args."""
-    arg = parse_arg(arg, model="rnn", attention="bahdanau", window=8, cell="gru",
-                    data="synthetic", path="", tfds="", reverse=False, small=False, tiny=False)
+    arg = parse_arg(
+        arg,
+        model="rnn",
+        attention="bahdanau",
+        window=8,
+        cell="gru",
+        data="synthetic",
+        path="",
+        tfds="",
+        reverse=False,
+        small=False,
+        tiny=False,
+    )
     config = default_config()
     config.task = translation.NAME
     config.model = _model(arg)
     config.data = _data(arg)
-    config.decode = ml_collections.ConfigDict({
-        "beam_size": 4, "alpha": 0.6, "max_len_ratio": 1.5, "max_len_offset": 10,
-        "batch_size": 64 if not arg.tiny else 16, "examples": 1000 if not arg.tiny else 32,
-        "aer_examples": 300 if not arg.tiny else 32, "num_figures": 3 if not arg.tiny else 1,
-        "alignment_layer": -1, "log_examples": 3,
-        # BLEU by source length: bucket lower edges in words (corpora of short sentences such
-        # as spa-eng, mostly under 15 words, get finer buckets).
-        "length_buckets": ((0, 10, 20, 30, 40, 50) if arg.data == "synthetic"
-                           else (0, 5, 10, 15, 20))})
+    config.decode = ml_collections.ConfigDict(
+        {
+            "beam_size": 4,
+            "alpha": 0.6,
+            "max_len_ratio": 1.5,
+            "max_len_offset": 10,
+            "batch_size": 64 if not arg.tiny else 16,
+            "examples": 1000 if not arg.tiny else 32,
+            "aer_examples": 300 if not arg.tiny else 32,
+            "num_figures": 3 if not arg.tiny else 1,
+            "alignment_layer": -1,
+            "log_examples": 3,
+            # BLEU by source length: bucket lower edges in words (corpora of short sentences such
+            # as spa-eng, mostly under 15 words, get finer buckets).
+            "length_buckets": (
+                (0, 10, 20, 30, 40, 50) if arg.data == "synthetic" else (0, 5, 10, 15, 20)
+            ),
+        }
+    )
     config.batch_size = 16 if arg.tiny else 32
     config.total_steps = 30 if arg.tiny else 2000
     config.eval_every_steps = 30 if arg.tiny else 1000

@@ -61,8 +61,19 @@ SIZES = {
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """ViT config; see the module docstring for the args."""
-    arg = parse_arg(arg, attention="dot_product", data="cluttered", path="", size="",
-                    heads=0, patch=0, window=3, pool="", small=False, tiny=False)
+    arg = parse_arg(
+        arg,
+        attention="dot_product",
+        data="cluttered",
+        path="",
+        size="",
+        heads=0,
+        patch=0,
+        window=3,
+        pool="",
+        small=False,
+        tiny=False,
+    )
     mnist_like = arg.data in _MNIST_LIKE
     size = arg.size or ("mu" if mnist_like else "nano")
     if size not in SIZES:
@@ -74,19 +85,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # On the cluttered data one head: the maps average heads, and several heads looking at
     # different places dilute the mass in the box (see the measurements above).
     heads = arg.heads or (1 if arg.data == "cluttered" and not arg.tiny else heads)
-    config.model = ml_collections.ConfigDict({
-        "name": "vit", "patch": arg.patch or (7 if mnist_like else 4), "width": width,
-        "depth": depth, "num_heads": heads,
-        "mlp_dim": mlp_dim, "dropout_rate": 0.0, "attention": arg.attention,
-        "attention_options": {"window": arg.window} if arg.attention == "local_2d" else {},
-        "pool": arg.pool or ("gap" if arg.attention == "local_2d" else "token"),
-        "posemb": "learn",
-        # the backward pass keeps only Dense outputs: 12-23% faster train steps on CPU
-        "remat": "dots",
-        # Layers per scanned-loop iteration; the depth unrolls the loop: about 5% faster train
-        # steps on CPU, at a compile time that grows with depth.
-        "scan_unroll": 1,
-    })
+    config.model = ml_collections.ConfigDict(
+        {
+            "name": "vit",
+            "patch": arg.patch or (7 if mnist_like else 4),
+            "width": width,
+            "depth": depth,
+            "num_heads": heads,
+            "mlp_dim": mlp_dim,
+            "dropout_rate": 0.0,
+            "attention": arg.attention,
+            "attention_options": {"window": arg.window} if arg.attention == "local_2d" else {},
+            "pool": arg.pool or ("gap" if arg.attention == "local_2d" else "token"),
+            "posemb": "learn",
+            # the backward pass keeps only Dense outputs: 12-23% faster train steps on CPU
+            "remat": "dots",
+            # Layers per scanned-loop iteration; the depth unrolls the loop: about 5% faster train
+            # steps on CPU, at a compile time that grows with depth.
+            "scan_unroll": 1,
+        }
+    )
     config.evaluation = ml_collections.ConfigDict({"num_examples": 512, "num_figures": 6})
 
     config.batch_size = 128
@@ -103,4 +121,3 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg.small:
         image.small(config)
     return image.tiny(config) if arg.tiny else config
-

@@ -24,12 +24,19 @@ def get_study(arg: str | None = None) -> Study:
         name="image_kinds" + ("_small" if small else "") + ("_npz" if path else ""),
         config={"vit": "experiments/configs/vit.py", "cnn": "experiments/configs/attention_cnn.py"},
         fixed=fixed,
-        grid=[{"config": ["vit"], "attention": ["dot_product", "local_2d", "additive"]},
-              {"config": ["cnn"], "attention": ["additive"]}],
+        grid=[
+            {"config": ["vit"], "attention": ["dot_product", "local_2d", "additive"]},
+            {"config": ["cnn"], "attention": ["additive"]},
+        ],
         seeds=[0] if small else [0, 1, 2],
         # Mass in the box: ViT rollout and first layer (where the class token reads the patches
         # themselves), the CNN's pooling map, and the reference of a map spread over the cells
         # the box touches on the model's grid.
-        metrics=["eval/accuracy", "eval/mass_in_box/rollout", "eval/mass_in_box/layer1",
-                 "eval/mass_in_box/attention", "eval/mass_in_box/box_cells"],
+        metrics=[
+            "eval/accuracy",
+            "eval/mass_in_box/rollout",
+            "eval/mass_in_box/layer1",
+            "eval/mass_in_box/attention",
+            "eval/mass_in_box/box_cells",
+        ],
     )

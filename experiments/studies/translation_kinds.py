@@ -17,8 +17,15 @@ so no AER).
 
 from experiments.study import Study, parse_variant
 
-RNN_ATTENTION = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat",
-                 "luong_local_m", "luong_local_p")
+RNN_ATTENTION = (
+    "none",
+    "bahdanau",
+    "luong_dot",
+    "luong_general",
+    "luong_concat",
+    "luong_local_m",
+    "luong_local_p",
+)
 TRANSFORMER_ATTENTION = ("dot_product", "additive", "local")
 
 
@@ -29,8 +36,10 @@ def get_study(arg: str | None = None) -> Study:
         name="translation_kinds" + ("_small" if small else "") + ("_tsv" if path else ""),
         config="experiments/configs/translate.py",
         fixed=fixed,
-        grid=[{"model": ["rnn"], "attention": list(RNN_ATTENTION)},
-              {"model": ["transformer"], "attention": list(TRANSFORMER_ATTENTION)}],
+        grid=[
+            {"model": ["rnn"], "attention": list(RNN_ATTENTION)},
+            {"model": ["transformer"], "attention": list(TRANSFORMER_ATTENTION)},
+        ],
         seeds=[0] if small else [0, 1, 2],
         metrics=["eval/bleu", "eval/aer", "eval/chrf"],
     )

@@ -67,8 +67,11 @@ class FlaxAttention(nn.Module):
         mask: jax.Array | None = None,
         deterministic: bool = True,
         causal: bool = False,
+        query_positions: jax.Array | None = None,
+        grid: tuple[int, int] | None = None,
     ) -> jax.Array:
-        if self.kind != "dot_product" or self.options or self.decode:
+        del grid  # global attention reads no token grid
+        if self.kind != "dot_product" or self.options or self.decode or query_positions is not None:
             raise ValueError("the flax peer has only global dot-product attention, for training")
         if causal:
             mask = nn.combine_masks(mask, nn.make_causal_mask(inputs_q[..., 0]))

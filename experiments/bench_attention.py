@@ -12,7 +12,7 @@ are timed in interleaved rounds (one call of each, then again), so that a change
 of a shared machine hits them alike. Cases:
 
 - matmul: a jitted ``2048 x 2048 @ 2048 x 2048`` matmul, the machine's GFLOP/s on this run;
-- dot_product at ``B8,T512,H8,D64`` and ``B2,T2048,H8,D64``: ours (``impl`` xla, chunked,
+- dot_product at ``B8,T512,H8,D64`` and ``B2,T2048,H8,D64``: ours (``kernel`` dense, chunked,
   jax_nn) and ``flax.linen.dot_product_attention``;
 - local, window (128, 128), ``B1,H8,D64``: ours (blocked, library default block) at
   T = 4096, 8192, 16384, our ``block_size`` 32/64/128/256 at T = 8192, and the dense-masked
@@ -23,7 +23,7 @@ of a shared machine hits them alike. Cases:
   that materializes the whole ``[B, Tq, Tk, H, U]`` tanh tensor.
 
 It prints one table of all records, then the issue's targets with PASS/FAIL, and writes the
-records as a JSON list of ``{"name", "kind", "impl", "shape", "fwd_ms", "fwd_bwd_ms",
+records as a JSON list of ``{"name", "kind", "kernel", "shape", "fwd_ms", "fwd_bwd_ms",
 "temp_bytes", ...}`` (and the fastest call, ``fwd_min_ms``/``fwd_bwd_min_ms``). Timings
 depend on the machine's load: each record keeps the 1-minute load average when it was
 measured. The full run took 9 minutes on a shared 2-core CPU at a load average of 8-10 (12 at
@@ -121,7 +121,7 @@ class Case:
 
     name: str
     kind: str
-    impl: str
+    kernel: str
     dims: tuple[tuple[str, int], ...]  # ("B", 8), ("T", 512), ...: the record's shape string
     inputs: tuple[tuple[int, ...], ...]
     fn: Fn
@@ -138,7 +138,7 @@ class Record:
 
     name: str
     kind: str
-    impl: str
+    kernel: str
     shape: str
     fwd_ms: float | None
     fwd_bwd_ms: float | None
@@ -166,14 +166,14 @@ def bthd(b: int, t: int, h: int, d: int) -> tuple[tuple[str, int], ...]:
 
 def matmul_case(n: int) -> Case:
     return Case(
-        "matmul", "matmul", "xla", (("M", n), ("K", n), ("N", n)), ((n, n), (n, n)), jnp.matmul
+        "matmul", "matmul", "dense", (("M", n), ("K", n), ("N", n)), ((n, n), (n, n)), jnp.matmul
     )
 
 
-def dot_product_impls(dtype: str) -> tuple[str, ...]:
+def dot_product_kernels(dtype: str) -> tuple[str, ...]:
     """Our kernels that run here: cuDNN's only on a GPU with half-precision inputs."""
     gpu_half = jax.default_backend() == "gpu" and dtype in ("bfloat16", "float16")
-    return ("xla", "chunked", "jax_nn") + (("cudnn",) if gpu_half else ())
+    return ("dense", "chunked", "jax_nn") + (("cudnn",) if gpu_half else ())
 
 
 def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case]:
@@ -181,14 +181,14 @@ def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case
     inputs = (shape,) * 3
     ours = [
         Case(
-            f"ours[{impl}]",
+            f"ours[{kernel}]",
             "dot_product",
-            impl,
+            kernel,
             bthd(*shape),
             inputs,
-            lambda q, k, v, impl=impl: attend(q, k, v, kind="dot_product", impl=impl),
+            lambda q, k, v, kernel=kernel: attend(q, k, v, kind="dot_product", kernel=kernel),
         )
-        for impl in dot_product_impls(dtype)
+        for kernel in dot_product_kernels(dtype)
     ]
     return ours + [
         Case("flax.linen", "dot_product", "flax", bthd(*shape), inputs, nn.dot_product_attention)
@@ -201,11 +201,11 @@ def local_cases(sizes: Sizes) -> list[Case]:
     b, h, d = sizes.local_bhd
     window = sizes.local_window
 
-    def case(length: int, name: str, impl: str, fn: Fn, *extra: tuple[str, Any]) -> Case:
+    def case(length: int, name: str, kernel: str, fn: Fn, *extra: tuple[str, Any]) -> Case:
         return Case(
             name,
             "local",
-            impl,
+            kernel,
             bthd(b, length, h, d),
             ((b, length, h, d),) * 3,
             fn,
@@ -346,7 +346,7 @@ def prepare(case: Case, dtype: str) -> Prepared:
     record = Record(
         case.name,
         case.kind,
-        case.impl,
+        case.kernel,
         case.shape,
         None,
         None,
@@ -437,12 +437,12 @@ def dot_product_checks(get: Callable[..., float | None], sizes: Sizes) -> list[C
     for shape in sizes.dot_shapes:
         s = shape_string(bthd(*shape))
         flax_ms = get("dot_product", "flax.linen", s, "fwd_bwd_ms")
-        for impl in ("xla", "chunked", "jax_nn"):
-            value = ratio(get("dot_product", f"ours[{impl}]", s, "fwd_bwd_ms"), flax_ms)
-            target = impl == "xla"  # the default kernel carries the target; others are shown
+        for kernel in ("dense", "chunked", "jax_nn"):
+            value = ratio(get("dot_product", f"ours[{kernel}]", s, "fwd_bwd_ms"), flax_ms)
+            target = kernel == "dense"  # the default kernel carries the target; others are shown
             checks.append(
                 check(
-                    f"dot_product {s}: ours[{impl}] / flax fwd+bwd time",
+                    f"dot_product {s}: ours[{kernel}] / flax fwd+bwd time",
                     value,
                     f"<= {TIME_TOLERANCE:.2f}" if target else "(info)",
                     (lambda r: r <= TIME_TOLERANCE) if target else None,

@@ -6,8 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from attention_modules import AdditiveAttention, LuongAttention
 
-from attn_research.attention import AdditiveAttention, LuongAttention, additive_attention
+from attn_research.attention import compute, positions, scores
 
 
 def _qkv(seed, batch, tq, tk, heads, kv_heads, depth=8, value_depth=3):
@@ -82,11 +83,17 @@ def test_additive_matches_reference_for_every_query_chunk(case, normalize):
         np.testing.assert_allclose(out, outputs[0], atol=1e-6, rtol=1e-6)
 
 
-def test_additive_function_takes_the_score_vector():
+def test_dense_kernel_takes_any_pair_function_in_query_chunks():
+    """The additive score's pair function, run by the dense kernel two query rows at a time."""
     q, k, v = _qkv(3, (2,), 5, 4, 2, 2)
     w = ref.normal(np.random.default_rng(4), 2, 8)
     expected, _ = ref.additive(q, k, v, w)
-    out = jax.jit(lambda q, k, v, w: additive_attention(q, k, v, w, query_chunk_size=2))(q, k, v, w)
+    problem = compute.Problem(
+        lambda q, k, precision=None: scores.additive_scores(q, k, w), positions.Positions()
+    )
+    out = jax.jit(
+        lambda q, k, v: compute.dense(q, k, v, problem, return_weights=False, query_chunk_size=2)
+    )(q, k, v)
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
 
 

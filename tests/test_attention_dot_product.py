@@ -1,6 +1,6 @@
 """Dot-product attention (Vaswani et al. 2017): every kernel against a dense float64 reference.
 
-The kernels (``impl``) xla, chunked and jax_nn must agree with ``attention_reference`` and with
+The kernels dense, chunked and jax_nn must agree with ``attention_reference`` and with
 each other on odd lengths that the chunk sizes do not divide, Tq != Tk, grouped-query heads,
 extra batch dims, biases, causal and padding masks of every broadcast shape.
 """
@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attn_research.attention import MultiHeadAttention, attend, dot_product_attention
+from attn_research.attention import MultiHeadAttention, attend
 
-IMPLS = ("xla", "chunked", "jax_nn")
+KERNELS = ("dense", "chunked", "jax_nn")
 # Chunk sizes that divide none of the lengths below, so the chunked kernel pads both axes.
 CHUNKS = {"key_chunk_size": 3, "query_chunk_size": 2}
 
@@ -79,7 +79,7 @@ UNSUPPORTED = {("value_depth_differs", "jax_nn")}
 
 
 def _impls(case):
-    return [impl for impl in IMPLS if (case, impl) not in UNSUPPORTED]
+    return [kernel for kernel in KERNELS if (case, kernel) not in UNSUPPORTED]
 
 
 def _attend(q, k, v, options, **static):
@@ -89,61 +89,74 @@ def _attend(q, k, v, options, **static):
     return jax.jit(lambda q, k, v, arrays: attend(q, k, v, **static, **arrays))(q, k, v, arrays)
 
 
+def _chunks(kernel: str, sizes=None) -> dict[str, int]:
+    """The chunk sizes ``kernel`` takes: both for chunked, query chunks for dense."""
+    sizes = CHUNKS if sizes is None else sizes
+    return {"chunked": sizes, "dense": {"query_chunk_size": sizes["query_chunk_size"]}}.get(
+        kernel, {}
+    )
+
+
 @functools.lru_cache(maxsize=None)
-def _output(case: str, impl: str) -> np.ndarray:
+def _output(case: str, kernel: str) -> np.ndarray:
     q, k, v, options = _case(0, **CASES[case])
-    return np.asarray(_attend(q, k, v, options, impl=impl, **CHUNKS))
+    return np.asarray(_attend(q, k, v, options, kernel=kernel, **_chunks(kernel)))
 
 
-@pytest.mark.parametrize("case, impl", [(case, impl) for case in CASES for impl in _impls(case)])
-def test_kernel_matches_reference(case, impl):
+@pytest.mark.parametrize(
+    "case, kernel", [(case, kernel) for case in CASES for kernel in _impls(case)]
+)
+def test_kernel_matches_reference(case, kernel):
     q, k, v, options = _case(0, **CASES[case])
     expected, _ = ref.dot_product(
         q, k, v, mask=options.get("mask"), bias=options.get("bias"), is_causal=options["causal"]
     )
-    out = _output(case, impl)
+    out = _output(case, kernel)
     assert out.shape == expected.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_kernels_agree_with_each_other(case):
-    outputs = {impl: _output(case, impl) for impl in _impls(case)}
-    for impl in _impls(case)[1:]:
+    outputs = {kernel: _output(case, kernel) for kernel in _impls(case)}
+    for kernel in _impls(case)[1:]:
         np.testing.assert_allclose(
-            outputs[impl], outputs["xla"], atol=2e-6, rtol=1e-6, err_msg=f"impl={impl} vs impl=xla"
+            outputs[kernel],
+            outputs["dense"],
+            atol=2e-6,
+            rtol=1e-6,
+            err_msg=f"kernel={kernel} vs kernel=dense",
         )
 
 
 def test_function_and_options_match_reference():
-    """``dot_product_attention`` itself, with an explicit scale and chunk sizes of 1."""
+    """An explicit scale and chunk sizes of 1, through every kernel."""
     q, k, v, options = _case(1, (2,), 5, 4, 2, 1, mask=(2, 1, 5, 4))
     expected, weights = ref.dot_product(q, k, v, mask=options["mask"], scale=0.3)
 
     @jax.jit
     def outputs(q, k, v, mask):
         return [
-            dot_product_attention(
+            attend(
                 q,
                 k,
                 v,
                 mask=mask,
                 scale=0.3,
-                impl=impl,
-                key_chunk_size=1,
-                query_chunk_size=1,
+                kernel=kernel,
                 return_weights=True,
+                **_chunks(kernel, {"key_chunk_size": 1, "query_chunk_size": 1}),
             )
-            for impl in IMPLS
+            for kernel in KERNELS
         ]
 
-    for impl, (out, w) in zip(IMPLS, outputs(q, k, v, options["mask"])):
-        np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5, err_msg=impl)
-        np.testing.assert_allclose(w, weights, atol=1e-6, err_msg=impl)
+    for kernel, (out, w) in zip(KERNELS, outputs(q, k, v, options["mask"])):
+        np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5, err_msg=kernel)
+        np.testing.assert_allclose(w, weights, atol=1e-6, err_msg=kernel)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_bfloat16_keeps_logits_and_softmax_in_float32(impl):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_bfloat16_keeps_logits_and_softmax_in_float32(kernel):
     rng = np.random.default_rng(2)
     # Large logits (std ~ 36) make the bf16 rounding of logits and weights visible; 1024 output
     # rows average the errors.
@@ -153,7 +166,9 @@ def test_bfloat16_keeps_logits_and_softmax_in_float32(impl):
     k, v = k[:, :, :2], v[:, :, :2]
     mask = np.ones((4, 1, 1, 32), bool)
     mask[1, ..., 20:] = False
-    out, weights = _attend(q, k, v, {"mask": mask}, impl=impl, return_weights=True, **CHUNKS)
+    out, weights = _attend(
+        q, k, v, {"mask": mask}, kernel=kernel, return_weights=True, **_chunks(kernel)
+    )
     assert out.dtype == jnp.bfloat16 and weights.dtype == jnp.float32
     # The reference sees the same (bf16-representable) inputs, in float64.
     expected, expected_weights = ref.dot_product(q, k, v, mask=mask)
@@ -165,8 +180,8 @@ def test_bfloat16_keeps_logits_and_softmax_in_float32(impl):
     np.testing.assert_allclose(weights, expected_weights, atol=2e-6)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_causality_by_gradients(impl):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_causality_by_gradients(kernel):
     """d out_i / d k_j and d out_i / d v_j are exactly 0 for j > i and nonzero for j <= i."""
     rng = np.random.default_rng(3)
     tq, tk = 6, 8
@@ -178,7 +193,7 @@ def test_causality_by_gradients(impl):
     probe = ref.normal(rng, tq, 2, 4)  # a random functional of each output row
 
     def rows(q, k, v):
-        out = attend(q, k, v, causal=True, impl=impl, **CHUNKS)[0]
+        out = attend(q, k, v, causal=True, kernel=kernel, **_chunks(kernel))[0]
         return jnp.einsum("qhd,qhd->q", out, probe)
 
     jac_k, jac_v = jax.jit(jax.jacrev(rows, argnums=(1, 2)))(q, k, v)  # [Tq, 1, Tk, Hkv, D]
@@ -192,8 +207,8 @@ def test_causality_by_gradients(impl):
     np.testing.assert_array_equal(depends_k & several, allowed & several)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_equals_flax_dot_product_attention(impl):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_equals_flax_dot_product_attention(kernel):
     """Where the semantics coincide (every row has a key), flax's function gives the same."""
     q, k, v, options = _case(4, (2,), 5, 7, 4, 4, mask=(2, 1, 5, 7), bias=(2, 4, 5, 7))
     mask = options["mask"]
@@ -201,7 +216,7 @@ def test_equals_flax_dot_product_attention(impl):
     expected, out = jax.jit(
         lambda q, k, v, bias, mask: (
             nn.dot_product_attention(q, k, v, bias=bias, mask=mask),
-            attend(q, k, v, mask=mask, bias=bias, impl=impl, **CHUNKS),
+            attend(q, k, v, mask=mask, bias=bias, kernel=kernel, **_chunks(kernel)),
         )
     )(q, k, v, options["bias"], mask)
     np.testing.assert_allclose(out, expected, atol=2e-6, rtol=1e-5)
@@ -218,14 +233,14 @@ def test_multi_head_equals_flax_multi_head_dot_product_attention():
     expected = jax.jit(lambda p, x_q, x_kv, m: theirs.apply(p, x_q, x_kv, mask=m))(
         params, x_q, x_kv, mask
     )
-    for impl in IMPLS:
-        ours = MultiHeadAttention(num_heads=4, kind="dot_product", options={"impl": impl})
+    for kernel in KERNELS:
+        ours = MultiHeadAttention(num_heads=4, kind="dot_product", options={"kernel": kernel})
         our_shapes = jax.eval_shape(ours.init, jax.random.key(1), x_q, x_kv)
         assert jax.tree.map(np.shape, our_shapes) == jax.tree.map(np.shape, params)
         out = jax.jit(lambda p, x_q, x_kv, m: ours.apply(p, x_q, x_kv, mask=m))(
             params, x_q, x_kv, mask
         )
-        np.testing.assert_allclose(out, expected, atol=2e-5, rtol=1e-5, err_msg=impl)
+        np.testing.assert_allclose(out, expected, atol=2e-5, rtol=1e-5, err_msg=kernel)
 
 
 @pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN attention needs a GPU")
@@ -236,6 +251,6 @@ def test_cudnn_matches_reference():
     mask[..., 0] = True
     for causal in (False, True):
         expected, _ = ref.dot_product(q, k, v, mask=mask, is_causal=causal)
-        out = attend(q, k, v, mask=mask, causal=causal, impl="cudnn")
+        out = attend(q, k, v, mask=mask, causal=causal, kernel="cudnn")
         assert out.dtype == jnp.bfloat16
         np.testing.assert_allclose(ref.f64(out), expected, atol=2e-2, rtol=2e-2)

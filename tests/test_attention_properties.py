@@ -6,16 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from attention_modules import AdditiveAttention, LuongAttention, flat
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from attn_research.attention import (
-    KINDS,
-    AdditiveAttention,
-    LuongAttention,
-    MultiHeadAttention,
-    attend,
-)
+from attn_research.attention import KINDS, MultiHeadAttention, attend
 
 B, T, H, D = 2, 6, 2, 4
 GRID = (2, 3)  # T tokens as a grid for local_2d
@@ -43,9 +38,9 @@ def _cases():
 
     chunks = {"key_chunk_size": 4, "query_chunk_size": 4}
     return {
-        "dot_product_xla": _attend_case(dot_product, impl="xla"),
-        "dot_product_chunked": _attend_case(dot_product, impl="chunked", **chunks),
-        "dot_product_jax_nn": _attend_case(dot_product, impl="jax_nn"),
+        "dot_product_xla": _attend_case(dot_product, kernel="dense"),
+        "dot_product_chunked": _attend_case(dot_product, kernel="chunked", **chunks),
+        "dot_product_jax_nn": _attend_case(dot_product, kernel="jax_nn"),
         "local": _attend_case(
             lambda q, k, v, m: ref.local(q, k, v, left=2, right=1, mask=m),
             kind="local",
@@ -121,8 +116,8 @@ def test_fully_masked_rows_are_zero_with_finite_gradients(case):
 # with ``p`` the kind's own parameters.
 MULTI_HEAD = {
     "dot_product": [
-        ({"impl": impl}, lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m))
-        for impl in ("xla", "chunked", "jax_nn")
+        ({"kernel": kernel}, lambda p, q, k, v, m: ref.dot_product(q, k, v, mask=m))
+        for kernel in ("dense", "chunked", "jax_nn")
     ],
     "local": [
         (
@@ -211,7 +206,7 @@ def test_sow_weights(kind):
         params = jax.jit(layer.init)(jax.random.key(2), x)
         p = params["params"]
         q, k, v = (ref.dense(x, p[n]["kernel"], p[n]["bias"]) for n in ("query", "key", "value"))
-        _, expected = reference(p.get(kind, {}), q, k, v, mask)
+        _, expected = reference(flat(p.get("attention", {})), q, k, v, mask)
         for dtype in (jnp.float32, jnp.bfloat16):
             plain = layer.clone(dtype=dtype)
             sowing = layer.clone(dtype=dtype, sow_weights=True)

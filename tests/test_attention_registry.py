@@ -8,16 +8,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from attention_modules import AdditiveAttention, LuongAttention, flat
 
 from attn_research.attention import (
     KINDS,
-    AdditiveAttention,
-    Kind,
-    LuongAttention,
     MultiHeadAttention,
     attend,
+    compute,
     get,
+    positions,
     register,
+    scores,
 )
 
 FEATURES, HEADS, TOKENS = 32, 4, 6  # head_dim 8; 6 tokens = a 2 x 3 grid for local_2d
@@ -41,7 +42,9 @@ KIND_CASES = {
     "additive": (
         {},
         4256,
-        lambda p, q, k, v, m: ref.additive(q, k, v, p["additive"]["score_vector"], mask=m)[0],
+        lambda p, q, k, v, m: ref.additive(q, k, v, flat(p["attention"])["score_vector"], mask=m)[
+            0
+        ],
     ),
     # dot score, global alignment: no parameters of its own.
     "luong": ({}, 4224, lambda p, q, k, v, m: ref.luong(q, k, v, score="dot", mask=m)[0]),
@@ -60,22 +63,26 @@ def _inputs(seed=0, kv_tokens=TOKENS):
     return x_q, x_kv, mask
 
 
-def test_registry_lists_every_kind():
+def test_registry_lists_every_kind_as_positions_score_kernel():
     assert set(KINDS) == {"dot_product", "local", "local_2d", "additive", "luong"}
     for name, kind in KINDS.items():
         assert kind.name == name and kind.paper
-        assert (kind.function is None) != (kind.module is None)
         assert get(name) is kind
-    assert KINDS["additive"].module is AdditiveAttention
-    assert KINDS["luong"].module is LuongAttention
+    axes = {name: (k.positions, k.score, k.kernel) for name, k in KINDS.items()}
+    assert axes["local"] == ("window", "dot", "auto")
+    assert axes["local_2d"] == ("window_2d", "dot", "auto")
+    assert axes["additive"] == ("global", "additive", "auto")
 
 
-def test_registry_refuses_duplicates_and_bad_kinds():
+def test_registries_refuse_duplicates():
     with pytest.raises(ValueError, match="'dot_product' is already registered"):
         register(dataclasses.replace(KINDS["dot_product"]))
-    with pytest.raises(ValueError, match="needs exactly one of function or module"):
-        register(Kind("both", "nobody", function=lambda *a: a, module=AdditiveAttention))
-    assert "both" not in KINDS
+    with pytest.raises(ValueError, match="'window' is already registered"):
+        positions.register("window", positions.window)
+    with pytest.raises(ValueError, match="'dot' is already registered"):
+        scores.register("dot", scores.Dot)
+    with pytest.raises(ValueError, match="'dense' is already registered"):
+        compute.register("dense", compute.dense)
 
 
 def test_all_kinds_tested():
@@ -112,9 +119,9 @@ VARIANTS = {
             q,
             k,
             v,
-            p["additive"]["score_vector"],
-            g=p["additive"]["score_scale"],
-            b=p["additive"]["score_bias"],
+            flat(p["attention"])["score_vector"],
+            g=flat(p["attention"])["score_scale"],
+            b=flat(p["attention"])["score_bias"],
             mask=m,
         )[0],
     ),
@@ -125,7 +132,9 @@ VARIANTS = {
         {},
         9,
         4480,
-        lambda p, q, k, v, m: ref.luong(q, k, v, score="general", params=p["luong"], mask=m)[0],
+        lambda p, q, k, v, m: ref.luong(
+            q, k, v, score="general", params=flat(p["attention"]), mask=m
+        )[0],
     ),
     # + W_1, W_2 [4, 8, 8] and v_a [4, 8] = 544.
     "luong_concat": (
@@ -134,7 +143,9 @@ VARIANTS = {
         {},
         9,
         4768,
-        lambda p, q, k, v, m: ref.luong(q, k, v, score="concat", params=p["luong"], mask=m)[0],
+        lambda p, q, k, v, m: ref.luong(
+            q, k, v, score="concat", params=flat(p["attention"]), mask=m
+        )[0],
     ),
     # + W_p [4, 8, 8] and v_p [4, 8] = 288.
     "luong_local_p": (
@@ -144,7 +155,7 @@ VARIANTS = {
         9,
         4512,
         lambda p, q, k, v, m: ref.luong(
-            q, k, v, score="dot", align="local_p", window=2, params=p["luong"], mask=m
+            q, k, v, score="dot", align="local_p", window=2, params=flat(p["attention"]), mask=m
         )[0],
     ),
     # units 5: W_1, W_2 [4, 8, 5], v_a [4, 5], W_p [4, 8, 5], v_p [4, 5] = 520.
@@ -155,13 +166,13 @@ VARIANTS = {
         9,
         4744,
         lambda p, q, k, v, m: ref.luong(
-            q, k, v, score="concat", align="local_p", window=2, params=p["luong"], mask=m
+            q, k, v, score="concat", align="local_p", window=2, params=flat(p["attention"]), mask=m
         )[0],
     ),
     # key/value kernels [32, 2, 8] and biases [2, 8]: 2 * 528 + 2 * 1056 = 3168.
     "dot_product_gqa": (
         "dot_product",
-        {"impl": "chunked"},
+        {"kernel": "chunked"},
         {"num_kv_heads": 2},
         9,
         3168,
@@ -226,7 +237,7 @@ ERRORS = {
     "unknown_kind_layer": (_init(num_heads=4, kind="linear"), r"unknown attention kind 'linear'"),
     "kind_with_parameters_via_attend": (
         lambda: attend(Q, K, V, kind="additive"),
-        r"'additive' has parameters of its own",
+        r"'additive' .* has parameters of its own",
     ),
     "window_0": (
         lambda: attend(Q, K, V, kind="local", window=0),
@@ -244,18 +255,18 @@ ERRORS = {
         lambda: attend(Q, K, V, kind="local", window=(1, -1)),
         r"window must be a pair of ints \(left, right\) >= 0",
     ),
-    "window_missing": (lambda: attend(Q, K, V, kind="local"), r"window is required"),
+    "window_missing": (lambda: attend(Q, K, V, kind="local"), r"positions 'window' needs window="),
     "local_2d_even_window": (
         lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=2),
-        r"local_2d window must be odd",
+        r"window_2d sides must be odd",
     ),
     "local_2d_even_window_pair": (
         lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=(3, 4)),
-        r"local_2d window must be odd",
+        r"window_2d sides must be odd",
     ),
     "local_2d_grid_mismatch": (
         lambda: attend(Q, K, V, kind="local_2d", grid=(2, 2), window=3),
-        r"6 tokens but grid \(2, 2\) holds 4",
+        r"6 queries do not fill the token grid \(2, 2\)",
     ),
     "heads_do_not_divide_features": (
         _init(num_heads=5),
@@ -300,21 +311,24 @@ ERRORS = {
     ),
     "window_for_dot_product": (
         lambda: attend(Q, K, V, window=3),
-        r"kind 'dot_product' does not take option 'window'",
+        r"attention 'dot_product' \(global x dot x auto\) does not take option 'window'",
     ),
     "window_for_dot_product_layer": (
         _init(num_heads=4, options={"window": 3}),
-        r"kind 'dot_product' does not take option 'window'",
+        r"attention 'dot_product' \(global x dot x auto\) does not take option 'window'",
     ),
     "causal_for_local_2d": (
         lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=3, causal=True),
-        r"kind 'local_2d' does not take option 'causal'",
+        r"window_2d has no order on its grid: it cannot be causal",
     ),
     "grid_for_luong": (
         _init(num_heads=4, kind="luong", options={"grid": (2, 3)}),
-        r"kind 'luong' does not take option 'grid'",
+        r"attention 'luong' .* does not take option 'grid'",
     ),
-    "unknown_impl": (lambda: attend(Q, K, V, impl="flash"), r"impl must be one of"),
+    "unknown_kernel": (
+        lambda: attend(Q, K, V, kernel="flash"),
+        r"unknown attention kernel 'flash'; registered",
+    ),
     "dropout_without_rng": (
         lambda: attend(Q, K, V, dropout_rate=0.5),
         r"dropout_rate > 0 needs rng",
@@ -336,20 +350,29 @@ ERRORS = {
         r"dropout_rate must be in \[0, 1\)",
     ),
     "value_depth_with_jax_nn": (
-        lambda: attend(Q, K, V[..., :3], impl="jax_nn"),
+        lambda: attend(Q, K, V[..., :3], kernel="jax_nn"),
         r"needs values as deep as the queries, got 3 and 8",
     ),
     "dropout_with_jax_nn": (
-        lambda: attend(Q, K, V, impl="jax_nn", dropout_rate=0.1, rng=KEY),
-        r"impl='jax_nn' has no attention dropout",
+        lambda: attend(Q, K, V, kernel="jax_nn", dropout_rate=0.1, rng=KEY),
+        r"kernel 'jax_nn' has no attention dropout",
     ),
     "dense_mask_for_local": (
-        lambda: attend(Q, K, V, kind="local", window=2, mask=np.ones((6, 6), bool)),
+        lambda: attend(
+            Q, K, V, kind="local", window=2, kernel="blocked", mask=np.ones((6, 6), bool)
+        ),
         r"got a dense mask of shape \(1, 1, 6, 6\)",
     ),
     "dense_mask_for_local_2d": (
         lambda: attend(
-            Q, K, V, kind="local_2d", grid=(2, 3), window=3, mask=np.ones((2, 1, 6, 6), bool)
+            Q,
+            K,
+            V,
+            kind="local_2d",
+            grid=(2, 3),
+            window=3,
+            kernel="blocked",
+            mask=np.ones((2, 1, 6, 6), bool),
         ),
         r"got a dense mask of shape \(2, 1, 6, 6\)",
     ),
@@ -363,19 +386,19 @@ ERRORS = {
     ),
     "luong_unknown_score": (
         lambda: LuongAttention(score="cosine").init(KEY, Q, Q, Q),
-        r"luong score must be one of .* got 'cosine'",
+        r"unknown score 'cosine'; registered",
     ),
     "luong_unknown_align": (
         lambda: LuongAttention(align="monotonic").init(KEY, Q, Q, Q),
-        r"luong align must be one of .* got 'monotonic'",
+        r"attention 'luong': align must be one of .* got 'monotonic'",
     ),
     "luong_window_0": (
         lambda: LuongAttention(align="local_m", window=0).init(KEY, Q, Q, Q),
         r"window must be an integer >= 1, got 0",
     ),
-    "luong_grouped_heads": (
-        _init(num_heads=4, num_kv_heads=2, kind="luong"),
-        r"luong attention needs as many key heads as query heads",
+    "luong_concat_grouped_heads": (
+        _init(num_heads=4, num_kv_heads=2, kind="luong", options={"score": "concat"}),
+        r"concat scores need as many key heads as query heads",
     ),
     "qkv_rank_mismatch": (lambda: attend(Q, K[0], V[0]), r"q, k, v must have the same rank"),
     "qkv_batch_mismatch": (lambda: attend(Q, K[:1], V[:1]), r"must have the same batch dims"),

@@ -11,7 +11,7 @@ from experiments import bench_attention
 REQUIRED = {
     "name": str,
     "kind": str,
-    "impl": str,
+    "kernel": str,
     "shape": str,
     "fwd_ms": float,
     "fwd_bwd_ms": float,
@@ -33,11 +33,11 @@ def test_quick_run_writes_records(tmp_path, capsys):
     assert {r["kind"] for r in records} == {"matmul", "dot_product", "local", "additive"}
     keys = [(r["kind"], r["name"], r["shape"]) for r in records]
     assert len(set(keys)) == len(keys)
-    assert {"flax", "xla", "chunked", "jax_nn"} <= {
-        r["impl"] for r in records if r["kind"] == "dot_product"
+    assert {"flax", "dense", "chunked", "jax_nn"} <= {
+        r["kernel"] for r in records if r["kind"] == "dot_product"
     }
-    assert {"blocked", "jax_nn_dense"} == {r["impl"] for r in records if r["kind"] == "local"}
-    assert {"naive", "query_chunked"} == {r["impl"] for r in records if r["kind"] == "additive"}
+    assert {"blocked", "jax_nn_dense"} == {r["kernel"] for r in records if r["kind"] == "local"}
+    assert {"naive", "query_chunked"} == {r["kernel"] for r in records if r["kind"] == "additive"}
     assert next(r for r in records if r["kind"] == "matmul")["gflops"] > 0
 
     printed = capsys.readouterr().out

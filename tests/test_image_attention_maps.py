@@ -125,7 +125,7 @@ def test_vit_maps_are_distributions_on_the_patch_grid(kind, pool):
     images = jax.random.normal(jax.random.key(0), (2, 12, 16, 1))
     params = model.init(jax.random.key(1), images)["params"]
     maps = np.asarray(attention_maps.attention_maps(model, params, images))
-    assert attention_maps.map_names(model) == ("layer1", "layer2", "rollout")
+    assert attention_maps.map_names(model, params, images) == ("layer1", "layer2", "rollout")
     assert maps.shape == (2, 3, 3, 4)
     np.testing.assert_allclose(maps.sum(axis=(2, 3)), 1.0, rtol=1e-5)
 
@@ -135,5 +135,6 @@ def test_cnn_map():
     images = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
     params = model.init(jax.random.key(1), images)["params"]
     maps = np.asarray(attention_maps.attention_maps(model, params, images))
-    assert attention_maps.map_names(model) == ("attention",) and maps.shape == (2, 1, 4, 4)
+    assert attention_maps.map_names(model, params, images) == ("attention",)
+    assert maps.shape == (2, 1, 4, 4)
     np.testing.assert_allclose(maps.sum(axis=(2, 3)), 1.0, rtol=1e-5)

@@ -88,7 +88,7 @@ def test_local_2d_with_a_class_token_is_refused():
         attention_options=FrozenDict(window=3),
         pool="token",
     )
-    with pytest.raises(ValueError, match="pool='gap' or pool='map'"):
+    with pytest.raises(ValueError, match="class token.*gap or map"):
         model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
 
 
@@ -118,11 +118,10 @@ def test_attention_cnn_map_is_a_distribution_over_the_feature_map(kind):
     model = AttentionCNN(num_classes=4, stages=(4, 8, 8), num_heads=2, attention=kind)
     images = jax.random.normal(jax.random.key(0), (3, 16, 12, 1))
     params = model.init(jax.random.key(1), images)["params"]
-    logits, state = model.clone(sow_weights=True).apply(
-        {"params": params}, images, mutable=["intermediates"]
-    )
-    (att_map,) = state["intermediates"]["pool"]["attention_map"]
+    logits = model.apply({"params": params}, images)
+    (readout,) = model.attention_maps(params, images)
     assert logits.shape == (3, 4) and logits.dtype == jnp.float32
-    assert att_map.shape == (3, 4, 3)
-    np.testing.assert_allclose(att_map.sum(axis=(1, 2)), 1.0, rtol=1e-5)
-    assert np.all(att_map >= 0)
+    assert readout.name == "readout" and readout.queries.roles == ("probe",)
+    assert readout.keys.grid == (4, 3) and readout.weights.shape == (3, 2, 1, 12)
+    np.testing.assert_allclose(readout.weights.sum(axis=-1), 1.0, rtol=1e-5)
+    assert np.all(readout.weights >= 0)

@@ -120,7 +120,7 @@ def _bad_npz(tmp_path, x_test_shape=(4, 8, 8), labels=None):
         ("shapes", "inconsistent shape"),
         ("labels", r"labels out of range \[0, 3\)"),
         ("tfds", "config.data.name: unknown TFDS dataset"),
-        ("local_2d_token", "config.model.pool: local_2d"),
+        ("local_2d_token", "config.model.pool: window_2d: .* class token"),
         ("patch", "config.model.patch: 3 does not divide"),
         ("remat", "config.model.remat: unknown 'everything'"),
         ("unroll", "config.model.scan_unroll: layers per loop iteration"),

@@ -48,7 +48,7 @@ def test_transformer_tiny_on_mock_tfds(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("cross_attention", "luong"), ("remat", "everything"), ("scan_unroll", 0)]
+    "field, value", [("cross_attention", "local_2d"), ("remat", "everything"), ("scan_unroll", 0)]
 )
 def test_bad_model_field_fails_before_training(tmp_path, field, value):
     config = translate.get_config("model=transformer,attention=dot_product,tiny")

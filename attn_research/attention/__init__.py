@@ -1,49 +1,44 @@
-"""The attention library: dot-product, additive, Luong and local attention kinds.
+"""The attention library: which positions attend x how a pair is scored x how it is computed.
 
-Every kind works on ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``,
+Every attention works on ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``,
 ``v [batch..., Tk, Hkv, Dv]`` with boolean masks broadcastable to ``[batch..., H, Tq, Tk]``
-(True = may attend), and is chosen by name:
+(True = may attend), and is three choices, each from its own registry:
 
-- ``attend(q, k, v, kind=...)`` for the kinds without parameters (dot_product, local, local_2d);
-- ``MultiHeadAttention(num_heads, kind=..., options=...)`` for every kind.
+- positions (``positions.py``): global, causal, window, window_2d, luong_local_m, luong_local_p;
+- score (``scores.py``): dot, general, additive, concat;
+- kernel (``compute.py``): dense, chunked, blocked, jax_nn, cudnn, auto.
+
+Configs name presets (``presets.py``: dot_product, local, local_2d, additive, luong) and may
+replace any axis: ``MultiHeadAttention(kind="local", options={"score": "additive"})``.
+
+- ``attend(q, k, v, kind=..., **options)`` for attention without parameters;
+- ``compose.Attention`` on projected q, k, v, and ``MultiHeadAttention`` with projections.
 
 This package imports nothing else of the project.
 """
 
-from attn_research.attention import additive, dot_product, local, luong
-from attn_research.attention.additive import AdditiveAttention, additive_attention
+from attn_research.attention import compute, positions, presets, scores
 from attn_research.attention.attend import attend
-from attn_research.attention.dot_product import dot_product_attention
-from attn_research.attention.local import local_2d_attention, local_attention
-from attn_research.attention.luong import LuongAttention
+from attn_research.attention.compose import Attention
 from attn_research.attention.masks import causal_mask, key_padding_mask, padding_mask
 from attn_research.attention.multi_head import MultiHeadAttention
-from attn_research.attention.registry import KINDS, Kind, get, register
-
-register(Kind("dot_product", "Vaswani et al. 2017", function=dot_product.dot_product_attention))
-register(Kind("local", "sliding window; Beltagy et al. 2020", function=local.local_attention))
-register(
-    Kind(
-        "local_2d", "2-D neighbourhood; Ramachandran et al. 2019", function=local.local_2d_attention
-    )
-)
-register(Kind("additive", "Bahdanau et al. 2014", module=additive.AdditiveAttention))
-register(Kind("luong", "Luong et al. 2015", module=luong.LuongAttention))
+from attn_research.attention.presets import KINDS, Kind, Spec, get, register, resolve
 
 __all__ = [
     "KINDS",
-    "AdditiveAttention",
+    "Attention",
     "Kind",
-    "LuongAttention",
     "MultiHeadAttention",
-    "additive_attention",
+    "Spec",
     "attend",
     "causal_mask",
-    "dot_product_attention",
+    "compute",
     "get",
     "key_padding_mask",
-    "local_2d_attention",
-    "local_attention",
     "padding_mask",
+    "positions",
+    "presets",
     "register",
+    "resolve",
+    "scores",
 ]

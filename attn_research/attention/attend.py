@@ -1,76 +1,53 @@
-"""``attend``: one entry point for the attention kinds that have no parameters of their own."""
+"""``attend``: attention as a function, for kinds whose pieces have no parameters."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax.numpy as jnp
 
-from attn_research.attention import registry
+from attn_research.attention import presets
+from attn_research.attention.compose import Attention
 
 Array = jnp.ndarray
 
+# The per-call arguments of an attention (mask, causal, ...), apart from its kind's options.
+CALL_ARGS = tuple(
+    name
+    for name, p in inspect.signature(Attention.__call__).parameters.items()
+    if p.kind is p.KEYWORD_ONLY
+)
+
 
 def attend(
-    q: Array,
-    k: Array,
-    v: Array,
-    *,
-    kind: str = "dot_product",
-    mask: Array | None = None,
-    causal: bool = False,
-    window: int | tuple[int, int] | None = None,
-    grid: tuple[int, int] | None = None,
-    bias: Array | None = None,
-    dropout_rate: float = 0.0,
-    rng: Array | None = None,
-    return_weights: bool = False,
-    **options: Any,
+    q: Array, k: Array, v: Array, *, kind: str = "dot_product", **options: Any
 ) -> Array | tuple[Array, Array]:
-    """Attention of ``q`` over ``k``, ``v`` by the kind named ``kind``.
+    """Attention of ``q`` over ``k``, ``v`` by the kind ``kind`` with ``options``.
 
     Args:
       q: ``[batch..., Tq, H, D]``.
       k: ``[batch..., Tk, Hkv, D]`` (``Hkv`` divides ``H``: grouped-query attention).
       v: ``[batch..., Tk, Hkv, Dv]``.
-      kind: ``"dot_product"``, ``"local"`` or ``"local_2d"`` (kinds with parameters, such as
-        additive and luong, are used through ``MultiHeadAttention`` or their modules).
-      mask: bool, True = may attend, of rank ``len(batch) + 3`` broadcastable to
-        ``[batch..., H, Tq, Tk]``, or ``[Tq, Tk]``. Local kinds take padding masks only
-        (``[..., 1, Tk]`` or ``[..., Tq, 1]``).
-      causal: query ``i`` sees keys ``j <= i`` (dot_product, local).
-      window: local: ``w`` (= ``(w, w)``) or ``(left, right)``; query ``i`` sees keys
-        ``i - left ... i + right``. local_2d: odd neighbourhood size ``k`` or ``(k_r, k_c)``.
-      grid: local_2d: ``(rows, cols)`` of the row-major token grid, ``Tq = Tk = rows * cols``.
-      bias: dot_product: float added to the logits, laid out like ``mask``.
-      dropout_rate: attention dropout on the weights; needs ``rng``.
-      rng: PRNG key for dropout.
-      return_weights: also return float32 weights ``[batch..., H, Tq, Tk]`` (a dense view for
-        local kinds); the output is the same either way.
-      **options: the kind's other options: ``scale``, ``precision``; dot_product: ``impl``
-        (``"xla"``, ``"chunked"``, ``"jax_nn"``, ``"cudnn"``), ``key_chunk_size``,
-        ``query_chunk_size``; local kinds: ``block_size``.
+      kind: a preset of ``presets.KINDS``; its pieces must have no parameters (the dot score;
+        kinds with parameters, such as additive, run in ``MultiHeadAttention``).
+      **options: the call's arguments (``mask``, ``bias``, ``causal``, ``query_positions``,
+        ``grid``, ``dropout_rate``, ``rng``, ``return_weights``: see ``compose.Attention``),
+        the kind's options (``window``, ``scale``, ``block_size``, ...) and ``positions=``,
+        ``score=``, ``kernel=`` to replace an axis (``presets.resolve``).
 
     Returns:
-      ``[batch..., Tq, H, Dv]`` in ``v.dtype`` (and the weights). Rows with no allowed key
-      are zero.
+      ``[batch..., Tq, H, Dv]`` in ``v.dtype`` (and the float32 weights ``[batch..., H, Tq, Tk]``
+      with ``return_weights=True``).
 
     Raises:
-      ValueError: unknown kind, an option the kind does not take, or bad shapes/values.
+      ValueError: an unknown kind or option, a piece with parameters, or bad shapes/values.
     """
-    spec = registry.get(kind)
-    if spec.function is None:
+    call = {name: options.pop(name) for name in CALL_ARGS if name in options}
+    spec = presets.resolve(kind, options)
+    if spec.has_params:
         raise ValueError(
-            f"attention kind {kind!r} has parameters of its own; use "
-            f"MultiHeadAttention(kind={kind!r}) or {spec.module.__name__}"
+            f"attention kind {kind!r} (score {spec.score!r}, positions {spec.positions.name!r}) "
+            "has parameters of its own: use MultiHeadAttention or compose.Attention"
         )
-    given = {"window": window, "grid": grid, "bias": bias, "rng": rng}
-    options.update({name: value for name, value in given.items() if value is not None})
-    if causal:
-        options["causal"] = True
-    if dropout_rate:
-        options["dropout_rate"] = dropout_rate
-    _, call = spec.split_options(options)
-    if return_weights:
-        return registry.call_with_weights(spec.function, q, k, v, mask=mask, **call)
-    return spec.function(q, k, v, mask=mask, **call)
+    return spec.module().apply({}, q, k, v, **call)

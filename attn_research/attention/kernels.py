@@ -1,24 +1,27 @@
-"""How scaled dot-product attention is computed: three interchangeable kernels.
+"""The dense, chunked and jax.nn kernels, and the dot-product arithmetic they share.
 
-Which positions attend (masks, causality, windows) is decided by the callers; these
-functions only evaluate ``softmax(q k^T * scale + bias, where=mask) v`` for
+Which positions attend is decided by the callers (a mask, or ``allowed`` computed per chunk)
+and how a pair is scored by ``pair(q, k) -> logits`` (``scores.py``); these functions only
+evaluate ``softmax(pair(q, k) + bias, where=mask) v`` for
 ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]`` with
 ``H`` a multiple of ``Hkv`` (grouped-query attention: query head ``h`` reads key/value head
 ``h // (H // Hkv)``). Masks and biases already have the logits' rank
 ``[batch..., H|1, Tq|1, Tk|1]`` (see ``masks.as_logits_rank``). Logits, softmax and its
 statistics are float32; rows with no allowed key give zeros.
 
-- ``einsum_attention``: plain XLA einsums over the whole ``[Tq, Tk]`` logits.
+- ``einsum_attention``: the whole ``[Tq, Tk]`` logits at once, with XLA einsums.
 - ``chunked_attention``: memory-efficient attention (Rabe & Staats 2021, "Self-attention
   does not need O(n^2) memory"): an online softmax over key chunks inside a scan over
   query chunks, each step rematerialized in the backward pass.
 - ``jax_nn_attention``: ``jax.nn.dot_product_attention`` (XLA, or cuDNN flash attention on
-  GPU with ``implementation="cudnn"``).
+  GPU with ``implementation="cudnn"``), for dot-product scores only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -103,28 +106,44 @@ def weighted_values(weights: Array, v: Array, precision: jax.lax.PrecisionLike =
     return out.astype(v.dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class ScaledDot:
+    """The pair function of dot-product scores, ``scale * q . k`` (see ``scores``).
+
+    Kernels that only compute dot products (jax.nn, cuDNN) recognize it by its type.
+    """
+
+    scale: float
+
+    def __call__(self, q: Array, k: Array, precision: jax.lax.PrecisionLike = None) -> Array:
+        return scores(q, k, self.scale, precision)
+
+
 def einsum_attention(
     q: Array,
     k: Array,
     v: Array,
+    pair: Callable[..., Array],
     *,
     mask: Array | None,
     bias: Array | None,
-    scale: float,
     dropout_rate: float = 0.0,
     rng: Array | None = None,
     precision: jax.lax.PrecisionLike = None,
+    weight: Array | None = None,
 ) -> tuple[Array, Array]:
-    """Dense attention with XLA einsums.
+    """Dense attention with XLA einsums: ``softmax(pair(q, k) + bias, where=mask) * weight``.
 
     Returns:
       ``(out [batch..., Tq, H, Dv]`` in ``v.dtype``, ``weights [batch..., H, Tq, Tk]`` float32
       before dropout).
     """
-    logits_HQK = scores(q, k, scale, precision)
+    logits_HQK = pair(q, k, precision=precision)
     if bias is not None:
         logits_HQK = logits_HQK + bias.astype(jnp.float32)
     weights_HQK = softmax_lib.masked_softmax(logits_HQK, mask)
+    if weight is not None:
+        weights_HQK = weights_HQK * weight
     dropped_HQK = softmax_lib.dropout(weights_HQK, dropout_rate, rng)
     return weighted_values(dropped_HQK, v, precision), weights_HQK
 
@@ -154,11 +173,11 @@ def chunked_attention(
     q: Array,
     k: Array,
     v: Array,
+    pair: Callable[..., Array],
     *,
     mask: Array | None,
     bias: Array | None,
-    causal: bool,
-    scale: float,
+    allowed: Callable[[Array, Array], Array | None],
     dropout_rate: float = 0.0,
     rng: Array | None = None,
     key_chunk_size: int = 512,
@@ -171,8 +190,8 @@ def chunked_attention(
     normaliser ``l = sum_j exp(s_j - m)`` and accumulator ``acc = sum_j exp(s_j - m) v_j``;
     each step rescales them by ``exp(m_old - m_new)``; the output is ``acc / l``. Peak memory
     is one ``[query_chunk, key_chunk]`` block of logits per head instead of ``[Tq, Tk]``,
-    in the backward pass too (each scan step is rematerialized). Causality is computed per
-    chunk from positions (query ``i`` sees keys ``j <= i``), never as a dense mask.
+    in the backward pass too (each scan step is rematerialized). ``allowed(i [qc, 1], j [kc])``
+    (the positions rule) is computed per chunk from positions, never as a dense mask.
 
     Returns:
       ``[batch..., Tq, H, Dv]`` in ``v.dtype``. With dropout, masks are drawn per chunk, so
@@ -196,26 +215,17 @@ def chunked_attention(
         def step(carry, xs):
             m, l, acc = carry
             k_c, v_c, mask_kc, bias_kc, k_index = xs
-            s = jnp.einsum(
-                "...qhgd,...khd->...hgqk",
-                q_blk,
-                k_c,
-                preferred_element_type=jnp.float32,
-                precision=precision,
-            ) * jnp.float32(scale)
+            s = group_heads(pair(q_blk, k_c, precision=precision), kv_heads)
             bias_c = pick(bias_kc, bias_q)
             if bias_c is not None:
                 s = s + bias_c.astype(jnp.float32)
             k_pos = k_index * kc + jnp.arange(kc)
-            allowed = k_pos < tk
-            if causal:
-                allowed = allowed & (k_pos[None, :] <= q_pos[:, None])
-            mask_c = pick(mask_kc, mask_q)
-            if mask_c is not None:
-                allowed = allowed & mask_c
-            s = jnp.where(allowed, s, softmax_lib.NEG_INF)
+            ok = masks_lib.combine(
+                k_pos < tk, allowed(q_pos[:, None], k_pos), pick(mask_kc, mask_q)
+            )
+            s = jnp.where(ok, s, softmax_lib.NEG_INF)
             m_new = jax.lax.stop_gradient(jnp.maximum(m, jnp.max(s, axis=-1)))
-            p = jnp.where(allowed, jnp.exp(s - m_new[..., None]), 0.0)
+            p = jnp.where(ok, jnp.exp(s - m_new[..., None]), 0.0)
             correction = jnp.exp(m - m_new)
             l = l * correction + jnp.sum(p, axis=-1)
             if dropout_rate > 0.0:
@@ -247,7 +257,7 @@ def chunked_attention(
         return jnp.moveaxis(out_hgQD, -2, -4)  # [..., qc, Hkv, G, Dv]
 
     query_xs = (
-        split_chunks(grouped_query(q, kv_heads), -4, qc, nq),
+        split_chunks(q, -3, qc, nq),
         jnp.arange(nq),
         split_chunks(mask, -2, qc, nq, fill=False),
         split_chunks(bias, -2, qc, nq),

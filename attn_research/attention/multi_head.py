@@ -1,14 +1,16 @@
-"""Multi-head attention layer: projections, any registered kind, output projection.
+"""Multi-head attention layer: projections, any attention kind, output projection.
 
-    MultiHead(X_q, X_kv) = Concat_h(attend_kind(X_q W^Q_h, X_kv W^K_h, X_kv W^V_h)) W^O
+    MultiHead(X_q, X_kv) = Concat_h(Attention(X_q W^Q_h, X_kv W^K_h, X_kv W^V_h)) W^O
 
-(Vaswani et al. 2017). The parameters are laid out as in ``flax.linen.MultiHeadDotProductAttention``
-(``query``/``key``/``value`` kernels ``[features, heads, head_dim]``, ``out`` kernel
-``[heads, head_dim, out_features]``), so checkpoints of either load into the other.
+(Vaswani et al. 2017), with ``Attention`` any positions x score x kernel (``presets``). The
+parameters are laid out as in ``flax.linen.MultiHeadDotProductAttention`` (``query``/``key``/
+``value`` kernels ``[features, heads, head_dim]``, ``out`` kernel ``[heads, head_dim,
+out_features]``), so checkpoints of either load into the other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Mapping
 
@@ -17,34 +19,33 @@ import jax
 import jax.numpy as jnp
 from flax.core import FrozenDict
 
-from attn_research.attention import checks, registry
 from attn_research.attention import masks as masks_lib
+from attn_research.attention import presets
 
 Array = jnp.ndarray
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention with the kind chosen by name.
+    """Multi-head attention of the kind ``kind`` with ``options``.
 
     Attributes:
       num_heads: query heads H.
-      kind: a registered kind (``attn_research.attention.KINDS``).
-      options: the kind's own options, e.g. ``{"window": 32}`` for local, ``{"grid": (7, 7),
-        "window": 3}`` for local_2d, ``{"impl": "chunked"}`` for dot_product,
-        ``{"normalize": True}`` for additive, ``{"score": "general"}`` for luong.
+      kind: a preset (``attn_research.attention.KINDS``).
+      options: its options and axis replacements (``presets.resolve``), e.g. ``{"window": 32}``
+        for local, ``{"window": 3}`` for local_2d, ``{"kernel": "chunked"}``,
+        ``{"normalize": True}`` for additive, ``{"score": "general", "align": "local_p"}`` for
+        luong, ``{"score": "additive"}`` for local: additive scores in a window.
       num_kv_heads: key/value heads (grouped-query attention); default H.
       qkv_features: total projected features, ``H * head_dim``; default the query input's.
       out_features: output features; default the query input's.
       dropout_rate: attention dropout (active when ``deterministic=False``; uses the
         'dropout' rng stream).
-      sow_weights: store the float32 attention weights ``[batch..., H, Tq, Tk]`` (dense view
-        for local kinds) in the 'intermediates' collection as ``attention_weights``. The
-        output is bit-identical with or without.
+      sow_weights: store the float32 attention weights ``[batch..., H, Tq, Tk]`` in the
+        'intermediates' collection as ``attention_weights``. The output is the same.
       decode: autoregressive decoding with a key/value cache in the 'cache' collection (the
-        flax convention): ``init`` with a full-length input sizes the cache, then each call
-        attends one new step over the cached ones. A step's visibility (causal, and the
-        window of kind 'local') becomes a key mask over the cache, so a local step runs as
-        dot_product over the visible keys; local_2d has no decoding order and is refused.
+        flax convention): ``init`` with a full-length input sizes the cache as the positions
+        rule asks (``cache_size``: ``left + 1`` keys for a causal window, a rolling cache),
+        then each call attends one new step over the cached keys the rule lets it see.
     """
 
     num_heads: int
@@ -73,43 +74,41 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"num_kv_heads {kv_heads} does not divide num_heads {heads}")
         return heads, kv_heads, features // heads
 
-    def _decode_step(
-        self, spec: registry.Kind, k: Array, v: Array, mask: Array | None, options: dict[str, Any]
-    ):
+    def _decode_step(self, spec: presets.Spec, causal: bool, k: Array, v: Array, mask):
         """Writes this step's ``k``, ``v`` ``[batch..., 1, Hkv, D]`` into the cache.
 
-        Returns the kind to run, the cached keys and values ``[batch..., max_len, Hkv, D]``, the
-        step's mask over them, and the kind's remaining options.
+        Returns None on the ``init`` call (which sizes the cache and attends normally), else
+        the spec over the cache's slots, the cached keys and values ``[batch..., size, Hkv, D]``,
+        the step's mask over them and its query position ``[1]``.
         """
-        if spec.name == "local_2d":
-            raise ValueError("decode=True needs a sequence kind; local_2d has no decoding order")
+        rule = spec.positions.causal() if causal else spec.positions
         initialized = self.has_variable("cache", "cached_key")
-        cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
-        cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+        size = rule.cache_size(k.shape[-3])
+        shape = (*k.shape[:-3], size, *k.shape[-2:])
+        cached_k = self.variable("cache", "cached_key", jnp.zeros, shape, k.dtype)
+        cached_v = self.variable(
+            "cache", "cached_value", jnp.zeros, shape[:-1] + v.shape[-1:], v.dtype
+        )
         index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
-        if not initialized:  # the init call sizes the cache and attends normally
-            return spec, k, v, mask, options
+        if not initialized:
+            return None
         if k.shape[-3] != 1:
             raise ValueError(f"decode=True attends one step at a time, got {k.shape[-3]} steps")
-        step = index.value
-        start = (0,) * (k.ndim - 3) + (step, 0, 0)
+        step, size = index.value, cached_k.value.shape[-3]
+        start = (0,) * (k.ndim - 3) + (step % size, 0, 0)
         cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, start)
         cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, start)
         index.value = step + 1
-        position = jnp.arange(cached_k.value.shape[-3])
-        visible = position <= step
-        options = {name: value for name, value in options.items() if name != "causal"}
-        if spec.name == "local":
-            left, _ = checks.check_window(options.pop("window", None), causal=True)
-            options.pop("block_size", None)
-            visible = visible & (position >= step - left)
-            spec = registry.get("dot_product")
+        filled = jnp.arange(size) <= step
+        spec = dataclasses.replace(
+            spec, positions=rule.in_cache(), kernel="dense", kernel_options={}
+        )
         return (
             spec,
             cached_k.value,
             cached_v.value,
-            masks_lib.combine(mask, visible[None, :]),
-            options,
+            masks_lib.combine(mask, filled[None, :]),
+            step[None],
         )
 
     @nn.compact
@@ -120,7 +119,10 @@ class MultiHeadAttention(nn.Module):
         *,
         mask: Array | None = None,
         deterministic: bool = True,
-        **call_options: Any,
+        causal: bool = False,
+        bias: Array | None = None,
+        query_positions: Array | None = None,
+        grid: tuple[int, int] | None = None,
     ) -> Array:
         """Attends ``inputs_q [batch..., Tq, F]`` over ``inputs_kv [batch..., Tk, F_kv]``.
 
@@ -129,13 +131,12 @@ class MultiHeadAttention(nn.Module):
           mask: bool, True = may attend, rank ``len(batch) + 3`` broadcastable to
             ``[batch..., H, Tq, Tk]`` (or ``[Tq, Tk]``).
           deterministic: disables attention dropout.
-          **call_options: per-call options of the kind, e.g. ``causal=True``, ``bias=...``.
+          causal, bias, query_positions, grid: as in ``compose.Attention``.
 
         Returns:
           ``[batch..., Tq, out_features]``.
         """
-        spec = registry.get(self.kind)
-        fields, kind_options = spec.split_options({**self.options, **call_options})
+        spec = presets.resolve(self.kind, self.options)
         inputs_kv = inputs_q if inputs_kv is None else inputs_kv
         features = self.qkv_features or inputs_q.shape[-1]
         heads, kv_heads, head_dim = self._heads(features)
@@ -151,17 +152,28 @@ class MultiHeadAttention(nn.Module):
         k = dense(features=(kv_heads, head_dim), name="key")(inputs_kv)
         v = dense(features=(kv_heads, head_dim), name="value")(inputs_kv)
         if self.decode:
-            spec, k, v, mask, kind_options = self._decode_step(spec, k, v, mask, kind_options)
+            step = self._decode_step(spec, causal, k, v, mask)
+            if step is not None:
+                spec, k, v, mask, query_positions = step
+                causal = False
+        dropout = {}
         if self.dropout_rate > 0.0 and not deterministic:
-            kind_options.update(dropout_rate=self.dropout_rate, rng=self.make_rng("dropout"))
-        kind_call = spec.function or spec.module(**fields, name=self.kind)
+            dropout = dict(dropout_rate=self.dropout_rate, rng=self.make_rng("dropout"))
+        result = spec.module(name="attention")(
+            q,
+            k,
+            v,
+            mask=mask,
+            bias=bias,
+            causal=causal,
+            query_positions=query_positions,
+            grid=grid,
+            return_weights=self.sow_weights,
+            **dropout,
+        )
         if self.sow_weights:
-            result, weights = registry.call_with_weights(
-                kind_call, q, k, v, mask=mask, **kind_options
-            )
+            result, weights = result
             self.sow("intermediates", "attention_weights", weights)
-        else:
-            result = kind_call(q, k, v, mask=mask, **kind_options)
         return nn.DenseGeneral(
             features=self.out_features or inputs_q.shape[-1],
             axis=(-2, -1),

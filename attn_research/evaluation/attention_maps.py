@@ -29,9 +29,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attn_research.models.attention_cnn import AttentionCNN
-from attn_research.models.vit import ViT
-
 
 def rollout(weights_LBHTT: jax.Array) -> jax.Array:
     """Attention rollout ``[L, B, H, T, T]`` -> ``R [B, T, T]`` (rows sum to 1)."""
@@ -89,38 +86,35 @@ def box_cells(boxes_B4: jax.Array, grid: tuple[int, int], height: int, width: in
     return touched_Bhw / touched_Bhw.sum(axis=(1, 2), keepdims=True)
 
 
-def map_names(model: nn.Module) -> tuple[str, ...]:
-    """Names of the maps ``attention_maps`` returns for ``model``, in order."""
-    if isinstance(model, ViT):
-        return tuple(f"layer{i + 1}" for i in range(model.depth)) + ("rollout",)
-    if isinstance(model, AttentionCNN):
+def _names(layers: list) -> tuple[str, ...]:
+    if not layers:
         return ("attention",)
-    raise TypeError(f"no attention maps for {type(model).__name__}")
+    return tuple(m.name.rsplit("/", 1)[-1] for m in layers) + ("rollout",)
+
+
+def map_names(model: nn.Module, params: Any, images_BHWC: jax.Array) -> tuple[str, ...]:
+    """Names of the maps ``attention_maps`` returns, in order (nothing is computed)."""
+    *layers, _ = jax.eval_shape(model.attention_maps, params, images_BHWC)
+    return _names(layers)
 
 
 def attention_maps(model: nn.Module, params: Any, images_BHWC: jax.Array) -> jax.Array:
-    """The model's maps ``[B, len(map_names(model)), h, w]`` over its grid (rows sum to 1).
+    """The model's maps ``[B, len(map_names), h, w]`` over its grid, rows summing to 1.
 
-    ViT: readout maps per layer and rollout over the patch grid; AttentionCNN: its pooling
-    attention over the feature map.
+    Read from the model's ``attention_maps`` (``models.maps``): with self-attention layers
+    (a ViT), the readout's maps per layer (``layer<i>``) and by rollout (``rollout``); without
+    (an attention CNN), the readout itself (``attention``). Keys off the grid (a class token)
+    are dropped and the rest renormalized.
     """
-    map_names(model)  # Raises TypeError for a model without maps.
-    _, state = model.clone(sow_weights=True).apply(
-        {"params": params}, images_BHWC, mutable=["intermediates"]
-    )
-    sown = state["intermediates"]
-    if isinstance(model, AttentionCNN):
-        return sown["pool"]["attention_map"][0][:, None]
-    (weights_LBHTT,) = sown["encoder"]["layers"]["attention"]["attention_weights"]
-    batch, tokens = weights_LBHTT.shape[1], weights_LBHTT.shape[-1]
-    if model.pool == "token":
-        readout_BT = jnp.zeros((batch, tokens)).at[:, 0].set(1.0)
-    elif model.pool == "gap":
-        readout_BT = jnp.full((batch, tokens), 1.0 / tokens)
+    *layers, readout = model.attention_maps(params, images_BHWC)
+    readout_BT = readout.weights.mean(axis=(1, 2))
+    if layers:
+        maps_BMT = readout_maps(jnp.stack([m.weights for m in layers]), readout_BT)
     else:
-        readout_BT = sown["map"]["attention_map"][0]
-    maps_BMT = readout_maps(weights_LBHTT, readout_BT)
-    if model.pool == "token":
-        maps_BMT = maps_BMT[..., 1:] / maps_BMT[..., 1:].sum(axis=-1, keepdims=True)
-    grid = (images_BHWC.shape[1] // model.patch, images_BHWC.shape[2] // model.patch)
-    return maps_BMT.reshape(*maps_BMT.shape[:2], *grid)
+        maps_BMT = readout_BT[:, None]
+    keys = readout.keys
+    patches = keys.on_grid()
+    if len(patches) < len(keys):
+        maps_BMT = maps_BMT[..., patches]
+        maps_BMT = maps_BMT / maps_BMT.sum(axis=-1, keepdims=True)
+    return maps_BMT.reshape(*maps_BMT.shape[:2], *keys.grid)

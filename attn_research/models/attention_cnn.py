@@ -23,13 +23,17 @@ import jax
 import jax.numpy as jnp
 
 from attn_research.attention import MultiHeadAttention
+from attn_research.models import maps
+
+# The pooling's one query.
+PROBE = maps.Tokens(("probe",))
 
 
 class AttentionPool(nn.Module):
     """``x [B, *positions, F]`` -> ``[B, F]``: a learned probe attends over all positions.
 
-    With ``sow_weights`` it sows the head-averaged weights ``attention_map [B, *positions]``
-    (and the attention layer its per-head ``attention_weights [B, H, 1, T]``).
+    With ``sow_weights`` its attention layer sows ``attention_weights [B, H, 1, T]``, over the
+    positions flattened row-major.
     """
 
     num_heads: int
@@ -39,7 +43,7 @@ class AttentionPool(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        batch, positions, features = x.shape[0], x.shape[1:-1], x.shape[-1]
+        batch, features = x.shape[0], x.shape[-1]
         x_BTF = x.reshape(batch, -1, features)
         probe = self.param("probe", nn.initializers.normal(0.02), (1, 1, features))
         probe_B1F = jnp.broadcast_to(probe, (batch, 1, features)).astype(self.dtype)
@@ -50,15 +54,7 @@ class AttentionPool(nn.Module):
             sow_weights=self.sow_weights,
             name="attention",
         )
-        z_B1F = attention(probe_B1F, x_BTF)
-        if self.sow_weights and self.is_mutable_collection("intermediates"):
-            (weights_BH1T,) = attention.get_variable("intermediates", "attention_weights")
-            self.sow(
-                "intermediates",
-                "attention_map",
-                weights_BH1T.mean(axis=(1, 2)).reshape(batch, *positions),
-            )
-        return z_B1F[:, 0]
+        return attention(probe_B1F, x_BTF)[:, 0]
 
 
 class ConvStage(nn.Module):
@@ -84,7 +80,7 @@ class AttentionCNN(nn.Module):
         so the feature map is ``H / 2^(len(stages)-1)`` on a side.
       num_heads: heads of the attention pooling.
       attention: attention kind scoring the positions (``additive`` or ``dot_product``).
-      sow_weights: sow ``attention_map [B, h, w]`` into 'intermediates'.
+      sow_weights: sow the pooling's weights into 'intermediates' (``attention_maps``).
     """
 
     num_classes: int
@@ -107,3 +103,13 @@ class AttentionCNN(nn.Module):
         )(x)
         z_BF = nn.Dropout(self.dropout_rate)(z_BF, deterministic=not train)
         return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(z_BF).astype(jnp.float32)
+
+    def attention_maps(self, params: Any, images_BHWC: jax.Array) -> list[maps.AttentionMap]:
+        """The pooling's attention over the feature map: the ``readout`` (``models.maps``)."""
+        _, state = self.clone(sow_weights=True).apply(
+            {"params": params}, images_BHWC, mutable=["intermediates"]
+        )
+        (weights_BH1T,) = state["intermediates"]["pool"]["attention"]["attention_weights"]
+        side = 2 ** (len(self.stages) - 1)
+        grid = (images_BHWC.shape[1] // side, images_BHWC.shape[2] // side)
+        return [maps.AttentionMap("readout", weights_BH1T, PROBE, maps.Tokens.image(grid))]

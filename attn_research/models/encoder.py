@@ -49,6 +49,8 @@ class EncoderBlock(nn.Module):
     attention_dropout_rate: float = 0.0
     dtype: Any = None
     sow_weights: bool = False
+    # The token grid (rows, cols) for attention on a grid (window_2d); None for sequences.
+    grid: tuple[int, int] | None = None
     # The multi-head layer: ours by default; benchmarks swap in a flax-attention peer with the
     # same constructor and call.
     attention_layer: Callable[..., nn.Module] = MultiHeadAttention
@@ -68,7 +70,7 @@ class EncoderBlock(nn.Module):
             dtype=self.dtype,
             sow_weights=self.sow_weights,
             name="attention",
-        )(y, mask=mask, deterministic=deterministic)
+        )(y, mask=mask, grid=self.grid, deterministic=deterministic)
         x = x + nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
         return x + Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(

@@ -22,15 +22,19 @@ in 'intermediates' as ``alignment``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax.numpy as jnp
+from flax.core import FrozenDict
 
-from attn_research.attention import AdditiveAttention, LuongAttention, key_padding_mask
+from attn_research.attention import key_padding_mask, presets
+from attn_research.models import maps
 
 Array = jnp.ndarray
 ATTENTIONS = ("bahdanau", "luong", "none")
+# The attention kind of each decoder (``attention.presets``).
+PRESETS = {"bahdanau": "additive", "luong": "luong"}
 CELLS = ("gru", "lstm")
 # Decoder state: (RNN carry, feed [B, F], step t [B]); feed is c_i (bahdanau, none) or h~_t.
 State = tuple[Any, Array, Array]
@@ -60,10 +64,23 @@ class DecoderCell(nn.Module):
     attention: str
     cell: str
     hidden: int
-    score: str = "dot"
-    align: str = "global"
-    window: int = 10
+    attention_options: Mapping[str, Any] = FrozenDict()
     dtype: Any = None
+
+    def _attend(
+        self, q_B1U: Array, keys_BS1U: Array, values_BS1V: Array, memory: dict, t_B: Array
+    ) -> tuple[Array, Array]:
+        """Context ``[B, V]`` and weights ``[B, S]`` of one query per sentence at step ``t``."""
+        preset = PRESETS[self.attention]
+        context, weights = presets.resolve(preset, self.attention_options).module(name=preset)(
+            q_B1U[:, :, None, :],
+            keys_BS1U,
+            values_BS1V,
+            mask=key_padding_mask(memory["valid"]),
+            query_positions=t_B[:, None],
+            return_weights=True,
+        )
+        return context[:, 0, 0], weights[:, 0, 0]
 
     @nn.compact
     def __call__(
@@ -71,38 +88,29 @@ class DecoderCell(nn.Module):
     ) -> tuple[State, tuple[Array, Array]]:
         carry, feed_BF, t_B = state
         rnn = _cell(self.cell, self.hidden, self.dtype, name="rnn")
-        mask_B11S = key_padding_mask(memory["valid"])
         values_BS1V = memory["values"][:, :, None, :]
         keys_BS1U = memory["keys"][:, :, None, :]
         if self.attention == "bahdanau":
-            q_B11U = nn.Dense(keys_BS1U.shape[-1], use_bias=False, dtype=self.dtype, name="query")(
+            q_B1U = nn.Dense(keys_BS1U.shape[-1], use_bias=False, dtype=self.dtype, name="query")(
                 _hidden(carry)
-            )[:, None, None, :]
-            context, weights = AdditiveAttention(name="additive")(
-                q_B11U, keys_BS1U, values_BS1V, mask=mask_B11S, return_weights=True
-            )
-            context_BV = context[:, 0, 0]
+            )[:, None, :]
+            context_BV, weights_BS = self._attend(q_B1U, keys_BS1U, values_BS1V, memory, t_B)
             carry, s_BH = rnn(carry, jnp.concatenate([y_BE, context_BV], -1))
             readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
                 jnp.concatenate([s_BH, context_BV, y_BE], -1)
             )
-            return (carry, context_BV, t_B + 1), (jnp.tanh(readout), weights[:, 0, 0])
+            return (carry, context_BV, t_B + 1), (jnp.tanh(readout), weights_BS)
         if self.attention == "luong":
             carry, h_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
-            context, weights = LuongAttention(self.score, self.align, self.window, name="luong")(
-                h_BH[:, None, None, :],
-                keys_BS1U,
-                keys_BS1U,
-                mask=mask_B11S,
-                query_positions=t_B[:, None],
-                return_weights=True,
+            context_BU, weights_BS = self._attend(
+                h_BH[:, None, :], keys_BS1U, keys_BS1U, memory, t_B
             )
             h_tilde = jnp.tanh(
                 nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="combine")(
-                    jnp.concatenate([context[:, 0, 0], h_BH], -1)
+                    jnp.concatenate([context_BU, h_BH], -1)
                 )
             )
-            return (carry, h_tilde, t_B + 1), (h_tilde, weights[:, 0, 0])
+            return (carry, h_tilde, t_B + 1), (h_tilde, weights_BS)
         if self.attention == "none":
             carry, s_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
             readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
@@ -120,7 +128,10 @@ class RnnTranslator(nn.Module):
     """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
 
     Attributes:
-      attention: one of ATTENTIONS; `score`, `align`, `window` configure luong.
+      attention: one of ATTENTIONS; `score`, `align` (luong) and `window` configure its
+        attention, and `attention_options` may add or replace any of its options and axes
+        (``attention.presets.resolve``: e.g. ``{"positions": "window"}`` for bahdanau in a
+        window of `window` source positions around the target position).
       cell: 'gru' or 'lstm' (encoder and decoder).
       hidden: H, the state size of each encoder direction and of the decoder.
       attention_units: U, the size of the additive (bahdanau) scores.
@@ -135,8 +146,19 @@ class RnnTranslator(nn.Module):
     score: str = "dot"
     align: str = "global"
     window: int = 10
+    attention_options: Mapping[str, Any] = FrozenDict()
     dropout_rate: float = 0.0
     dtype: Any = None
+
+    def _attention_options(self) -> FrozenDict:
+        if self.attention == "none":
+            return FrozenDict()
+        generic = {"window": self.window}
+        if self.attention == "luong":
+            generic.update(score=self.score, align=self.align)
+        return FrozenDict(
+            presets.applicable(PRESETS[self.attention], generic, self.attention_options)
+        )
 
     def setup(self) -> None:
         self.source_embed = nn.Embed(self.vocab_size, self.embed_dim, name="source_embed")
@@ -154,9 +176,7 @@ class RnnTranslator(nn.Module):
             self.attention,
             self.cell,
             self.hidden,
-            self.score,
-            self.align,
-            self.window,
+            self._attention_options(),
             self.dtype,
             name="decoder",
         )
@@ -194,6 +214,26 @@ class RnnTranslator(nn.Module):
         y_BE = self.target_embed(token_B).astype(self.dtype)
         state, (readout_BR, weights_BS) = self.decoder(state, y_BE, memory)
         return self.output(readout_BR).astype(jnp.float32), state, weights_BS
+
+    def attention_maps(
+        self, params: Any, source_BS: Array, target_in_BT: Array
+    ) -> list[maps.AttentionMap]:
+        """The decoder's teacher-forced attention over the source, ``[B, 1, T, S]``
+        (``models.maps``); none without attention."""
+        if self.attention == "none":
+            return []
+        _, variables = self.apply(
+            {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
+        )
+        (weights_BTS,) = variables["intermediates"]["alignment"]
+        return [
+            maps.AttentionMap(
+                "decoder/attention",
+                weights_BTS[:, None],
+                maps.Tokens.text("target", target_in_BT.shape[1]),
+                maps.Tokens.text("source", source_BS.shape[1]),
+            )
+        ]
 
     def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
         memory, state = self.encode(source_BS, train)
@@ -237,7 +277,5 @@ def decode_step(
 
 def alignment(model: RnnTranslator, params: Any, source_BS: Array, target_in_BT: Array) -> Array:
     """Teacher-forced attention ``[B, T, S]``: row i is the attention used to write y_i."""
-    _, variables = model.apply(
-        {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
-    )
-    return variables["intermediates"]["alignment"][0]
+    (attention,) = model.attention_maps(params, source_BS, target_in_BT)
+    return attention.weights[:, 0]

@@ -8,8 +8,9 @@
     logits = W_o LN(x)
 
 The encoder self-, decoder self- and cross-attention kinds are each any registered sequence
-kind (dot_product, additive, local with half-window `window`; local cross-attention attends
-source positions |j - i| <= window of target position i). Token embeddings are scaled by
+kind or combination (``attn_research.attention.KINDS``; `window` goes to the kinds that take
+one: local cross-attention attends source positions |j - i| <= window of target position i).
+Token embeddings are scaled by
 sqrt(d) and added to sinusoidal or learned positions; source and target may share one
 embedding table. With ``decode=True`` the decoder runs one position at a time over a
 key/value cache ('cache' collection, `MultiHeadAttention(decode=True)`); `start_decoding` and
@@ -28,19 +29,18 @@ from flax import traverse_util
 from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention, key_padding_mask
+from attn_research.attention.presets import applicable
+from attn_research.models import maps
 from attn_research.models.encoder import Encoder, Mlp
 from attn_research.models.scan import scan_layers
 
 Array = jnp.ndarray
 POSITIONS = ("sinusoidal", "learned")
-KINDS = ("dot_product", "additive", "local")
 
 
-def attention_options(kind: str, window: int) -> dict[str, Any]:
-    """The options of a kind in this model: local attends `window` positions each side."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown translator attention kind {kind!r}; choose one of {KINDS}")
-    return {"window": window} if kind == "local" else {}
+def attention_options(kind: str, window: int) -> FrozenDict:
+    """The options of ``kind`` in this model: ``window`` positions each side, if it has one."""
+    return FrozenDict(applicable(kind, {"window": window}))
 
 
 def sinusoids(length: int, dim: int) -> np.ndarray:
@@ -71,9 +71,15 @@ class DecoderBlock(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: Array, memory_BSF: Array, memory_mask: Array, deterministic: bool
+        self,
+        x: Array,
+        memory_BSF: Array,
+        memory_mask: Array,
+        positions_BT: Array | None,
+        deterministic: bool,
     ) -> tuple[Array, None]:
-        """``memory_mask``: bool ``[B, 1, 1, S]``, True at real source positions."""
+        """``memory_mask``: bool ``[B, 1, 1, S]``, True at real source positions;
+        ``positions_BT``: the target positions of a decoding step (None: ``0 .. T - 1``)."""
         dropout = nn.Dropout(self.dropout_rate)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_self")(x)
         y = self.attention_layer(
@@ -95,7 +101,13 @@ class DecoderBlock(nn.Module):
             dtype=self.dtype,
             sow_weights=self.sow_weights,
             name="cross_attention",
-        )(y, memory_BSF, mask=memory_mask, deterministic=deterministic)
+        )(
+            y,
+            memory_BSF,
+            mask=memory_mask,
+            query_positions=positions_BT,
+            deterministic=deterministic,
+        )
         x = x + dropout(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
         y = Mlp(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(y, deterministic)
@@ -106,8 +118,9 @@ class TransformerTranslator(nn.Module):
     """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
 
     Attributes:
-      encoder_attention, decoder_attention, cross_attention: kinds in KINDS.
-      window: half-window of the local kind.
+      encoder_attention, decoder_attention, cross_attention: attention kinds
+        (``attn_research.attention.KINDS``).
+      window: half-window of the kinds with a window.
       share_embeddings: one embedding table for source and target.
       positions: 'sinusoidal' or 'learned' (up to `max_len` positions).
       decode: decoder runs one step over the key/value cache.
@@ -173,22 +186,16 @@ class TransformerTranslator(nn.Module):
                 **common,
             ),
         )
-        # Local cross-attention is the band |i - j| <= window around the diagonal, given by the
-        # target positions (so one decoding step sees the same keys as teacher forcing): run as
-        # dot_product under that mask (see `decode_logits`).
-        cross = "dot_product" if self.cross_attention == "local" else self.cross_attention
         self.decoder = scan_layers(
             DecoderBlock,
             self.num_layers,
             remat=self.remat,
             unroll=self.scan_unroll,
-            static_args=(3,),
+            static_args=(4,),
             self_attention=self.decoder_attention,
-            cross_attention=cross,
+            cross_attention=self.cross_attention,
             self_options=attention_options(self.decoder_attention, self.window),
-            cross_options=attention_options(self.cross_attention, self.window)
-            if self.cross_attention != "local"
-            else FrozenDict(),
+            cross_options=attention_options(self.cross_attention, self.window),
             dtype=self.dtype,
             decode=self.decode,
             sow_weights=self.sow_weights,
@@ -223,11 +230,24 @@ class TransformerTranslator(nn.Module):
         """Decoder logits ``[B, T, V]`` for target inputs at `positions_BT`."""
         y = self._embed(self.target_embed, target_in_BT, positions_BT, train)
         mask = key_padding_mask(source_BS != 0)
-        if self.cross_attention == "local":
-            distance_BTS = positions_BT[:, :, None] - jnp.arange(source_BS.shape[1])
-            mask = mask & (jnp.abs(distance_BTS) <= self.window)[:, None]
-        y, _ = self.decoder(y, memory_BSF, mask, not train)
+        # Teacher forcing attends from positions 0 .. T - 1; a decoding step says where it is.
+        step_positions = positions_BT if self.decode else None
+        y, _ = self.decoder(y, memory_BSF, mask, step_positions, not train)
         return self.output(self.ln_final(y)).astype(jnp.float32)
+
+    def attention_maps(
+        self, params: Any, source_BS: Array, target_in_BT: Array
+    ) -> list[maps.AttentionMap]:
+        """Every decoder layer's teacher-forced cross-attention ``[B, H, T, S]`` over the source
+        (``models.maps``)."""
+        _, variables = self.clone(sow_weights=True).apply(
+            {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
+        )
+        (weights,) = variables["intermediates"]["decoder"]["cross_attention"]["attention_weights"]
+        target = maps.Tokens.text("target", target_in_BT.shape[1])
+        return maps.layer_maps(
+            "decoder/cross", weights, target, maps.Tokens.text("source", source_BS.shape[1])
+        )
 
     def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
         memory = self.encode(source_BS, train)
@@ -296,8 +316,5 @@ def alignment(
     model: TransformerTranslator, params: Any, source_BS: Array, target_in_BT: Array
 ) -> Array:
     """Teacher-forced cross-attention, heads averaged, per layer: ``[layers, B, T, S]``."""
-    _, variables = model.clone(sow_weights=True).apply(
-        {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
-    )
-    weights = variables["intermediates"]["decoder"]["cross_attention"]["attention_weights"][0]
-    return weights.mean(axis=2)
+    layers = model.attention_maps(params, source_BS, target_in_BT)
+    return jnp.stack([m.weights.mean(axis=1) for m in layers])

@@ -6,9 +6,9 @@
 
 ``pool`` reads the class token (``token``), the mean of the patch tokens (``gap``) or an
 attention-pooling probe (``map``, Lee et al. 2019; big_vision's MAP head). The attention kind
-of the encoder comes from the config; ``local_2d`` attends on the ``(H/p) x (W/p)`` patch grid,
-which the model fills in as the kind's ``grid`` option. A class token has no place on that
-grid, so ``local_2d`` with ``pool='token'`` is refused (ValueError): use ``gap`` or ``map``.
+of the encoder comes from the config; the encoder's tokens lie on the ``(H/p) x (W/p)`` patch
+grid, which attention on a grid (``local_2d``) reads. A class token has no place on that grid,
+so ``local_2d`` with ``pool='token'`` is refused (ValueError): use ``gap`` or ``map``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import numpy as np
 from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention
-from attn_research.models.attention_cnn import AttentionPool
+from attn_research.models import maps
+from attn_research.models.attention_cnn import PROBE, AttentionPool
 from attn_research.models.encoder import Encoder
 
 POOLS = ("token", "gap", "map")
@@ -75,8 +76,7 @@ class ViT(nn.Module):
       depth: encoder layers (scanned).
       num_heads, mlp_dim, dropout_rate: as in ``EncoderBlock``.
       attention: attention kind of the encoder (``attn_research.attention.KINDS``).
-      attention_options: the kind's options; for ``local_2d`` only ``window`` (the grid is the
-        patch grid).
+      attention_options: the kind's options (``attention.presets.resolve``), e.g. ``window``.
       pool: one of ``POOLS``.
       posemb: one of ``POSEMBS``.
       attention_layer: the encoder's multi-head layer class (see ``EncoderBlock``).
@@ -103,20 +103,6 @@ class ViT(nn.Module):
     remat: str = "none"
     scan_unroll: int = 1
 
-    def _options(self, grid: tuple[int, int]) -> dict[str, Any]:
-        options = dict(self.attention_options)
-        if self.attention == "local_2d":
-            if self.pool == "token":
-                raise ValueError(
-                    "local_2d attends on a pure patch grid and a class token has no "
-                    "place on it: use pool='gap' or pool='map'"
-                )
-            if tuple(options.setdefault("grid", grid)) != grid:
-                raise ValueError(
-                    f"local_2d grid {options['grid']} differs from the patch grid {grid}"
-                )
-        return options
-
     @nn.compact
     def __call__(self, images_BHWC: jax.Array, train: bool = False) -> jax.Array:
         if self.pool not in POOLS or self.posemb not in POSEMBS:
@@ -126,7 +112,6 @@ class ViT(nn.Module):
             )
         _, h, w, _ = images_BHWC.shape
         grid = (h // self.patch, w // self.patch)
-        options = self._options(grid)
         x_BND = nn.Dense(self.width, dtype=self.dtype, name="embedding")(
             patchify(images_BHWC.astype(self.dtype), self.patch)
         )
@@ -146,7 +131,8 @@ class ViT(nn.Module):
             num_heads=self.num_heads,
             mlp_dim=self.mlp_dim,
             attention=self.attention,
-            attention_options=FrozenDict(options),
+            attention_options=FrozenDict(self.attention_options),
+            grid=grid,
             dropout_rate=self.dropout_rate,
             sow_weights=self.sow_weights,
             attention_layer=self.attention_layer,
@@ -171,3 +157,23 @@ class ViT(nn.Module):
             self.num_classes, dtype=self.dtype, kernel_init=nn.initializers.zeros, name="head"
         )(rep_BD)
         return logits.astype(jnp.float32)
+
+    def attention_maps(self, params: Any, images_BHWC: jax.Array) -> list[maps.AttentionMap]:
+        """Every encoder layer's self-attention, then the ``readout`` (``models.maps``)."""
+        _, state = self.clone(sow_weights=True).apply(
+            {"params": params}, images_BHWC, mutable=["intermediates"]
+        )
+        sown = state["intermediates"]
+        (weights_LBHTT,) = sown["encoder"]["layers"]["attention"]["attention_weights"]
+        grid = (images_BHWC.shape[1] // self.patch, images_BHWC.shape[2] // self.patch)
+        tokens = maps.Tokens.image(grid, prefix=("class",) if self.pool == "token" else ())
+        batch, count = images_BHWC.shape[0], len(tokens)
+        if self.pool == "token":
+            readout = jnp.zeros((batch, 1, 1, count)).at[..., 0].set(1.0)
+        elif self.pool == "gap":
+            readout = jnp.full((batch, 1, 1, count), 1.0 / count)
+        else:
+            (readout,) = sown["map"]["attention"]["attention_weights"]
+        return maps.layer_maps("encoder", weights_LBHTT, tokens, tokens) + [
+            maps.AttentionMap("readout", readout, PROBE, tokens)
+        ]

@@ -34,7 +34,7 @@ import optax
 from flax.core import FrozenDict
 
 from attn_research import tasks
-from attn_research.attention import KINDS
+from attn_research.attention import presets
 from attn_research.data import image_sources, images
 from attn_research.evaluation import attention_maps, image_figures
 from attn_research.models.attention_cnn import AttentionCNN
@@ -102,11 +102,12 @@ def _check_model(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
             raise ValueError(
                 f"config.model.{key}: not a field of {cls.__name__}; known: {sorted(fields)}."
             )
-    if model.get("attention", "dot_product") not in KINDS:
-        raise ValueError(
-            f"config.model.attention: unknown kind {model.attention!r}; choose one "
-            f"of {sorted(KINDS)}."
+    try:
+        spec = presets.resolve(
+            model.get("attention", "dot_product"), dict(model.get("attention_options", {}))
         )
+    except ValueError as error:
+        raise ValueError(f"config.model.attention: {error}") from None
     if cls is ViT:
         height, width = image_shape[:2]
         patch = model.get("patch", ViT.patch)
@@ -120,11 +121,12 @@ def _check_model(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
             raise ValueError(f"config.model.pool: choose one of {POOLS}, got {model.pool!r}.")
         if model.get("posemb", ViT.posemb) not in POSEMBS:
             raise ValueError(f"config.model.posemb: choose one of {POSEMBS}, got {model.posemb!r}.")
-        if model.get("attention") == "local_2d" and model.get("pool", ViT.pool) == "token":
-            raise ValueError(
-                "config.model.pool: local_2d attends on a pure patch grid, which a "
-                "class token does not fit: use pool='gap' or pool='map'."
-            )
+        grid = (height // patch, width // patch)
+        tokens = grid[0] * grid[1] + (model.get("pool", ViT.pool) == "token")
+        try:
+            spec.positions.check(tokens, tokens, grid)
+        except ValueError as error:
+            raise ValueError(f"config.model.pool: {error}") from None
 
 
 class ImageTask(tasks.Task):
@@ -254,8 +256,8 @@ class AttentionEvaluator:
         maps_BMhw, pixels_BMHW, predictions_B = jax.device_get(
             self._compute(model, params, self._images)
         )
-        names = attention_maps.map_names(model)
         metrics = {}
+        names = attention_maps.map_names(model, params, self._images)
         if self._boxes is not None and self._num_scored:
             boxes_B4, image_hw = self._boxes[: self._num_scored], pixels_BMHW.shape[-2:]
             reference_Bhw = attention_maps.box_cells(boxes_B4, maps_BMhw.shape[-2:], *image_hw)

@@ -37,19 +37,34 @@ import optax
 from absl import logging
 
 from attn_research import tasks
+from attn_research.attention import presets
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu
 from attn_research.models import decoding, rnn_translator, transformer_translator
 from attn_research.models.scan import check_remat, check_unroll
+from attn_research.models.translator import TranslatorFamily
 
 NAME = "translate"
-FAMILIES = {
+# Each family's module (``models.translator.TranslatorFamily``) and model class.
+FAMILIES: dict[str, tuple[TranslatorFamily, type[nn.Module]]] = {
     "rnn": (rnn_translator, rnn_translator.RnnTranslator),
     "transformer": (transformer_translator, transformer_translator.TransformerTranslator),
 }
 _BUCKET = 16  # decoding pads sources to a multiple of this many pieces
+
+
+def _cross_attention(model: nn.Module, params, source_BS, target_in_BT) -> jax.Array:
+    """Each attention's teacher-forced weights over the source, heads averaged:
+    ``[maps, B, T, S]`` (``models.maps``)."""
+    return jnp.stack(
+        [m.weights.mean(axis=1) for m in model.attention_maps(params, source_BS, target_in_BT)]
+    )
+
+
+# Compiled once per model and batch shape, whatever the number of evaluations.
+_CROSS_ATTENTION = jax.jit(_cross_attention, static_argnums=0)
 
 
 def _model_fields(config: ml_collections.ConfigDict) -> dict:
@@ -101,11 +116,12 @@ class TranslationTask(tasks.Task):
                     )
         else:
             for field in ("encoder_attention", "decoder_attention", "cross_attention"):
-                if model.get(field, "dot_product") not in transformer_translator.KINDS:
-                    raise ValueError(
-                        f"config.model.{field}: unknown {model[field]!r}; choose "
-                        f"one of {transformer_translator.KINDS}"
-                    )
+                kind = model.get(field, "dot_product")
+                try:
+                    options = presets.applicable(kind, {"window": model.get("window", 16)})
+                    presets.resolve(kind, options).positions.check(1, 1, None)  # sentences
+                except ValueError as error:
+                    raise ValueError(f"config.model.{field}: {error}") from None
             check_remat(model.get("remat", "none"), "config.model.remat")
             check_unroll(model.get("scan_unroll", 1), "config.model.scan_unroll")
             longest = max(config.data.max_source_len, config.data.max_target_len)
@@ -260,12 +276,11 @@ class TranslationEvaluator:
         n = min(len(arrays["index"]), max(decode.aer_examples, decode.num_figures))
         if n == 0 or self._config.model.get("attention") == "none":
             return {}, []
-        fn = jax.jit(lambda p, s, t: self._family.alignment(model, p, s, t))
         weights = []
         for start in range(0, n, decode.batch_size):
             part = slice(start, min(start + decode.batch_size, n))
-            w = np.asarray(fn(params, arrays["source"][part], arrays["target_in"][part]))
-            weights.append(w if w.ndim == 4 else w[None])  # [layers, B, T, S]
+            source, target_in = arrays["source"][part], arrays["target_in"][part]
+            weights.append(np.asarray(_CROSS_ATTENTION(model, params, source, target_in)))
         weights = np.concatenate(weights, axis=1)
         layers = weights.shape[0]
         words = []

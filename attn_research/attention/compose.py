@@ -1,0 +1,96 @@
+"""One attention = which positions attend x how a pair is scored x how it is computed.
+
+``Attention`` runs on projected ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``,
+``v [batch..., Tk, Hkv, Dv]``:
+
+    e_ij = score(q_i, k_j)                               (scores.py)
+    a_ij = softmax_j(e_ij + bias_ij, where=allowed_ij) * weight_ij
+    out_i = sum_j a_ij v_j                               (computed by a kernel: compute.py)
+
+with ``allowed_ij`` = the positions rule (positions.py) AND the caller's padding mask. Any
+combination runs whose kernel can compute it; the others raise a ValueError that says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax.core import FrozenDict
+
+from attn_research.attention import checks, compute, positions, scores
+
+Array = jnp.ndarray
+
+
+class Attention(nn.Module):
+    """positions x score x kernel.
+
+    Attributes:
+      positions: the rule (``positions.Positions``), e.g. ``positions.window(16)``.
+      score: a registered score name (``scores.SCORES``) and ``score_options`` its fields.
+      kernel: a registered kernel name (``compute.KERNELS``) and ``kernel_options`` its options.
+      precision: matmul precision of the dot-product einsums.
+    """
+
+    positions: positions.Positions = positions.Positions()
+    score: str = "dot"
+    score_options: Mapping[str, Any] = FrozenDict()
+    kernel: str = "auto"
+    kernel_options: Mapping[str, Any] = FrozenDict()
+    precision: jax.lax.PrecisionLike = None
+
+    @nn.compact
+    def __call__(
+        self,
+        q: Array,
+        k: Array,
+        v: Array,
+        *,
+        mask: Array | None = None,
+        bias: Array | None = None,
+        causal: bool = False,
+        query_positions: Array | None = None,
+        grid: tuple[int, int] | None = None,
+        dropout_rate: float = 0.0,
+        rng: Array | None = None,
+        return_weights: bool = False,
+    ) -> Array | tuple[Array, Array]:
+        """Attention of ``q`` over ``k``, ``v``.
+
+        Args:
+          mask: bool, True = may attend, of rank ``len(batch) + 3`` broadcastable to
+            ``[batch..., H, Tq, Tk]``, or ``[Tq, Tk]`` (padding masks, usually).
+          bias: float added to the logits, laid out like ``mask``.
+          causal: intersect the rule with ``j <= i``.
+          query_positions: int ``[batch..., Tq]`` positions of the queries (a decoding step,
+            or target positions against source keys); default ``0 .. Tq - 1``.
+          grid: ``(rows, cols)`` of the tokens, for rules on a grid (window_2d).
+          dropout_rate, rng: attention dropout on the weights.
+          return_weights: also return float32 weights ``[batch..., H, Tq, Tk]`` (before
+            dropout); the output is the same with or without them.
+
+        Returns:
+          ``[batch..., Tq, H, Dv]`` in ``v.dtype`` (and the weights). Rows with no allowed key
+          are zero.
+        """
+        mask, bias, _ = checks.check_attention_args(q, k, v, mask, bias, dropout_rate, rng, 1.0)
+        rule = self.positions.causal() if causal else self.positions
+        rule.check(q.shape[-3], k.shape[-3], grid)
+        centre = rule.predict_centre(q, mask, k.shape[-3])
+        q, k, pair = scores.get(self.score)(**self.score_options, name=self.score).prepare(q, k)
+        problem = compute.Problem(
+            pair, rule, mask, bias, query_positions, grid, centre, dropout_rate, rng, self.precision
+        )
+        kernel = compute.get(self.kernel)
+        out = kernel(q, k, v, problem, return_weights=False, **self.kernel_options)
+        if not return_weights:
+            return out
+        # A second copy behind an optimization barrier, so that XLA can neither merge the two
+        # nor fuse the output differently because the weights are also wanted: asking for
+        # pictures costs one more attention, never a changed result.
+        q, k, v = jax.lax.optimization_barrier((q, k, v))
+        _, weights = kernel(q, k, v, problem, return_weights=True, **self.kernel_options)
+        return out, weights

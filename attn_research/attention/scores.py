@@ -1,0 +1,130 @@
+"""How a query-key pair is scored: the logits ``e_ij`` before the softmax.
+
+A score is a Flax module whose ``prepare`` is called once per attention on
+``q [batch..., Tq, H, D]`` and ``k [batch..., Tk, Hkv, D]``. It returns ``(q', k', pair)``: the per-position projections it
+needs (done once, on the whole sequences) and a pure function ``pair(q', k') -> logits``,
+float32 ``[batch..., H, Tq, Tk]``, that the kernels call on whole arrays, on chunks or on
+blocks of neighbours (any leading axes are batch axes).
+
+    dot:      e_ij = scale * q_i . k_j, scale 1/sqrt(d) by default (Vaswani et al. 2017;
+              scale=1 is Luong et al. 2015's dot)
+    general:  e_ij = scale * q_i^T W_a k_j, scale 1 by default (Luong et al. 2015)
+    additive: e_ij = w^T tanh(q_i + k_j) (Bahdanau et al. 2014, where q = W s, k = U h come from
+              the caller's projections); normalize=True uses w <- g w / ||w|| and a bias b in
+              the tanh (Salimans & Kingma 2016's weight normalization, as TF-Addons)
+    concat:   e_ij = v_a^T tanh(W_1 q_i + W_2 k_j) = v_a^T tanh(W_a [q_i; k_j]) (Luong et al. 2015)
+
+To add a score: a module here (or in its own file) and one ``register`` line below.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attn_research.attention import kernels
+from attn_research.attention.registry import Registry
+
+Array = jnp.ndarray
+Pair = Callable[[Array, Array], Array]
+
+_INIT = nn.initializers.lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(0,))
+
+
+def additive_scores(q: Array, k: Array, score_vector: Array) -> Array:
+    """``e_ij = w_h^T tanh(q_i + k_j)`` for every head.
+
+    Args:
+      q: ``[batch..., Tq, H, U]``; k: ``[batch..., Tk, Hkv, U]``; score_vector: ``[H, U]``.
+
+    Returns:
+      float32 logits ``[batch..., H, Tq, Tk]``.
+    """
+    heads, kv_heads = q.shape[-2], k.shape[-2]
+    q_QhgU = kernels.grouped_query(q, kv_heads).astype(jnp.float32)
+    k_KhU = k.astype(jnp.float32)
+    features = jnp.tanh(q_QhgU[..., :, None, :, :, :] + k_KhU[..., None, :, :, None, :])
+    w_hgU = score_vector.reshape(kv_heads, -1, score_vector.shape[-1]).astype(jnp.float32)
+    logits = jnp.einsum("...qkhgu,hgu->...hgqk", features, w_hgU)
+    return logits.reshape(*logits.shape[:-4], heads, *logits.shape[-2:])
+
+
+class Dot(nn.Module):
+    """``scale * q . k``; ``scale`` None is ``1 / sqrt(D)``."""
+
+    scale: float | None = None
+    has_params = False
+
+    def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
+        scale = 1.0 / math.sqrt(q.shape[-1]) if self.scale is None else self.scale
+        return q, k, kernels.ScaledDot(scale)
+
+
+class General(nn.Module):
+    """``scale * q^T W_a k`` with one ``W_a [D, D]`` per head."""
+
+    scale: float = 1.0
+    has_params = True
+
+    @nn.compact
+    def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
+        heads, depth = q.shape[-2:]
+        w_a = self.param("w_general", _INIT, (heads, depth, depth))
+        q = jnp.einsum("...qhd,hde->...qhe", q, w_a)
+        return q, k, kernels.ScaledDot(self.scale)
+
+
+class Additive(nn.Module):
+    """``w^T tanh(q + k)`` over projected ``q [..., H, U]``, ``k [..., Hkv, U]``."""
+
+    normalize: bool = False
+    has_params = True
+
+    @nn.compact
+    def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
+        heads, units = q.shape[-2:]
+        w = self.param("score_vector", nn.initializers.normal(units**-0.5), (heads, units))
+        if self.normalize:
+            g = self.param(
+                "score_scale", nn.initializers.constant(math.sqrt(1.0 / units)), (heads,)
+            )
+            b = self.param("score_bias", nn.initializers.zeros, (units,))
+            w = g[:, None] * w * jax.lax.rsqrt(jnp.sum(w * w, axis=-1, keepdims=True))
+            k = k + b.astype(k.dtype)
+        return q, k, lambda q_, k_, precision=None: additive_scores(q_, k_, w)
+
+
+class Concat(nn.Module):
+    """``v_a^T tanh(W_1 q + W_2 k)``, ``units`` wide (default: the depth of ``q``)."""
+
+    units: int | None = None
+    has_params = True
+
+    @nn.compact
+    def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
+        heads, depth = q.shape[-2:]
+        if k.shape[-2] != heads:
+            raise ValueError(f"concat scores need as many key heads as query heads, got {k.shape}")
+        units = self.units or depth
+        w_q = self.param("w_query", _INIT, (heads, depth, units))
+        w_k = self.param("w_key", _INIT, (heads, k.shape[-1], units))
+        v_a = self.param("score_vector", nn.initializers.normal(units**-0.5), (heads, units))
+        q = jnp.einsum("...hd,hdu->...hu", q, w_q)
+        k = jnp.einsum("...hd,hdu->...hu", k, w_k)
+        return q, k, lambda q_, k_, precision=None: additive_scores(q_, k_, v_a)
+
+
+# Name -> score module class.
+SCORES: Registry = Registry("score")
+register = SCORES.register
+get = SCORES.__getitem__
+
+
+register("dot", Dot)
+register("general", General)
+register("additive", Additive)
+register("concat", Concat)

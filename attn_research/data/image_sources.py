@@ -142,8 +142,13 @@ def _folder(path: str, split: str, channels: int, image_size: int) -> ArraySplit
             if not file.lower().endswith(_IMAGE_SUFFIXES):
                 continue
             file = os.path.join(directory, file)
-            with Image.open(file) as pil:
-                image = np.asarray(pil.convert("L" if channels == 1 else "RGB"))
+            try:
+                with Image.open(file) as pil:
+                    image = np.asarray(pil.convert("L" if channels == 1 else "RGB"))
+            except OSError as error:  # Truncated, corrupt or not an image at all.
+                raise ValueError(
+                    f"{file}: cannot read the image ({error}); remove or replace the file"
+                ) from None
             image = image.reshape(*image.shape[:2], channels)
             if image_size:
                 image = fit_image(image, image_size)
@@ -226,6 +231,16 @@ def num_classes(data: ml_collections.ConfigDict) -> int:
     if data.source == "folder":
         return len(_folder_classes(os.path.join(data.path, "train")))
     return int(_npz(data.path)["train"].labels.max()) + 1
+
+
+def class_names(data: ml_collections.ConfigDict) -> list[str]:
+    """The ``num_classes(data)`` class names: folder names, TFDS label names, else indices."""
+    names: list[str] = []
+    if data.source == "folder":
+        names = _folder_classes(os.path.join(data.path, "train"))
+    elif data.source == "tfds":
+        names = list(_tfds_builder(data).info.features[data.label_key].names or ())
+    return [names[i] if i < len(names) else str(i) for i in range(num_classes(data))]
 
 
 def clutter(data: ml_collections.ConfigDict) -> cluttered.Clutter:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import sentencepiece as spm
+from absl import logging
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 _WORD_START = "\u2581"
@@ -104,5 +105,21 @@ def load(path: str) -> Tokenizer:
 
 
 def load_or_train(path: str, texts: Iterable[str], vocab_size: int) -> Tokenizer:
-    """The model at `path`, trained on `texts` first if it is not there yet."""
-    return load(path) if os.path.isfile(path) else train(texts, vocab_size, path)
+    """The model at `path`, trained on `texts` first if it is not there yet.
+
+    Warns when it has fewer pieces than `vocab_size` (the config's `data.vocab_size`, which
+    sizes the model's embeddings and output layer): a small corpus yields no more.
+    """
+    tokenizer = load(path) if os.path.isfile(path) else train(texts, vocab_size, path)
+    if tokenizer.vocab_size < vocab_size:
+        logging.warning(
+            "config.data.vocab_size is %d, but the tokenizer %s has only %d pieces (all that "
+            "its corpus yields): %d rows of the model's embeddings and output layer belong to "
+            "no token. Set --config.data.vocab_size=%d to size the model to the tokenizer.",
+            vocab_size,
+            path,
+            tokenizer.vocab_size,
+            vocab_size - tokenizer.vocab_size,
+            tokenizer.vocab_size,
+        )
+    return tokenizer

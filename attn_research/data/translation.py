@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import os
 from collections.abc import Sequence
 
@@ -58,9 +59,20 @@ def _check_file(path: str) -> None:
 
 
 def _read_lines(path: str) -> list[str]:
+    """The lines of the UTF-8 text file at `path`; ValueError naming the line that is not."""
     _check_file(path)
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n").rstrip("\r") for line in f]
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 ({error.reason}: byte {raw[error.start : error.end]!r} at "
+            f"column {column}); convert the file, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+    return [line.rstrip("\n").rstrip("\r") for line in io.StringIO(text, newline=None)]
 
 
 def read_tsv(path: str) -> tuple[list[str], list[str]]:

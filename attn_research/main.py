@@ -6,16 +6,24 @@
 For several processes (multi-host), start one per host with --coordinator_address,
 --num_processes and --process_id (or the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
 JAX_PROCESS_ID environment variables); on Cloud TPU, --distributed alone lets JAX find them.
+
+An unknown `--config.<path>` is a ValueError naming it and the closest known field. Of the two
+fields of a duration (`--config.total_steps` / `--config.total_epochs`), the one given on the
+command line wins over the config file's, and of two given there, the last.
 """
 
 import logging as std_logging
 import os
+import re
+import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from attn_research.train import train_and_evaluate
+from attn_research.train.config import check_paths
+from attn_research.train.durations import prefer_given
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:args].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
@@ -45,6 +53,38 @@ def _quiet_orbax(record: std_logging.LogRecord) -> bool:
     return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
 
 
+def _config_overrides(argv: list[str]) -> list[str]:
+    """The paths of the `--config.<path>[=value]` flags in `argv`, ordered by their last use."""
+    paths: dict[str, None] = {}
+    for arg in argv:
+        match = re.match(r"-{1,2}(?:no)?config\.([^=]+)", arg)
+        if match:
+            paths.pop(match.group(1), None)
+            paths[match.group(1)] = None
+    return list(paths)
+
+
+def _config_spec(argv: list[str]) -> str | None:
+    """The `--config` value ('file.py:args') in `argv`, or None."""
+    for i, arg in enumerate(argv):
+        match = re.fullmatch(r"-{1,2}config(?:=(.*))?", arg)
+        if match:
+            return match.group(1) if match.group(1) is not None else argv[i + 1 : i + 2][0]
+    return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing; an unknown `--config.<path>` raises ValueError naming it."""
+    try:
+        return flags.FLAGS(argv)
+    except (AttributeError, KeyError) as error:  # What ml_collections raises for a bad path.
+        failure = error
+    spec = _config_spec(argv)
+    if spec is not None:  # Outside the `except`: the ValueError alone is shown.
+        check_paths(flags.FLAGS["config"].parser.parse(spec), _config_overrides(argv))
+    raise failure
+
+
 def main(argv: list[str]) -> None:
     del argv
     logging.get_absl_handler().addFilter(_quiet_orbax)
@@ -55,8 +95,10 @@ def main(argv: list[str]) -> None:
     logging.info(
         "Process %d of %d, devices: %s", jax.process_index(), jax.process_count(), jax.devices()
     )
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    config = _CONFIG.value
+    prefer_given(config, _config_overrides(sys.argv))
+    train_and_evaluate(config, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

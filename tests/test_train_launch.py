@@ -1,5 +1,7 @@
-"""Launched `attn_research.main` processes: resumed after SIGKILL or SIGTERM they end
-bit-identical to an uninterrupted run; launched as two processes they train like one."""
+"""Launched `attn_research.main` processes: resumed after SIGKILL, SIGTERM or Ctrl-C (SIGINT)
+they end bit-identical to an uninterrupted run; launched as two processes they train like one.
+Also what only a process of its own shows: signals during start-up, a second SIGINT, a second
+run on a workdir, and the command line's errors and durations."""
 
 import json
 import os
@@ -108,6 +110,63 @@ def test_sigterm_saves_the_current_step_and_exits_cleanly(tmp_path, reference):
     assert not os.path.exists(os.path.join(workdir, "summary.json"))
     _finish(workdir)
     _assert_same_run(reference, workdir)
+
+
+def test_first_sigint_saves_the_step_and_exits_cleanly(tmp_path, reference):
+    workdir = str(tmp_path)
+    process = _launch(workdir, "--config.data.signal_at_step=15")  # Ctrl-C at step 15.
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "Stopped by SIGINT after saving step 15" in stderr
+    assert load_state(workdir)["step"] == 15
+    assert not os.path.exists(os.path.join(workdir, "summary.json"))
+    _finish(workdir)
+    _assert_same_run(reference, workdir)
+
+
+def test_second_sigint_aborts_without_saving(tmp_path):
+    workdir = str(tmp_path)
+    process = _launch(workdir, "--config.data.signal_at_step=15", "--config.data.signal_count=2")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0 and "KeyboardInterrupt: second SIGINT" in stderr
+    assert load_state(workdir)["step"] == 10  # The last checkpoint before the signals.
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_signal_during_start_up_exits_cleanly_saying_nothing_was_saved(tmp_path, name):
+    process = _launch(
+        str(tmp_path), "--config.data.signal_at_startup", f"--config.data.signal={name}"
+    )
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+    assert f"Stopped by {name} during start-up, before the first step: nothing new" in stderr
+    assert "(no checkpoint yet)" in stderr
+    assert not os.path.exists(tmp_path / "checkpoints" / "10")
+
+
+def test_a_second_process_on_a_running_workdir_refuses_naming_the_first(tmp_path):
+    workdir = str(tmp_path)
+    first = _launch(workdir, "--config.data.delay_sec=0.05")
+    _wait_for_checkpoint(first, workdir)
+    second = _launch(workdir)
+    _, stderr = second.communicate(timeout=120)
+    first.kill()
+    first.communicate()
+    assert second.returncode != 0
+    assert f"ValueError: workdir {workdir!r} is in use by the run of process {first.pid}" in stderr
+
+
+def test_command_line_errors_and_durations(tmp_path):
+    process = _launch(str(tmp_path / "typo"), "--config.optimizer.lerning_rate=0.1")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "ValueError: config.optimizer.lerning_rate: unknown field; did you mean " in stderr
+    assert "AttributeError" not in stderr
+    # The toy config gives total_steps; a duration in epochs on the command line replaces it.
+    process = _launch(str(tmp_path / "epochs"), "--config.total_epochs=0.25")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+    assert load_state(str(tmp_path / "epochs"))["step"] == 8  # 0.25 * 1024 / 32.
 
 
 def _free_port():

@@ -44,6 +44,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "classes": 4,
             "delay_sec": 0.0,
             "nan_at_step": 0,
+            "signal_at_step": 0,
+            "signal_at_startup": False,
+            "signal": "SIGINT",
+            "signal_count": 1,
         }
     )
+    return config
+
+
+def with_changes(arg: str = "tiny", **changes) -> ml_collections.ConfigDict:
+    """`get_config(arg)` with `changes`, where `model__hidden=32` sets config.model.hidden."""
+    config = get_config(arg)
+    for path, value in changes.items():
+        *parents, key = path.split("__")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
     return config

@@ -9,10 +9,14 @@ Model: an MLP of residual blocks stacked with `scan_layers`, computing in `confi
 float32 parameters and float32 logits.
 
 Test hooks under `config.data`: `delay_sec` slows each batch down (so a subprocess can be
-killed mid-run) and `nan_at_step` makes the inputs of that step's batch NaN.
+killed mid-run), `nan_at_step` makes the inputs of that step's batch NaN, `signal_at_step`
+makes the process send itself `signal` (a name, e.g. 'SIGINT') `signal_count` times as it
+reads that step's batch, and `signal_at_startup` sends it once while the model is built.
 """
 
 import functools
+import os
+import signal
 import time
 from collections.abc import Iterable
 
@@ -78,6 +82,12 @@ def _points(seed: int, count: int, features: int, classes: int) -> tuple[np.ndar
     return x, np.argmax(x @ w, axis=-1).astype(np.int32)
 
 
+def _send(name: str, count: int) -> None:
+    """Sends this process the signal `name` `count` times, each handled before the next."""
+    for _ in range(count):
+        os.kill(os.getpid(), getattr(signal, name))
+
+
 class ToyTask(tasks.Task):
     """Synthetic linear-boundary classification."""
 
@@ -101,6 +111,8 @@ class ToyTask(tasks.Task):
             )
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
+        if config.data.signal_at_startup:
+            _send(config.data.signal, 1)
         return Classifier(
             config.model.hidden,
             config.model.num_layers,
@@ -136,6 +148,8 @@ class ToyTask(tasks.Task):
             time.sleep(data.delay_sec)
             if index + 1 == data.nan_at_step:
                 batch = {**batch, "x": np.full_like(batch["x"], np.nan)}
+            if index + 1 == data.signal_at_step:
+                _send(data.signal, data.signal_count)
             return batch
 
         dataset = (

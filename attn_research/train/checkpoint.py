@@ -5,12 +5,21 @@ state), `data` (the grain iterator's state, one JSON file per process) and `conf
 asynchronous and atomic: orbax writes to a temporary directory and renames it when complete, so
 a process killed mid-save leaves no half-written step behind.
 
-Resume order (`Checkpointer.restore`): the newest step first; a step that fails to restore
-(corrupted files) is logged, moved aside to `<workdir>/checkpoints_corrupt/<step>/` (nothing
-is deleted, and the step number can be saved again), and the next older step is tried.
+Resume order (`Checkpointer.restore`): the newest step first; a step that fails to read or
+to restore (corrupted files) is logged, moved aside to `<workdir>/checkpoints_corrupt/<step>/`
+(nothing is deleted, and the step number can be saved again), and the next older step is
+tried. A step that reads well but holds a state of other shapes than the current model's (a
+changed config) is not corrupt: `CheckpointMismatchError` names the differences and every
+checkpoint stays where it is.
+
+A save that fails (a full disk) raises `CheckpointSaveError` at the first chance: from `save`,
+or from `check`, which the trainer calls every step to see a failed background write at once.
 """
 
+import contextlib
+import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import grain
@@ -22,7 +31,64 @@ from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 
+from attn_research.train.paths import path_names
+
 _ITEMS = ("state", "data", "config")
+_MAX_LISTED = 8  # Differences named in a CheckpointMismatchError.
+
+
+class CheckpointMismatchError(ValueError):
+    """An intact checkpoint whose train state does not fit the current config's model."""
+
+
+class CheckpointSaveError(OSError):
+    """Writing a checkpoint failed (e.g. the disk is full); older checkpoints are intact."""
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {
+        path: value
+        for key, child in tree.items()
+        for path, value in flatten(child, f"{prefix}.{key}" if prefix else key).items()
+    }
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple]:
+    """{'model.hidden': (16, 32), ...}: the fields where two configs (as dicts) differ."""
+    saved = flatten(saved)
+    current = flatten(json.loads(json.dumps(current)))  # Tuples as JSON reads them back.
+    return {
+        key: (saved.get(key), current.get(key))
+        for key in sorted(saved.keys() | current.keys())
+        if saved.get(key) != current.get(key)
+    }
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """{'params/Dense_0/kernel': (8, 16), ...} of a tree of arrays or array metadata."""
+    names = jax.tree.leaves(path_names(tree))
+    return dict(zip(names, (tuple(leaf.shape) for leaf in jax.tree.leaves(tree))))
+
+
+def _shape_changes(saved: Any, current: Any) -> list[str]:
+    """'path: saved (8, 16), now (8, 32)' for each leaf whose shape or presence differs,
+    parameters first."""
+    saved, current = _shapes(saved), _shapes(current)
+    names = sorted(saved.keys() | current.keys(), key=lambda name: (name[:7] != "params/", name))
+    return [
+        f"{name}: saved {saved.get(name, 'nothing')}, now {current.get(name, 'nothing')}"
+        for name in names
+        if saved.get(name) != current.get(name)
+    ]
+
+
+def _read_state_metadata(path: epath.Path) -> Any:
+    """The tree of ArrayMetadata (shape, dtype) of the train state saved at `path`."""
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        return checkpointer.metadata(path).item_metadata.tree
 
 
 def _workdir(workdir: str) -> epath.Path:
@@ -42,14 +108,33 @@ class Checkpointer:
             item_names=_ITEMS,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         )
+        self._saving: int | None = None  # The step of the newest save started.
 
     def latest_step(self) -> int | None:
         """The newest saved step, or None."""
         return self._manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        """The saved steps, oldest first."""
+        return sorted(self._manager.all_steps())
+
     def reached_preemption(self, step: int) -> bool:
         """Whether the multi-host preemption service asks all processes to save at `step`."""
         return self._manager.reached_preemption(step)
+
+    @contextlib.contextmanager
+    def _reporting_save_errors(self) -> Iterator[None]:
+        """Turns any failure in the block into the one CheckpointSaveError for `self._saving`."""
+        try:
+            yield
+        except Exception as error:  # pylint: disable=broad-except  # Any failure stops the run.
+            kept = [step for step in self.all_steps() if step != self._saving]
+            resume = f"rerun to resume from step {kept[-1]}" if kept else "rerun to start again"
+            raise CheckpointSaveError(
+                f"Saving the checkpoint of step {self._saving} in {self._directory} failed "
+                f"({type(error).__name__}: {error}). Training stopped; the checkpoints of steps "
+                f"{kept} are intact. Free space (or fix the error) and {resume}."
+            ) from error
 
     def save(
         self,
@@ -58,35 +143,78 @@ class Checkpointer:
         data_iterator: grain.DatasetIterator,
         config: ml_collections.ConfigDict,
     ) -> None:
-        """Starts an asynchronous save of `step`; returns once the state is copied off device."""
-        self._manager.save(
-            step,
-            force=True,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                data=grain.checkpoint.CheckpointSave(data_iterator),
-                config=ocp.args.JsonSave(config.to_dict()),
-            ),
+        """Starts an asynchronous save of `step`; returns once the state is copied off device.
+
+        Raises:
+          CheckpointSaveError: if this save, or the previous one, failed.
+        """
+        self.check()
+        self._saving = step
+        with self._reporting_save_errors():
+            self._manager.save(
+                step,
+                force=True,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state),
+                    data=grain.checkpoint.CheckpointSave(data_iterator),
+                    config=ocp.args.JsonSave(config.to_dict()),
+                ),
+            )
+
+    def check(self) -> None:
+        """Raises CheckpointSaveError if a background save has failed; cheap, never blocks."""
+        with self._reporting_save_errors():
+            self._manager.check_for_errors()
+
+    def _mismatch(self, step: int, saved_state: Any, abstract_state: Any, config: dict) -> str:
+        """The error message for an intact checkpoint of other shapes, or '' if it fits."""
+        shapes = _shape_changes(saved_state, abstract_state)
+        if not shapes:
+            return ""
+        saved_config = self._manager.restore(
+            step, args=ocp.args.Composite(config=ocp.args.JsonRestore())
+        ).config
+        changes = [
+            f"config.{key}: saved {saved!r}, now {now!r}"
+            for key, (saved, now) in config_changes(saved_config, config).items()
+        ]
+        listed = "\n  ".join(changes + shapes[:_MAX_LISTED])
+        more = f"\n  ... and {len(shapes) - _MAX_LISTED} more" if len(shapes) > _MAX_LISTED else ""
+        return (
+            f"The checkpoint at step {step} in {self._directory} is intact but holds a train "
+            f"state of other shapes than this config's model:\n  {listed}{more}\n"
+            f"Nothing was changed on disk. Rerun with the config the checkpoints were saved "
+            f"with (see {self._directory / str(step) / 'config'}), or use another workdir."
         )
 
     def restore(
-        self, abstract_state: Any, data_iterator: grain.DatasetIterator
+        self, abstract_state: Any, data_iterator: grain.DatasetIterator, config: dict[str, Any]
     ) -> tuple[Any, int, dict[str, Any]] | None:
         """Restores the newest good checkpoint into the state and `data_iterator`.
 
         Args:
           abstract_state: ShapeDtypeStructs (with shardings) of the train state.
           data_iterator: the fresh train iterator; its position is set in place.
+          config: the current config as a dict, to name what changed in a mismatch.
 
         Returns:
           (state, step, config as saved) of the newest checkpoint that restores, or None if there
           is none.
 
         Raises:
+          CheckpointMismatchError: if the newest readable checkpoint holds other shapes.
           RuntimeError: if checkpoints exist but none of them restores.
         """
         steps = sorted(self._manager.all_steps(), reverse=True)
         for step in steps:
+            try:
+                saved_state = _read_state_metadata(self._directory / str(step) / "state")
+            except Exception as error:  # pylint: disable=broad-except  # Unreadable: corrupt.
+                self._set_aside(step, error)
+                continue
+            mismatch = self._mismatch(step, saved_state, abstract_state, config)
+            if mismatch:
+                raise CheckpointMismatchError(mismatch)
             try:
                 restored = self._manager.restore(
                     step,
@@ -97,15 +225,7 @@ class Checkpointer:
                     ),
                 )
             except Exception as error:  # pylint: disable=broad-except  # Any failure means corrupt.
-                logging.warning(
-                    "Checkpoint at step %d does not restore (%s: %s); moving it to %s and "
-                    "falling back to an older one.",
-                    step,
-                    type(error).__name__,
-                    error,
-                    self._corrupt_directory,
-                )
-                self._set_aside(step)
+                self._set_aside(step, error)
                 continue
             return restored.state, step, restored.config
         if steps:
@@ -115,8 +235,17 @@ class Checkpointer:
             )
         return None
 
-    def _set_aside(self, step: int) -> None:
-        """Moves the directory of `step` out of the manager's view, keeping its files."""
+    def _set_aside(self, step: int, error: Exception) -> None:
+        """Moves the directory of `step`, which failed with `error`, out of the manager's view,
+        keeping its files."""
+        logging.warning(
+            "Checkpoint at step %d does not restore (%s: %s); moving it to %s and "
+            "falling back to an older one.",
+            step,
+            type(error).__name__,
+            error,
+            self._corrupt_directory,
+        )
         if jax.process_index() == 0:
             self._corrupt_directory.mkdir(parents=True, exist_ok=True)
             target = self._corrupt_directory / str(step)
@@ -129,12 +258,22 @@ class Checkpointer:
         self._manager.reload()
 
     def wait(self) -> None:
-        """Blocks until pending asynchronous saves are complete."""
-        self._manager.wait_until_finished()
+        """Blocks until pending asynchronous saves are complete.
+
+        Raises:
+          CheckpointSaveError: if one of them failed.
+        """
+        with self._reporting_save_errors():
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
-        """Waits for pending saves and releases the manager."""
-        self._manager.close()
+        """Waits for pending saves and releases the manager.
+
+        Raises:
+          CheckpointSaveError: if one of them failed.
+        """
+        with self._reporting_save_errors():
+            self._manager.close()
 
 
 def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
@@ -150,7 +289,8 @@ def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
         if step is None:
             raise FileNotFoundError(f"No checkpoint in {directory}.")
     path = directory / str(step) / "state"
+    as_numpy = jax.tree.map(
+        lambda _: ocp.RestoreArgs(restore_type=np.ndarray), _read_state_metadata(path)
+    )
     with ocp.PyTreeCheckpointer() as checkpointer:
-        tree = checkpointer.metadata(path).item_metadata.tree
-        as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
         return checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=as_numpy))

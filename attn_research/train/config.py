@@ -11,7 +11,8 @@ run time by `durations.resolve_durations` (see there for the defaults):
 `optimizer.warmup_*`.
 """
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import ml_collections
@@ -20,6 +21,8 @@ from ml_collections.config_dict import placeholder
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt")
 DTYPES = ("float32", "bfloat16")
+# The `<name>_steps` / `<name>_epochs` pairs, by their paths without the suffix.
+DURATIONS = ("total", "log_every", "eval_every", "checkpoint_every", "optimizer.warmup")
 
 
 def _duration(config: ml_collections.ConfigDict, name: str) -> None:
@@ -36,7 +39,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.dtype = "float32"  # Compute dtype handed to the task's model; params stay float32.
     config.batch_size = 128  # Global examples per train step, over all processes.
     config.eval_batch_size = placeholder(int)  # Defaults to batch_size.
-    for name in ("total", "log_every", "eval_every", "checkpoint_every"):
+    for name in DURATIONS[:-1]:
         _duration(config, name)
     config.keep_checkpoints = 3  # Newest checkpoints kept on disk.
 
@@ -63,6 +66,29 @@ def default_config() -> ml_collections.ConfigDict:
     # (regex on the param path, PartitionSpec as a tuple); first match wins; default replicated.
     config.param_sharding = ()
     return config
+
+
+def unknown_field_error(path: str, known: Iterable[str]) -> ValueError:
+    """The error for `config.<path>`, whose last key is none of `known` (its siblings)."""
+    known = sorted(known)
+    close = difflib.get_close_matches(path.rpartition(".")[2], known, n=1)
+    hint = f" did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"config.{path}: unknown field;{hint} known: {known}.")
+
+
+def check_paths(config: ml_collections.ConfigDict, paths: Sequence[str]) -> None:
+    """Raises `unknown_field_error` for the first of `paths` ('optimizer.lr') not in `config`.
+
+    A path through a value that is not a ConfigDict (a tuple, a dataclass) is not checked.
+    """
+    for path in paths:
+        node, parts = config, path.split(".")
+        for depth, part in enumerate(parts, 1):
+            if not isinstance(node, ml_collections.ConfigDict):
+                break
+            if part not in node:
+                raise unknown_field_error(".".join(parts[:depth]), node.keys())
+            node = node[part]
 
 
 def _type_error(path: str, value: Any, expected: type) -> ValueError:
@@ -99,7 +125,7 @@ def _check_fields(
         if key not in defaults:
             if key in free_keys:
                 continue
-            raise ValueError(f"config.{path}: unknown field; known: {sorted(defaults.keys())}.")
+            raise unknown_field_error(path, defaults.keys())
         default = defaults[key]
         if isinstance(default, ml_collections.ConfigDict):
             if not isinstance(config[key], ml_collections.ConfigDict):

@@ -8,8 +8,11 @@ of `batch_size` examples when gradients are accumulated).
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import ml_collections
+
+from attn_research.train.config import DURATIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +74,28 @@ def _steps(
     if steps < 0 or (steps == 0 and default is None):
         raise ValueError(f"{field}: must be positive, got {steps} steps.")
     return steps
+
+
+def prefer_given(config: ml_collections.ConfigDict, given: Sequence[str]) -> None:
+    """Clears the other field of each duration pair that the command line sets, in place.
+
+    A config file may give `total_epochs`; `--config.total_steps=600` then means 600 steps.
+    Of a pair given both on the command line, the one given last wins.
+
+    Args:
+      config: the config as the config file and the command line made it.
+      given: the paths the command line set ('total_steps', 'optimizer.warmup_epochs', ...),
+        ordered by where each was given last.
+    """
+    for name in DURATIONS:
+        pair = (f"{name}_steps", f"{name}_epochs")
+        chosen = [path for path in given if path in pair]
+        if not chosen:
+            continue
+        parent, _, key = pair[1 - pair.index(chosen[-1])].rpartition(".")
+        node = config[parent] if parent else config
+        if key in node:
+            node[key] = None
 
 
 def resolve_durations(config: ml_collections.ConfigDict, num_train_examples: int) -> Durations:

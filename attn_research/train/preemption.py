@@ -1,4 +1,8 @@
-"""SIGTERM (e.g. TPU preemption) as a flag the training loop polls between steps."""
+"""SIGTERM (e.g. TPU preemption) and Ctrl-C (SIGINT) as a request the training loop polls.
+
+The first SIGTERM or SIGINT asks the loop to finish its step, save and stop; the run then
+exits 0. A second SIGINT aborts at once (KeyboardInterrupt), for a run that should not wait.
+"""
 
 import contextlib
 import signal
@@ -7,26 +11,47 @@ from collections.abc import Iterator
 
 from absl import logging
 
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopRequest:
+    """Whether, and by which signal, the run was asked to stop."""
+
+    def __init__(self):
+        self.signal_name: str | None = None  # 'SIGTERM' or 'SIGINT' once requested.
+
+    def is_set(self) -> bool:
+        return self.signal_name is not None
+
 
 @contextlib.contextmanager
-def sigterm_flag() -> Iterator[threading.Event]:
-    """Yields an Event set when SIGTERM arrives, instead of the process dying.
+def stop_signals() -> Iterator[StopRequest]:
+    """Yields a StopRequest set by SIGTERM or SIGINT, instead of the process dying.
 
-    The previous handler is restored on exit. Outside the main thread, where Python cannot
-    install signal handlers, the event is never set.
+    The previous handlers are restored on exit. Outside the main thread, where Python cannot
+    install signal handlers, the request is never set.
     """
-    event = threading.Event()
+    request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield event
+        yield request
         return
 
     def handler(signum: int, frame: object) -> None:
         del frame
-        logging.warning("Received signal %d: saving a checkpoint and stopping.", signum)
-        event.set()
+        name = signal.Signals(signum).name
+        if request.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt(f"second {name}: aborting without saving")
+        if not request.is_set():
+            request.signal_name = name
+        logging.warning(
+            "Received %s: finishing the step, saving a checkpoint and stopping (a second "
+            "SIGINT aborts at once).",
+            name,
+        )
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in _SIGNALS}
     try:
-        yield event
+        yield request
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -6,16 +6,20 @@ Order of a run:
 2. Build the mesh, the model, the optimizer and the shardings of the train state.
 3. Resume from the newest good checkpoint in `<workdir>/checkpoints`, else initialize.
 4. Loop: dispatch step s, then fetch the metrics of step s-1 (so the host never stalls the
-   device), log, evaluate and checkpoint at their intervals. SIGTERM saves and stops.
+   device), log, evaluate and checkpoint at their intervals. The first SIGTERM or SIGINT, from
+   the start of `train_and_evaluate` on, finishes the step, saves and stops (exit 0).
 5. Evaluate and save at the end; write `summary.json`.
+
+The workdir is locked for the run (`workdir_lock`); a failed save stops the run at once.
 """
 
+import contextlib
 import dataclasses
 import json
 import operator
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -27,15 +31,17 @@ from attn_research import tasks
 from attn_research.train import (
     checkpoint,
     durations,
+    health,
     optimizer,
     preemption,
     progress,
     run_info,
     sharding,
     steps,
+    workdir_lock,
 )
 from attn_research.train.config import check_config
-from attn_research.train.metric_writer import MetricWriter
+from attn_research.train.metric_writer import JSONL_NAME, MetricWriter
 
 
 @dataclasses.dataclass
@@ -61,16 +67,17 @@ def _check_divisible(field: str, batch_size: int, parts: int, what: str) -> None
 
 
 def _prepare(
-    config: ml_collections.ConfigDict, workdir: str, devices: Sequence[jax.Device]
+    config: ml_collections.ConfigDict,
+    task: tasks.Task,
+    workdir: str,
+    devices: Sequence[jax.Device],
 ) -> _Run:
-    """Checks the config and workdir and builds everything that does not need compiling.
+    """Checks the task's fields and those that need the devices or the dataset size, and
+    builds everything that does not need compiling (the config's trainer fields are checked).
 
     Raises:
-      ValueError: naming the offending field (or the workdir).
+      ValueError: naming the offending field.
     """
-    task = tasks.get_task(config.get("task", ""))
-    config = check_config(config, task.config_keys)
-    run_info.check_workdir(workdir)
     task.use_workdir(config, os.path.abspath(workdir))
     task.validate(config)
     mesh = sharding.make_mesh(config.mesh, devices)
@@ -157,41 +164,25 @@ class _Evaluator:
         return results
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {
-        path: value
-        for key, child in tree.items()
-        for path, value in _flatten(child, f"{prefix}.{key}" if prefix else key).items()
-    }
-
-
 def _restore_or_init(
     run: _Run, ckpt: checkpoint.Checkpointer, data: Any, init_rng: jax.Array
 ) -> tuple[steps.TrainState, int]:
     """Returns (state, step) of the newest good checkpoint, or a fresh state at step 0.
 
     Resuming with a config other than the checkpoint's is allowed (e.g. a longer run) but
-    logged, since changing e.g. the batch size breaks bit-identical resumption.
+    logged, since changing e.g. the batch size breaks bit-identical resumption; a config whose
+    train state has other shapes raises `checkpoint.CheckpointMismatchError`.
     """
     abstract = jax.tree.map(
         lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
         run.abstract_state,
         run.state_shardings,
     )
-    restored = ckpt.restore(abstract, data)
+    restored = ckpt.restore(abstract, data, run.config.to_dict())
     if restored:
         state, step, saved_config = restored
         logging.info("Resumed from the checkpoint at step %d.", step)
-        saved = _flatten(saved_config)
-        current = _flatten(json.loads(json.dumps(run.config.to_dict())))  # Tuples as in JSON.
-        changed = {
-            key: (saved.get(key), current.get(key))
-            for key in saved.keys() | current.keys()
-            if saved.get(key) != current.get(key)
-        }
+        changed = checkpoint.config_changes(saved_config, run.config.to_dict())
         if changed:
             logging.warning("The config differs from the checkpoint's (saved, now): %s", changed)
         return state, step
@@ -221,6 +212,10 @@ class _Loop:
         )
         self._steps: dict[tuple, Any] = {}  # compiled train steps by batch shapes
         self._evaluate = _Evaluator(run, workdir, eval_rng)
+        self._workdir = workdir
+        self._health = health.Health(
+            run.config.optimizer.learning_rate, ckpt.all_steps, f"{workdir}/checkpoints"
+        )
         num_params = sum(leaf.size for leaf in jax.tree.leaves(run.abstract_state.params))
         self.summary: dict[str, Any] = {
             "step": 0,
@@ -248,22 +243,37 @@ class _Loop:
             logging.info("Compiled the train step for %s in %.1fs.", dict(shapes), seconds)
         return self._steps[shapes]
 
-    def run(self, state: steps.TrainState, start: int, sigterm: Any) -> dict[str, Any]:
-        """Trains from step `start` to the end, or until `sigterm` is set; returns the summary."""
+    def run(
+        self, state: steps.TrainState, start: int, stop: preemption.StopRequest
+    ) -> dict[str, Any]:
+        """Trains from step `start` to the end, or until `stop` is set; returns the summary."""
         spans, total = self._run.durations, self._total
         self.summary["step"] = start
+        if stop.is_set():  # Signalled during start-up.
+            saved = f"the checkpoint of step {start} is kept" if start else "no checkpoint yet"
+            logging.warning(
+                "Stopped by %s during start-up, before the first step: nothing new was saved (%s).",
+                stop.signal_name,
+                saved,
+            )
+            self.summary["preempted"] = True
+            return self.summary
         if start == total:  # Resumed a finished run: only evaluate.
+            self.summary["train"] = _logged_train_metrics(self._workdir, total)
             self.summary["eval"] = self._evaluate(state.params, total)
             return self.summary
+        if start:
+            self._health.saved(start)
         self._clock = progress.Progress(start, total, self._run.config.batch_size)
         pending = None
         for step in range(start + 1, total + 1):
+            self._ckpt.check()  # A failed background save stops the run at once.
             batch = self._next_batch()
             state, metrics = self._compiled(state, batch)(state, batch)
             if pending:  # The previous step's metrics, fetched while this step runs.
                 self._fetch(*pending)
             pending = (step, metrics)
-            preempted = sigterm.is_set() or self._ckpt.reached_preemption(step)
+            preempted = stop.is_set() or self._ckpt.reached_preemption(step)
             save = step % spans.checkpoint_every == 0 or step == total or preempted
             evaluate = (step % spans.eval_every == 0 or step == total) and not preempted
             if save or evaluate:
@@ -276,10 +286,12 @@ class _Loop:
                         logging.info("step %d eval: %s", step, self.summary["eval"])
                     if save:
                         self._ckpt.save(step, state, self._data, self._run.config)
+                        self._health.saved(step)
             self.summary["step"] = step
             if preempted:
                 self._ckpt.wait()
-                logging.warning("Stopped by SIGTERM after saving step %d.", step)
+                by = stop.signal_name or "the preemption service"
+                logging.warning("Stopped by %s after saving step %d.", by, step)
                 self.summary["preempted"] = True
                 break
         self.summary["train_sec"] = self._clock.train_time
@@ -289,18 +301,46 @@ class _Loop:
         return self.summary
 
     def _fetch(self, step: int, metrics: Any) -> None:
-        """Brings a step's metrics to the host, stops on a bad loss, logs at log steps."""
+        """Brings a step's metrics to the host, stops on a bad loss, warns on an exploding one,
+        logs at log steps."""
         metrics = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
-        if not np.isfinite(metrics["train/loss"]):
-            raise FloatingPointError(
-                f"Loss is {metrics['train/loss']} at step {step}; stopping. The last good checkpoint "
-                f"is step {self._ckpt.latest_step()}."
-            )
+        self._health.check(step, metrics)
         self.summary["train"] = metrics
         if step % self._run.durations.log_every == 0 or step == self._total:
             speed = self._clock.measure(step)
             logging.info(_log_line(step, self._total, metrics["train/loss"], speed))
             self._writer.write(step, {**metrics, **{f"perf/{k}": v for k, v in speed.items()}})
+
+
+def _logged_train_metrics(workdir: str, step: int) -> dict[str, float]:
+    """The train metrics that `metrics.jsonl` holds for `step` (empty if it holds none)."""
+    path = os.path.join(workdir, JSONL_NAME)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return {
+        key: value
+        for record in records
+        if record["step"] == step
+        for key, value in record.items()
+        if key.startswith("train/")
+    }
+
+
+@contextlib.contextmanager
+def _closing(close: Callable[[], None], what: str) -> Iterator[None]:
+    """Calls `close` after the block. When the block failed, a failure of `close` (the same
+    full disk, say) is logged in one line instead of hiding the block's error."""
+    try:
+        yield
+    except BaseException:
+        try:
+            close()
+        except Exception as error:  # pylint: disable=broad-except
+            logging.warning("Closing the %s failed too: %s: %s", what, type(error).__name__, error)
+        raise
+    close()
 
 
 def train_and_evaluate(
@@ -314,15 +354,34 @@ def train_and_evaluate(
       devices: the devices of the mesh; default all devices of all processes.
 
     Returns:
-      The summary: final step, whether SIGTERM stopped the run early (`preempted`), the last
-      train and eval metrics, compile and train time, steps/s. Unless preempted, it is also
-      written to `<workdir>/summary.json`.
+      The summary: final step, whether SIGTERM or SIGINT stopped the run early (`preempted`),
+      the last train and eval metrics, compile and train time, steps/s. Unless preempted, it is
+      also written to `<workdir>/summary.json`.
 
     Raises:
-      ValueError: for a bad config or workdir, before anything is compiled.
-      FloatingPointError: when the loss becomes NaN or Inf; the last good checkpoint is kept.
+      ValueError: for a bad config, a workdir that is not writable or in use by another run,
+        or checkpoints of another model (`checkpoint.CheckpointMismatchError`), before anything
+        is compiled.
+      FloatingPointError: when the loss becomes NaN or Inf, naming the last sane checkpoint.
+      checkpoint.CheckpointSaveError: when a save fails (a full disk); older ones are intact.
     """
-    run = _prepare(config, workdir, devices or jax.devices())
+    with preemption.stop_signals() as stop:
+        task = tasks.get_task(config.get("task", ""))
+        config = check_config(config, task.config_keys)
+        run_info.check_workdir(workdir)
+        with workdir_lock.hold(workdir):
+            return _train(config, task, workdir, devices or jax.devices(), stop)
+
+
+def _train(
+    config: ml_collections.ConfigDict,
+    task: tasks.Task,
+    workdir: str,
+    devices: Sequence[jax.Device],
+    stop: preemption.StopRequest,
+) -> dict[str, Any]:
+    """`train_and_evaluate` in the locked workdir, with its signals handled."""
+    run = _prepare(config, task, workdir, devices)
     run_info.write_run_info(workdir, run.config, run.durations)
     init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(run.config.seed), 3)
     data = run.task.train_data(
@@ -332,17 +391,12 @@ def train_and_evaluate(
         process_count=jax.process_count(),
     )
     ckpt = checkpoint.Checkpointer(workdir, run.config.keep_checkpoints)
-    try:
+    with _closing(ckpt.close, "checkpoints"):
         state, start = _restore_or_init(run, ckpt, data, init_rng)
         writer = MetricWriter(workdir, start)
-        try:
+        with _closing(writer.close, "metric writer"):
             loop = _Loop(run, workdir, data, ckpt, writer, train_rng, eval_rng)
-            with preemption.sigterm_flag() as sigterm:
-                summary = loop.run(state, start, sigterm)
-        finally:
-            writer.close()
-    finally:
-        ckpt.close()
+            summary = loop.run(state, start, stop)
     if not summary["preempted"]:
         run_info.write_json(workdir, "summary.json", summary)
     return summary

@@ -23,23 +23,7 @@ Args (``vit.py:key=value,...``):
     8k training images, or 1 epoch of other data.
   tiny: seconds-long run for tests.
 
-Measured on the 2-core CPU machine, shared with other jobs unless said (load average 3-11, so
-wall times are up to 3-4x what the process's CPU time suggests for 2 dedicated cores; CPU =
-user + system seconds):
-  data=npz (MNIST, size mu 0.54M, patch 7, 8 epochs, 2-pixel crops): 98.82% test accuracy
-    (98.42% after 6 epochs) in 6 min 20 s on the quiet machine (6.0 min training, 10.4
-    steps/s; 670 CPU-s for the whole run). An earlier contended run: 98.84%.
-  data=npz,attention=local_2d (gap pooling, window 3), 8 epochs: 98.94% (16 min wall
-    contended, 652 CPU-s; 97.21% in a 2-epoch run). data=npz,attention=additive, 8 epochs:
-    98.97% (98.71% after 6) in 19 min 35 s, nearly quiet (19.1 min training, 3.3 steps/s;
-    1968 CPU-s): its score is an MLP per query-key pair.
-  cluttered (default: size nano with 1 head, patch 4, 15 epochs of 20k): 96.35% test
-    accuracy; class-token attention mass inside the object box 0.43 / 0.37 / 0.45 / 0.20
-    (layers 1-4), rollout 0.45 (target 0.60 not reached in this run); 1108 CPU-s.
-    With 4 heads (the size's own) and 5 epochs: 95.65%, layers 0.38 / 0.27 / 0.35 / 0.21,
-    rollout 0.29. The maps average the heads, and several heads looking at different places
-    dilute the mass: on a GPU sweep one head put 0.74-0.78 of the first layer's mass in the box
-    (0.41-0.45 with 4 heads), and so did the `small` run (0.76), but not every run does.
+What these runs reach on the 2-core CPU is measured in the README (Images).
 """
 
 import ml_collections

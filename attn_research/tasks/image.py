@@ -20,6 +20,7 @@ the same score of the reference map spread evenly over the map grid's cells that
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -42,6 +43,9 @@ from attn_research.models.scan import check_remat, check_unroll
 from attn_research.models.vit import POOLS, POSEMBS, ViT
 
 NAME = "image"
+# What a trained run needs to classify new images without its data set: written into the
+# workdir when training starts (``ImageTask.use_workdir``).
+LABELS_NAME = "labels.json"
 MODELS: Mapping[str, type[nn.Module]] = {"vit": ViT, "attention_cnn": AttentionCNN}
 _SET_BY_TASK = ("num_classes", "dtype", "sow_weights", "parent", "name")
 
@@ -140,6 +144,17 @@ class ImageTask(tasks.Task):
 
     def _image_shape(self, config: ml_collections.ConfigDict) -> tuple[int, int, int]:
         return tuple(self._split(config, train=True)[0]["image"].shape)
+
+    def use_workdir(self, config: ml_collections.ConfigDict, workdir: str) -> None:
+        """Writes ``<workdir>/labels.json``: the class names (``image_sources.class_names``)
+        and the image shape ``[H, W, C]`` the model takes."""
+        if jax.process_index() == 0:
+            labels = {
+                "classes": image_sources.class_names(config.data),
+                "image_shape": list(self._image_shape(config)),
+            }
+            with open(os.path.join(workdir, LABELS_NAME), "w", encoding="utf-8") as f:
+                json.dump(labels, f, indent=1)
 
     def validate(self, config: ml_collections.ConfigDict) -> None:
         data = config.data

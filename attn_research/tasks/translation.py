@@ -42,8 +42,9 @@ from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu
-from attn_research.models import decoding, rnn_translator, transformer_translator
+from attn_research.models import rnn_translator, transformer_translator
 from attn_research.models.scan import check_remat, check_unroll
+from attn_research.tasks import translation_decoding
 from attn_research.models.translator import TranslatorFamily
 
 NAME = "translate"
@@ -52,7 +53,6 @@ FAMILIES: dict[str, tuple[TranslatorFamily, type[nn.Module]]] = {
     "rnn": (rnn_translator, rnn_translator.RnnTranslator),
     "transformer": (transformer_translator, transformer_translator.TransformerTranslator),
 }
-_BUCKET = 16  # decoding pads sources to a multiple of this many pieces
 
 
 def _cross_attention(model: nn.Module, params, source_BS, target_in_BT) -> jax.Array:
@@ -209,65 +209,14 @@ class TranslationEvaluator:
         n = min(len(split), config.decode.examples)
         self._sources, self._references = list(split.sources[:n]), list(split.targets[:n])
         self._split = split
-        self._compiled = {}
-
-    def _decoder(self, model: nn.Module, source_len: int):
-        """The jitted ``(params, source [batch, source_len]) -> tokens`` for one bucket."""
-        key = (id(model), source_len)
-        if key not in self._compiled:
-            decode, family = self._config.decode, self._family
-            max_len = int(decode.max_len_ratio * source_len + decode.max_len_offset)
-
-            def translate(params, source_BS):
-                lengths_B = (source_BS != 0).sum(-1)
-                limit_B = jnp.minimum(
-                    (decode.max_len_ratio * lengths_B).astype(jnp.int32) + decode.max_len_offset,
-                    max_len,
-                )
-                state = family.start_decoding(model, params, source_BS, max_len)
-                step = lambda s, tokens: family.decode_step(model, params, s, tokens)
-                batch = source_BS.shape[0]
-                if decode.beam_size == 1:
-                    return decoding.greedy_search(
-                        step,
-                        state,
-                        batch,
-                        max_len,
-                        limit_B,
-                        tokenizer_lib.BOS_ID,
-                        tokenizer_lib.EOS_ID,
-                    )
-                return decoding.beam_search(
-                    step,
-                    state,
-                    batch,
-                    max_len,
-                    limit_B,
-                    tokenizer_lib.BOS_ID,
-                    tokenizer_lib.EOS_ID,
-                    decode.beam_size,
-                    decode.alpha,
-                )[0]
-
-            self._compiled[key] = jax.jit(translate)
-        return self._compiled[key]
+        self._decoders = translation_decoding.Decoders(self._family, config.decode)
 
     def translate(self, params, model: nn.Module, sources: list[str]) -> list[str]:
         """Detokenized translations of `sources`, decoded in length buckets."""
-        data, batch = self._config.data, self._config.decode.batch_size
-        ids = translation_pipeline.encode_sources(self._tokenizer, sources, data.max_source_len)
-        lengths = (ids != 0).sum(-1)
-        order = np.argsort(lengths, kind="stable")
-        out = [""] * len(sources)
-        for start in range(0, len(order), batch):
-            chosen = order[start : start + batch]
-            width = min(int(-(-lengths[chosen].max() // _BUCKET) * _BUCKET), data.max_source_len)
-            rows = np.zeros((batch, width), np.int32)
-            rows[: len(chosen)] = ids[chosen, :width]
-            tokens = np.asarray(self._decoder(model, width)(params, rows))
-            for i, row in zip(chosen, tokens):
-                out[i] = self._tokenizer.decode(row)
-        return out
+        ids = translation_pipeline.encode_sources(
+            self._tokenizer, sources, self._config.data.max_source_len
+        )
+        return [self._tokenizer.decode(row) for row in self._decoders(model, params, ids)]
 
     def _alignments(self, params, model: nn.Module) -> tuple[dict, list]:
         """AER metrics and word-level attention of the first pairs (for the figures)."""

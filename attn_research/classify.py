@@ -1,0 +1,46 @@
+"""Classify images with a trained run: `python -m attn_research.classify --workdir W IMAGE...`.
+
+    python -m attn_research.classify --workdir W cat.png digits.npz --top 3 --plot /tmp/maps
+
+takes PNG and JPEG files and .npz arrays (one image or a stack), and prints for each image the
+top-K classes with their probabilities; --plot DIR writes each image with its attention maps
+over it. See `attn_research.predict`.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+from attn_research import predict
+from attn_research.predict import classifier, figures
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
+_STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
+_TOP = flags.DEFINE_integer("top", 5, "How many classes to print per image.")
+_PLOT = flags.DEFINE_string("plot", None, "Directory for one attention overlay per image.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv: list[str]) -> None:
+    paths = argv[1:]
+    if not paths:
+        sys.exit("error: give one or more IMAGE files (PNG, JPEG or .npz)")
+    try:
+        predictor = predict.load(_WORKDIR.value, _STEP.value)
+        if not isinstance(predictor, predict.ImagePredictor):
+            sys.exit(f"error: {_WORKDIR.value} holds a {predictor.config.task!r} run, not images")
+        named = [item for path in paths for item in classifier.read_images(path)]
+        results = predictor.classify([a for _, a in named], [n for n, _ in named], _TOP.value)
+    except (predict.RunFilesError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    for result in results:
+        ranked = "  ".join(f"{name} {p:.3f}" for name, p in result.top)
+        print(f"{result.name}\t{ranked}")
+    if _PLOT.value:
+        title = f"{predictor.config.model.name} step {predictor.step}"
+        written = figures.image_overlays(results, _PLOT.value, title)
+        logging.info("Wrote %d overlays to %s.", len(written), _PLOT.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,15 @@
+"""Applying a trained run: ``load(workdir)`` gives a predictor that translates or classifies."""
+
+from attn_research.predict.classifier import Classification, ImagePredictor
+from attn_research.predict.loader import load
+from attn_research.predict.run_files import RunFilesError
+from attn_research.predict.translator import Translation, TranslationPredictor
+
+__all__ = [
+    "Classification",
+    "ImagePredictor",
+    "RunFilesError",
+    "Translation",
+    "TranslationPredictor",
+    "load",
+]

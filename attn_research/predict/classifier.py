@@ -1,0 +1,182 @@
+"""Classifying new images with a trained image model, with its attention maps.
+
+The run's ``labels.json`` (written by the image task when training starts) gives the class
+names and the image shape ``[H, W, C]`` the model takes. An image is brought to it the way the
+training pipeline brings its source's images: channels converted by Pillow (``L`` for 1, ``RGB``
+for 3, as the folder source reads files), resized and centre-cropped when the run has
+``data.image_size`` (``image_sources.fit_image``), and normalized with the run's mean and std
+(``data.images.normalize``). An image of another size for a run that never resized is refused,
+naming both shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from attn_research import tasks
+from attn_research.data import image_sources, images
+from attn_research.predict import attention, run_files
+from attn_research.tasks import image as image_task
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    """One classified image.
+
+    Attributes:
+      name: where the image came from (a file, ``file.npz[i]``, or its index).
+      image: uint8 ``[H, W, C]`` as the model saw it (before normalization).
+      top: the ``k`` most probable ``(class name, probability)``, most probable first.
+      probabilities: float32 ``[num_classes]``.
+      maps: float32 ``[M, h, w]`` attention maps over the model's grid, named by `map_names`.
+    """
+
+    name: str
+    image: np.ndarray
+    top: tuple[tuple[str, float], ...]
+    probabilities: np.ndarray
+    maps: np.ndarray
+    map_names: tuple[str, ...]
+
+
+def read_images(path: str) -> list[tuple[str, np.ndarray]]:
+    """``(name, uint8 [H, W] or [H, W, C])`` of a PNG/JPEG file, or of every image in an .npz
+    (its one array, or the one named ``image``, ``images`` or ``x``: ``[H, W(, C)]`` or
+    ``[N, H, W(, C)]``).
+
+    Raises:
+      ValueError: naming the file if it cannot be read as images.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    if path.lower().endswith(".npz"):
+        with np.load(path) as npz:
+            keys = [k for k in ("image", "images", "x") if k in npz.files] or npz.files
+            if len(keys) != 1:
+                raise ValueError(
+                    f"{path}: holds arrays {npz.files}; name the images 'image', 'images' or 'x'"
+                )
+            array = npz[keys[0]]
+        if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3)):
+            return [(path, array)]
+        if array.ndim in (3, 4):
+            return [(f"{path}[{i}]", a) for i, a in enumerate(array)]
+        raise ValueError(f"{path}: array {keys[0]!r} of shape {array.shape} is not images")
+    try:
+        with Image.open(path) as pil:
+            return [(path, np.asarray(pil.convert("RGB") if pil.mode not in ("L", "RGB") else pil))]
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the image ({error})") from None
+
+
+class ImagePredictor:
+    """A trained image model: ``classify(images) -> [Classification]`` (see the module doc)."""
+
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        params: Any,
+        classes: Sequence[str],
+        image_shape: tuple[int, int, int],
+        step: int,
+    ):
+        """`params` on device, fitting ``task.make_model(config)`` with ``len(classes)`` classes;
+        `step` is the checkpoint's."""
+        self.config, self.params, self.step = config, params, step
+        self.classes, self.image_shape = tuple(classes), tuple(image_shape)
+        self.model = tasks.get_task(config.task).make_model(config)
+        self._forward = jax.jit(self._outputs)
+
+    @classmethod
+    def from_run(
+        cls, workdir: str, config: ml_collections.ConfigDict, params: Any, step: int
+    ) -> ImagePredictor:
+        """The predictor of an image run's workdir (class names from its ``labels.json``)."""
+        path = os.path.join(workdir, image_task.LABELS_NAME)
+        if not os.path.isfile(path):
+            raise run_files.RunFilesError(
+                f"{path} is missing: it holds the class names and image shape, which the image "
+                f"task writes when training starts (runs trained before it did lack it)."
+            )
+        with open(path, encoding="utf-8") as f:
+            labels = json.load(f)
+        config.data.num_classes = len(labels["classes"])
+        model = tasks.get_task(config.task).make_model(config)
+        shape = tuple(labels["image_shape"])
+        abstract = jax.eval_shape(
+            lambda: model.init(jax.random.key(0), np.zeros((1, *shape), np.float32))["params"]
+        )
+        params = run_files.place_params(params, abstract, f"The checkpoint of step {step}")
+        return cls(config, params, labels["classes"], shape, step)
+
+    def _outputs(self, params: Any, images_BHWC: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(probabilities [B, classes], maps [B, M, h, w])``."""
+        logits_BC = self.model.apply({"params": params}, images_BHWC)
+        return jax.nn.softmax(logits_BC), attention.image_maps(self.model, params, images_BHWC)
+
+    def prepare(self, image: np.ndarray, name: str = "image") -> np.ndarray:
+        """uint8 ``[H, W, C]`` of the model's shape from an image ``[h, w]`` or ``[h, w, c]``.
+
+        Raises:
+          ValueError: naming the shapes, for an image that the training pipeline would not
+            have brought to the model's shape, or one that is not 8-bit.
+        """
+        height, width, channels = self.image_shape
+        image = np.asarray(image)
+        if image.dtype != np.uint8:
+            raise ValueError(f"{name}: {image.dtype} pixels; the model reads uint8 (0..255)")
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.ndim != 3 or image.shape[-1] not in (1, 3):
+            raise ValueError(f"{name}: shape {image.shape} is not an image [H, W, 1 or 3]")
+        if image.shape[-1] != channels:
+            pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+            image = np.asarray(pil.convert("L" if channels == 1 else "RGB"))
+            image = image.reshape(*image.shape[:2], channels)
+        if self.config.data.get("image_size"):
+            image = image_sources.fit_image(image, self.config.data.image_size)
+        if image.shape != self.image_shape:
+            raise ValueError(
+                f"{name}: an image of {image.shape[0]}x{image.shape[1]} pixels; the model takes "
+                f"{height}x{width}x{channels}, and its training resized nothing "
+                f"(config.data.image_size is 0), so neither does prediction"
+            )
+        return image
+
+    def classify(
+        self, inputs: Sequence[np.ndarray], names: Sequence[str] | None = None, top: int = 5
+    ) -> list[Classification]:
+        """The `top` classes and the attention maps of each image of `inputs`, in order."""
+        names = list(names) if names is not None else [str(i) for i in range(len(inputs))]
+        prepared = [self.prepare(x, n) for x, n in zip(inputs, names)]
+        if not prepared:
+            return []
+        batch = self.config.get("eval_batch_size") or self.config.batch_size
+        raw = np.stack(prepared)
+        normalized = images.normalize(raw, self.config.data.mean, self.config.data.std)
+        probabilities, maps = [], []
+        for start in range(0, len(raw), batch):
+            chunk = normalized[start : start + batch]
+            padded = np.zeros((batch, *chunk.shape[1:]), np.float32)
+            padded[: len(chunk)] = chunk
+            p_BC, maps_BMhw = jax.device_get(self._forward(self.params, padded))
+            probabilities.append(p_BC[: len(chunk)])
+            maps.append(maps_BMhw[: len(chunk)])
+        probabilities, maps = np.concatenate(probabilities), np.concatenate(maps)
+        map_names = attention.map_names(self.model, self.params, normalized[:1])
+        k = min(top, len(self.classes))
+        out = []
+        for i, p in enumerate(probabilities):
+            best = np.argsort(-p, kind="stable")[:k]
+            ranked = tuple((self.classes[c], float(p[c])) for c in best)
+            out.append(Classification(names[i], raw[i], ranked, p, maps[i], map_names))
+        return out

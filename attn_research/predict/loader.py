@@ -1,0 +1,32 @@
+"""`load(workdir, step=None)`: the predictor of a trained run, from its workdir alone.
+
+The task in ``config.json`` picks the predictor: a `TranslationPredictor` for translation, an
+`ImagePredictor` for images. The params come from the newest complete checkpoint (or the one
+at `step`) and are placed on the default device, whatever devices trained them.
+"""
+
+from __future__ import annotations
+
+from attn_research.predict import run_files
+from attn_research.predict.classifier import ImagePredictor
+from attn_research.predict.translator import TranslationPredictor
+from attn_research.tasks import image, translation
+
+PREDICTORS = {translation.NAME: TranslationPredictor, image.NAME: ImagePredictor}
+
+
+def load(workdir: str, step: int | None = None) -> TranslationPredictor | ImagePredictor:
+    """The predictor of the run in `workdir`, at checkpoint `step` (default: the newest).
+
+    Raises:
+      RunFilesError: naming the file the workdir lacks (config, checkpoint, tokenizer, labels).
+      ValueError: if the run's task has no predictor, or the checkpoint does not fit the config.
+    """
+    config = run_files.read_config(workdir)
+    if config.get("task") not in PREDICTORS:
+        raise ValueError(
+            f"{workdir}/config.json: task {config.get('task')!r} has no predictor; "
+            f"predictors exist for {sorted(PREDICTORS)}."
+        )
+    params, step = run_files.restore_params(workdir, step)
+    return PREDICTORS[config.task].from_run(workdir, config, params, step)

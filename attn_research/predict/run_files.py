@@ -1,0 +1,113 @@
+"""What a training run leaves in its workdir, read for prediction: the config and the params.
+
+    <workdir>/config.json                the resolved config (``train.run_info``)
+    <workdir>/checkpoints/<step>/state   the train state (``train.checkpoint``)
+
+A checkpoint is complete once orbax has renamed its temporary directory
+(``<step>.orbax-checkpoint-tmp-*``) to ``<step>``, so a run that is writing one is read at its
+newest complete step. A complete step that still fails to read is skipped with a warning.
+Nothing here writes to the workdir, runs training code or reads a data set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from orbax.checkpoint import path as ocp_path
+
+from attn_research.train import checkpoint
+
+CONFIG_NAME = "config.json"
+
+
+class RunFilesError(FileNotFoundError):
+    """A workdir lacks a file that prediction needs; the message names it."""
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+    """The run's config from ``<workdir>/config.json``.
+
+    Raises:
+      RunFilesError: naming the workdir or the file if either is missing.
+    """
+    if not os.path.isdir(workdir):
+        raise RunFilesError(f"workdir {workdir!r} does not exist.")
+    path = os.path.join(workdir, CONFIG_NAME)
+    if not os.path.isfile(path):
+        raise RunFilesError(
+            f"{path} is missing: the workdir holds no run (training writes {CONFIG_NAME} "
+            f"when it starts)."
+        )
+    with open(path, encoding="utf-8") as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def complete_steps(workdir: str) -> list[int]:
+    """The steps of the complete checkpoints in `workdir`, oldest first."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        return []
+    return sorted(ocp_path.step.checkpoint_steps(directory))
+
+
+def restore_params(workdir: str, step: int | None = None) -> tuple[Any, int]:
+    """The params of the checkpoint at `step` (default: the newest that reads) as numpy arrays.
+
+    Returns:
+      (params, step).
+
+    Raises:
+      RunFilesError: if there is no complete checkpoint, or none at `step`, or none reads.
+    """
+    steps = complete_steps(workdir)
+    where = os.path.join(workdir, "checkpoints")
+    if step is not None:
+        if step not in steps:
+            raise RunFilesError(f"No complete checkpoint of step {step} in {where} (has {steps}).")
+        return checkpoint.load_state(workdir, step)["params"], step
+    if not steps:
+        raise RunFilesError(f"No complete checkpoint in {where}: the run has saved none yet.")
+    for candidate in reversed(steps):
+        try:
+            return checkpoint.load_state(workdir, candidate)["params"], candidate
+        except Exception as error:  # pylint: disable=broad-except  # Unreadable: try older.
+            logging.warning(
+                "Checkpoint of step %d in %s does not read (%s: %s); trying an older one.",
+                candidate,
+                where,
+                type(error).__name__,
+                error,
+            )
+    raise RunFilesError(f"None of the checkpoints in {where} reads (steps {steps}).")
+
+
+def place_params(params: Any, abstract: Any, what: str) -> Any:
+    """`params` on the default device, after checking they have the shapes of `abstract`.
+
+    Args:
+      params: numpy arrays as restored.
+      abstract: the model's params as ``jax.eval_shape`` gives them.
+      what: names the checkpoint in the error.
+
+    Raises:
+      ValueError: naming the parameters whose shapes differ (a config.json that is not the
+        checkpoint's).
+    """
+    saved = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree.leaves_with_path(params)}
+    wanted = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree.leaves_with_path(abstract)}
+    changed = [
+        f"{name}: saved {saved.get(name, 'nothing')}, model {wanted.get(name, 'nothing')}"
+        for name in sorted(saved.keys() | wanted.keys())
+        if saved.get(name) != wanted.get(name)
+    ]
+    if changed:
+        raise ValueError(
+            f"{what} does not fit the model of config.json:\n  " + "\n  ".join(changed[:8])
+        )
+    return jax.device_put(params)

@@ -1,0 +1,116 @@
+"""A translator's beam (or greedy) search over many sources: sorted by length, batched, jitted.
+
+The translation task's evaluator and the predictor (``attn_research.predict``) both decode
+through `Decoders`, so that they give the same tokens for the same sources. Sources are sorted
+by length and cut into batches of ``decode.batch_size`` rows; each batch is padded to a multiple
+of `BUCKET` pieces, with one compiled decoder per (width, beam size, alpha). The output is at
+most ``max_len_ratio * source_pieces + max_len_offset`` tokens (``config.decode``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from attn_research.data import tokenizer as tokenizer_lib
+from attn_research.models import decoding
+
+BUCKET = 16  # sources are padded to a multiple of this many pieces
+Decoder = Callable[[Any, jax.Array], jax.Array]  # (params, source [B, S]) -> tokens [B, T]
+
+
+def bucket_width(pieces: int, longest: int) -> int:
+    """The padded width of a batch whose longest source has `pieces` pieces (EOS included)."""
+    return min(int(-(-pieces // BUCKET) * BUCKET), longest)
+
+
+def make_decoder(
+    model: nn.Module,
+    family: Any,
+    decode: ml_collections.ConfigDict,
+    source_len: int,
+    beam_size: int,
+    alpha: float,
+) -> Decoder:
+    """The jitted ``(params, source [B, source_len]) -> tokens [B, max_len]`` of one bucket.
+
+    `family` is the model's module (``models.translator.TranslatorFamily``); beam_size 1 is
+    greedy search. Tokens are the ids after BOS, EOS included, padded with 0.
+    """
+    max_len = int(decode.max_len_ratio * source_len + decode.max_len_offset)
+
+    def translate(params, source_BS):
+        lengths_B = (source_BS != 0).sum(-1)
+        limit_B = jnp.minimum(
+            (decode.max_len_ratio * lengths_B).astype(jnp.int32) + decode.max_len_offset,
+            max_len,
+        )
+        state = family.start_decoding(model, params, source_BS, max_len)
+        step = lambda s, tokens: family.decode_step(model, params, s, tokens)
+        ends = (tokenizer_lib.BOS_ID, tokenizer_lib.EOS_ID)
+        batch = source_BS.shape[0]
+        if beam_size == 1:
+            return decoding.greedy_search(step, state, batch, max_len, limit_B, *ends)
+        return decoding.beam_search(step, state, batch, max_len, limit_B, *ends, beam_size, alpha)[
+            0
+        ]
+
+    return jax.jit(translate)
+
+
+class Decoders:
+    """Decodes sources ``[N, S]`` in length-sorted batches, compiling one decoder per bucket."""
+
+    def __init__(self, family: Any, decode: ml_collections.ConfigDict):
+        self._family, self._decode = family, decode
+        self._compiled: dict[tuple, Decoder] = {}
+
+    def _decoder(self, model: nn.Module, width: int, beam_size: int, alpha: float) -> Decoder:
+        key = (id(model), width, beam_size, alpha)
+        if key not in self._compiled:
+            self._compiled[key] = make_decoder(
+                model, self._family, self._decode, width, beam_size, alpha
+            )
+        return self._compiled[key]
+
+    def __call__(
+        self,
+        model: nn.Module,
+        params: Any,
+        ids_NS: np.ndarray,
+        *,
+        beam_size: int | None = None,
+        alpha: float | None = None,
+        batch_size: int | None = None,
+    ) -> list[np.ndarray]:
+        """Tokens of each source row of `ids_NS` (EOS-terminated, 0-padded), in input order.
+
+        Args:
+          ids_NS: int32 source ids, each row ending in EOS and padded with 0.
+          beam_size, alpha, batch_size: default ``config.decode``'s.
+
+        Returns:
+          One int32 array ``[max_len of its bucket]`` per row.
+        """
+        decode = self._decode
+        beam_size = decode.beam_size if beam_size is None else beam_size
+        alpha = decode.alpha if alpha is None else alpha
+        batch = batch_size or decode.batch_size
+        lengths = (ids_NS != 0).sum(-1)
+        order = np.argsort(lengths, kind="stable")
+        out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(ids_NS)
+        for start in range(0, len(order), batch):
+            chosen = order[start : start + batch]
+            width = bucket_width(int(lengths[chosen].max()), ids_NS.shape[1])
+            rows = np.zeros((batch, width), np.int32)
+            rows[: len(chosen)] = ids_NS[chosen, :width]
+            decoder = self._decoder(model, width, beam_size, alpha)
+            tokens = np.asarray(decoder(params, rows))
+            for i, row in zip(chosen, tokens):
+                out[i] = row
+        return out

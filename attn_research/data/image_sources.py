@@ -243,16 +243,6 @@ def class_names(data: ml_collections.ConfigDict) -> list[str]:
     return [names[i] if i < len(names) else str(i) for i in range(num_classes(data))]
 
 
-def class_names(data: ml_collections.ConfigDict) -> list[str]:
-    """The ``num_classes(data)`` class names: folder names, TFDS label names, else indices."""
-    names: list[str] = []
-    if data.source == "folder":
-        names = _folder_classes(os.path.join(data.path, "train"))
-    elif data.source == "tfds":
-        names = list(_tfds_builder(data).info.features[data.label_key].names or ())
-    return [names[i] if i < len(names) else str(i) for i in range(num_classes(data))]
-
-
 def clutter(data: ml_collections.ConfigDict) -> cluttered.Clutter:
     """The cluttered dataset's drawing parameters from ``config.data.cluttered``."""
     c = data.cluttered

@@ -44,8 +44,8 @@ from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu
 from attn_research.models import rnn_translator, transformer_translator
 from attn_research.models.scan import check_remat, check_unroll
-from attn_research.tasks import translation_decoding
 from attn_research.models.translator import TranslatorFamily
+from attn_research.tasks import translation_decoding
 
 NAME = "translate"
 # Each family's module (``models.translator.TranslatorFamily``) and model class.
@@ -192,7 +192,8 @@ class TranslationTask(tasks.Task):
         tokens = jnp.maximum(weights_BT.sum(), 1.0)
         nll_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, labels_BT)
         accuracy = jnp.sum((jnp.argmax(logits_BTV, -1) == labels_BT) * weights_BT) / tokens
-        return jnp.sum(nll_BT * weights_BT) / tokens, {"token_accuracy": accuracy}
+        metrics = {"token_accuracy": accuracy, "denominator": weights_BT.sum()}
+        return jnp.sum(nll_BT * weights_BT) / tokens, metrics
 
     def evaluators(self, config: ml_collections.ConfigDict):
         return (TranslationEvaluator(config),)

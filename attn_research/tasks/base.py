@@ -15,7 +15,9 @@ sees exactly the batches an uninterrupted one would. Train batches may come in a
 (e.g. bucketed by length): the trainer compiles the train step once per shape.
 
 Evaluation reads a fresh finite iterable each time. Every process must yield the same number
-of equally-sized batches; eval metrics are the mean over batches of the loss's metrics.
+of equally-sized batches. The loss's metrics may include ``denominator``, the number of examples
+or tokens its means are over (padding excluded); eval metrics are then true means over the eval
+set, each batch weighted by it (else every batch weighs 1).
 """
 
 import abc

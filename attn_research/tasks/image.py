@@ -235,8 +235,9 @@ class ImageTask(tasks.Task):
             losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["label"])
         weight_B = batch.get("weight", jnp.ones_like(losses_B))
         correct_B = (jnp.argmax(logits_BC, -1) == batch["label"]).astype(jnp.float32)
-        size = losses_B.shape[0]
-        return (losses_B * weight_B).sum() / size, {"accuracy": (correct_B * weight_B).sum() / size}
+        size = jnp.maximum(weight_B.sum(), 1.0)
+        metrics = {"accuracy": (correct_B * weight_B).sum() / size, "denominator": weight_B.sum()}
+        return (losses_B * weight_B).sum() / size, metrics
 
     def evaluators(self, config: ml_collections.ConfigDict):
         if not (config.evaluation.num_examples or config.evaluation.num_figures):

@@ -12,6 +12,9 @@ from attn_research.tasks import Task
 from attn_research.tasks.base import Batch
 
 Metrics = dict[str, jax.Array]
+# The metric a task's loss may return to say how many examples (or tokens) its batch means are
+# over; evaluation weights each batch by it (flax wmt's ``denominator``).
+DENOMINATOR = "denominator"
 
 
 @flax.struct.dataclass
@@ -53,6 +56,7 @@ def make_train_step(
         step_rng = jax.random.fold_in(rng, state.step)
         loss_fn = lambda params: task.loss(params, batch, step_rng, model, True)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        metrics = {k: v for k, v in metrics.items() if k != DENOMINATOR}
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {
@@ -67,10 +71,17 @@ def make_train_step(
 
 
 def make_eval_step(task: Task, model: nn.Module, rng: jax.Array) -> Callable[[Any, Batch], Metrics]:
-    """Returns `eval_step(params, batch) -> metrics` (the task's metrics and `loss`)."""
+    """Returns `eval_step(params, batch) -> {"sums": ..., "denominator": n}`.
+
+    ``sums`` holds each of the task's metrics and `loss` times the batch's denominator (the
+    task's `DENOMINATOR` metric, else 1), so that summing over batches and dividing by the summed
+    denominators gives true means whatever the padding of each batch.
+    """
 
     def eval_step(params: Any, batch: Batch) -> Metrics:
         loss, metrics = task.loss(params, batch, rng, model, False)
-        return {**metrics, "loss": loss}
+        metrics = {**metrics, "loss": loss}
+        denominator = jnp.asarray(metrics.pop(DENOMINATOR, 1.0), jnp.float32)
+        return {"sums": {k: v * denominator for k, v in metrics.items()}, DENOMINATOR: denominator}
 
     return eval_step

@@ -138,7 +138,8 @@ class _Evaluator:
         self._evaluators = run.task.evaluators(run.config)
 
     def __call__(self, params: Any, step: int) -> dict[str, float]:
-        """Returns {'eval/<name>': value} for the loss's metrics (mean over batches) and evaluators."""
+        """Returns {'eval/<name>': value}: the loss's metrics, true means over the eval set (each
+        batch weighted by its denominator, see ``steps.make_eval_step``), and the evaluators'."""
         run = self._run
         batch_size = run.config.eval_batch_size or run.config.batch_size
         totals, count = None, 0
@@ -153,7 +154,9 @@ class _Evaluator:
             count += 1
         results = {}
         if count:
-            results = {f"eval/{k}": float(v) / count for k, v in jax.device_get(totals).items()}
+            totals = jax.device_get(totals)
+            denominator = max(float(totals[steps.DENOMINATOR]), 1e-12)
+            results = {f"eval/{k}": float(v) / denominator for k, v in totals["sums"].items()}
         for evaluator in self._evaluators:
             results.update(
                 {

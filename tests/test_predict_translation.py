@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_metric_writer import images_by_tag
 
 import attn_research
 from attn_research import predict
@@ -250,3 +252,9 @@ def test_cli_names_a_missing_workdir(tmp_path):
     )
     assert done.returncode != 0 and "does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_runs_figures_are_in_tensorboard(rnn):
+    images = images_by_tag(pathlib.Path(rnn))
+    assert [step for step, _, _ in images["figures/attention_0"]] == [_STEPS]
+    assert [step for step, _, _ in images["figures/bleu_by_length"]] == [_STEPS]

@@ -2,16 +2,30 @@
 
 One JSON object per line: {"step": 100, "train/loss": 0.3, ...}. Only process 0 writes; on the
 other processes the writer does nothing.
+
+The PNG figures that evaluators draw into `<workdir>/figures/` go to TensorBoard too, as images
+of the step they were written at: each `write` adds those written since the last one, tagged
+`figures/<file name without its step>` (`attention_0_step_1000.png` -> `figures/attention_0`).
 """
 
 import json
 import os
+import re
 from collections.abc import Mapping
 
 import jax
+import numpy as np
 import tensorboardX
+from PIL import Image
 
 JSONL_NAME = "metrics.jsonl"
+FIGURES_DIR = "figures"
+_STEP_SUFFIX = re.compile(r"(_step)?_\d+$")
+
+
+def figure_tag(file_name: str) -> str:
+    """The TensorBoard tag of a figure file: `figures/<name>` without the step in its name."""
+    return f"{FIGURES_DIR}/{_STEP_SUFFIX.sub('', os.path.splitext(file_name)[0])}"
 
 
 class MetricWriter:
@@ -30,9 +44,32 @@ class MetricWriter:
         _drop_records_after(self._jsonl_path, resume_step)
         self._jsonl = open(self._jsonl_path, "a", encoding="utf-8")
         self._tensorboard = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self._figures = os.path.join(workdir, FIGURES_DIR)
+        self._seen = self._figure_times()  # Figures of an earlier run are not logged again.
+
+    def _figure_times(self) -> dict[str, int]:
+        """{file name: modification time in ns} of the PNG figures."""
+        if not os.path.isdir(self._figures):
+            return {}
+        return {
+            entry.name: entry.stat().st_mtime_ns
+            for entry in os.scandir(self._figures)
+            if entry.name.endswith(".png")
+        }
+
+    def _write_figures(self, step: int) -> None:
+        """Adds the figures written since the last call to TensorBoard as images of `step`."""
+        times = self._figure_times()
+        for name in sorted(times):
+            if self._seen.get(name) == times[name]:
+                continue
+            with Image.open(os.path.join(self._figures, name)) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            self._tensorboard.add_image(figure_tag(name), pixels, step, dataformats="HWC")
+        self._seen = times
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Writes scalar `metrics` of `step`."""
+        """Writes scalar `metrics` of `step`, and the figures drawn since the last write."""
         if not self._active:
             return
         record = {"step": step, **{name: float(value) for name, value in metrics.items()}}
@@ -40,6 +77,7 @@ class MetricWriter:
         self._jsonl.flush()
         for name, value in metrics.items():
             self._tensorboard.add_scalar(name, float(value), step)
+        self._write_figures(step)
 
     def close(self) -> None:
         """Flushes and closes the files."""

@@ -22,6 +22,7 @@ from attn_research.models.rnn_translator import RnnTranslator
 from attn_research.predict import pharaoh
 from attn_research.tasks.translation import TranslationEvaluator
 from attn_research.train import train_and_evaluate
+from experiments import bench_predict
 from experiments.configs import translate
 
 # A few steps at a tiny learning rate keep the models near their initialization, far from the
@@ -258,3 +259,18 @@ def test_the_runs_figures_are_in_tensorboard(rnn):
     images = images_by_tag(pathlib.Path(rnn))
     assert [step for step, _, _ in images["figures/attention_0"]] == [_STEPS]
     assert [step for step, _, _ in images["figures/bleu_by_length"]] == [_STEPS]
+
+
+def test_bench_predict_writes_a_row_per_mode(rnn, tmp_path, monkeypatch):
+    out = tmp_path / "bench.json"
+    argv = ["bench", f"--workdir={rnn}", "--examples=3", "--repeats=1", f"--json={out}"]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench_predict.main()
+    result = json.loads(out.read_text())
+    assert result["sentences"] == 3
+    assert [row["mode"] for row in result["rows"]] == [
+        "batched",
+        "batched, no attention",
+        "one_at_a_time",
+        "eval_path",
+    ]

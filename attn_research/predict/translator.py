@@ -175,6 +175,7 @@ class TranslationPredictor:
         beam_size: int | None = None,
         alpha: float | None = None,
         batch_size: int | None = None,
+        with_attention: bool = True,
     ) -> list[Translation]:
         """Translations of `sentences`, in their order; an empty sentence gives an empty one.
 
@@ -182,6 +183,8 @@ class TranslationPredictor:
           sentences: one sentence each (no newlines).
           beam_size, alpha, batch_size: default the run's ``config.decode``; beam_size 1 is
             greedy search.
+          with_attention: False leaves out the attention and alignments (None), which saves
+            the teacher-forced pass.
         """
         batch = batch_size or self.config.decode.batch_size
         sources = [self._encode(i, text) for i, text in enumerate(sentences)]
@@ -194,7 +197,7 @@ class TranslationPredictor:
         )
         targets = [_target(row) for row in tokens]
         words = [None] * len(todo)
-        if self.has_attention and todo:
+        if self.has_attention and with_attention and todo:
             words = self._word_attention([sources[i] for i in todo], targets, batch)
         links = () if self.has_attention else None
         out = [Translation(text, "", (), (), links, None) for text in sentences]

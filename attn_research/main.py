@@ -49,8 +49,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _quiet_orbax(record: std_logging.LogRecord) -> bool:
-    """Drops orbax's INFO chatter (several lines per save); keeps its warnings."""
-    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+    """Drops orbax's INFO chatter (several lines per save) and the tracebacks of its errors (the
+    trainer reports a failed save once, with its cause); keeps its warning and error lines."""
+    if "/orbax/" not in record.pathname:
+        return True
+    record.exc_info = record.exc_text = None
+    return record.levelno >= std_logging.WARNING
 
 
 def _config_overrides(argv: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ import sys
 
 import grain
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 import train_toy_config
 from PIL import Image
@@ -113,26 +114,43 @@ def _first_loss(workdir):
         return next(json.loads(line)["train/loss"] for line in f if "train/loss" in line)
 
 
-def test_full_disk_stops_at_the_first_failed_save_and_resumes(tmp_path, monkeypatch):
-    workdir = str(tmp_path)
-    handler = grain.checkpoint.CheckpointHandler
-    original, attempts = handler.save, []
+@pytest.mark.parametrize("where", ["in save", "in the background"])
+def test_full_disk_stops_at_the_first_failed_save_and_resumes(tmp_path, monkeypatch, where):
+    """The disk fills up at step 30: grain writes the data iterator's state within `save`,
+    orbax writes the config in a background commit."""
+    workdir, tried = str(tmp_path), []
 
-    def full_disk_from_step_30(self, directory, *args, **kwargs):
+    def write(directory):
+        tried.append(str(directory))
         if "/30" in str(directory):
-            attempts.append(str(directory))
             raise OSError(errno.ENOSPC, "No space left on device")
-        return original(self, directory, *args, **kwargs)
 
-    monkeypatch.setattr(handler, "save", full_disk_from_step_30)
+    if where == "in save":
+        handler, name = grain.checkpoint.CheckpointHandler, "save"
+        original = handler.save
+
+        def full_disk(self, directory, *args, **kwargs):
+            write(directory)
+            return original(self, directory, *args, **kwargs)
+
+    else:
+        handler, name = ocp.JsonCheckpointHandler, "_save_fn"
+        original = handler._save_fn
+
+        async def full_disk(self, item, directory):
+            write(directory)
+            return await original(self, item, directory)
+
+    monkeypatch.setattr(handler, name, full_disk)
     with pytest.raises(checkpoint.CheckpointSaveError) as error:
         train_and_evaluate(_config(), workdir)
-    assert "step 30" in str(error.value) and "No space left on device" in str(error.value)
-    assert "steps [10, 20] are intact" in str(error.value)
-    assert len(attempts) == 1  # Stopped there: no save of step 40 was tried.
+    message = str(error.value)
+    assert "checkpoint of step 30" in message and "No space left on device" in message
+    assert "steps [10, 20] are intact" in message
+    assert not any("/40" in directory for directory in tried)  # Stopped: 40 was never saved.
     assert _saved_steps(workdir) == [10, 20]
     assert not os.path.exists(tmp_path / "summary.json")
-    monkeypatch.setattr(handler, "save", original)  # Space freed.
+    monkeypatch.setattr(handler, name, original)  # Space freed.
     assert train_and_evaluate(_config(), workdir)["step"] == 60
 
 

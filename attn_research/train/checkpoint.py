@@ -12,8 +12,9 @@ tried. A step that reads well but holds a state of other shapes than the current
 changed config) is not corrupt: `CheckpointMismatchError` names the differences and every
 checkpoint stays where it is.
 
-A save that fails (a full disk) raises `CheckpointSaveError` at the first chance: from `save`,
-or from `check`, which the trainer calls every step to see a failed background write at once.
+A save that fails (a full disk) raises `CheckpointSaveError`, naming its step, at the first
+chance: from `check`, which the trainer calls every step to see a failed background write
+early, or at the latest from the next `save`, `wait` or `close`.
 """
 
 import contextlib
@@ -109,6 +110,7 @@ class Checkpointer:
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         )
         self._saving: int | None = None  # The step of the newest save started.
+        self._unfinished = False  # Whether that save may still be running (or have failed).
 
     def latest_step(self) -> int | None:
         """The newest saved step, or None."""
@@ -134,7 +136,7 @@ class Checkpointer:
                 f"Saving the checkpoint of step {self._saving} in {self._directory} failed "
                 f"({type(error).__name__}: {error}). Training stopped; the checkpoints of steps "
                 f"{kept} are intact. Free space (or fix the error) and {resume}."
-            ) from error
+            ) from None  # The one message: it holds the cause's type and text.
 
     def save(
         self,
@@ -148,8 +150,8 @@ class Checkpointer:
         Raises:
           CheckpointSaveError: if this save, or the previous one, failed.
         """
-        self.check()
-        self._saving = step
+        self.wait()  # As orbax would, but a failure of the previous save is reported as its own.
+        self._saving, self._unfinished = step, True
         with self._reporting_save_errors():
             self._manager.save(
                 step,
@@ -162,9 +164,14 @@ class Checkpointer:
             )
 
     def check(self) -> None:
-        """Raises CheckpointSaveError if a background save has failed; cheap, never blocks."""
-        with self._reporting_save_errors():
-            self._manager.check_for_errors()
+        """Raises CheckpointSaveError if the background save has ended in failure; never blocks.
+
+        Orbax keeps a background failure until someone waits, so a save that is no longer in
+        progress is waited for once (at no cost), which raises what it raised.
+        """
+        if self._unfinished and not self._manager.is_saving_in_progress():
+            self.wait()
+            self._unfinished = False
 
     def _mismatch(self, step: int, saved_state: Any, abstract_state: Any, config: dict) -> str:
         """The error message for an intact checkpoint of other shapes, or '' if it fits."""

@@ -4,7 +4,8 @@
 
 takes PNG and JPEG files and .npz arrays (one image or a stack), and prints for each image the
 top-K classes with their probabilities; --plot DIR writes each image with its attention maps
-over it. See `attn_research.predict`.
+over it, --html FILE the attention explorer (a map selector per image). See
+`attn_research.predict`.
 """
 
 import sys
@@ -12,12 +13,15 @@ import sys
 from absl import app, flags, logging
 
 from attn_research import predict
+from attn_research.evaluation import explorer
 from attn_research.predict import classifier, figures
+from attn_research.predict import explorer as predict_explorer
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
 _STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
 _TOP = flags.DEFINE_integer("top", 5, "How many classes to print per image.")
 _PLOT = flags.DEFINE_string("plot", None, "Directory for one attention overlay per image.")
+_HTML = flags.DEFINE_string("html", None, "Write the attention explorer page here.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -36,8 +40,10 @@ def main(argv: list[str]) -> None:
     for result in results:
         ranked = "  ".join(f"{name} {p:.3f}" for name, p in result.top)
         print(f"{result.name}\t{ranked}")
+    title = f"{predictor.config.model.name} step {predictor.step}"
+    if _HTML.value:
+        explorer.write(_HTML.value, predict_explorer.image_page(results, title))
     if _PLOT.value:
-        title = f"{predictor.config.model.name} step {predictor.step}"
         written = figures.image_overlays(results, _PLOT.value, title)
         logging.info("Wrote %d overlays to %s.", len(written), _PLOT.value)
 

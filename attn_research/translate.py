@@ -5,7 +5,8 @@
 reads one sentence a line (stdin or --input) and writes one translation a line, in the input's
 order (stdout or --output); an empty line gives an empty line. --alignments appends ' ||| ' and
 Pharaoh links i-j (source word i, target word j), --plot DIR writes a word x word attention
-heatmap per sentence. See `attn_research.predict`.
+heatmap per sentence, --html FILE the attention explorer (hover a target word to see the source
+words it attends to). See `attn_research.predict`.
 """
 
 import sys
@@ -13,6 +14,8 @@ import sys
 from absl import app, flags, logging
 
 from attn_research import predict
+from attn_research.evaluation import explorer
+from attn_research.predict import explorer as predict_explorer
 from attn_research.predict import figures, pharaoh
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
@@ -24,6 +27,7 @@ _ALPHA = flags.DEFINE_float("alpha", None, "Length penalty exponent (default: th
 _BATCH = flags.DEFINE_integer("batch_size", None, "Sentences per batch (default: the run's).")
 _ALIGNMENTS = flags.DEFINE_bool("alignments", False, "Append ' ||| ' and Pharaoh i-j links.")
 _PLOT = flags.DEFINE_string("plot", None, "Directory for one attention heatmap per sentence.")
+_HTML = flags.DEFINE_string("html", None, "Write the attention explorer page here.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -35,9 +39,9 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: {error}")
     if not isinstance(predictor, predict.TranslationPredictor):
         sys.exit(f"error: {_WORKDIR.value} holds a {predictor.config.task!r} run, not translation")
-    if (_ALIGNMENTS.value or _PLOT.value) and not predictor.has_attention:
+    if (_ALIGNMENTS.value or _PLOT.value or _HTML.value) and not predictor.has_attention:
         logging.warning(
-            "This model (%s, attention %r) has no attention: no alignments and no heatmaps.",
+            "This model (%s, attention %r) has no attention: no alignments, heatmaps or explorer.",
             predictor.config.model.family,
             predictor.config.model.get("attention"),
         )
@@ -53,10 +57,12 @@ def main(argv: list[str]) -> None:
             f.write(text)
     else:
         sys.stdout.write(text)
+    title = f"{predictor.config.model.family} step {predictor.step}"
     if _PLOT.value and predictor.has_attention:
-        title = f"{predictor.config.model.family} step {predictor.step}"
         paths = figures.translation_heatmaps(translations, _PLOT.value, title)
         logging.info("Wrote %d heatmaps to %s.", len(paths), _PLOT.value)
+    if _HTML.value and predictor.has_attention:
+        explorer.write(_HTML.value, predict_explorer.translation_page(translations, title))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def test_training_saves_class_names_and_image_shape(vit_run):
     labels = json.loads(open(f"{vit_run}/labels.json").read())
     assert labels["classes"] == [str(i) for i in range(10)]  # cluttered classes are numbered
     assert labels["image_shape"] == [32, 32, 1]
+    page = open(f"{vit_run}/figures/explorer.html").read()
+    assert page.count('class="item"') == 2 and 'data-map="rollout"' in page
 
 
 @pytest.mark.parametrize("run", ["vit_run", "cnn_run"])

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_explorer import chromium, hover_weights
 from test_metric_writer import images_by_tag
 
 import attn_research
@@ -255,10 +256,12 @@ def test_cli_names_a_missing_workdir(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_the_runs_figures_are_in_tensorboard(rnn):
+def test_the_runs_figures_are_in_tensorboard_and_its_explorer_in_figures(rnn):
     images = images_by_tag(pathlib.Path(rnn))
     assert [step for step, _, _ in images["figures/attention_0"]] == [_STEPS]
     assert [step for step, _, _ in images["figures/bleu_by_length"]] == [_STEPS]
+    page = pathlib.Path(rnn) / "figures" / "explorer.html"
+    assert page.read_text().count('class="item"') == 1  # tiny: decode.num_figures = 1
 
 
 def test_bench_predict_writes_a_row_per_mode(rnn, tmp_path, monkeypatch):
@@ -274,3 +277,33 @@ def test_bench_predict_writes_a_row_per_mode(rnn, tmp_path, monkeypatch):
         "one_at_a_time",
         "eval_path",
     ]
+
+
+def test_cli_explorer_highlights_the_source_words_the_matrix_says(rnn, tmp_path):
+    predictor = attn_research.load(rnn)
+    lines = _sources(predictor, 2)
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    page = tmp_path / "explorer.html"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attn_research.translate",
+            f"--workdir={rnn}",
+            f"--input={tmp_path / 'in.txt'}",
+            "--beam=1",
+            f"--html={page}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    result = predictor.translate(lines, beam_size=1)[1]
+    word = len(result.target_words) // 2
+    browser = chromium()
+    try:
+        weights, top = hover_weights(browser, str(page), 1, word)
+    finally:
+        browser.quit()
+    np.testing.assert_allclose(weights, result.attention[word], atol=1e-5)
+    assert top == [int(np.argmax(result.attention[word]))]

@@ -39,8 +39,11 @@ class Translation:
       alignment: Pharaoh links ``(i, j)``, source word i to target word j: each target word to
         the source word it attends most. None for a model without attention.
       attention: float ``[len(target_words), len(source_words)]`` word-level attention (rows sum
-        to 1 over the source words the model read). None for a model without attention.
+        to 1 over the source words the model read), of layer ``config.decode.alignment_layer``
+        (the layer the evaluation's AER reads). None for a model without attention.
       truncated: source pieces cut off to fit the model's maximum length (0: none).
+      layers: the same attention of every layer ``[layers, target words, source words]``
+        (heads averaged; one layer for an RNN), or None.
     """
 
     source: str
@@ -50,6 +53,7 @@ class Translation:
     alignment: tuple[tuple[int, int], ...] | None
     attention: np.ndarray | None
     truncated: int = 0
+    layers: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,8 +148,7 @@ class TranslationPredictor:
     def _word_attention(
         self, sources: Sequence[_Source], targets: Sequence[np.ndarray], batch: int
     ) -> list[np.ndarray]:
-        """Word-level attention ``[target words, source words]`` of each pair."""
-        layer = self.config.decode.alignment_layer
+        """Word-level attention ``[layers, target words, source words]`` of each pair."""
         longest = self.config.data.max_source_len
         out = []
         for start in range(0, len(sources), batch):
@@ -158,12 +161,17 @@ class TranslationPredictor:
                 [np.concatenate(bos + [t[:-1]]) for t in part_t],
                 length * translation_decoding.BUCKET,
             )
-            weights_BTS = np.asarray(self._attention(self.params, source_BS, target_in_BT)[layer])
-            for w_TS, s, t in zip(weights_BTS, part_s, part_t):
+            weights_LBTS = np.asarray(self._attention(self.params, source_BS, target_in_BT))
+            for w_LTS, s, t in zip(weights_LBTS.swapaxes(0, 1), part_s, part_t):
                 target_words = self.tokenizer.word_ids(t)
                 out.append(
-                    alignment_lib.word_attention(
-                        w_TS[: t.size, : s.ids.size], target_words, s.word_ids
+                    np.stack(
+                        [
+                            alignment_lib.word_attention(
+                                w_TS[: t.size, : s.ids.size], target_words, s.word_ids
+                            )
+                            for w_TS in w_LTS
+                        ]
                     )
                 )
         return out
@@ -201,7 +209,9 @@ class TranslationPredictor:
             words = self._word_attention([sources[i] for i in todo], targets, batch)
         links = () if self.has_attention else None
         out = [Translation(text, "", (), (), links, None) for text in sentences]
-        for i, target, matrix in zip(todo, targets, words):
+        layer = self.config.decode.alignment_layer
+        for i, target, layers in zip(todo, targets, words):
+            matrix = None if layers is None else layers[layer]
             word_ids = self.tokenizer.word_ids(target)
             out[i] = Translation(
                 sentences[i],
@@ -214,5 +224,6 @@ class TranslationPredictor:
                 None if matrix is None else tuple(sorted(alignment_lib.hard_alignment(matrix))),
                 matrix,
                 sources[i].truncated,
+                layers,
             )
         return out

@@ -37,7 +37,7 @@ from flax.core import FrozenDict
 from attn_research import tasks
 from attn_research.attention import presets
 from attn_research.data import image_sources, images
-from attn_research.evaluation import attention_maps, image_figures
+from attn_research.evaluation import attention_maps, explorer, image_figures
 from attn_research.models.attention_cnn import AttentionCNN
 from attn_research.models.scan import check_remat, check_unroll
 from attn_research.models.vit import POOLS, POSEMBS, ViT
@@ -284,6 +284,7 @@ class AttentionEvaluator:
                 metrics[f"mass_in_box/{name}"] = float(np.mean(mass_B))
         if self._num_figures and jax.process_index() == 0:
             n = self._num_figures
+            title = f"{type(model).__name__} {getattr(model, 'attention', '')}, step {step}"
             image_figures.save_attention_figure(
                 os.path.join(workdir, "figures", f"attention_{step:06d}.png"),
                 self._raw[:n],
@@ -292,8 +293,16 @@ class AttentionEvaluator:
                 labels=self._labels[:n],
                 predictions=predictions_B[:n],
                 boxes_B4=None if self._boxes is None else self._boxes[:n],
-                title=f"{type(model).__name__} {getattr(model, 'attention', '')}, step {step}",
+                title=title,
             )
+            items = [
+                (f"y={label} pred={prediction}", raw, dict(zip(names, maps)))
+                for label, prediction, raw, maps in zip(
+                    self._labels[:n], predictions_B[:n], self._raw[:n], maps_BMhw[:n]
+                )
+            ]
+            page = explorer.image_page(items, title)
+            explorer.write(os.path.join(workdir, "figures", "explorer.html"), page)
         return metrics
 
 

@@ -41,7 +41,7 @@ from attn_research.attention import presets
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
-from attn_research.evaluation import alignment_figures, bleu
+from attn_research.evaluation import alignment_figures, bleu, explorer
 from attn_research.models import rnn_translator, transformer_translator
 from attn_research.models.scan import check_remat, check_unroll
 from attn_research.models.translator import TranslatorFamily
@@ -329,6 +329,12 @@ class TranslationEvaluator:
                 f"{label} step {step}",
                 os.path.join(figures, f"attention_{i}_step_{step}.png"),
             )
+        if pairs:
+            page = explorer.translation_page(
+                [(source, target, {"attention": w}) for source, target, w in pairs],
+                f"{label} step {step}",
+            )
+            explorer.write(os.path.join(figures, "explorer.html"), page)
 
 
 tasks.register_task(NAME, TranslationTask)

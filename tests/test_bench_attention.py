@@ -42,7 +42,8 @@ def test_quick_run_writes_records(tmp_path, capsys):
 
     printed = capsys.readouterr().out
     assert "fwd+bwd ms" in printed
-    assert "PASS" in printed or "FAIL" in printed
+    for record in records:  # the table has a row for every record
+        assert record["name"] in printed, record["name"]
     assert "not measured" not in printed
 
 

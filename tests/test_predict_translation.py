@@ -214,25 +214,24 @@ def test_params_restore_onto_one_device_from_a_run_on_eight(rnn):
     assert devices == {jax.devices()[0]}
 
 
+def _translate_cli(workdir: str, lines: list[str], tmp_path, *flags: str) -> None:
+    """Runs `python -m attn_research.translate` (greedy) on `lines` written to a file."""
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    command = [sys.executable, "-m", "attn_research.translate", f"--workdir={workdir}"]
+    command += [f"--input={tmp_path / 'in.txt'}", "--beam=1", *flags]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+
+
 def test_cli_writes_one_line_per_input_line_with_alignments_and_heatmaps(rnn, tmp_path):
     predictor = attn_research.load(rnn)
     lines = ["", *_sources(predictor, 3)]
-    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "attn_research.translate",
-            f"--workdir={rnn}",
-            f"--input={tmp_path / 'in.txt'}",
-            f"--output={tmp_path / 'out.txt'}",
-            "--alignments",
-            "--beam=1",
-            f"--plot={tmp_path / 'plots'}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
+    _translate_cli(
+        rnn,
+        lines,
+        tmp_path,
+        f"--output={tmp_path / 'out.txt'}",
+        "--alignments",
+        f"--plot={tmp_path / 'plots'}",
     )
     out = (tmp_path / "out.txt").read_text().split("\n")[:-1]
     assert len(out) == len(lines) and out[0] == " ||| "
@@ -282,22 +281,8 @@ def test_bench_predict_writes_a_row_per_mode(rnn, tmp_path, monkeypatch):
 def test_cli_explorer_highlights_the_source_words_the_matrix_says(rnn, tmp_path):
     predictor = attn_research.load(rnn)
     lines = _sources(predictor, 2)
-    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     page = tmp_path / "explorer.html"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "attn_research.translate",
-            f"--workdir={rnn}",
-            f"--input={tmp_path / 'in.txt'}",
-            "--beam=1",
-            f"--html={page}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    _translate_cli(rnn, lines, tmp_path, f"--html={page}")
     result = predictor.translate(lines, beam_size=1)[1]
     word = len(result.target_words) // 2
     browser = chromium()

@@ -14,12 +14,14 @@ import subprocess
 import sys
 
 import grain
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 import train_toy_config
 from PIL import Image
 
+from attn_research.attention import attend
 from attn_research.data import image_sources, translation
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data.image_config import data_config
@@ -210,3 +212,19 @@ def test_vocab_size_above_what_the_corpus_yields_warns(tmp_path, caplog):
     caplog.clear()
     tokenizer_lib.load_or_train(path, texts, learned)
     assert "vocab_size" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "kind, kernel",
+    [("dot_product", kernel) for kernel in ("dense", "chunked", "jax_nn", "auto")]
+    + [("local", kernel) for kernel in ("dense", "chunked", "blocked", "auto")],
+)
+def test_attention_refuses_empty_sequences_and_integer_inputs(kind, kernel):
+    options = {"kind": kind, "kernel": kernel, **({"window": 4} if kind == "local" else {})}
+    for t_q, t_k in ((0, 0), (3, 0), (0, 3)):
+        q, kv = jnp.zeros((2, t_q, 2, 8)), jnp.zeros((2, t_k, 2, 8))
+        with pytest.raises(ValueError, match=f"at least one query and one key, got Tq={t_q}"):
+            attend(q, kv, kv, **options)
+    ints = jnp.zeros((2, 4, 2, 8), jnp.int32)
+    with pytest.raises(ValueError, match="q must be floating point, got dtype int32"):
+        attend(ints, ints, ints, **options)

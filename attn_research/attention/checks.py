@@ -14,7 +14,8 @@ Array = jnp.ndarray
 
 
 def check_qkv(q: Array, k: Array, v: Array, *, same_depth: bool = True) -> int:
-    """Checks ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``.
+    """Checks ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``:
+    floating point, with ``Tq, Tk >= 1``.
 
     Returns:
       The number of query heads per key/value head, ``H // Hkv`` (grouped-query attention).
@@ -24,12 +25,19 @@ def check_qkv(q: Array, k: Array, v: Array, *, same_depth: bool = True) -> int:
             raise ValueError(
                 f"{name} must be [batch..., length, heads, depth], got shape {x.shape}"
             )
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
     if not (q.ndim == k.ndim == v.ndim):
         raise ValueError(f"q, k, v must have the same rank, got {q.shape}, {k.shape}, {v.shape}")
     if k.shape[:-1] != v.shape[:-1]:
         raise ValueError(f"k {k.shape} and v {v.shape} must agree in [batch..., kv_len, kv_heads]")
     if q.shape[:-3] != k.shape[:-3]:
         raise ValueError(f"q {q.shape} and k {k.shape} must have the same batch dims")
+    if not q.shape[-3] or not k.shape[-3]:
+        raise ValueError(
+            f"attention needs at least one query and one key, got Tq={q.shape[-3]} and "
+            f"Tk={k.shape[-3]} (q {q.shape}, k {k.shape}); leave empty sequences out"
+        )
     if same_depth and q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"q depth {q.shape[-1]} != k depth {k.shape[-1]} (shapes {q.shape}, {k.shape})"

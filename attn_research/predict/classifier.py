@@ -95,6 +95,9 @@ class ImagePredictor:
         self.classes, self.image_shape = tuple(classes), tuple(image_shape)
         self.model = tasks.get_task(config.task).make_model(config)
         self._forward = jax.jit(self._outputs)
+        self.map_names = attention.map_names(
+            self.model, params, np.zeros((1, *self.image_shape), np.float32)
+        )
 
     @classmethod
     def from_run(
@@ -160,7 +163,10 @@ class ImagePredictor:
         prepared = [self.prepare(x, n) for x, n in zip(inputs, names)]
         if not prepared:
             return []
+        # Batches of the run's size, or of the next power of two above a smaller input count
+        # (at most log2(batch size) + 1 compilations).
         batch = self.config.get("eval_batch_size") or self.config.batch_size
+        batch = min(batch, 1 << (len(prepared) - 1).bit_length())
         raw = np.stack(prepared)
         normalized = images.normalize(raw, self.config.data.mean, self.config.data.std)
         probabilities, maps = [], []
@@ -172,11 +178,10 @@ class ImagePredictor:
             probabilities.append(p_BC[: len(chunk)])
             maps.append(maps_BMhw[: len(chunk)])
         probabilities, maps = np.concatenate(probabilities), np.concatenate(maps)
-        map_names = attention.map_names(self.model, self.params, normalized[:1])
         k = min(top, len(self.classes))
         out = []
         for i, p in enumerate(probabilities):
             best = np.argsort(-p, kind="stable")[:k]
             ranked = tuple((self.classes[c], float(p[c])) for c in best)
-            out.append(Classification(names[i], raw[i], ranked, p, maps[i], map_names))
+            out.append(Classification(names[i], raw[i], ranked, p, maps[i], self.map_names))
         return out

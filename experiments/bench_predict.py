@@ -6,7 +6,8 @@ the training-time evaluation path, on the same inputs.
 
 A translation run is timed on the first `--examples` sentences of its eval split:
 - `batched`: ``predictor.translate(sentences)`` (length-sorted batches of the run's
-  ``decode.batch_size``, attention and alignments included), and again without attention;
+  ``decode.batch_size``, attention and alignments included), again without attention, and
+  without attention in batches of each of `--batch_sizes`;
 - `one_at_a_time`: ``predictor.translate([sentence], batch_size=1)`` per sentence;
 - `eval_path`: ``TranslationEvaluator.translate``, the BLEU evaluation's decoding.
 An image run is timed on its eval images, batched (the run's batch size) and one at a time.
@@ -41,12 +42,18 @@ def _median_seconds(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _translation_modes(predictor: predict.TranslationPredictor, examples: int) -> tuple:
+def _translation_modes(
+    predictor: predict.TranslationPredictor, examples: int, batch_sizes: list[int]
+) -> tuple:
     evaluator = TranslationEvaluator(predictor.config)
     sentences = evaluator._sources[:examples]  # pylint: disable=protected-access
+    batched = lambda size: (
+        lambda: predictor.translate(sentences, batch_size=size, with_attention=False)
+    )
     modes = {
         "batched": lambda: predictor.translate(sentences),
-        "batched, no attention": lambda: predictor.translate(sentences, with_attention=False),
+        "batched, no attention": batched(None),
+        **{f"batched by {size}, no attention": batched(size) for size in batch_sizes},
         "one_at_a_time": lambda: [
             predictor.translate([s], batch_size=1, with_attention=False) for s in sentences
         ],
@@ -72,10 +79,14 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default="")
+    parser.add_argument(
+        "--batch_sizes", default="", help="Comma-separated batch sizes to time besides the run's."
+    )
     args = parser.parse_args()
     predictor = attn_research.load(args.workdir)
     if isinstance(predictor, predict.TranslationPredictor):
-        unit, count, modes = _translation_modes(predictor, args.examples)
+        sizes = [int(size) for size in args.batch_sizes.split(",") if size]
+        unit, count, modes = _translation_modes(predictor, args.examples, sizes)
     else:
         unit, count, modes = _image_modes(predictor, args.examples)
     rows = []

@@ -292,3 +292,26 @@ def test_cli_explorer_highlights_the_source_words_the_matrix_says(rnn, tmp_path)
         browser.quit()
     np.testing.assert_allclose(weights, result.attention[word], atol=1e-5)
     assert top == [int(np.argmax(result.attention[word]))]
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "attention=luong_general",
+        "attention=luong_local_p,window=3",
+        "cell=lstm",
+        "model=transformer,attention=local,window=4",
+        "model=transformer,attention=additive",
+    ],
+)
+def test_every_family_translates_as_its_evaluation_does(arg, tmp_path_factory):
+    predictor = attn_research.load(_train(tmp_path_factory, f"{arg},tiny"))
+    predictor.config.decode.beam_size = 1
+    evaluator = TranslationEvaluator(predictor.config)
+    sources = evaluator._sources[:4]
+    got = predictor.translate(sources)
+    assert [t.text for t in got] == evaluator.translate(predictor.params, predictor.model, sources)
+    for t in got:
+        assert t.attention.shape == (len(t.target_words), len(t.source_words))
+        # Rows sum to 1 less the weight on the source's EOS, which is no word.
+        assert np.all(t.attention.sum(-1) <= 1.0 + 1e-5) and np.all(t.attention >= 0)

@@ -38,8 +38,8 @@ class Translation:
       source_words, target_words: the words of each side (of the source, those the model read).
       alignment: Pharaoh links ``(i, j)``, source word i to target word j: each target word to
         the source word it attends most. None for a model without attention.
-      attention: float ``[len(target_words), len(source_words)]`` word-level attention (rows sum
-        to 1 over the source words the model read), of layer ``config.decode.alignment_layer``
+      attention: float ``[len(target_words), len(source_words)]`` word-level attention (each row
+        sums to 1 less the weight on the source's EOS), of layer ``config.decode.alignment_layer``
         (the layer the evaluation's AER reads). None for a model without attention.
       truncated: source pieces cut off to fit the model's maximum length (0: none).
       layers: the same attention of every layer ``[layers, target words, source words]``
@@ -67,9 +67,11 @@ class _Source:
 
 
 def _target(tokens: np.ndarray) -> np.ndarray:
-    """A decoded row up to and including its first EOS (all of it if there is none)."""
+    """A decoded row up to and including its first EOS, else up to its last non-PAD token (a
+    weak model may write PAD ids amid its output)."""
     ends = np.flatnonzero(tokens == tokenizer_lib.EOS_ID)
-    length = ends[0] + 1 if ends.size else int((tokens != tokenizer_lib.PAD_ID).sum())
+    written = np.flatnonzero(tokens != tokenizer_lib.PAD_ID)
+    length = ends[0] + 1 if ends.size else (written[-1] + 1 if written.size else 1)
     return tokens[:length]
 
 

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_research.attention import blocked, checks
+from attn_research.attention import masks as masks_lib
 from attn_research.attention.registry import Registry
 
 Array = jnp.ndarray
@@ -236,7 +237,7 @@ class LuongLocalP(Positions):
 
     def predict_centre(self, q, mask, tk):
         if self.is_causal:
-            mask = masks_causal(mask, q.shape[-3], tk)
+            mask = masks_lib.combine(mask, masks_lib.causal_mask(q.shape[-3], tk))
         return Centre(self.units, name="centre")(q, mask, tk)
 
     def weight(self, k_pos, centre):
@@ -274,12 +275,6 @@ class Centre(nn.Module):
             return fraction * jnp.float32(tk)
         keys = jnp.broadcast_to(mask, (*mask.shape[:-1], tk))  # a [.., Tq, 1] mask pads no key
         return fraction * jnp.sum(keys, axis=-1, keepdims=True).astype(jnp.float32)
-
-
-def masks_causal(mask: Array | None, tq: int, tk: int) -> Array:
-    """``mask`` (logits rank, or None) AND ``j <= i``."""
-    causal = jnp.arange(tk) <= jnp.arange(tq)[:, None]
-    return causal if mask is None else mask & causal
 
 
 # Name -> factory ``make(**options) -> Positions``.

@@ -258,6 +258,7 @@ class AttentionEvaluator:
         self._num_scored = min(count, config.evaluation.num_examples)
         self._num_figures = min(count, config.evaluation.num_figures)
         self._compute = jax.jit(self._maps, static_argnums=0)
+        self._names = None  # the maps' names, traced once (the model does not change)
 
     @staticmethod
     def _maps(model: nn.Module, params: Any, images_BHWC: jax.Array):
@@ -273,7 +274,9 @@ class AttentionEvaluator:
             self._compute(model, params, self._images)
         )
         metrics = {}
-        names = attention_maps.map_names(model, params, self._images)
+        if self._names is None:
+            self._names = attention_maps.map_names(model, params, self._images)
+        names = self._names
         if self._boxes is not None and self._num_scored:
             boxes_B4, image_hw = self._boxes[: self._num_scored], pixels_BMHW.shape[-2:]
             reference_Bhw = attention_maps.box_cells(boxes_B4, maps_BMhw.shape[-2:], *image_hw)

@@ -26,7 +26,9 @@ attention-kernel table, run ``python -m experiments.bench_attention``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import statistics
@@ -38,7 +40,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention
 from attn_research.models.encoder import Encoder
@@ -47,41 +48,39 @@ from attn_research.models.transformer_translator import TransformerTranslator
 from attn_research.models.vit import ViT
 
 
-class FlaxAttention(nn.Module):
-    """``flax.linen.MultiHeadDotProductAttention`` behind our layer's constructor and call."""
+def flax_attention(next_fun, args, kwargs, context):
+    """A flax method interceptor: every ``MultiHeadAttention`` call runs
+    ``flax.linen.MultiHeadDotProductAttention`` instead, as a child of that layer.
 
-    num_heads: int
-    kind: str = "dot_product"
-    options: Any = FrozenDict()
-    dropout_rate: float = 0.0
-    dtype: Any = None
-    sow_weights: bool = False
-    decode: bool = False
-
-    @nn.compact
-    def __call__(
-        self,
-        inputs_q: jax.Array,
-        inputs_kv: jax.Array | None = None,
-        *,
-        mask: jax.Array | None = None,
-        deterministic: bool = True,
-        causal: bool = False,
-        query_positions: jax.Array | None = None,
-        grid: tuple[int, int] | None = None,
-    ) -> jax.Array:
-        del grid  # global attention reads no token grid
-        if self.kind != "dot_product" or self.options or self.decode or query_positions is not None:
-            raise ValueError("the flax peer has only global dot-product attention, for training")
-        if causal:
-            mask = nn.combine_masks(mask, nn.make_causal_mask(inputs_q[..., 0]))
-        inputs_kv = inputs_q if inputs_kv is None else inputs_kv
-        return nn.MultiHeadDotProductAttention(
-            self.num_heads,
-            dtype=self.dtype,
-            dropout_rate=self.dropout_rate,
-            deterministic=deterministic,
-        )(inputs_q, inputs_kv, mask=mask)
+    Under ``nn.intercept_methods(flax_attention)`` a model is its own flax-attention peer: the
+    same sizes, MLPs and scanned layers, with flax's attention in every layer (parameters at
+    ``<layer>/MultiHeadDotProductAttention_0/{query,key,value,out}``).
+    """
+    layer = context.module
+    if not isinstance(layer, MultiHeadAttention) or context.method_name != "__call__":
+        return next_fun(*args, **kwargs)
+    call = inspect.signature(MultiHeadAttention.__call__).bind(layer, *args, **kwargs)
+    call.apply_defaults()
+    a = call.arguments
+    if (
+        layer.kind != "dot_product"
+        or layer.options
+        or layer.decode
+        or a["query_positions"] is not None
+        or a["bias"] is not None
+    ):
+        raise ValueError("the flax peer has only global dot-product attention, for training")
+    mask = a["mask"]
+    if a["causal"]:
+        mask = nn.combine_masks(mask, nn.make_causal_mask(a["inputs_q"][..., 0]))
+    inputs_kv = a["inputs_q"] if a["inputs_kv"] is None else a["inputs_kv"]
+    return nn.MultiHeadDotProductAttention(
+        layer.num_heads,
+        dtype=layer.dtype,
+        dropout_rate=layer.dropout_rate,
+        deterministic=a["deterministic"],
+        parent=layer,
+    )(a["inputs_q"], inputs_kv, mask=mask)
 
 
 class TokenTransformer(nn.Module):
@@ -93,16 +92,13 @@ class TokenTransformer(nn.Module):
     num_heads: int
     mlp_dim: int
     dtype: Any
-    attention_layer: Callable[..., nn.Module]
     remat: str = "none"
     scan_unroll: int = 1
 
     @nn.compact
     def __call__(self, tokens_BT: jax.Array, train: bool = True) -> jax.Array:
         x = nn.Embed(self.vocab, self.width, dtype=self.dtype)(tokens_BT)
-        block = dict(
-            num_heads=self.num_heads, mlp_dim=self.mlp_dim, attention_layer=self.attention_layer
-        )
+        block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim)
         x = Encoder(
             self.depth, block, dtype=self.dtype, remat=self.remat, scan_unroll=self.scan_unroll
         )(x, deterministic=not train)
@@ -112,7 +108,7 @@ class TokenTransformer(nn.Module):
 @dataclasses.dataclass(frozen=True)
 class Sizes:
     matmul: int
-    transformer: dict  # TokenTransformer fields (without attention_layer, dtype) and batch/length
+    transformer: dict  # TokenTransformer fields (without dtype) and batch/length
     translator: dict  # TransformerTranslator fields and batch/length (of source and target)
     vit: dict  # ViT fields and batch/image side
     compile_depths: tuple[int, int]
@@ -180,8 +176,23 @@ def model_flops(params: Any, batch: int, work: Work) -> float:
     return 3.0 * batch * (2.0 * work.tokens * kernels + 4.0 * work.pairs * work.width)
 
 
-def make_step(model: nn.Module, inputs: tuple[jax.Array, ...], labels: jax.Array, work: Work):
-    """A jitted adam train step with donated state: compiled step, state, FLOPs, compile time."""
+def make_step(
+    model: nn.Module,
+    inputs: tuple[jax.Array, ...],
+    labels: jax.Array,
+    work: Work,
+    intercept: Callable | None = None,
+):
+    """A jitted adam train step with donated state: compiled step, state, FLOPs, compile time.
+
+    ``intercept``: a flax method interceptor active while the step is traced (``flax_attention``
+    builds the peer).
+    """
+    with nn.intercept_methods(intercept) if intercept else contextlib.nullcontext():
+        return _make_step(model, inputs, labels, work)
+
+
+def _make_step(model, inputs, labels, work):
     params = model.init(jax.random.key(0), *inputs)["params"]
     tx = optax.adam(1e-4)
     state = (params, tx.init(params))
@@ -239,7 +250,7 @@ def time_interleaved(calls: dict[str, Callable[[], None]], rounds: int) -> dict[
 
 def compare(
     family: str,
-    build: Callable[[Any], nn.Module],
+    build: Callable[[], nn.Module],
     inputs,
     labels,
     work: Work,
@@ -255,8 +266,8 @@ def compare(
     the fraction of the peak compares rates measured under the same machine load.
     """
     runs = {
-        name: make_step(build(layer), inputs, labels, work)
-        for name, layer in (("ours", MultiHeadAttention), ("flax", FlaxAttention))
+        name: make_step(build(), inputs, labels, work, intercept)
+        for name, intercept in (("ours", None), ("flax", flax_attention))
     }
     calls = {
         name: Stepper(compiled, state, inputs, labels)
@@ -312,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     encoder_work = Work(length, t["depth"] * length**2, t["width"])
     records += compare(
         "transformer",
-        lambda layer: TokenTransformer(**t, dtype=dtype, **scan, attention_layer=layer),
+        lambda: TokenTransformer(**t, dtype=dtype, **scan),
         (tokens,),
         tokens,
         encoder_work,
@@ -331,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     translator_work = Work(length, 3 * m["num_layers"] * length**2, m["emb_dim"])
     records += compare(
         "translator",
-        lambda layer: TransformerTranslator(**m, dtype=dtype, **scan, attention_layer=layer),
+        lambda: TransformerTranslator(**m, dtype=dtype, **scan),
         (source, target),
         target,
         translator_work,
@@ -349,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     vit_work = Work(patches, v["depth"] * patches**2, v["width"])
     records += compare(
         "vit",
-        lambda layer: ViT(**v, dtype=dtype, **scan, attention_layer=layer),
+        lambda: ViT(**v, dtype=dtype, **scan),
         (images,),
         labels,
         vit_work,
@@ -371,9 +382,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         },
     )
     for depth in sizes.compile_depths:
-        model = TokenTransformer(
-            **{**t, "depth": depth}, dtype=dtype, **scan, attention_layer=MultiHeadAttention
-        )
+        model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype, **scan)
         *_, compile_s = make_step(model, (tokens,), tokens, encoder_work)
         records.append({"name": f"compile[transformer, {depth} layers]", "compile_s": compile_s})
 

@@ -11,7 +11,7 @@ weights land in 'intermediates' as ``[layers, batch..., H, Tq, Tk]``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -51,9 +51,6 @@ class EncoderBlock(nn.Module):
     sow_weights: bool = False
     # The token grid (rows, cols) for attention on a grid (window_2d); None for sequences.
     grid: tuple[int, int] | None = None
-    # The multi-head layer: ours by default; benchmarks swap in a flax-attention peer with the
-    # same constructor and call.
-    attention_layer: Callable[..., nn.Module] = MultiHeadAttention
 
     @nn.compact
     def __call__(self, x: Array, mask: Array | None, deterministic: bool) -> tuple[Array, None]:
@@ -62,7 +59,7 @@ class EncoderBlock(nn.Module):
         ``mask``: bool ``[batch, 1|H, T|1, T]``, True = may attend (e.g. key padding).
         """
         y = nn.LayerNorm(dtype=self.dtype, name="ln_attention")(x)
-        y = self.attention_layer(
+        y = MultiHeadAttention(
             num_heads=self.num_heads,
             kind=self.attention,
             options=self.attention_options,

@@ -19,7 +19,7 @@ key/value cache ('cache' collection, `MultiHeadAttention(decode=True)`); `start_
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
@@ -67,7 +67,6 @@ class DecoderBlock(nn.Module):
     dtype: Any = None
     decode: bool = False
     sow_weights: bool = False
-    attention_layer: Callable[..., nn.Module] = MultiHeadAttention  # see `EncoderBlock`
 
     @nn.compact
     def __call__(
@@ -82,7 +81,7 @@ class DecoderBlock(nn.Module):
         ``positions_BT``: the target positions of a decoding step (None: ``0 .. T - 1``)."""
         dropout = nn.Dropout(self.dropout_rate)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_self")(x)
-        y = self.attention_layer(
+        y = MultiHeadAttention(
             num_heads=self.num_heads,
             kind=self.self_attention,
             options=self.self_options,
@@ -93,7 +92,7 @@ class DecoderBlock(nn.Module):
         )(y, deterministic=deterministic, causal=True)
         x = x + dropout(y, deterministic=deterministic)
         y = nn.LayerNorm(dtype=self.dtype, name="ln_cross")(x)
-        y = self.attention_layer(
+        y = MultiHeadAttention(
             num_heads=self.num_heads,
             kind=self.cross_attention,
             options=self.cross_options,
@@ -125,7 +124,6 @@ class TransformerTranslator(nn.Module):
       positions: 'sinusoidal' or 'learned' (up to `max_len` positions).
       decode: decoder runs one step over the key/value cache.
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]`` in 'intermediates'.
-      attention_layer: the multi-head layer class of every block (see ``EncoderBlock``).
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
       scan_unroll: layers per iteration of the scanned loops (``scan.scan_layers``' unroll).
     """
@@ -147,7 +145,6 @@ class TransformerTranslator(nn.Module):
     dtype: Any = None
     decode: bool = False
     sow_weights: bool = False
-    attention_layer: Callable[..., nn.Module] = MultiHeadAttention
     remat: str = "none"
     scan_unroll: int = 1
 
@@ -173,7 +170,6 @@ class TransformerTranslator(nn.Module):
             mlp_dim=self.mlp_dim,
             dropout_rate=self.dropout_rate,
             attention_dropout_rate=self.attention_dropout_rate,
-            attention_layer=self.attention_layer,
         )
         self.encoder = Encoder(
             self.num_layers,

@@ -13,7 +13,7 @@ so ``local_2d`` with ``pool='token'`` is refused (ValueError): use ``gap`` or ``
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
-from attn_research.attention import MultiHeadAttention
 from attn_research.models import maps
 from attn_research.models.attention_cnn import PROBE, AttentionPool
 from attn_research.models.encoder import Encoder
@@ -79,7 +78,6 @@ class ViT(nn.Module):
       attention_options: the kind's options (``attention.presets.resolve``), e.g. ``window``.
       pool: one of ``POOLS``.
       posemb: one of ``POSEMBS``.
-      attention_layer: the encoder's multi-head layer class (see ``EncoderBlock``).
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
       scan_unroll: layers per iteration of the scanned loop (``scan.scan_layers``' unroll).
       sow_weights: sow every layer's attention ``[layers, B, H, T, T]`` (and the MAP probe's
@@ -99,7 +97,6 @@ class ViT(nn.Module):
     posemb: str = "learn"
     dtype: Any = jnp.float32
     sow_weights: bool = False
-    attention_layer: Callable[..., nn.Module] = MultiHeadAttention
     remat: str = "none"
     scan_unroll: int = 1
 
@@ -135,7 +132,6 @@ class ViT(nn.Module):
             grid=grid,
             dropout_rate=self.dropout_rate,
             sow_weights=self.sow_weights,
-            attention_layer=self.attention_layer,
         )
         x_BND = Encoder(
             self.depth,

@@ -97,7 +97,6 @@ class TranslationTask(tasks.Task):
             "dtype",
             "decode",
             "sow_weights",
-            "attention_layer",
         }
         for key in _model_fields(config):
             if key not in known:

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
     if (_ALIGNMENTS.value or _PLOT.value or _HTML.value) and not predictor.has_attention:
         logging.warning(
             "This model (%s, attention %r) has no attention: no alignments, heatmaps or explorer.",
-            predictor.config.model.family,
+            predictor.config.model.name,
             predictor.config.model.get("attention"),
         )
     source = open(_INPUT.value, encoding="utf-8") if _INPUT.value else sys.stdin
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
             f.write(text)
     else:
         sys.stdout.write(text)
-    title = f"{predictor.config.model.family} step {predictor.step}"
+    title = f"{predictor.config.model.name} step {predictor.step}"
     if _PLOT.value and predictor.has_attention:
         paths = figures.translation_heatmaps(translations, _PLOT.value, title)
         logging.info("Wrote %d heatmaps to %s.", len(paths), _PLOT.value)

@@ -87,8 +87,8 @@ class TokenTransformer(nn.Module):
     """Tokens ``[B, T]`` -> logits ``[B, T, vocab]``: embedding, scanned pre-LN encoder, head."""
 
     vocab: int
-    width: int
-    depth: int
+    embed_dim: int
+    num_layers: int
     num_heads: int
     mlp_dim: int
     dtype: Any
@@ -97,10 +97,10 @@ class TokenTransformer(nn.Module):
 
     @nn.compact
     def __call__(self, tokens_BT: jax.Array, train: bool = True) -> jax.Array:
-        x = nn.Embed(self.vocab, self.width, dtype=self.dtype)(tokens_BT)
+        x = nn.Embed(self.vocab, self.embed_dim, dtype=self.dtype)(tokens_BT)
         block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim)
         x = Encoder(
-            self.depth, block, dtype=self.dtype, remat=self.remat, scan_unroll=self.scan_unroll
+            self.num_layers, block, dtype=self.dtype, remat=self.remat, scan_unroll=self.scan_unroll
         )(x, deterministic=not train)
         return nn.Dense(self.vocab, dtype=self.dtype)(x).astype(jnp.float32)
 
@@ -118,11 +118,11 @@ class Sizes:
 FULL = Sizes(
     matmul=2048,
     transformer=dict(
-        vocab=1024, width=512, depth=4, num_heads=8, mlp_dim=2048, batch=16, length=128
+        vocab=1024, embed_dim=512, num_layers=4, num_heads=8, mlp_dim=2048, batch=16, length=128
     ),
     translator=dict(
         vocab_size=1024,
-        emb_dim=512,
+        embed_dim=512,
         num_layers=2,
         num_heads=8,
         mlp_dim=2048,
@@ -131,17 +131,26 @@ FULL = Sizes(
         length=64,
     ),
     vit=dict(
-        num_classes=10, patch=4, width=384, depth=4, num_heads=6, mlp_dim=1536, batch=64, side=32
+        num_classes=10,
+        patch=4,
+        embed_dim=384,
+        num_layers=4,
+        num_heads=6,
+        mlp_dim=1536,
+        batch=64,
+        side=32,
     ),
     compile_depths=(2, 12),
     rounds=7,
 )
 QUICK = Sizes(
     matmul=128,
-    transformer=dict(vocab=64, width=32, depth=2, num_heads=2, mlp_dim=64, batch=2, length=16),
+    transformer=dict(
+        vocab=64, embed_dim=32, num_layers=2, num_heads=2, mlp_dim=64, batch=2, length=16
+    ),
     translator=dict(
         vocab_size=64,
-        emb_dim=32,
+        embed_dim=32,
         num_layers=1,
         num_heads=2,
         mlp_dim=64,
@@ -149,7 +158,16 @@ QUICK = Sizes(
         batch=2,
         length=8,
     ),
-    vit=dict(num_classes=10, patch=4, width=32, depth=2, num_heads=2, mlp_dim=64, batch=4, side=16),
+    vit=dict(
+        num_classes=10,
+        patch=4,
+        embed_dim=32,
+        num_layers=2,
+        num_heads=2,
+        mlp_dim=64,
+        batch=4,
+        side=16,
+    ),
     compile_depths=(1, 3),
     rounds=2,
 )
@@ -162,7 +180,7 @@ class Work:
 
     tokens: int
     pairs: int
-    width: int
+    embed_dim: int
 
 
 def model_flops(params: Any, batch: int, work: Work) -> float:
@@ -320,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     t = dict(sizes.transformer)
     batch, length = t.pop("batch"), t.pop("length")
     tokens = jnp.asarray(rng.integers(0, t["vocab"], (batch, length)), jnp.int32)
-    encoder_work = Work(length, t["depth"] * length**2, t["width"])
+    encoder_work = Work(length, t["num_layers"] * length**2, t["embed_dim"])
     records += compare(
         "transformer",
         lambda: TokenTransformer(**t, dtype=dtype, **scan),
@@ -339,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         jnp.asarray(rng.integers(1, m["vocab_size"], (batch, length)), jnp.int32) for _ in range(2)
     )
     # Per layer: encoder self-, decoder self- and cross-attention, each length^2 pairs.
-    translator_work = Work(length, 3 * m["num_layers"] * length**2, m["emb_dim"])
+    translator_work = Work(length, 3 * m["num_layers"] * length**2, m["embed_dim"])
     records += compare(
         "translator",
         lambda: TransformerTranslator(**m, dtype=dtype, **scan),
@@ -357,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     images = jnp.asarray(rng.standard_normal((batch, side, side, 3)), jnp.float32)
     labels = jnp.asarray(rng.integers(0, v["num_classes"], (batch,)), jnp.int32)
     patches = (side // v["patch"]) ** 2 + 1  # and the class token
-    vit_work = Work(patches, v["depth"] * patches**2, v["width"])
+    vit_work = Work(patches, v["num_layers"] * patches**2, v["embed_dim"])
     records += compare(
         "vit",
         lambda: ViT(**v, dtype=dtype, **scan),
@@ -382,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         },
     )
     for depth in sizes.compile_depths:
-        model = TokenTransformer(**{**t, "depth": depth}, dtype=dtype, **scan)
+        model = TokenTransformer(**{**t, "num_layers": depth}, dtype=dtype, **scan)
         *_, compile_s = make_step(model, (tokens,), tokens, encoder_work)
         records.append({"name": f"compile[transformer, {depth} layers]", "compile_s": compile_s})
 

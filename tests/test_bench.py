@@ -52,7 +52,7 @@ def test_flax_peer_translator_computes_the_same_function():
     source[1, 4:] = 0  # padding reaches the peer's cross-attention mask too
     target = rng.integers(1, 50, (2, 5))
     fields = dict(
-        vocab_size=50, emb_dim=16, num_layers=2, num_heads=2, mlp_dim=32, dropout_rate=0.0
+        vocab_size=50, embed_dim=16, num_layers=2, num_heads=2, mlp_dim=32, dropout_rate=0.0
     )
     model = TransformerTranslator(**fields)
     params = model.init(jax.random.key(0), source, target)["params"]

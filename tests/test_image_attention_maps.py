@@ -114,8 +114,8 @@ def test_vit_maps_are_distributions_on_the_patch_grid(kind, pool):
     model = ViT(
         num_classes=3,
         patch=4,
-        width=16,
-        depth=2,
+        embed_dim=16,
+        num_layers=2,
         num_heads=2,
         mlp_dim=16,
         attention=kind,

@@ -8,7 +8,7 @@ import pytest
 from flax.core import FrozenDict
 
 from attn_research.models.attention_cnn import AttentionCNN
-from attn_research.models.vit import ViT, patchify, posemb_sincos_2d, unpatchify
+from attn_research.models.vit import ViT, patchify, sincos_2d_positions, unpatchify
 
 
 def test_patchify_round_trip_and_layout():
@@ -25,8 +25,8 @@ def test_patchify_refuses_indivisible_images():
         patchify(jnp.zeros((1, 10, 12, 1)), 4)
 
 
-def test_sincos_posemb_is_distinct_per_position():
-    pos = posemb_sincos_2d(3, 4, 16)
+def test_sincos_positions_is_distinct_per_position():
+    pos = sincos_2d_positions(3, 4, 16)
     assert pos.shape == (12, 16)
     assert len({tuple(np.round(row, 5)) for row in pos}) == 12
 
@@ -43,7 +43,7 @@ def _probe(model: nn.Module, params, images, token: int):
     """A random projection of one output token. (Not its plain sum: the encoder ends in a
     LayerNorm, whose outputs sum to the same value whatever the input, so that sum has a zero
     gradient up to rounding.)"""
-    weights = jax.random.normal(jax.random.key(2), (model.width,))
+    weights = jax.random.normal(jax.random.key(2), (model.embed_dim,))
     return _tokens(model, params, images)[0, token] @ weights
 
 
@@ -52,8 +52,8 @@ def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
     model = ViT(
         num_classes=3,
         patch=patch,
-        width=8,
-        depth=1,
+        embed_dim=8,
+        num_layers=1,
         num_heads=2,
         mlp_dim=16,
         attention="local_2d",
@@ -73,7 +73,9 @@ def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
 
 
 def test_dense_vit_output_depends_on_every_patch():
-    model = ViT(num_classes=3, patch=2, width=8, depth=1, num_heads=2, mlp_dim=16, pool="gap")
+    model = ViT(
+        num_classes=3, patch=2, embed_dim=8, num_layers=1, num_heads=2, mlp_dim=16, pool="gap"
+    )
     images = jax.random.normal(jax.random.key(0), (1, 8, 8, 1))
     params = model.init(jax.random.key(1), images)["params"]
     grad = jax.grad(lambda x: _probe(model, params, x, 0))(images)
@@ -98,8 +100,8 @@ def test_vit_parameter_count_matches_the_formula(pool):
     model = ViT(
         num_classes=classes,
         patch=patch,
-        width=d,
-        depth=depth,
+        embed_dim=d,
+        num_layers=depth,
         num_heads=heads,
         mlp_dim=m,
         pool=pool,

@@ -120,7 +120,7 @@ def test_remat_with_dropout_in_training_gives_the_same_gradients(remat):
     grads = {}
     for policy in ("none", remat):
         model = TransformerTranslator(
-            32, emb_dim=32, num_heads=2, num_layers=2, mlp_dim=64, dropout_rate=0.3, remat=policy
+            32, embed_dim=32, num_heads=2, num_layers=2, mlp_dim=64, dropout_rate=0.3, remat=policy
         )
         params = model.init(jax.random.key(0), source, target)["params"]
         loss = lambda p, model=model: jnp.sum(

@@ -191,6 +191,22 @@ def test_missing_files_are_named(rnn, tmp_path):
         attn_research.load(rnn, step=5)
 
 
+def test_a_run_saved_with_the_old_field_names_loads_and_translates_the_same(transformer, tmp_path):
+    workdir = tmp_path / "old"
+    shutil.copytree(transformer, workdir)
+    config = json.loads((workdir / "config.json").read_text())
+    model = config["model"]
+    for old, new in (("family", "name"), ("emb_dim", "embed_dim")):
+        model[old] = model.pop(new)
+    model["positions"] = model.pop("position_embedding")
+    config["data"]["cache_dir"] = transformer  # its tokenizer
+    (workdir / "config.json").write_text(json.dumps(config))
+    sentences = ["a b c", "d e"]
+    got = attn_research.load(str(workdir)).translate(sentences)
+    expected = attn_research.load(transformer).translate(sentences)
+    assert [t.text for t in got] == [t.text for t in expected]
+
+
 def test_a_run_writing_a_checkpoint_loads_its_newest_complete_one(rnn, tmp_path, caplog):
     workdir = tmp_path / "run"
     shutil.copytree(rnn, workdir)

@@ -112,9 +112,12 @@ def _unknown_key(config):
     [
         (_unknown_key, "config.learning_rate: unknown field"),
         (_set("optimizer.learnig_rate", 0.1), "config.optimizer.learnig_rate: unknown field"),
-        (_set("batch_size", "32"), "config.batch_size: expected int"),
-        (_set("optimizer.learning_rate", "fast"), "config.optimizer.learning_rate: expected float"),
-        (_set("optimizer.nesterov", 1), "config.optimizer.nesterov: expected bool"),
+        (_set("batch_size", "32"), "config.batch_size: .* cannot be casted to type <class .int.>"),
+        (
+            _set("optimizer.learning_rate", "fast"),
+            "config.optimizer.learning_rate: .* type <class .float.>",
+        ),
+        (_set("optimizer.nesterov", 1), "config.optimizer.nesterov: .* type <class .bool.>"),
         (_set("optimizer.learning_rate", -1e-3), "config.optimizer.learning_rate: must be > 0"),
         (_set("batch_size", 36), "config.batch_size: 36 is not divisible by the 8"),
         (_set("eval_batch_size", 12), "config.eval_batch_size: 12 is not divisible"),

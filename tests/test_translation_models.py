@@ -38,7 +38,7 @@ def _transformer(kinds, **kw):
     enc, dec, cross = kinds
     return transformer_translator.TransformerTranslator(
         V,
-        emb_dim=16,
+        embed_dim=16,
         num_heads=2,
         num_layers=2,
         mlp_dim=32,

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_research.attention import MultiHeadAttention
-from attn_research.models import maps
+from attn_research.models import fields, maps
 
 # The pooling's one query.
 PROBE = maps.Tokens(("probe",))
@@ -90,6 +90,10 @@ class AttentionCNN(nn.Module):
     dropout_rate: float = 0.0
     dtype: Any = jnp.float32
     sow_weights: bool = False
+
+    def __post_init__(self) -> None:
+        fields.check_attention("attention", self.attention, {})
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, images_BHWC: jax.Array, train: bool = False) -> jax.Array:

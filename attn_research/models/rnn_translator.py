@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from attn_research.attention import key_padding_mask, presets
-from attn_research.models import maps
+from attn_research.models import fields, maps
 
 Array = jnp.ndarray
 ATTENTIONS = ("bahdanau", "luong", "none")
@@ -45,7 +45,7 @@ def _cell(kind: str, hidden: int, dtype: Any, name: str | None = None) -> nn.RNN
         return nn.GRUCell(hidden, dtype=dtype, name=name)
     if kind == "lstm":
         return nn.OptimizedLSTMCell(hidden, dtype=dtype, name=name)
-    raise ValueError(f"config.model.cell: unknown RNN cell {kind!r}; choose one of {CELLS}")
+    raise ValueError(f"cell: unknown RNN cell {kind!r}; choose one of {CELLS}")
 
 
 def _hidden(carry: Any) -> Array:
@@ -119,8 +119,7 @@ class DecoderCell(nn.Module):
             weights = jnp.zeros(memory["valid"].shape, jnp.float32)
             return (carry, feed_BF, t_B + 1), (jnp.tanh(readout), weights)
         raise ValueError(
-            f"config.model.attention: unknown RNN attention {self.attention!r}; "
-            f"choose one of {ATTENTIONS}"
+            f"attention: unknown RNN attention {self.attention!r}; choose one of {ATTENTIONS}"
         )
 
 
@@ -149,6 +148,17 @@ class RnnTranslator(nn.Module):
     attention_options: Mapping[str, Any] = FrozenDict()
     dropout_rate: float = 0.0
     dtype: Any = None
+
+    def __post_init__(self) -> None:
+        fields.check_choice("attention", self.attention, ATTENTIONS)
+        fields.check_choice("cell", self.cell, CELLS)
+        if self.attention != "none":
+            try:
+                options = self._attention_options()
+            except ValueError as error:
+                raise ValueError(f"attention_options: {error}") from None
+            fields.check_attention("attention", PRESETS[self.attention], options)
+        super().__post_init__()
 
     def _attention_options(self) -> FrozenDict:
         if self.attention == "none":

@@ -30,12 +30,12 @@ from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention, key_padding_mask
 from attn_research.attention.presets import applicable
-from attn_research.models import maps
+from attn_research.models import fields, maps
 from attn_research.models.encoder import Encoder, Mlp
-from attn_research.models.scan import scan_layers
+from attn_research.models.scan import check_remat, check_unroll, scan_layers
 
 Array = jnp.ndarray
-POSITIONS = ("sinusoidal", "learned")
+POSITION_EMBEDDINGS = ("sinusoidal", "learned")
 
 
 def attention_options(kind: str, window: int) -> FrozenDict:
@@ -121,7 +121,7 @@ class TransformerTranslator(nn.Module):
         (``attn_research.attention.KINDS``).
       window: half-window of the kinds with a window.
       share_embeddings: one embedding table for source and target.
-      positions: 'sinusoidal' or 'learned' (up to `max_len` positions).
+      position_embedding: 'sinusoidal' or 'learned' (up to `max_len` positions).
       decode: decoder runs one step over the key/value cache.
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]`` in 'intermediates'.
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
@@ -129,7 +129,7 @@ class TransformerTranslator(nn.Module):
     """
 
     vocab_size: int
-    emb_dim: int = 128
+    embed_dim: int = 128
     num_heads: int = 4
     num_layers: int = 2
     mlp_dim: int = 512
@@ -138,7 +138,7 @@ class TransformerTranslator(nn.Module):
     cross_attention: str = "dot_product"
     window: int = 16
     share_embeddings: bool = False
-    positions: str = "sinusoidal"
+    position_embedding: str = "sinusoidal"
     max_len: int = 256
     dropout_rate: float = 0.1
     attention_dropout_rate: float = 0.0
@@ -148,22 +148,31 @@ class TransformerTranslator(nn.Module):
     remat: str = "none"
     scan_unroll: int = 1
 
+    def __post_init__(self) -> None:
+        fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
+        check_remat(self.remat)
+        check_unroll(self.scan_unroll, "scan_unroll")
+        for field in ("encoder_attention", "decoder_attention", "cross_attention"):
+            kind = getattr(self, field)
+            spec = fields.check_attention(field, kind, attention_options(kind, self.window))
+            try:
+                spec.positions.check(1, 1, None)  # sentences, not a grid
+            except ValueError as error:
+                raise ValueError(f"{field}: {error}") from None
+        super().__post_init__()
+
     def setup(self) -> None:
-        if self.positions not in POSITIONS:
-            raise ValueError(
-                f"config.model.positions: unknown {self.positions!r}; choose one of {POSITIONS}"
-            )
         # N(0, 1/d) scaled by sqrt(d): unit-variance tokens, on a par with the positions.
-        init = nn.initializers.normal(stddev=self.emb_dim**-0.5)
-        self.source_embed = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init)
+        init = nn.initializers.normal(stddev=self.embed_dim**-0.5)
+        self.source_embed = nn.Embed(self.vocab_size, self.embed_dim, embedding_init=init)
         self.target_embed = (
             self.source_embed
             if self.share_embeddings
-            else nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init)
+            else nn.Embed(self.vocab_size, self.embed_dim, embedding_init=init)
         )
-        if self.positions == "learned":
+        if self.position_embedding == "learned":
             self.position_embed = nn.Embed(
-                self.max_len, self.emb_dim, embedding_init=nn.initializers.normal(0.02)
+                self.max_len, self.embed_dim, embedding_init=nn.initializers.normal(0.02)
             )
         common = dict(
             num_heads=self.num_heads,
@@ -202,11 +211,11 @@ class TransformerTranslator(nn.Module):
         self.dropout = nn.Dropout(self.dropout_rate)
 
     def _embed(self, embed: nn.Embed, ids_BT: Array, positions_BT: Array, train: bool) -> Array:
-        x = embed(ids_BT) * np.sqrt(self.emb_dim)
-        if self.positions == "learned":
+        x = embed(ids_BT) * np.sqrt(self.embed_dim)
+        if self.position_embedding == "learned":
             x = x + self.position_embed(positions_BT)
         else:
-            x = x + jnp.asarray(sinusoids(self.max_len, self.emb_dim))[positions_BT]
+            x = x + jnp.asarray(sinusoids(self.max_len, self.embed_dim))[positions_BT]
         return self.dropout(x.astype(self.dtype), deterministic=not train)
 
     def encode(self, source_BS: Array, train: bool = False) -> Array:

@@ -21,12 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
-from attn_research.models import maps
+from attn_research.models import fields, maps
 from attn_research.models.attention_cnn import PROBE, AttentionPool
 from attn_research.models.encoder import Encoder
+from attn_research.models.scan import check_remat, check_unroll
 
 POOLS = ("token", "gap", "map")
-POSEMBS = ("learn", "sincos2d")
+POSITION_EMBEDDINGS = ("learned", "sincos2d")
 
 
 def patchify(images_BHWC: jax.Array, patch: int) -> jax.Array:
@@ -51,7 +52,9 @@ def unpatchify(patches_BNP: jax.Array, grid: tuple[int, int], channels: int) -> 
     return x.reshape(b, rows * patch, cols * patch, channels)
 
 
-def posemb_sincos_2d(rows: int, cols: int, width: int, temperature: float = 10_000.0) -> np.ndarray:
+def sincos_2d_positions(
+    rows: int, cols: int, width: int, temperature: float = 10_000.0
+) -> np.ndarray:
     """Fixed 2-D sine-cosine positions ``[rows*cols, width]`` (Chen et al. 2021, MoCo v3).
 
     A quarter of the channels each holds ``sin(r w_k)``, ``cos(r w_k)``, ``sin(c w_k)``,
@@ -71,13 +74,13 @@ class ViT(nn.Module):
     Attributes:
       num_classes: output classes.
       patch: patch side p (H and W must be multiples of it).
-      width: token features D.
-      depth: encoder layers (scanned).
+      embed_dim: token features D.
+      num_layers: encoder layers (scanned).
       num_heads, mlp_dim, dropout_rate: as in ``EncoderBlock``.
       attention: attention kind of the encoder (``attn_research.attention.KINDS``).
       attention_options: the kind's options (``attention.presets.resolve``), e.g. ``window``.
       pool: one of ``POOLS``.
-      posemb: one of ``POSEMBS``.
+      position_embedding: one of ``POSITION_EMBEDDINGS``.
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
       scan_unroll: layers per iteration of the scanned loop (``scan.scan_layers``' unroll).
       sow_weights: sow every layer's attention ``[layers, B, H, T, T]`` (and the MAP probe's
@@ -86,42 +89,45 @@ class ViT(nn.Module):
 
     num_classes: int
     patch: int = 4
-    width: int = 64
-    depth: int = 4
+    embed_dim: int = 64
+    num_layers: int = 4
     num_heads: int = 4
     mlp_dim: int = 128
     dropout_rate: float = 0.0
     attention: str = "dot_product"
     attention_options: Mapping[str, Any] = FrozenDict()
     pool: str = "token"
-    posemb: str = "learn"
+    position_embedding: str = "learned"
     dtype: Any = jnp.float32
     sow_weights: bool = False
     remat: str = "none"
     scan_unroll: int = 1
 
+    def __post_init__(self) -> None:
+        fields.check_choice("pool", self.pool, POOLS)
+        fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
+        check_remat(self.remat)
+        check_unroll(self.scan_unroll, "scan_unroll")
+        fields.check_attention("attention", self.attention, self.attention_options)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, images_BHWC: jax.Array, train: bool = False) -> jax.Array:
-        if self.pool not in POOLS or self.posemb not in POSEMBS:
-            raise ValueError(
-                f"pool must be one of {POOLS} and posemb one of {POSEMBS}, "
-                f"got {self.pool!r}, {self.posemb!r}"
-            )
         _, h, w, _ = images_BHWC.shape
         grid = (h // self.patch, w // self.patch)
-        x_BND = nn.Dense(self.width, dtype=self.dtype, name="embedding")(
+        x_BND = nn.Dense(self.embed_dim, dtype=self.dtype, name="embedding")(
             patchify(images_BHWC.astype(self.dtype), self.patch)
         )
-        if self.posemb == "learn":
+        if self.position_embedding == "learned":
             pos_ND = self.param(
-                "pos_embedding", nn.initializers.normal(0.02), (grid[0] * grid[1], self.width)
+                "pos_embedding", nn.initializers.normal(0.02), (grid[0] * grid[1], self.embed_dim)
             )
         else:
-            pos_ND = jnp.asarray(posemb_sincos_2d(*grid, self.width))
+            pos_ND = jnp.asarray(sincos_2d_positions(*grid, self.embed_dim))
         x_BND = x_BND + pos_ND.astype(self.dtype)
         if self.pool == "token":
-            cls = self.param("cls", nn.initializers.zeros, (1, 1, self.width))
-            cls_B1D = jnp.broadcast_to(cls, (x_BND.shape[0], 1, self.width)).astype(self.dtype)
+            cls = self.param("cls", nn.initializers.zeros, (1, 1, self.embed_dim))
+            cls_B1D = jnp.broadcast_to(cls, (x_BND.shape[0], 1, self.embed_dim)).astype(self.dtype)
             x_BND = jnp.concatenate([cls_B1D, x_BND], axis=1)
         x_BND = nn.Dropout(self.dropout_rate)(x_BND, deterministic=not train)
         block = dict(
@@ -134,7 +140,7 @@ class ViT(nn.Module):
             sow_weights=self.sow_weights,
         )
         x_BND = Encoder(
-            self.depth,
+            self.num_layers,
             block,
             dtype=self.dtype,
             remat=self.remat,

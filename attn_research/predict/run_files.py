@@ -24,6 +24,16 @@ from orbax.checkpoint import path as ocp_path
 from attn_research.train import checkpoint
 
 CONFIG_NAME = "config.json"
+# config.model fields renamed since runs began writing config.json: old name -> new name.
+_RENAMED_MODEL_FIELDS = {
+    "family": "name",
+    "emb_dim": "embed_dim",
+    "width": "embed_dim",
+    "depth": "num_layers",
+    "posemb": "position_embedding",
+    "positions": "position_embedding",
+}
+_RENAMED_VALUES = {("position_embedding", "learn"): "learned"}
 
 
 class RunFilesError(FileNotFoundError):
@@ -31,7 +41,8 @@ class RunFilesError(FileNotFoundError):
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-    """The run's config from ``<workdir>/config.json``.
+    """The run's config from ``<workdir>/config.json``, with model fields renamed since it was
+    written given their new names.
 
     Raises:
       RunFilesError: naming the workdir or the file if either is missing.
@@ -45,7 +56,13 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
             f"when it starts)."
         )
     with open(path, encoding="utf-8") as f:
-        return ml_collections.ConfigDict(json.load(f))
+        config = json.load(f)
+    model = config.get("model", {})
+    for old, new in _RENAMED_MODEL_FIELDS.items():
+        if old in model and new not in model:
+            value = model.pop(old)
+            model[new] = _RENAMED_VALUES.get((new, value), value)
+    return ml_collections.ConfigDict(config)
 
 
 def complete_steps(workdir: str) -> list[int]:

@@ -88,7 +88,7 @@ class TranslationPredictor:
         """`params` on device, fitting ``task.make_model(config)``; `step` is the checkpoint's."""
         self.config, self.params, self.tokenizer, self.step = config, params, tokenizer, step
         self.model = tasks.get_task(config.task).make_model(config)
-        self.family = translation.FAMILIES[config.model.family][0]
+        self.family = translation.FAMILIES[config.model.name][0]
         self.has_attention = attention.has_attention(config)
         self._decoders = translation_decoding.Decoders(self.family, config.decode)
         self._attention = jax.jit(

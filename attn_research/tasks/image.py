@@ -3,7 +3,8 @@
 Config keys owned by the task (see ``experiments/configs/vit.py`` for a complete example):
 
 - ``model``: ``name`` (one of ``MODELS``) and the model's fields (``ViT`` or
-  ``AttentionCNN``, except ``num_classes``, ``dtype`` and ``sow_weights``, which the task sets).
+  ``AttentionCNN``, except ``num_classes`` and ``dtype``, which the task sets; see
+  ``models.fields``).
 - ``data``: the source (``attn_research.data.image_sources``), augmentation and normalization
   (``attn_research.data.images``).
 - ``evaluation``: ``num_examples`` fixed eval examples whose attention maps are scored against
@@ -19,7 +20,6 @@ the same score of the reference map spread evenly over the map grid's cells that
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -32,22 +32,20 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax.core import FrozenDict
 
 from attn_research import tasks
 from attn_research.attention import presets
 from attn_research.data import image_sources, images
 from attn_research.evaluation import attention_maps, explorer, image_figures
+from attn_research.models import fields
 from attn_research.models.attention_cnn import AttentionCNN
-from attn_research.models.scan import check_remat, check_unroll
-from attn_research.models.vit import POOLS, POSEMBS, ViT
+from attn_research.models.vit import ViT
 
 NAME = "image"
 # What a trained run needs to classify new images without its data set: written into the
 # workdir when training starts (``ImageTask.use_workdir``).
 LABELS_NAME = "labels.json"
 MODELS: Mapping[str, type[nn.Module]] = {"vit": ViT, "attention_cnn": AttentionCNN}
-_SET_BY_TASK = ("num_classes", "dtype", "sow_weights", "parent", "name")
 
 
 def tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -79,58 +77,24 @@ def small(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return config
 
 
-def _model_kwargs(model: ml_collections.ConfigDict) -> dict[str, Any]:
-    """``config.model`` without ``name``, as keyword arguments of the model class."""
-    kwargs = model.to_dict()
-    kwargs.pop("name")
-    for key, value in kwargs.items():
-        if isinstance(value, dict):
-            kwargs[key] = FrozenDict(value)
-        elif isinstance(value, list):
-            kwargs[key] = tuple(value)
-    return kwargs
-
-
-def _check_model(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:
-    """Raises ValueError naming the first bad ``config.model`` field."""
-    model = config.model
-    if model.get("name") not in MODELS:
+def _check_model_on(model: nn.Module, image_shape: tuple[int, ...]) -> None:
+    """Raises ValueError naming the ``config.model`` field that does not fit these images."""
+    if not isinstance(model, ViT):
+        return
+    height, width = image_shape[:2]
+    if height % model.patch or width % model.patch:
         raise ValueError(
-            f"config.model.name: unknown model {model.get('name')!r}; choose one of "
-            f"{sorted(MODELS)}."
+            f"config.model.patch: {model.patch} does not divide the images' {height}x{width} "
+            "pixels."
         )
-    cls = MODELS[model.name]
-    fields = {f.name for f in dataclasses.fields(cls)} - set(_SET_BY_TASK)
-    for key in model.keys():
-        if key != "name" and key not in fields:
-            raise ValueError(
-                f"config.model.{key}: not a field of {cls.__name__}; known: {sorted(fields)}."
-            )
+    grid = (height // model.patch, width // model.patch)
+    tokens = grid[0] * grid[1] + (model.pool == "token")
     try:
-        spec = presets.resolve(
-            model.get("attention", "dot_product"), dict(model.get("attention_options", {}))
+        presets.resolve(model.attention, dict(model.attention_options)).positions.check(
+            tokens, tokens, grid
         )
     except ValueError as error:
-        raise ValueError(f"config.model.attention: {error}") from None
-    if cls is ViT:
-        height, width = image_shape[:2]
-        patch = model.get("patch", ViT.patch)
-        if patch < 1 or height % patch or width % patch:
-            raise ValueError(
-                f"config.model.patch: {patch} does not divide the images' {height}x{width} pixels."
-            )
-        check_remat(model.get("remat", ViT.remat), "config.model.remat")
-        check_unroll(model.get("scan_unroll", ViT.scan_unroll), "config.model.scan_unroll")
-        if model.get("pool", ViT.pool) not in POOLS:
-            raise ValueError(f"config.model.pool: choose one of {POOLS}, got {model.pool!r}.")
-        if model.get("posemb", ViT.posemb) not in POSEMBS:
-            raise ValueError(f"config.model.posemb: choose one of {POSEMBS}, got {model.posemb!r}.")
-        grid = (height // patch, width // patch)
-        tokens = grid[0] * grid[1] + (model.get("pool", ViT.pool) == "token")
-        try:
-            spec.positions.check(tokens, tokens, grid)
-        except ValueError as error:
-            raise ValueError(f"config.model.pool: {error}") from None
+        raise ValueError(f"config.model.pool: {error}") from None
 
 
 class ImageTask(tasks.Task):
@@ -178,13 +142,19 @@ class ImageTask(tasks.Task):
                 raise ValueError(
                     f"config.data.{name}: needs 1 or {shapes[0][-1]} values, got {data[name]}."
                 )
-        _check_model(config, shapes[0])
+        _check_model_on(self.make_model(config), shapes[0])  # the model checks its fields
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
-        return MODELS[config.model.name](
+        name = config.model.get("name")
+        if name not in MODELS:
+            raise ValueError(
+                f"config.model.name: unknown model {name!r}; choose one of {sorted(MODELS)}."
+            )
+        return fields.build(
+            MODELS[name],
+            config.model.to_dict(),
             num_classes=image_sources.num_classes(config.data),
             dtype=jnp.dtype(config.dtype),
-            **_model_kwargs(config.model),
         )
 
     def init_params(self, model: nn.Module, rng: jax.Array, config: ml_collections.ConfigDict):

@@ -2,7 +2,7 @@
 
 Config sections (see `experiments/configs/translate.py`):
 
-- `config.model`: `family` ('rnn' | 'transformer') and the fields of
+- `config.model`: `name` ('rnn' | 'transformer') and the fields of
   `RnnTranslator` or `TransformerTranslator` (every other key is an error);
 - `config.data`: the corpus (`data/translation.py`), tokenizer, lengths and length buckets
   of the train batches (`data/translation_pipeline.py`), `eval_split`;
@@ -23,7 +23,6 @@ attention heatmaps and BLEU by length into `<workdir>/figures/`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Iterable
@@ -37,13 +36,11 @@ import optax
 from absl import logging
 
 from attn_research import tasks
-from attn_research.attention import presets
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu, explorer
-from attn_research.models import rnn_translator, transformer_translator
-from attn_research.models.scan import check_remat, check_unroll
+from attn_research.models import fields, rnn_translator, transformer_translator
 from attn_research.models.translator import TranslatorFamily
 from attn_research.tasks import translation_decoding
 
@@ -67,10 +64,6 @@ def _cross_attention(model: nn.Module, params, source_BS, target_in_BT) -> jax.A
 _CROSS_ATTENTION = jax.jit(_cross_attention, static_argnums=0)
 
 
-def _model_fields(config: ml_collections.ConfigDict) -> dict:
-    return {k: v for k, v in config.model.items() if k != "family"}
-
-
 class TranslationTask(tasks.Task):
     """Sequence-to-sequence translation: teacher-forced cross-entropy per target token."""
 
@@ -83,52 +76,13 @@ class TranslationTask(tasks.Task):
             config.data.cache_dir = workdir
 
     def validate(self, config: ml_collections.ConfigDict) -> None:
-        model = config.model
-        if model.get("family") not in FAMILIES:
+        model = self.make_model(config)  # the model checks its own fields
+        longest = max(config.data.max_source_len, config.data.max_target_len)
+        if getattr(model, "max_len", longest) < longest:
             raise ValueError(
-                f"config.model.family: unknown {model.get('family')!r}; choose one "
-                f"of {tuple(FAMILIES)}"
+                f"config.model.max_len: {model.max_len} is shorter than the longest "
+                f"sequence ({longest})"
             )
-        cls = FAMILIES[model.family][1]
-        known = {f.name for f in dataclasses.fields(cls)} - {
-            "parent",
-            "name",
-            "vocab_size",
-            "dtype",
-            "decode",
-            "sow_weights",
-        }
-        for key in _model_fields(config):
-            if key not in known:
-                raise ValueError(
-                    f"config.model.{key}: unknown field for family "
-                    f"{model.family!r}; known: {sorted(known)}"
-                )
-        if model.family == "rnn":
-            for field, value, choices in (
-                ("attention", model.attention, rnn_translator.ATTENTIONS),
-                ("cell", model.get("cell", "gru"), rnn_translator.CELLS),
-            ):
-                if value not in choices:
-                    raise ValueError(
-                        f"config.model.{field}: unknown {value!r}; choose one of {choices}"
-                    )
-        else:
-            for field in ("encoder_attention", "decoder_attention", "cross_attention"):
-                kind = model.get(field, "dot_product")
-                try:
-                    options = presets.applicable(kind, {"window": model.get("window", 16)})
-                    presets.resolve(kind, options).positions.check(1, 1, None)  # sentences
-                except ValueError as error:
-                    raise ValueError(f"config.model.{field}: {error}") from None
-            check_remat(model.get("remat", "none"), "config.model.remat")
-            check_unroll(model.get("scan_unroll", 1), "config.model.scan_unroll")
-            longest = max(config.data.max_source_len, config.data.max_target_len)
-            if model.get("max_len", 256) < longest:
-                raise ValueError(
-                    f"config.model.max_len: {model.max_len} is shorter than the "
-                    f"longest sequence ({longest})"
-                )
         for path in (
             "data.vocab_size",
             "data.max_source_len",
@@ -161,8 +115,17 @@ class TranslationTask(tasks.Task):
             )
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
-        cls = FAMILIES[config.model.family][1]
-        return cls(config.data.vocab_size, dtype=jnp.dtype(config.dtype), **_model_fields(config))
+        name = config.model.get("name")
+        if name not in FAMILIES:
+            raise ValueError(
+                f"config.model.name: unknown {name!r}; choose one of {tuple(FAMILIES)}"
+            )
+        return fields.build(
+            FAMILIES[name][1],
+            config.model.to_dict(),
+            vocab_size=config.data.vocab_size,
+            dtype=jnp.dtype(config.dtype),
+        )
 
     def init_params(self, model, rng, config):
         source = jnp.ones((1, config.data.max_source_len), jnp.int32)
@@ -203,7 +166,7 @@ class TranslationEvaluator:
 
     def __init__(self, config: ml_collections.ConfigDict):
         self._config = config
-        self._family = FAMILIES[config.model.family][0]
+        self._family = FAMILIES[config.model.name][0]
         self._tokenizer = translation_pipeline.get_tokenizer(config.data)
         split = translation.load_corpus(config.data)[config.data.eval_split]
         n = min(len(split), config.decode.examples)
@@ -313,7 +276,7 @@ class TranslationEvaluator:
             if model.get("attention") == "luong"
             else ("encoder_attention", "decoder_attention", "cross_attention")
         )
-        label = f"{model.family} {model.get('attention', '')} " + " ".join(
+        label = f"{model.name} {model.get('attention', '')} " + " ".join(
             f"{k}={model[k]}" for k in shown if k in model
         )
         figures = os.path.join(workdir, "figures")

@@ -13,7 +13,6 @@ run time by `durations.resolve_durations` (see there for the defaults):
 
 import difflib
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import ml_collections
 from ml_collections.config_dict import placeholder
@@ -91,49 +90,33 @@ def check_paths(config: ml_collections.ConfigDict, paths: Sequence[str]) -> None
             node = node[part]
 
 
-def _type_error(path: str, value: Any, expected: type) -> ValueError:
-    """Returns the error for `config.<path>` holding `value` instead of an `expected`."""
-    return ValueError(
-        f"config.{path}: expected {expected.__name__}, got {type(value).__name__} ({value!r})."
-    )
-
-
-def _check_type(path: str, value: Any, expected: type) -> None:
-    """Raises ValueError unless `value` fits the default's type (int is fine for float)."""
-    if value is None:
-        return
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return
-    if expected in (tuple, list) and isinstance(value, (tuple, list)):
-        return
-    if expected is bool or isinstance(value, bool):
-        if type(value) is not expected:
-            raise _type_error(path, value, expected)
-    elif not isinstance(value, expected):
-        raise _type_error(path, value, expected)
-
-
-def _check_fields(
+def _update(
+    merged: ml_collections.ConfigDict,
     config: ml_collections.ConfigDict,
-    defaults: ml_collections.ConfigDict,
     prefix: str,
     free_keys: Iterable[str],
 ) -> None:
-    """Checks keys and types of `config` against `defaults`, recursing into sub-configs."""
+    """Sets every field of ``config`` on ``merged`` (the defaults), recursing into sub-configs.
+
+    ml_collections checks each value against the default's type (an int may set a float); an
+    unknown key, a wrong type or a value where a sub-config belongs is a ValueError naming the
+    field. ``mesh`` is replaced as a whole: its axis names are free (``sharding.make_mesh``).
+    """
     for key in config.keys():
-        path = prefix + key
-        if key not in defaults:
-            if key in free_keys:
-                continue
-            raise unknown_field_error(path, defaults.keys())
-        default = defaults[key]
-        if isinstance(default, ml_collections.ConfigDict):
-            if not isinstance(config[key], ml_collections.ConfigDict):
-                raise _type_error(path, config[key], ml_collections.ConfigDict)
-            if key != "mesh":  # Mesh axis names are free; checked by sharding.make_mesh.
-                _check_fields(config[key], default, path + ".", ())
+        path, value = prefix + key, config[key]
+        if key not in merged:
+            if key not in free_keys:
+                raise unknown_field_error(path, merged.keys())
+            merged[key] = value
+        elif isinstance(merged[key], ml_collections.ConfigDict) and key != "mesh":
+            if not isinstance(value, ml_collections.ConfigDict):
+                raise ValueError(f"config.{path}: expected a ConfigDict, got {value!r}.")
+            _update(merged[key], value, path + ".", ())
         else:
-            _check_type(path, config[key], defaults.get_type(key))
+            try:
+                merged[key] = value
+            except TypeError as error:
+                raise ValueError(f"config.{path}: {error}") from None
 
 
 def _check_positive(
@@ -156,16 +139,6 @@ def _check_choice(path: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"config.{path}: unknown value {value!r}; choose one of {choices}.")
 
 
-def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`defaults` updated recursively by `overrides`; `mesh` is replaced as a whole."""
-    merged = dict(defaults)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "mesh":
-            value = _merge(merged[key], value)
-        merged[key] = value
-    return merged
-
-
 def check_config(
     config: ml_collections.ConfigDict, task_keys: Iterable[str]
 ) -> ml_collections.ConfigDict:
@@ -184,8 +157,8 @@ def check_config(
     Raises:
       ValueError: naming the first offending field.
     """
-    _check_fields(config, default_config(), "", tuple(task_keys))
-    merged = ml_collections.ConfigDict(_merge(default_config().to_dict(), config.to_dict()))
+    merged = default_config()
+    _update(merged, ml_collections.ConfigDict(config.to_dict()), "", tuple(task_keys))
     _check_choice("optimizer.name", merged.optimizer.name, OPTIMIZERS)
     _check_choice("optimizer.schedule", merged.optimizer.schedule, SCHEDULES)
     _check_choice("dtype", merged.dtype, DTYPES)

@@ -92,7 +92,7 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         attention, luong = RNN_ATTENTIONS[arg.attention]
         return ml_collections.ConfigDict(
             {
-                "family": "rnn",
+                "name": "rnn",
                 "attention": attention,
                 "cell": arg.cell,
                 "embed_dim": 16 if tiny else 64,
@@ -108,8 +108,8 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         kind = "dot_product" if arg.attention == "bahdanau" else arg.attention
         return ml_collections.ConfigDict(
             {
-                "family": "transformer",
-                "emb_dim": 32 if tiny else 64,
+                "name": "transformer",
+                "embed_dim": 32 if tiny else 64,
                 "num_heads": 2 if tiny else 4,
                 "num_layers": 1 if tiny else 2,
                 "mlp_dim": 64 if tiny else 256,
@@ -118,7 +118,7 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                 "cross_attention": kind,
                 "window": arg.window,
                 "share_embeddings": True,
-                "positions": "sinusoidal",
+                "position_embedding": "sinusoidal",
                 "max_len": 128,
                 "remat": "dots",
                 # Layers per scanned-loop iteration; num_layers unrolls the loop: about 5% faster

@@ -34,7 +34,7 @@ from attn_research.tasks import image
 from attn_research.train import default_config, parse_arg
 
 _MNIST_LIKE = ("npz", "mnist", "fashion_mnist")  # 28 x 28 images: 4 x 4 patches of 7 x 7.
-# width, depth, heads, mlp_dim (Dosovitskiy et al. 2021; Touvron et al. 2021 for Ti and S).
+# embed_dim, num_layers, heads, mlp_dim (Dosovitskiy et al. 2021; Touvron et al. 2021 for Ti and S).
 SIZES = {
     "nano": (64, 4, 4, 128),
     "mu": (128, 4, 4, 256),
@@ -66,7 +66,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = default_config()
     config.task = image.NAME
     config.data = data_config(arg.data, arg.path, tiny=arg.tiny)
-    width, depth, heads, mlp_dim = (16, 1, 2, 32) if arg.tiny else SIZES[size]
+    embed_dim, num_layers, heads, mlp_dim = (16, 1, 2, 32) if arg.tiny else SIZES[size]
     # On the cluttered data one head: the maps average heads, and several heads looking at
     # different places dilute the mass in the box (see the measurements above).
     heads = arg.heads or (1 if arg.data == "cluttered" and not arg.tiny else heads)
@@ -74,15 +74,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {
             "name": "vit",
             "patch": arg.patch or (7 if mnist_like else 4),
-            "width": width,
-            "depth": depth,
+            "embed_dim": embed_dim,
+            "num_layers": num_layers,
             "num_heads": heads,
             "mlp_dim": mlp_dim,
             "dropout_rate": 0.0,
             "attention": arg.attention,
             "attention_options": presets.applicable(arg.attention, {"window": arg.window}),
             "pool": arg.pool or ("gap" if arg.attention == "local_2d" else "token"),
-            "posemb": "learn",
+            "position_embedding": "learned",
             # the backward pass keeps only Dense outputs: 12-23% faster train steps on CPU
             "remat": "dots",
             # Layers per scanned-loop iteration; the depth unrolls the loop: about 5% faster train

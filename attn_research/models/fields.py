@@ -1,0 +1,73 @@
+"""Models built from ``config.model``: each field is checked once, by the model that defines it.
+
+A model checks its own fields when it is constructed (its ``__post_init__``, with the helpers
+below), so a bad value fails before anything is traced, whether the model comes from a config
+or from Python. `build` adds what only a config needs: every key must be a field of the class
+that the config may set, and errors name ``config.model.<field>``. A task checks only what
+relates the model to the data (a patch that divides the images, a ``max_len`` that holds the
+longest sentence).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+from flax.core import FrozenDict
+
+from attn_research.attention import presets
+from attn_research.train.config import unknown_field_error
+
+# Fields that the program switches (decoding, sown attention maps), never a config.
+MODES = ("decode", "sow_weights")
+
+
+def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raises ValueError naming ``field`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{field}: unknown {value!r}; choose one of {choices}")
+
+
+def check_attention(field: str, kind: str, options: Mapping[str, Any]) -> presets.Spec:
+    """The resolved preset ``kind`` with ``options``; a ValueError naming ``field`` if neither
+    the kind nor a combination of its axes exists."""
+    try:
+        return presets.resolve(kind, dict(options))
+    except ValueError as error:
+        raise ValueError(f"{field}: {error}") from None
+
+
+def config_fields(cls: type[nn.Module], set_by_task: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields of ``cls`` that a config may set: not flax's, not the program's (``MODES``),
+    not those the task sets."""
+    skip = {"parent", "name", *MODES, *set_by_task}
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init and f.name not in skip)
+
+
+def build(cls: type[nn.Module], model: Mapping[str, Any], **set_by_task: Any) -> nn.Module:
+    """``cls(**set_by_task, **model)`` for ``config.model`` less its ``name``.
+
+    Dicts become FrozenDicts and lists tuples (hashable module fields).
+
+    Raises:
+      ValueError: naming ``config.model.<field>``, for a key that is not a field of ``cls``
+        (with the closest one) or a value the model refuses.
+    """
+    known = config_fields(cls, set_by_task)
+    kwargs = {}
+    for key, value in model.items():
+        if key == "name":
+            continue
+        if key not in known:
+            raise unknown_field_error(f"model.{key}", known)
+        if isinstance(value, Mapping):
+            value = FrozenDict(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**set_by_task, **kwargs)
+    except ValueError as error:
+        raise ValueError(f"config.model.{error}") from None

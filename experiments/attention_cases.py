@@ -1,0 +1,378 @@
+"""The attention benchmark's cases and their measurement (``bench_attention`` runs them).
+
+A ``Case`` is one jitted attention call at one shape; ``measure_group`` compiles the cases that
+are compared with each other, times them in interleaved rounds and returns one ``Record`` each
+(times, compiled temporaries, the load average). See ``bench_attention`` for the list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import statistics
+import time
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attn_research.attention import attend, compute, positions, scores
+
+Array = jax.Array
+Fn = Callable[..., Array]
+
+MiB = 2**20
+# The query chunk that ``auto`` gives additive scores.
+ADDITIVE_DEFAULT_CHUNK = compute.AUTO_WIDE_QUERY_CHUNK
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """The shapes one run measures (``FULL`` or ``QUICK``)."""
+
+    matmul: int
+    dot_shapes: tuple[tuple[int, int, int, int], ...]  # (B, T, H, D)
+    local_bhd: tuple[int, int, int]
+    local_window: tuple[int, int]
+    local_lengths: tuple[int, ...]  # ours; the middle one is the target length
+    local_dense_lengths: tuple[int, ...]  # jax.nn dense-masked
+    local_blocks: tuple[int, ...]  # block_size sweep at the target length
+    additive: tuple[int, int, int, int, int]  # (B, T, H, U, Dv), Tq = Tk = T
+    additive_chunks: tuple[int, ...]
+    time_budget_s: float  # timing rounds per group ~ budget / one round, within [min, max]
+    min_repeats: int
+    max_repeats: int
+    dtype: str = "float32"  # of every input (``--dtype``)
+
+    @property
+    def local_target_length(self) -> int:
+        return self.local_lengths[len(self.local_lengths) // 2]
+
+
+FULL = Sizes(
+    matmul=2048,
+    dot_shapes=((8, 512, 8, 64), (2, 2048, 8, 64)),
+    local_bhd=(1, 8, 64),
+    local_window=(128, 128),
+    local_lengths=(4096, 8192, 16384),
+    local_dense_lengths=(4096, 8192, 16384),
+    local_blocks=(32, 64, 128, 256),
+    additive=(1, 1024, 1, 256, 64),
+    additive_chunks=(16, 32, 64, 128),
+    time_budget_s=10.0,
+    min_repeats=3,
+    max_repeats=10,
+)
+QUICK = Sizes(
+    matmul=64,
+    dot_shapes=((1, 32, 2, 8),),
+    local_bhd=(1, 2, 8),
+    local_window=(8, 8),
+    local_lengths=(64, 128, 256),
+    local_dense_lengths=(64, 128),
+    local_blocks=(8, 16),
+    additive=(1, 32, 1, 16, 8),
+    additive_chunks=(8, 16),
+    time_budget_s=0.01,
+    min_repeats=2,
+    max_repeats=3,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One function to measure on random inputs of the given shapes."""
+
+    name: str
+    kind: str
+    kernel: str
+    dims: tuple[tuple[str, int], ...]  # ("B", 8), ("T", 512), ...: the record's shape string
+    inputs: tuple[tuple[int, ...], ...]
+    fn: Fn
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def shape(self) -> str:
+        return shape_string(self.dims)
+
+
+@dataclasses.dataclass
+class Record:
+    """What one case measured; ``fwd_ms``/``fwd_bwd_ms`` are None for a case not run."""
+
+    name: str
+    kind: str
+    kernel: str
+    shape: str
+    fwd_ms: float | None
+    fwd_bwd_ms: float | None
+    temp_bytes: int | None
+    fwd_temp_bytes: int | None
+    repeats: int
+    extra: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        return {**{k: v for k, v in fields.items() if k != "extra"}, **self.extra}
+
+
+# ---------------------------------------------------------------- cases
+
+
+def shape_string(dims: Sequence[tuple[str, int]]) -> str:
+    """``(("B", 8), ("T", 512))`` -> ``"B8,T512"``."""
+    return ",".join(f"{axis}{size}" for axis, size in dims)
+
+
+def bthd(b: int, t: int, h: int, d: int) -> tuple[tuple[str, int], ...]:
+    return (("B", b), ("T", t), ("H", h), ("D", d))
+
+
+def matmul_case(n: int) -> Case:
+    return Case(
+        "matmul", "matmul", "dense", (("M", n), ("K", n), ("N", n)), ((n, n), (n, n)), jnp.matmul
+    )
+
+
+def dot_product_kernels(dtype: str) -> tuple[str, ...]:
+    """Our kernels that run here: cuDNN's only on a GPU with half-precision inputs."""
+    gpu_half = jax.default_backend() == "gpu" and dtype in ("bfloat16", "float16")
+    return ("dense", "chunked", "jax_nn") + (("cudnn",) if gpu_half else ())
+
+
+def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case]:
+    """Ours with each kernel, then flax's, on ``q, k, v [B, T, H, D]``."""
+    inputs = (shape,) * 3
+    ours = [
+        Case(
+            f"ours[{kernel}]",
+            "dot_product",
+            kernel,
+            bthd(*shape),
+            inputs,
+            lambda q, k, v, kernel=kernel: attend(q, k, v, kind="dot_product", kernel=kernel),
+        )
+        for kernel in dot_product_kernels(dtype)
+    ]
+    return ours + [
+        Case("flax.linen", "dot_product", "flax", bthd(*shape), inputs, nn.dot_product_attention)
+    ]
+
+
+def local_cases(sizes: Sizes) -> list[Case]:
+    """Ours (blocked) at every length with the dense-masked jax.nn form beside it where measured,
+    then ours at each ``block_size`` at the target length."""
+    b, h, d = sizes.local_bhd
+    window = sizes.local_window
+
+    def case(length: int, name: str, kernel: str, fn: Fn, *extra: tuple[str, Any]) -> Case:
+        return Case(
+            name,
+            "local",
+            kernel,
+            bthd(b, length, h, d),
+            ((b, length, h, d),) * 3,
+            fn,
+            (("window", list(window)), *extra),
+        )
+
+    def ours(length: int, block: int | None = None) -> Case:  # None: the library's default
+        label = "default" if block is None else block
+        return case(
+            length,
+            f"ours[block={label}]",
+            "blocked",
+            lambda q, k, v: attend(q, k, v, kind="local", window=window, block_size=block),
+            ("block_size", label),
+        )
+
+    def dense(length: int) -> Case:
+        return case(
+            length,
+            "jax.nn[local_window]",
+            "jax_nn_dense",
+            lambda q, k, v: jax.nn.dot_product_attention(q, k, v, local_window_size=window),
+        )
+
+    cases = []
+    for length in sizes.local_lengths:
+        cases += [ours(length)] + ([dense(length)] if length in sizes.local_dense_lengths else [])
+    return cases + [ours(sizes.local_target_length, block) for block in sizes.local_blocks]
+
+
+def naive_additive(q: Array, k: Array, v: Array, score_vector: Array) -> Array:
+    """Bahdanau attention written out: the whole ``[B, Tq, Tk, H, U]`` tanh tensor at once."""
+    features_BQKHU = jnp.tanh(q[:, :, None, :, :] + k[:, None, :, :, :])
+    logits_BHQK = jnp.einsum("bqkhu,hu->bhqk", features_BQKHU, score_vector)
+    weights_BHQK = jax.nn.softmax(logits_BHQK, axis=-1)
+    return jnp.einsum("bhqk,bkhd->bqhd", weights_BHQK, v)
+
+
+def additive_dims(sizes: Sizes) -> tuple[tuple[str, int], ...]:
+    b, t, h, u, dv = sizes.additive
+    return (("B", b), ("Tq", t), ("Tk", t), ("H", h), ("U", u), ("Dv", dv))
+
+
+def ours_additive(q: Array, k: Array, v: Array, score_vector: Array, chunk: int) -> Array:
+    """Additive scores, global positions, the dense kernel in query chunks of ``chunk``."""
+    pair = lambda q, k, precision=None: scores.additive_scores(q, k, score_vector)
+    problem = compute.Problem(pair, positions.Positions())
+    return compute.dense(q, k, v, problem, return_weights=False, query_chunk_size=chunk)
+
+
+def additive_cases(sizes: Sizes) -> list[Case]:
+    """The naive form, then ours at each query chunk size (and at the library default)."""
+    b, t, h, u, dv = sizes.additive
+    score_vector = (
+        jnp.asarray(np.random.default_rng(1).standard_normal((h, u), np.float32)) / u**0.5
+    )
+    dims = additive_dims(sizes)
+    inputs = ((b, t, h, u), (b, t, h, u), (b, t, h, dv))
+    naive = Case(
+        "naive",
+        "additive",
+        "naive",
+        dims,
+        inputs,
+        lambda q, k, v: naive_additive(q, k, v, score_vector),
+    )
+    chunks = sorted({*sizes.additive_chunks, ADDITIVE_DEFAULT_CHUNK})
+    return [naive] + [
+        Case(
+            f"ours[qc={c}]",
+            "additive",
+            "query_chunked",
+            dims,
+            inputs,
+            lambda q, k, v, c=c: ours_additive(q, k, v, score_vector, c),
+            (("query_chunk_size", c),),
+        )
+        for c in chunks
+    ]
+
+
+def case_groups(sizes: Sizes) -> list[list[Case]]:
+    """The cases, in groups whose members are timed in interleaved rounds (see ``time_group``)."""
+    return (
+        [[matmul_case(sizes.matmul)]]
+        + [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes]
+        + [local_cases(sizes), additive_cases(sizes)]
+    )
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def random_inputs(
+    shapes: Sequence[tuple[int, ...]], dtype: str, seed: int = 0
+) -> tuple[Array, ...]:
+    rng = np.random.default_rng(seed)
+    return tuple(jnp.asarray(rng.standard_normal(s, np.float32), dtype) for s in shapes)
+
+
+def fwd_bwd(fn: Fn, n_inputs: int) -> Fn:
+    """``(*inputs, cotangent) -> gradients`` of ``<fn(*inputs), cotangent>`` w.r.t. every input."""
+
+    def loss(*args: Array) -> Array:
+        *inputs, cotangent = args
+        return jnp.vdot(fn(*inputs), cotangent)
+
+    return jax.grad(loss, argnums=tuple(range(n_inputs)))
+
+
+def temp_bytes(compiled: jax.stages.Compiled) -> int | None:
+    analysis = compiled.memory_analysis()
+    return None if analysis is None else int(analysis.temp_size_in_bytes)
+
+
+@dataclasses.dataclass(eq=False)
+class Prepared:
+    """A case compiled on its inputs: forward ``fwd(*inputs)``, gradients ``grad(*inputs, ct)``."""
+
+    case: Case
+    inputs: tuple[Array, ...]
+    cotangent: Array
+    fwd: jax.stages.Compiled
+    grad: jax.stages.Compiled
+    record: Record
+
+    def run(self, which: str) -> float:
+        """Seconds for one call of ``"fwd"`` or ``"grad"``, until its result is ready."""
+        fn, args = (
+            (self.fwd, self.inputs)
+            if which == "fwd"
+            else (self.grad, (*self.inputs, self.cotangent))
+        )
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        return time.perf_counter() - start
+
+
+def prepare(case: Case, dtype: str) -> Prepared:
+    """Compiles the case's forward and forward+backward and records their temporary memory."""
+    inputs = random_inputs(case.inputs, dtype)
+    (cotangent,) = random_inputs([jax.eval_shape(case.fn, *inputs).shape], dtype, seed=1)
+    fwd = jax.jit(case.fn).lower(*inputs).compile()
+    grad = jax.jit(fwd_bwd(case.fn, len(inputs))).lower(*inputs, cotangent).compile()
+    record = Record(
+        case.name,
+        case.kind,
+        case.kernel,
+        case.shape,
+        None,
+        None,
+        temp_bytes(grad),
+        temp_bytes(fwd),
+        0,
+        {**dict(case.extra), "dtype": dtype},
+    )
+    return Prepared(case, inputs, cotangent, fwd, grad, record)
+
+
+def time_group(group: Sequence[Prepared], sizes: Sizes) -> None:
+    """Median fwd and fwd+bwd times of every member, filled into its record.
+
+    After one warm-up call of each, the members are called in turn, round after round, so a
+    change in the machine's load (it is shared) hits all of them alike and their ratios stay
+    fair. Rounds: ``time_budget_s`` / (one round's time), within ``[min_repeats, max_repeats]``.
+    """
+    if not group:
+        return
+    one_round = sum(p.run("fwd") + p.run("grad") for p in group)
+    repeats = min(
+        sizes.max_repeats, max(sizes.min_repeats, math.ceil(sizes.time_budget_s / one_round))
+    )
+    seconds = {id(p): ([], []) for p in group}
+    for _ in range(repeats):
+        for p in group:
+            seconds[id(p)][0].append(p.run("fwd"))
+            seconds[id(p)][1].append(p.run("grad"))
+    load = round(os.getloadavg()[0], 2)
+    for p in group:
+        fwd_s, grad_s = seconds[id(p)]
+        p.record.fwd_ms, p.record.fwd_bwd_ms = (1e3 * statistics.median(t) for t in (fwd_s, grad_s))
+        p.record.repeats = repeats
+        p.record.extra.update(
+            fwd_min_ms=1e3 * min(fwd_s), fwd_bwd_min_ms=1e3 * min(grad_s), loadavg=load
+        )
+
+
+def measure_group(cases: Sequence[Case], sizes: Sizes, max_temp_bytes: int) -> list[Record]:
+    """Compiles every case; times those whose fwd+bwd temporary memory is within the limit."""
+    prepared = [prepare(case, sizes.dtype) for case in cases]
+    runnable = [p for p in prepared if (p.record.temp_bytes or 0) <= max_temp_bytes]
+    for p in prepared:
+        if p not in runnable:  # identity: Prepared has eq=False
+            p.record.extra.update(
+                loadavg=round(os.getloadavg()[0], 2),
+                note=(f"not run: fwd+bwd temp > --max-temp-gib {max_temp_bytes / 2**30:g}"),
+            )
+    time_group(runnable, sizes)
+    for p in runnable:
+        if p.case.kind == "matmul":
+            n = p.case.inputs[0][0]
+            p.record.extra["gflops"] = round(2 * n**3 / (p.record.fwd_ms * 1e-3) / 1e9, 1)
+    return [p.record for p in prepared]

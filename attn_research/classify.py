@@ -19,6 +19,10 @@ from attn_research.predict import explorer as predict_explorer
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
 _STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
+_CHECKPOINT = flags.DEFINE_enum(
+    "checkpoint", "latest", ["latest", "best", "averaged"], "Which checkpoint."
+)
+_AVERAGE = flags.DEFINE_integer("average", 0, "Average the params of the newest N checkpoints.")
 _TOP = flags.DEFINE_integer("top", 5, "How many classes to print per image.")
 _PLOT = flags.DEFINE_string("plot", None, "Directory for one attention overlay per image.")
 _HTML = flags.DEFINE_string("html", None, "Write the attention explorer page here.")
@@ -30,7 +34,9 @@ def main(argv: list[str]) -> None:
     if not paths:
         sys.exit("error: give one or more IMAGE files (PNG, JPEG or .npz)")
     try:
-        predictor = predict.load(_WORKDIR.value, _STEP.value)
+        predictor = predict.load(
+            _WORKDIR.value, _STEP.value, checkpoint=_CHECKPOINT.value, average=_AVERAGE.value
+        )
         if not isinstance(predictor, predict.ImagePredictor):
             sys.exit(f"error: {_WORKDIR.value} holds a {predictor.config.task!r} run, not images")
         named = [item for path in paths for item in classifier.read_images(path)]

@@ -20,6 +20,10 @@ from attn_research.predict import figures, pharaoh
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
 _STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
+_CHECKPOINT = flags.DEFINE_enum(
+    "checkpoint", "latest", ["latest", "best", "averaged"], "Which checkpoint."
+)
+_AVERAGE = flags.DEFINE_integer("average", 0, "Average the params of the newest N checkpoints.")
 _INPUT = flags.DEFINE_string("input", None, "Sentences, one a line (default: stdin).")
 _OUTPUT = flags.DEFINE_string("output", None, "Where translations go (default: stdout).")
 _BEAM = flags.DEFINE_integer("beam", None, "Beam size; 1 is greedy (default: the run's).")
@@ -34,7 +38,9 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv: list[str]) -> None:
     del argv
     try:
-        predictor = predict.load(_WORKDIR.value, _STEP.value)
+        predictor = predict.load(
+            _WORKDIR.value, _STEP.value, checkpoint=_CHECKPOINT.value, average=_AVERAGE.value
+        )
     except (predict.RunFilesError, ValueError) as error:
         sys.exit(f"error: {error}")
     if not isinstance(predictor, predict.TranslationPredictor):

@@ -15,8 +15,13 @@ from attn_research.tasks import image, translation
 PREDICTORS = {translation.NAME: TranslationPredictor, image.NAME: ImagePredictor}
 
 
-def load(workdir: str, step: int | None = None) -> TranslationPredictor | ImagePredictor:
+def load(
+    workdir: str, step: int | None = None, *, checkpoint: str = "latest", average: int = 0
+) -> TranslationPredictor | ImagePredictor:
     """The predictor of the run in `workdir`, at checkpoint `step` (default: the newest).
+
+    ``checkpoint``: ``latest``, ``best`` or ``averaged``; ``average=N``: the mean params of the
+    newest N checkpoints (``run_files.restore_params``).
 
     Raises:
       RunFilesError: naming the file the workdir lacks (config, checkpoint, tokenizer, labels).
@@ -28,5 +33,5 @@ def load(workdir: str, step: int | None = None) -> TranslationPredictor | ImageP
             f"{workdir}/config.json: task {config.get('task')!r} has no predictor; "
             f"predictors exist for {sorted(PREDICTORS)}."
         )
-    params, step = run_files.restore_params(workdir, step)
+    params, step = run_files.restore_params(workdir, step, which=checkpoint, average=average)
     return PREDICTORS[config.task].from_run(workdir, config, params, step)

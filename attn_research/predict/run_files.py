@@ -2,6 +2,9 @@
 
     <workdir>/config.json                the resolved config (``train.run_info``)
     <workdir>/checkpoints/<step>/state   the train state (``train.checkpoint``)
+    <workdir>/checkpoints_best/<step>/params       the best params by an eval metric (``train.best``)
+    <workdir>/checkpoints_averaged/<step>/params   the mean of the last N checkpoints' params
+                                                   (``attn_research.average_checkpoints``)
 
 A checkpoint is complete once orbax has renamed its temporary directory
 (``<step>.orbax-checkpoint-tmp-*``) to ``<step>``, so a run that is writing one is read at its
@@ -21,7 +24,7 @@ import numpy as np
 from absl import logging
 from orbax.checkpoint import path as ocp_path
 
-from attn_research.train import checkpoint
+from attn_research.train import best, checkpoint
 
 CONFIG_NAME = "config.json"
 # config.model fields renamed since runs began writing config.json: old name -> new name.
@@ -73,15 +76,56 @@ def complete_steps(workdir: str) -> list[int]:
     return sorted(ocp_path.step.checkpoint_steps(directory))
 
 
-def restore_params(workdir: str, step: int | None = None) -> tuple[Any, int]:
-    """The params of the checkpoint at `step` (default: the newest that reads) as numpy arrays.
+CHECKPOINTS = ("latest", "best", "averaged")
+AVERAGED_DIRECTORY = "checkpoints_averaged"
 
-    Returns:
-      (params, step).
+
+def restore_params(
+    workdir: str, step: int | None = None, *, which: str = "latest", average: int = 0
+) -> tuple[Any, int]:
+    """The params of a checkpoint as numpy arrays, and its step.
+
+    Args:
+      step: the rolling checkpoint's step (default: the newest that reads).
+      which: ``latest`` (the rolling checkpoints), ``best`` (``config.best_metric``'s) or
+        ``averaged`` (written by ``attn_research.average_checkpoints``).
+      average: with ``latest``, the mean of the params of the newest ``average`` complete
+        checkpoints up to ``step`` (0 or 1: that one checkpoint).
 
     Raises:
-      RunFilesError: if there is no complete checkpoint, or none at `step`, or none reads.
+      RunFilesError: if there is no such checkpoint, or none reads.
     """
+    if which not in CHECKPOINTS:
+        raise ValueError(f"checkpoint: unknown {which!r}; choose one of {CHECKPOINTS}")
+    if which != "latest":
+        if step is not None or average > 1:
+            raise ValueError(f"checkpoint {which!r} is one step: give no step or average.")
+        name = best.DIRECTORY if which == "best" else AVERAGED_DIRECTORY
+        try:
+            return best.read_params(os.path.join(workdir, name))
+        except FileNotFoundError as error:
+            raise RunFilesError(f"{error} (checkpoint {which!r} of {workdir})") from None
+    if average > 1:
+        steps = [s for s in complete_steps(workdir) if step is None or s <= step][-average:]
+        if len(steps) < average:
+            raise RunFilesError(
+                f"Averaging {average} checkpoints needs as many complete ones in "
+                f"{workdir}/checkpoints; it has {steps}."
+            )
+        return average_params([checkpoint.load_state(workdir, s)["params"] for s in steps]), steps[
+            -1
+        ]
+    return _restore_rolling(workdir, step)
+
+
+def average_params(trees: list[Any]) -> Any:
+    """The leaf-wise mean of params trees of one structure (checkpoint averaging; Vaswani et
+    al. 2017 average the last 5 or 20 checkpoints)."""
+    return jax.tree.map(lambda *leaves: np.mean(np.stack(leaves), axis=0), *trees)
+
+
+def _restore_rolling(workdir: str, step: int | None) -> tuple[Any, int]:
+    """The params of the rolling checkpoint at `step` (default: the newest that reads)."""
     steps = complete_steps(workdir)
     where = os.path.join(workdir, "checkpoints")
     if step is not None:

@@ -295,7 +295,12 @@ def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
             step = manager.latest_step()
         if step is None:
             raise FileNotFoundError(f"No checkpoint in {directory}.")
-    path = directory / str(step) / "state"
+    return read_numpy(directory / str(step) / "state")
+
+
+def read_numpy(path: epath.Path) -> Any:
+    """The tree saved at ``path`` (an orbax StandardSave item) as numpy arrays, read on the
+    host whatever devices wrote it."""
     as_numpy = jax.tree.map(
         lambda _: ocp.RestoreArgs(restore_type=np.ndarray), _read_state_metadata(path)
     )

@@ -20,6 +20,7 @@ from ml_collections.config_dict import placeholder
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt")
 DTYPES = ("float32", "bfloat16")
+BEST_MODES = ("max", "min")
 # The `<name>_steps` / `<name>_epochs` pairs, by their paths without the suffix.
 DURATIONS = ("total", "log_every", "eval_every", "checkpoint_every", "optimizer.warmup")
 
@@ -41,6 +42,11 @@ def default_config() -> ml_collections.ConfigDict:
     for name in DURATIONS[:-1]:
         _duration(config, name)
     config.keep_checkpoints = 3  # Newest checkpoints kept on disk.
+    # The best checkpoint by an eval metric (e.g. "eval/bleu"; "" keeps none), apart from the
+    # newest ones (`train.best`); best_mode "max" or "min".
+    config.best_metric = ""
+    config.best_mode = "max"
+    config.early_stopping_evals = 0  # Evaluations without a new best that end the run; 0: off.
 
     config.optimizer = ml_collections.ConfigDict()
     opt = config.optimizer
@@ -162,6 +168,13 @@ def check_config(
     _check_choice("optimizer.name", merged.optimizer.name, OPTIMIZERS)
     _check_choice("optimizer.schedule", merged.optimizer.schedule, SCHEDULES)
     _check_choice("dtype", merged.dtype, DTYPES)
+    _check_choice("best_mode", merged.best_mode, BEST_MODES)
+    if merged.best_metric and not merged.best_metric.startswith("eval/"):
+        raise ValueError(
+            f"config.best_metric: {merged.best_metric!r} is not an eval metric (eval/<name>)."
+        )
+    if merged.early_stopping_evals and not merged.best_metric:
+        raise ValueError("config.early_stopping_evals: needs config.best_metric to watch.")
     _check_positive(
         merged,
         "batch_size",
@@ -172,6 +185,7 @@ def check_config(
     )
     _check_positive(
         merged,
+        "early_stopping_evals",
         "optimizer.weight_decay",
         "optimizer.grad_clip_norm",
         "optimizer.eps",

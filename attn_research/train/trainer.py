@@ -16,7 +16,6 @@ The workdir is locked for the run (`workdir_lock`); a failed save stops the run 
 import contextlib
 import dataclasses
 import json
-import operator
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,13 +23,14 @@ from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 from absl import logging
 
 from attn_research import tasks
+from attn_research.train import best as best_lib
 from attn_research.train import (
     checkpoint,
     durations,
+    evaluator,
     health,
     optimizer,
     preemption,
@@ -109,14 +109,6 @@ def _prepare(
     )
 
 
-def _global_batch(run: _Run, local_batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
-    """Assembles the per-process numpy batches into one batch sharded over the mesh."""
-    return {
-        name: jax.make_array_from_process_local_data(run.batch_sharding, np.asarray(value))
-        for name, value in local_batch.items()
-    }
-
-
 def _log_line(step: int, total: int, loss: float, speed: Mapping[str, float]) -> str:
     """The periodic progress line: step, loss, steps/s, examples/s, ETA."""
     eta = time.strftime("%H:%M:%S", time.gmtime(speed["eta_sec"]))
@@ -124,47 +116,6 @@ def _log_line(step: int, total: int, loss: float, speed: Mapping[str, float]) ->
         f"step {step}/{total} | loss {loss:.4f} | {speed['steps_per_sec']:.2f} steps/s | "
         f"{speed['examples_per_sec']:.1f} examples/s | ETA {eta}"
     )
-
-
-class _Evaluator:
-    """Runs the eval loop and the task's evaluators on the current parameters."""
-
-    def __init__(self, run: _Run, workdir: str, eval_rng: jax.Array):
-        self._run, self._workdir = run, workdir
-        self._eval_step = jax.jit(
-            steps.make_eval_step(run.task, run.model, eval_rng),
-            in_shardings=(run.state_shardings.params, run.batch_sharding),
-        )
-        self._evaluators = run.task.evaluators(run.config)
-
-    def __call__(self, params: Any, step: int) -> dict[str, float]:
-        """Returns {'eval/<name>': value}: the loss's metrics, true means over the eval set (each
-        batch weighted by its denominator, see ``steps.make_eval_step``), and the evaluators'."""
-        run = self._run
-        batch_size = run.config.eval_batch_size or run.config.batch_size
-        totals, count = None, 0
-        for local in run.task.eval_data(
-            run.config,
-            batch_size=batch_size // jax.process_count(),
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-        ):
-            metrics = self._eval_step(params, _global_batch(run, local))
-            totals = metrics if totals is None else jax.tree.map(operator.add, totals, metrics)
-            count += 1
-        results = {}
-        if count:
-            totals = jax.device_get(totals)
-            denominator = max(float(totals[steps.DENOMINATOR]), 1e-12)
-            results = {f"eval/{k}": float(v) / denominator for k, v in totals["sums"].items()}
-        for evaluator in self._evaluators:
-            results.update(
-                {
-                    f"eval/{k}": float(v)
-                    for k, v in evaluator(params, run.model, step, self._workdir).items()
-                }
-            )
-        return results
 
 
 def _restore_or_init(
@@ -201,11 +152,13 @@ class _Loop:
         workdir: str,
         data: Any,
         ckpt: checkpoint.Checkpointer,
+        best: best_lib.BestCheckpoint | None,
         writer: MetricWriter,
         train_rng: jax.Array,
         eval_rng: jax.Array,
     ):
         self._run, self._data, self._ckpt, self._writer = run, data, ckpt, writer
+        self._best = best
         self._total = run.durations.total_steps
         self._train_step = jax.jit(
             steps.make_train_step(run.task, run.model, run.tx, run.schedule, train_rng),
@@ -214,7 +167,7 @@ class _Loop:
             donate_argnums=0,
         )
         self._steps: dict[tuple, Any] = {}  # compiled train steps by batch shapes
-        self._evaluate = _Evaluator(run, workdir, eval_rng)
+        self._evaluate = evaluator.Evaluator(run, workdir, eval_rng)
         self._workdir = workdir
         self._health = health.Health(
             run.config.optimizer.learning_rate, ckpt.all_steps, f"{workdir}/checkpoints"
@@ -231,7 +184,7 @@ class _Loop:
         }
 
     def _next_batch(self) -> dict[str, jax.Array]:
-        return _global_batch(self._run, next(self._data))
+        return evaluator.global_batch(self._run, next(self._data))
 
     def _compiled(self, state: steps.TrainState, batch: dict[str, jax.Array]) -> Any:
         """The train step compiled for the shapes of `batch` (tasks may bucket batches by length:
@@ -279,6 +232,7 @@ class _Loop:
             preempted = stop.is_set() or self._ckpt.reached_preemption(step)
             save = step % spans.checkpoint_every == 0 or step == total or preempted
             evaluate = (step % spans.eval_every == 0 or step == total) and not preempted
+            stopped_early = False
             if save or evaluate:
                 self._fetch(*pending)  # Never save a state whose loss was not checked.
                 pending = None
@@ -287,10 +241,24 @@ class _Loop:
                         self.summary["eval"] = self._evaluate(state.params, step)
                         self._writer.write(step, self.summary["eval"])
                         logging.info("step %d eval: %s", step, self.summary["eval"])
+                        if self._best:
+                            self._best.offer(step, state.params, self.summary["eval"])
+                            stopped_early = self._best.stop(step, spans.eval_every)
+                            save = save or stopped_early
                     if save:
                         self._ckpt.save(step, state, self._data, self._run.config)
                         self._health.saved(step)
             self.summary["step"] = step
+            if stopped_early:
+                best = self._best.best_step()
+                logging.warning(
+                    "Early stopping at step %d: no better %s since step %d.",
+                    step,
+                    self._best.metric,
+                    best,
+                )
+                self.summary["early_stopped"] = {"step": step, "best_step": best}
+                break
             if preempted:
                 self._ckpt.wait()
                 by = stop.signal_name or "the preemption service"
@@ -397,8 +365,19 @@ def _train(
     with _closing(ckpt.close, "checkpoints"):
         state, start = _restore_or_init(run, ckpt, data, init_rng)
         writer = MetricWriter(workdir, start)
-        with _closing(writer.close, "metric writer"):
-            loop = _Loop(run, workdir, data, ckpt, writer, train_rng, eval_rng)
+        best = None
+        if run.config.best_metric:
+            best = best_lib.BestCheckpoint(
+                workdir,
+                run.config.best_metric,
+                run.config.best_mode,
+                run.config.early_stopping_evals,
+            )
+        with (
+            _closing(writer.close, "metric writer"),
+            _closing(best.close if best else lambda: None, "best checkpoint"),
+        ):
+            loop = _Loop(run, workdir, data, ckpt, best, writer, train_rng, eval_rng)
             summary = loop.run(state, start, stop)
     if not summary["preempted"]:
         run_info.write_json(workdir, "summary.json", summary)

@@ -1,0 +1,44 @@
+"""Average the params of a run's last checkpoints into a new checkpoint.
+
+    python -m attn_research.average_checkpoints --workdir W --last 5
+
+writes the leaf-wise mean of the params of the newest N complete checkpoints as
+``<workdir>/checkpoints_averaged/<newest step>/params`` (the rolling checkpoints are left as
+they are), which ``attn_research.load(W, checkpoint="averaged")`` and the ``translate`` and
+``classify`` commands (``--checkpoint averaged``) read. ``--average N`` on those commands
+averages at load time instead, writing nothing.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from attn_research.predict import run_files
+from attn_research.train import best
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
+_LAST = flags.DEFINE_integer("last", 5, "How many of the newest checkpoints to average.")
+_STEP = flags.DEFINE_integer("step", None, "The newest step to average (default: the newest).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def average_checkpoints(workdir: str, last: int, step: int | None = None) -> str:
+    """Writes the average of the newest `last` checkpoints up to `step`; returns its path."""
+    params, newest = run_files.restore_params(workdir, step, average=max(last, 1))
+    directory = os.path.join(workdir, run_files.AVERAGED_DIRECTORY)
+    best.save_params(directory, newest, params)
+    return os.path.join(directory, str(newest))
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    try:
+        path = average_checkpoints(_WORKDIR.value, _LAST.value, _STEP.value)
+    except (run_files.RunFilesError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    logging.info("Wrote the average of %d checkpoints to %s.", _LAST.value, path)
+
+
+if __name__ == "__main__":
+    app.run(main)

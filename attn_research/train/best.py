@@ -1,0 +1,101 @@
+"""The best checkpoint by an eval metric, kept apart from the rolling ones, and early stopping.
+
+With ``config.best_metric`` set (a logged eval metric such as ``eval/bleu``), every evaluation
+offers its params to `BestCheckpoint`, an orbax ``CheckpointManager`` of its own under
+``<workdir>/checkpoints_best/<step>/params`` that keeps one step: the best by the metric
+(``config.best_mode``: ``max`` or ``min``; orbax's ``best_fn``). The rolling checkpoints'
+deletion never touches it. ``attn_research.load(workdir, checkpoint="best")`` reads it.
+
+Early stopping (``config.early_stopping_evals = N > 0``) ends the run after N evaluations in a
+row without a new best. It counts from the best step, so a resumed run counts the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import orbax.checkpoint as ocp
+from etils import epath
+
+from attn_research.train import checkpoint
+
+DIRECTORY = "checkpoints_best"
+
+
+class BestCheckpoint:
+    """The params of the best evaluation so far, by ``metric``."""
+
+    def __init__(self, workdir: str, metric: str, mode: str, patience: int = 0):
+        """``patience``: evaluations without a new best that end the run (0: never)."""
+        self.metric, self._patience = metric, patience
+        self._manager = ocp.CheckpointManager(
+            epath.Path(workdir) / DIRECTORY,
+            item_names=("params",),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=1,
+                best_fn=lambda metrics: metrics[metric],
+                best_mode=mode,
+                create=True,
+            ),
+        )
+
+    def offer(self, step: int, params: Any, metrics: Mapping[str, float]) -> None:
+        """Saves ``params`` of ``step`` (asynchronously); orbax keeps it if it is the best.
+
+        Raises:
+          ValueError: if ``metrics`` lacks the metric (naming the ones it has).
+        """
+        if self.metric not in metrics:
+            raise ValueError(
+                f"config.best_metric: {self.metric!r} is not an eval metric of this run; it "
+                f"logs {sorted(metrics)}."
+            )
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(params=ocp.args.StandardSave(params)),
+            metrics={self.metric: float(metrics[self.metric])},
+            force=True,
+        )
+
+    def best_step(self) -> int | None:
+        """The step of the best checkpoint so far, or None."""
+        self._manager.wait_until_finished()
+        return self._manager.best_step()
+
+    def evals_since_best(self, step: int, eval_every: int) -> int:
+        """Evaluations after the best one, up to ``step`` (every ``eval_every`` steps)."""
+        best = self.best_step()
+        return 0 if best is None else (step - best) // eval_every
+
+    def stop(self, step: int, eval_every: int) -> bool:
+        """Whether early stopping ends the run at ``step``."""
+        return bool(self._patience) and self.evals_since_best(step, eval_every) >= self._patience
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def save_params(directory: str, step: int, params: Any) -> None:
+    """Writes ``params`` as ``<directory>/<step>/params``, the layout `read_params` reads."""
+    with ocp.CheckpointManager(
+        epath.Path(directory),
+        item_names=("params",),
+        options=ocp.CheckpointManagerOptions(create=True),
+    ) as manager:
+        manager.save(
+            step, args=ocp.args.Composite(params=ocp.args.StandardSave(params)), force=True
+        )
+
+
+def read_params(directory: str) -> tuple[Any, int]:
+    """``(params, step)`` of the newest ``<directory>/<step>/params``, as numpy arrays.
+
+    Raises:
+      FileNotFoundError: if the directory holds no such step.
+    """
+    path = epath.Path(directory)
+    steps = ocp.path.step.checkpoint_steps(path) if path.is_dir() else []
+    if not steps:
+        raise FileNotFoundError(f"No params checkpoint in {path}.")
+    step = max(steps)
+    return checkpoint.read_numpy(path / str(step) / "params"), step

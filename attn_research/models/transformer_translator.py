@@ -121,6 +121,8 @@ class TransformerTranslator(nn.Module):
         (``attn_research.attention.KINDS``).
       window: half-window of the kinds with a window.
       share_embeddings: one embedding table for source and target.
+      tie_output: the logits are ``LN(y) E^T`` with the target embedding ``E``, no output
+        matrix of their own (Press & Wolf 2017; Vaswani et al. 2017 share all three).
       position_embedding: 'sinusoidal' or 'learned' (up to `max_len` positions).
       decode: decoder runs one step over the key/value cache.
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]`` in 'intermediates'.
@@ -138,6 +140,7 @@ class TransformerTranslator(nn.Module):
     cross_attention: str = "dot_product"
     window: int = 16
     share_embeddings: bool = False
+    tie_output: bool = False
     position_embedding: str = "sinusoidal"
     max_len: int = 256
     dropout_rate: float = 0.1
@@ -207,7 +210,8 @@ class TransformerTranslator(nn.Module):
             **common,
         )
         self.ln_final = nn.LayerNorm(dtype=self.dtype)
-        self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
+        if not self.tie_output:
+            self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
         self.dropout = nn.Dropout(self.dropout_rate)
 
     def _embed(self, embed: nn.Embed, ids_BT: Array, positions_BT: Array, train: bool) -> Array:
@@ -238,7 +242,9 @@ class TransformerTranslator(nn.Module):
         # Teacher forcing attends from positions 0 .. T - 1; a decoding step says where it is.
         step_positions = positions_BT if self.decode else None
         y, _ = self.decoder(y, memory_BSF, mask, step_positions, not train)
-        return self.output(self.ln_final(y)).astype(jnp.float32)
+        y = self.ln_final(y)
+        logits = self.target_embed.attend(y) if self.tie_output else self.output(y)
+        return logits.astype(jnp.float32)
 
     def attention_maps(
         self, params: Any, source_BS: Array, target_in_BT: Array

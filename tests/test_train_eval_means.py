@@ -11,7 +11,7 @@ from attn_research.train import steps
 class PaddedTokens:
     """A task whose loss is the mean of per-token values over the real (non-zero) tokens."""
 
-    def loss(self, params, batch, rng, model, train):
+    def loss(self, params, batch, rng, model, train, config):
         weights = (batch["tokens"] != 0).astype(jnp.float32)
         mean = (batch["value"] * weights).sum() / weights.sum()
         return mean, {"denominator": weights.sum()}
@@ -24,7 +24,7 @@ def test_eval_step_sums_weigh_batches_by_their_real_tokens():
         tokens = np.zeros((4, 8), np.int32)
         tokens.reshape(-1)[:real] = 1
         batches.append({"tokens": tokens, "value": rng.normal(size=(4, 8)).astype(np.float32)})
-    eval_step = jax.jit(steps.make_eval_step(PaddedTokens(), None, jax.random.key(0)))
+    eval_step = jax.jit(steps.make_eval_step(PaddedTokens(), None, jax.random.key(0), None))
     totals = [eval_step({}, b) for b in batches]
     loss = sum(t["sums"]["loss"] for t in totals) / sum(t[steps.DENOMINATOR] for t in totals)
     values = np.concatenate([b["value"][b["tokens"] != 0] for b in batches])

@@ -172,7 +172,7 @@ class ToyTask(tasks.Task):
         dataset = self._split(config, train=False)[process_index::process_count]
         return dataset.batch(batch_size, drop_remainder=True)
 
-    def loss(self, params, batch, rng, model, train):
+    def loss(self, params, batch, rng, model, train, config):
         logits_BC = model.apply({"params": params}, batch["x"], train, rngs={"dropout": rng})
         loss = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["y"]).mean()
         accuracy = jnp.mean(jnp.argmax(logits_BC, -1) == batch["y"])

@@ -101,12 +101,19 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def loss(
-        self, params: Params, batch: Batch, rng: jax.Array, model: nn.Module, train: bool
+        self,
+        params: Params,
+        batch: Batch,
+        rng: jax.Array,
+        model: nn.Module,
+        train: bool,
+        config: ml_collections.ConfigDict,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Returns the scalar float32 loss to minimize and scalar metrics, for one global batch.
 
         Runs under jit on the global (sharded) batch. `rng` is the step's key (fold it further for
-        dropout); `train` selects dropout and other train-only behaviour.
+        dropout); `train` selects dropout and other train-only behaviour; `config` is the run's
+        (e.g. its label smoothing).
         """
 
     def evaluators(self, config: ml_collections.ConfigDict) -> Sequence[Evaluator]:

@@ -197,7 +197,7 @@ class ImageTask(tasks.Task):
             process_count=process_count,
         )
 
-    def loss(self, params, batch, rng, model, train):
+    def loss(self, params, batch, rng, model, train, config):
         logits_BC = model.apply({"params": params}, batch["image"], train, rngs={"dropout": rng})
         if "soft_label" in batch:
             losses_B = optax.softmax_cross_entropy(logits_BC, batch["soft_label"])

@@ -6,6 +6,7 @@ Config sections (see `experiments/configs/translate.py`):
   `RnnTranslator` or `TransformerTranslator` (every other key is an error);
 - `config.data`: the corpus (`data/translation.py`), tokenizer, lengths and length buckets
   of the train batches (`data/translation_pipeline.py`), `eval_split`;
+- `config.loss`: `label_smoothing` ε of the per-token cross-entropy (0: none);
 - `config.decode`: beam search (`beam_size`, `alpha`; beam_size 1 is greedy), the maximum
   output length ``max_len_ratio * source_pieces + max_len_offset``, `batch_size`, and what
   each evaluation decodes (`examples`), aligns (`aer_examples`) and draws (`num_figures`).
@@ -67,7 +68,7 @@ _CROSS_ATTENTION = jax.jit(_cross_attention, static_argnums=0)
 class TranslationTask(tasks.Task):
     """Sequence-to-sequence translation: teacher-forced cross-entropy per target token."""
 
-    config_keys = ("model", "data", "decode")
+    config_keys = ("model", "data", "decode", "loss")
 
     def use_workdir(self, config: ml_collections.ConfigDict, workdir: str) -> None:
         """A tokenizer trained here is kept in the workdir, beside the checkpoints it belongs
@@ -77,6 +78,10 @@ class TranslationTask(tasks.Task):
 
     def validate(self, config: ml_collections.ConfigDict) -> None:
         model = self.make_model(config)  # the model checks its own fields
+        if not 0.0 <= config.loss.label_smoothing < 1.0:
+            raise ValueError(
+                f"config.loss.label_smoothing: must be in [0, 1), got {config.loss.label_smoothing}"
+            )
         longest = max(config.data.max_source_len, config.data.max_target_len)
         if getattr(model, "max_len", longest) < longest:
             raise ValueError(
@@ -145,17 +150,27 @@ class TranslationTask(tasks.Task):
             config.data, config.data.eval_split, batch_size, process_index, process_count
         )
 
-    def loss(self, params, batch, rng, model, train):
+    def loss(self, params, batch, rng, model, train, config):
+        """Per-token cross-entropy against the targets smoothed by ``config.loss.label_smoothing``
+        ε (Szegedy et al. 2016): ``q = (1 - ε) onehot(y) + ε / V``. Metrics: ``nll``, the
+        unsmoothed cross-entropy, beside the loss; ``token_accuracy``."""
         logits_BTV = model.apply(
             {"params": params}, batch["source"], batch["target_in"], train, rngs={"dropout": rng}
         )
         labels_BT = batch["target_out"]
         weights_BT = (labels_BT != tokenizer_lib.PAD_ID).astype(jnp.float32)
         tokens = jnp.maximum(weights_BT.sum(), 1.0)
+        mean = lambda per_token_BT: jnp.sum(per_token_BT * weights_BT) / tokens
         nll_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, labels_BT)
         accuracy = jnp.sum((jnp.argmax(logits_BTV, -1) == labels_BT) * weights_BT) / tokens
-        metrics = {"token_accuracy": accuracy, "denominator": weights_BT.sum()}
-        return jnp.sum(nll_BT * weights_BT) / tokens, metrics
+        metrics = {"token_accuracy": accuracy, "nll": mean(nll_BT), "denominator": weights_BT.sum()}
+        smoothing = config.loss.label_smoothing
+        if not smoothing:
+            return mean(nll_BT), metrics
+        targets_BTV = optax.smooth_labels(
+            jax.nn.one_hot(labels_BT, logits_BTV.shape[-1]), smoothing
+        )
+        return mean(optax.softmax_cross_entropy(logits_BTV, targets_BTV)), metrics
 
     def evaluators(self, config: ml_collections.ConfigDict):
         return (TranslationEvaluator(config),)

@@ -26,7 +26,7 @@ class Evaluator:
     def __init__(self, run: Any, workdir: str, eval_rng: jax.Array):
         self._run, self._workdir = run, workdir
         self._eval_step = jax.jit(
-            steps.make_eval_step(run.task, run.model, eval_rng),
+            steps.make_eval_step(run.task, run.model, eval_rng, run.config),
             in_shardings=(run.state_shardings.params, run.batch_sharding),
         )
         self._evaluators = run.task.evaluators(run.config)

@@ -6,6 +6,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from attn_research.tasks import Task
@@ -44,6 +45,7 @@ def make_train_step(
     tx: optax.GradientTransformation,
     schedule: optax.Schedule,
     rng: jax.Array,
+    config: ml_collections.ConfigDict,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
     """Returns `train_step(state, batch) -> (state, metrics)`.
 
@@ -54,7 +56,7 @@ def make_train_step(
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         step_rng = jax.random.fold_in(rng, state.step)
-        loss_fn = lambda params: task.loss(params, batch, step_rng, model, True)
+        loss_fn = lambda params: task.loss(params, batch, step_rng, model, True, config)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         metrics = {k: v for k, v in metrics.items() if k != DENOMINATOR}
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -70,7 +72,9 @@ def make_train_step(
     return train_step
 
 
-def make_eval_step(task: Task, model: nn.Module, rng: jax.Array) -> Callable[[Any, Batch], Metrics]:
+def make_eval_step(
+    task: Task, model: nn.Module, rng: jax.Array, config: ml_collections.ConfigDict
+) -> Callable[[Any, Batch], Metrics]:
     """Returns `eval_step(params, batch) -> {"sums": ..., "denominator": n}`.
 
     ``sums`` holds each of the task's metrics and `loss` times the batch's denominator (the
@@ -79,7 +83,7 @@ def make_eval_step(task: Task, model: nn.Module, rng: jax.Array) -> Callable[[An
     """
 
     def eval_step(params: Any, batch: Batch) -> Metrics:
-        loss, metrics = task.loss(params, batch, rng, model, False)
+        loss, metrics = task.loss(params, batch, rng, model, False, config)
         metrics = {**metrics, "loss": loss}
         denominator = jnp.asarray(metrics.pop(DENOMINATOR, 1.0), jnp.float32)
         return {"sums": {k: v * denominator for k, v in metrics.items()}, DENOMINATOR: denominator}

@@ -161,7 +161,7 @@ class _Loop:
         self._best = best
         self._total = run.durations.total_steps
         self._train_step = jax.jit(
-            steps.make_train_step(run.task, run.model, run.tx, run.schedule, train_rng),
+            steps.make_train_step(run.task, run.model, run.tx, run.schedule, train_rng, run.config),
             in_shardings=(run.state_shardings, run.batch_sharding),
             out_shardings=(run.state_shardings, None),
             donate_argnums=0,

@@ -36,11 +36,6 @@ from attn_research.attention import blocked, blocked_kernel, kernels
 Array = jnp.ndarray
 
 
-def _grid_layout(tokens: Array, grid: tuple[int, ...]) -> Array:
-    """A padding mask's ``[lead..., H|1, T]`` -> ``[lead..., *grid, H|1]``."""
-    return jnp.swapaxes(tokens, -1, -2).reshape(*tokens.shape[:-2], *grid, tokens.shape[-2])
-
-
 def _merge_step_axis(x: Array, lead: int) -> Array:
     """``[lead..., A, N, B, *rest]`` -> ``[lead..., N, A * B, *rest]``: the step's positions
     along the first grid axis into each inner block."""
@@ -74,25 +69,32 @@ def looped_attention(
     inner = blocked.Neighbourhood(geo.q_grid[1:], geo.k_grid[1:], geo.windows[1:], geo.blocks[1:])
     inner_mask = inner.static_mask()  # [N1, b1, K1]
 
+    # Arrays stay in their token layout [lead..., T, *rest]: a step's rows are contiguous there
+    # (reshaping the whole arrays to the grid lets XLA copy them, for unit axes' layouts).
+    def rows_of(x: Array, start: Array, count: int, grid: tuple[int, ...], n_rest: int) -> Array:
+        """Grid rows ``start .. start + count - 1`` of ``x [lead..., T, *rest]``, as
+        ``[lead..., count, *grid[1:], *rest]``."""
+        at, row = x.ndim - 1 - n_rest, math.prod(grid[1:])
+        rows = jax.lax.dynamic_slice_in_dim(x, start * row, count * row, axis=at)
+        return rows.reshape(*x.shape[:at], count, *grid[1:], *x.shape[at + 1 :])
+
     def keys_of(x: Array, start: Array, n_rest: int) -> Array:
-        """``[lead..., *k_grid, *rest]`` -> the step's ``[lead..., N1, slab * K1, *rest]``."""
-        at = x.ndim - len(geo.k_grid) - n_rest
-        rows = jax.lax.dynamic_slice_in_dim(x, start, slab, axis=at)
-        return _merge_step_axis(blocked.key_neighbourhoods(rows, inner, n_rest), at)
+        """``[lead..., Tk, *rest]`` -> the step's ``[lead..., N1, slab * K1, *rest]``."""
+        rows = rows_of(x, start, slab, geo.k_grid, n_rest)
+        return _merge_step_axis(
+            blocked.key_neighbourhoods(rows, inner, n_rest), x.ndim - 1 - n_rest
+        )
 
     def queries_of(x: Array, start: Array, n_rest: int) -> Array:
-        """``[lead..., *q_grid, *rest]`` -> the step's ``[lead..., N1, b0 * b1, *rest]``."""
-        at = x.ndim - len(geo.q_grid) - n_rest
-        rows = jax.lax.dynamic_slice_in_dim(x, start, b0, axis=at)
-        return _merge_step_axis(blocked.query_blocks(rows, inner, n_rest), at)
+        """``[lead..., Tq, *rest]`` -> the step's ``[lead..., N1, b0 * b1, *rest]``."""
+        rows = rows_of(x, start, b0, geo.q_grid, n_rest)
+        return _merge_step_axis(blocked.query_blocks(rows, inner, n_rest), x.ndim - 1 - n_rest)
 
-    key_mask = query_mask = None
+    key_mask = query_mask = None  # [lead..., T, H|1]
     if mask is not None and mask.shape[-1] > 1:
-        key_mask = _grid_layout(mask[..., 0, :], geo.k_grid)  # [lead..., *k_grid, H|1]
+        key_mask = jnp.swapaxes(mask[..., 0, :], -1, -2)
     elif mask is not None and mask.shape[-2] > 1:
-        query_mask = _grid_layout(mask[..., 0], geo.q_grid)  # [lead..., *q_grid, H|1]
-    q_grid = q.reshape(*batch, *geo.q_grid, *q.shape[-2:])
-    k_grid, v_grid = (x.reshape(*batch, *geo.k_grid, *x.shape[-2:]) for x in (k, v))
+        query_mask = jnp.swapaxes(mask[..., 0], -1, -2)
 
     @jax.checkpoint
     def block(q_start: Array, index: Array) -> Array:
@@ -109,9 +111,9 @@ def looped_attention(
         elif mask is not None:
             allowed = allowed & mask[..., None, :, :, :]
         out, _ = kernels.einsum_attention(
-            queries_of(q_grid, q_start, 2),
-            keys_of(k_grid, k_start, 2),
-            keys_of(v_grid, k_start, 2),
+            queries_of(q, q_start, 2),
+            keys_of(k, k_start, 2),
+            keys_of(v, k_start, 2),
             pair,
             mask=allowed,
             bias=None,

@@ -20,16 +20,21 @@ from attn_research.attention import blocked, kernels
 Array = jnp.ndarray
 
 
+def check_padding_mask(mask: Array | None, kernel: str) -> None:
+    """Raises ValueError for a mask that is not a padding mask (a dense ``[Tq, Tk]`` one)."""
+    if mask is not None and mask.shape[-2] > 1 and mask.shape[-1] > 1:
+        raise ValueError(
+            f"the {kernel} kernel takes key-padding ([..., 1, Tk]) or query-padding ([..., Tq, 1]) "
+            f"masks, got a dense mask of shape {mask.shape}; a dense [Tq, Tk] mask defeats "
+            f"O(T*w) cost: use kernel='dense' for it"
+        )
+
+
 def _block_mask(mask: Array | None, geo: blocked.Neighbourhood) -> Array | None:
     """A query- or key-padding mask ``[batch..., H|1, Tq|1, Tk|1]`` -> ``[batch..., NB|1, H|1, b|1, K'|1]``."""
     if mask is None:
         return None
-    if mask.shape[-2] > 1 and mask.shape[-1] > 1:
-        raise ValueError(
-            f"the blocked kernel takes key-padding ([..., 1, Tk]) or query-padding ([..., Tq, 1]) "
-            f"masks, got a dense mask of shape {mask.shape}; a dense [Tq, Tk] mask defeats "
-            f"O(T*w) cost: use kernel='dense' for it"
-        )
+    check_padding_mask(mask, "blocked")
     lead = mask.shape[:-3]
     if mask.shape[-1] > 1:  # keys: [..., H|1, 1, Tk] -> [..., Tk, H|1] -> [..., NB, K', H|1]
         keys = jnp.swapaxes(mask[..., 0, :], -1, -2).reshape(*lead, *geo.k_grid, mask.shape[-3])

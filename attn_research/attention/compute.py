@@ -7,7 +7,10 @@ and a ``Problem`` (the score's pair function, the positions rule, masks, dropout
     dense:    the whole ``[Tq, Tk]`` logits, or ``query_chunk_size`` rows at a time, each chunk
               rematerialized in the backward pass
     chunked:  online softmax over key chunks within query chunks (Rabe & Staats 2021)
-    blocked:  the static band of a window rule, O(T w) (``blocked_kernel``)
+    blocked:  the static band of a window rule, O(T w), all query blocks at once
+              (``blocked_kernel``)
+    looped:   the same band, one query block (of grid rows) at a time in a ``lax.map``, each
+              rematerialized in the backward pass: temporaries O(block w) (``looped_kernel``)
     jax_nn:   ``jax.nn.dot_product_attention`` (XLA); dot-product scores only
     cudnn:    its cuDNN flash kernel (GPU, bfloat16/float16); dot-product scores only
     auto:     the fastest kernel that is correct for the backend, dtype, score and rule
@@ -27,7 +30,8 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from attn_research.attention import blocked_kernel, checks, kernels, positions
+from attn_research.attention import blocked as blocked_lib
+from attn_research.attention import blocked_kernel, checks, kernels, looped_kernel, positions
 from attn_research.attention import masks as masks_lib
 from attn_research.attention.registry import Registry
 
@@ -35,6 +39,10 @@ Array = jnp.ndarray
 
 # auto: above this many bytes of float32 logits, dot-product attention runs chunked.
 AUTO_CHUNKED_BYTES = 1 << 30
+# auto: on a CPU, a band of more float32 logits than this (the blocked kernel's
+# [batch, H, blocks, b, K']) runs looped, one block at a time; a smaller one, well under a
+# millisecond either way, stays vectorized. On a GPU the vectorized form is kept.
+AUTO_LOOPED_BYTES = 1 << 18
 # auto: queries per chunk for scores that build a [Tq, Tk, units] tensor (additive, concat).
 AUTO_WIDE_QUERY_CHUNK = 64
 
@@ -181,6 +189,18 @@ def chunked(
     return (out, _weights(q, k, v, problem)) if return_weights else out
 
 
+def _band(kernel: str, q, k, problem: Problem, block_size) -> blocked_lib.Neighbourhood:
+    """The rule's band for a banded kernel, or a ValueError that says why there is none."""
+    _refuse(kernel, problem, given_positions=True, bias=True)
+    geo = problem.rule.neighbourhood(q.shape[-3], k.shape[-3], problem.grid, block_size)
+    if geo is None:
+        raise ValueError(
+            f"the {kernel} kernel needs a band of positions, and {problem.rule.name!r} is none: "
+            "use kernel='dense' or 'chunked'"
+        )
+    return geo
+
+
 def blocked(
     q: Array,
     k: Array,
@@ -190,14 +210,8 @@ def blocked(
     return_weights: bool,
     block_size: int | tuple[int, int] | None = None,
 ) -> Array | tuple[Array, Array]:
-    """Dense attention on blocks of queries and their band of keys."""
-    _refuse("blocked", problem, given_positions=True, bias=True)
-    geo = problem.rule.neighbourhood(q.shape[-3], k.shape[-3], problem.grid, block_size)
-    if geo is None:
-        raise ValueError(
-            f"the blocked kernel needs a band of positions, and {problem.rule.name!r} is none: "
-            "use kernel='dense' or 'chunked'"
-        )
+    """Dense attention on blocks of queries and their band of keys, all blocks at once."""
+    geo = _band("blocked", q, k, problem, block_size)
     return blocked_kernel.windowed_attention(
         q,
         k,
@@ -210,6 +224,39 @@ def blocked(
         precision=problem.precision,
         return_weights=return_weights,
     )
+
+
+def looped(
+    q: Array,
+    k: Array,
+    v: Array,
+    problem: Problem,
+    *,
+    return_weights: bool,
+    block_size: int | tuple[int, int] | None = None,
+) -> Array | tuple[Array, Array]:
+    """The blocked kernel's band, one block of queries (of grid rows) at a time.
+
+    ``block_size`` None on a sequence: blocks as long as the window's wider side (within the
+    rule's bounds), four times the blocked kernel's default, which makes steps too small to
+    pay for the loop.
+    """
+    geo = _band("looped", q, k, problem, block_size)
+    if block_size is None and len(geo.blocks) == 1:
+        wide = min(positions.MAX_BLOCK, max(positions.MIN_BLOCK, *geo.windows[0]))
+        geo = _band("looped", q, k, problem, wide)
+    out = looped_kernel.looped_attention(
+        q,
+        k,
+        v,
+        geo,
+        pair=problem.pair,
+        mask=problem.mask,
+        dropout_rate=problem.dropout_rate,
+        rng=problem.rng,
+        precision=problem.precision,
+    )
+    return (out, _weights(q, k, v, problem)) if return_weights else out
 
 
 def _jax_nn(implementation: str | None) -> Callable[..., Array]:
@@ -255,7 +302,13 @@ def choose(q: Array, k: Array, v: Array, problem: Problem) -> tuple[str, dict[st
         return "dense", {}, "the window follows a predicted centre"
     fixed_positions = problem.query_positions is None
     if fixed_positions and problem.bias is None and _padding_only(problem.mask):
-        if rule.neighbourhood(tq, tk, problem.grid, None) is not None:
+        geo = rule.neighbourhood(tq, tk, problem.grid, None)
+        if geo is not None:
+            band = 4 * math.prod(q.shape[:-3]) * q.shape[-2] * geo.num_blocks * geo.block_len
+            band *= geo.keys_per_block
+            if jax.default_backend() == "cpu" and band > AUTO_LOOPED_BYTES:
+                why = f"{rule.name} is a band of {band / 2**20:.1f} MiB of logits on a CPU"
+                return "looped", {}, f"{why}: one block at a time"
             return "blocked", {}, f"{rule.name} is a band"
     dot = isinstance(problem.pair, kernels.ScaledDot)
     if not dot:
@@ -318,6 +371,7 @@ def options_of(name: str) -> tuple[str, ...]:
 register("dense", dense)
 register("chunked", chunked)
 register("blocked", blocked)
+register("looped", looped)
 register("jax_nn", _jax_nn(None))
 register("cudnn", _jax_nn("cudnn"))
 register("auto", auto)

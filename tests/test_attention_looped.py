@@ -1,0 +1,192 @@
+"""The looped band kernel: local and local_2d attention one query block at a time.
+
+Forward and gradients against the dense masked float64 references (gradients by central
+differences along random directions) and against the vectorized blocked kernel, at lengths
+that blocks divide and lengths that they do not, with padding and causal windows; other
+scores; its compiled memory, which must not grow with the length; and what ``auto`` picks.
+"""
+
+import attention_reference as ref
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from attention_modules import flat
+
+from attn_research.attention import MultiHeadAttention, attend, compute, positions
+
+
+def _qkv(seed, batch, tq, tk, heads, kv_heads, depth=4, value_depth=3):
+    rng = np.random.default_rng(seed)
+    return (
+        ref.normal(rng, *batch, tq, heads, depth),
+        ref.normal(rng, *batch, tk, kv_heads, depth),
+        ref.normal(rng, *batch, tk, kv_heads, value_depth),
+    )
+
+
+def _out_and_grads(kernel, q, k, v, mask, probe, **options):
+    """The output and the gradients of ``<out, probe>`` w.r.t. ``q``, ``k``, ``v``."""
+
+    def loss(q, k, v):
+        out = attend(q, k, v, mask=mask, kernel=kernel, **options)
+        return jnp.vdot(out, probe), out
+
+    (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(q, k, v)
+    return out, grads
+
+
+def _check(q, k, v, mask, reference, **options):
+    """Looped = the float64 reference (forward, directional derivatives) = blocked (both)."""
+    probe = ref.normal(np.random.default_rng(9), *q.shape[:-1], v.shape[-1])
+    out, grads = _out_and_grads("looped", q, k, v, mask, probe, **options)
+    expected = reference(q, k, v)
+    assert out.shape == expected.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
+    blocked_out, blocked_grads = _out_and_grads("blocked", q, k, v, mask, probe, **options)
+    np.testing.assert_allclose(out, blocked_out, atol=1e-6, rtol=1e-5)
+    for which, (grad, blocked_grad) in enumerate(zip(grads, blocked_grads)):
+        np.testing.assert_allclose(grad, blocked_grad, atol=1e-5, rtol=1e-4, err_msg=f"arg {which}")
+    inputs = [ref.f64(x) for x in (q, k, v)]
+    rng, eps = np.random.default_rng(10), 1e-5
+    for which, grad in enumerate(grads):
+        for _ in range(2):
+            direction = rng.normal(size=inputs[which].shape)
+            moved = [[x + s * eps * direction if i == which else x for i, x in enumerate(inputs)]
+                     for s in (1, -1)]  # fmt: skip
+            up, down = (np.sum(reference(*m) * probe) for m in moved)
+            numeric = (up - down) / (2 * eps)
+            analytic = np.sum(ref.f64(grad) * direction)
+            np.testing.assert_allclose(analytic, numeric, rtol=1e-4, atol=1e-4, err_msg=f"{which}")
+
+
+# (Tq, Tk, window, causal, block_size, H, Hkv, batch, mask shape or None)
+LOCAL_CASES = {
+    "blocks_divide_the_length": (24, 24, (5, 3), False, 4, 2, 2, (1,), None),
+    "ragged_last_block": (23, 23, (4, 4), False, 5, 2, 2, (2,), None),
+    "causal_key_padding": (19, 19, 6, True, 4, 2, 2, (2,), (2, 1, 1, 19)),
+    "query_padding_gqa": (17, 17, (3, 2), False, 3, 4, 2, (2,), (2, 1, 17, 1)),
+    "per_head_key_padding": (14, 14, (2, 2), False, 4, 2, 2, (2,), (2, 2, 1, 14)),
+    "block_wider_than_window": (13, 13, (1, 1), False, 8, 2, 1, (1,), None),
+    "window_beyond_length": (9, 9, 20, False, None, 2, 2, (2,), None),
+    "default_block": (40, 40, (16, 16), False, None, 2, 2, (1,), None),
+    "more_queries_than_keys": (11, 7, (2, 3), False, 3, 2, 2, (2,), None),
+    "fewer_queries_than_keys": (6, 13, (1, 5), False, 4, 2, 2, (1,), None),
+    "extra_batch_dims": (10, 10, (1, 2), False, 3, 2, 1, (2, 2), (2, 1, 1, 1, 10)),
+}
+
+
+@pytest.mark.parametrize("case", list(LOCAL_CASES))
+def test_looped_local_equals_reference_and_blocked(case):
+    tq, tk, window, causal, block_size, heads, kv_heads, batch, mask_shape = LOCAL_CASES[case]
+    q, k, v = _qkv(0, batch, tq, tk, heads, kv_heads)
+    mask = None if mask_shape is None else np.random.default_rng(1).random(mask_shape) < 0.7
+    left, right = (window, window) if isinstance(window, int) else window
+    right = 0 if causal else right
+
+    def reference(q, k, v):
+        return ref.local(q, k, v, left=left, right=right, mask=mask)[0]
+
+    options = {"kind": "local", "window": window, "causal": causal, "block_size": block_size}
+    _check(q, k, v, mask, reference, **options)
+
+
+# (grid, window, block_size, H, Hkv, batch, mask shape or None)
+LOCAL_2D_CASES = {
+    "3x3_rows_not_divided": ((5, 6), 3, (2, 4), 2, 2, (1,), None),
+    "5x3_key_padding": ((7, 4), (5, 3), (3, 2), 2, 1, (2,), (2, 1, 1, 28)),
+    "query_padding_default_block": ((4, 4), 3, None, 2, 2, (2,), (2, 1, 16, 1)),
+    "window_beyond_grid": ((2, 3), 7, 1, 2, 2, (1,), None),
+}
+
+
+@pytest.mark.parametrize("case", list(LOCAL_2D_CASES))
+def test_looped_local_2d_equals_reference_and_blocked(case):
+    grid, window, block_size, heads, kv_heads, batch, mask_shape = LOCAL_2D_CASES[case]
+    tokens = grid[0] * grid[1]
+    q, k, v = _qkv(2, batch, tokens, tokens, heads, kv_heads)
+    mask = None if mask_shape is None else np.random.default_rng(3).random(mask_shape) < 0.7
+    sizes = (window, window) if isinstance(window, int) else window
+
+    def reference(q, k, v):
+        return ref.local_2d(q, k, v, grid=grid, window=sizes, mask=mask)[0]
+
+    options = {"kind": "local_2d", "grid": grid, "window": window, "block_size": block_size}
+    _check(q, k, v, mask, reference, **options)
+
+
+@pytest.mark.parametrize("score", ["additive", "general"])
+def test_looped_takes_any_score(score):
+    """e_ij = w^T tanh(q_i + k_j) or q_i^T W_a k_j in a (3, 2) window, 2 query blocks of 8."""
+    batch, tokens, features, heads = 2, 13, 8, 2
+    x = ref.normal(np.random.default_rng(4), batch, tokens, features)
+    options = {"window": (3, 2), "score": score, "kernel": "looped", "block_size": 8}
+    layer = MultiHeadAttention(num_heads=heads, kind="local", options=options)
+    params = jax.jit(layer.init)(jax.random.key(0), x)["params"]
+    out = jax.jit(layer.apply)({"params": params}, x)
+    p = flat(params["attention"])
+    band = ref.window_1d(tokens, tokens, 3, 2)
+
+    def reference(q, k, v):
+        if score == "additive":
+            return ref.additive(q, k, v, p["score_vector"], mask=band)[0]
+        return ref.attention(ref.luong_logits(q, k, score="general", params=p), v, band)[0]
+
+    np.testing.assert_allclose(out, ref.multi_head(params, x, x, reference), atol=1e-5, rtol=1e-5)
+
+
+def _temp_bytes(tokens, kernel, kind, **options):
+    """XLA's temporary bytes of the compiled fwd+bwd of ``<attention, c>``."""
+    x = jax.ShapeDtypeStruct((1, tokens, 2, 16), jnp.float32)
+
+    def loss(q, k, v, c):
+        return jnp.vdot(attend(q, k, v, kind=kind, kernel=kernel, **options), c)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(x, x, x, x).compile()
+    return grad.memory_analysis().temp_size_in_bytes
+
+
+@pytest.mark.parametrize(
+    "kind, short, long, options",
+    [("local", 1024, 8192, {"window": (32, 32)}), ("local_2d", 16 * 16, 48 * 48, {"window": 5})],
+)
+def test_looped_temporaries_do_not_grow_with_the_length(kind, short, long, options):
+    def grid(tokens):
+        return {"grid": (int(tokens**0.5),) * 2} if kind == "local_2d" else {}
+
+    looped = [_temp_bytes(t, "looped", kind, **options, **grid(t)) for t in (short, long)]
+    blocked = [_temp_bytes(t, "blocked", kind, **options, **grid(t)) for t in (short, long)]
+    assert blocked[1] > 4 * blocked[0], blocked  # the vectorized band grows with the length
+    assert looped[1] < blocked[1] / 10, (looped, blocked)
+    # A step holds a block of positions, or of whole rows of a grid (3 times as long here).
+    growth = 1 if kind == "local" else (long / short) ** 0.5
+    assert looped[1] <= 1.1 * growth * looped[0], looped
+
+
+def test_auto_runs_long_bands_looped_on_a_cpu(caplog):
+    long = jax.ShapeDtypeStruct((1, 16384, 4, 64), jnp.float32)
+    problem = compute.Problem(compute.kernels.ScaledDot(0.125), positions.window(128))
+    name, options, why = compute.choose(long, long, long, problem)
+    assert (name, options) == ("looped", {}) and "one block at a time" in why
+    small = jax.ShapeDtypeStruct((1, 64, 2, 8), jnp.float32)
+    assert compute.choose(small, small, small, problem)[0] == "blocked"
+
+
+QKV = tuple(np.ones((1, 8, 2, 4), np.float32) for _ in range(3))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"mask": np.ones((1, 1, 8, 8), bool)}, "the looped kernel takes key-padding"),
+        ({"bias": np.zeros((1, 1, 8, 8), np.float32)}, "'looped' takes no logits bias"),
+        ({"kind": "dot_product"}, "the looped kernel needs a band of positions"),
+    ],
+    ids=["dense_mask", "bias", "global"],
+)
+def test_looped_refuses_what_it_cannot_compute(options, message):
+    options = {"kind": "local", "window": 2, **options}
+    if options["kind"] == "dot_product":
+        del options["window"]
+    with pytest.raises(ValueError, match=message):
+        attend(*QKV, kernel="looped", **options)

@@ -40,13 +40,22 @@ def browser():
     driver.quit()
 
 
-def hover_weights(browser, path: str, item: int, target_word: int, layer: str | None = None):
-    """Opens the page, hovers target word `target_word` of item `item` (after picking `layer`),
-    and returns (each source word's data-weight, the index of the one marked top)."""
+def hover_weights(
+    browser,
+    path: str,
+    item: int,
+    target_word: int,
+    layer: str | None = None,
+    head: str | None = None,
+):
+    """Opens the page, hovers target word `target_word` of item `item` (after picking `layer`
+    and `head`), and returns (each source word's data-weight, the index of the one marked
+    top)."""
     browser.get(f"file://{path}")
     block = browser.find_elements(By.CSS_SELECTOR, ".item")[item]
-    if layer is not None:
-        Select(block.find_element(By.TAG_NAME, "select")).select_by_value(layer)
+    for css, value in (("select.layer", layer), ("select.head", head)):
+        if value is not None:
+            Select(block.find_element(By.CSS_SELECTOR, css)).select_by_value(value)
     word = block.find_elements(By.CSS_SELECTOR, ".tgt span")[target_word]
     ActionChains(browser).move_to_element(word).perform()
     sources = block.find_elements(By.CSS_SELECTOR, ".src span")
@@ -55,13 +64,27 @@ def hover_weights(browser, path: str, item: int, target_word: int, layer: str | 
     return np.asarray(weights), top
 
 
+def test_views_name_the_average_and_each_head():
+    heads = np.arange(12.0).reshape(2, 3, 2)
+    views = explorer.views(["layer1", "rollout"], [heads.mean(0), np.ones((3, 2))], [heads, []])
+    assert {k: list(v) for k, v in views.items()} == {
+        "layer1": ["average", "head 1", "head 2"],
+        "rollout": ["average"],
+    }
+    np.testing.assert_array_equal(views["layer1"]["head 2"], heads[1])
+
+
 def test_hovering_a_target_word_shades_the_source_words_it_attends(browser, tmp_path):
     rng = np.random.default_rng(0)
     first = rng.dirichlet(np.ones(4), size=3)  # [3 target words, 4 source words]
-    second = rng.dirichlet(np.ones(4), size=3)
+    heads = rng.dirichlet(np.ones(4), size=(2, 3))  # layer 2's heads
+    # Head 2 of layer 2 attends most where neither the average nor head 1 does.
+    heads[1, 2] = [0.05, 0.05, 0.1, 0.8]
+    heads[0, 2] = [0.9, 0.04, 0.03, 0.03]
+    views = explorer.views(["layer 1", "layer 2"], [first, heads.mean(0)], [first[None], heads])
     pairs = [
-        (["a", "b"], ["x"], {"layer 1": np.asarray([[0.2, 0.8]])}),
-        (["the", "<cat>", "sat", "."], ["el", "gato", "&"], {"layer 1": first, "layer 2": second}),
+        (["a", "b"], ["x"], {"layer 1": {"average": np.asarray([[0.2, 0.8]])}}),
+        (["the", "<cat>", "sat", "."], ["el", "gato", "&"], views),
     ]
     path = tmp_path / "page.html"
     explorer.write(str(path), explorer.translation_page(pairs, "test </script> page"))
@@ -70,8 +93,18 @@ def test_hovering_a_target_word_shades_the_source_words_it_attends(browser, tmp_
     np.testing.assert_allclose(weights, first[1], atol=1e-5)
     assert top == [int(np.argmax(first[1]))]
     weights, top = hover_weights(browser, str(path), 1, 2, layer="layer 2")
-    np.testing.assert_allclose(weights, second[2], atol=1e-5)
-    assert top == [int(np.argmax(second[2]))]
+    np.testing.assert_allclose(weights, heads.mean(0)[2], atol=1e-5)
+    assert top == [0]
+    weights, top = hover_weights(browser, str(path), 1, 2, layer="layer 2", head="head 2")
+    np.testing.assert_allclose(weights, heads[1, 2], atol=1e-5)
+    assert top == [3]
+    # Layer 1 has a single head: its head selector offers only the average, and is hidden.
+    block = browser.find_elements(By.CSS_SELECTOR, ".item")[1]
+    Select(block.find_element(By.CSS_SELECTOR, "select.layer")).select_by_value("layer 1")
+    head = block.find_element(By.CSS_SELECTOR, "select.head")
+    assert [o.get_attribute("value") for o in Select(head).options] == [
+        "average"
+    ] and not head.is_displayed()
     words = browser.find_elements(By.CSS_SELECTOR, ".item")[1].find_elements(
         By.CSS_SELECTOR, "span"
     )
@@ -80,15 +113,21 @@ def test_hovering_a_target_word_shades_the_source_words_it_attends(browser, tmp_
 
 def test_image_page_shows_the_selected_map(browser, tmp_path):
     image = np.zeros((8, 8, 1), np.uint8)
-    maps = {"layer1": np.eye(2), "rollout": np.ones((2, 2)) / 4}
+    heads = np.stack([np.eye(2), 1 - np.eye(2)])
+    views = explorer.views(["layer1", "rollout"], [heads.mean(0), np.ones((2, 2)) / 4], [heads, []])
     path = tmp_path / "images.html"
-    explorer.write(str(path), explorer.image_page([("img: 3 0.90", image, maps)], "images"))
+    explorer.write(str(path), explorer.image_page([("img: 3 0.90", image, views)], "images"))
     browser.get(f"file://{path}")
     shown = lambda: [
-        o.get_attribute("data-map")
+        (o.get_attribute("data-layer"), o.get_attribute("data-head"))
         for o in browser.find_elements(By.CSS_SELECTOR, "img.overlay")
         if o.is_displayed()
     ]
-    assert shown() == ["layer1"]
-    Select(browser.find_element(By.TAG_NAME, "select")).select_by_value("rollout")
-    assert shown() == ["rollout"]
+    select = lambda css, value: Select(browser.find_element(By.CSS_SELECTOR, css)).select_by_value(
+        value
+    )
+    assert shown() == [("layer1", "average")]
+    select("select.head", "head 2")
+    assert shown() == [("layer1", "head 2")]
+    select("select.layer", "rollout")
+    assert shown() == [("rollout", "average")]

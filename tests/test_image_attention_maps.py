@@ -138,3 +138,32 @@ def test_cnn_map():
     assert attention_maps.map_names(model, params, images) == ("attention",)
     assert maps.shape == (2, 1, 4, 4)
     np.testing.assert_allclose(maps.sum(axis=(2, 3)), 1.0, rtol=1e-5)
+
+
+def test_head_maps_are_each_heads_attention_of_the_readout_on_the_grid():
+    model = ViT(
+        num_classes=3, patch=4, embed_dim=16, num_layers=2, num_heads=2, mlp_dim=16, pool="token"
+    )
+    images = jax.random.normal(jax.random.key(0), (2, 8, 12, 1))
+    params = model.init(jax.random.key(1), images)["params"]
+    maps, heads = attention_maps.maps_and_heads(model, params, images)
+    assert heads.shape == (2, 2, 2, 2, 3)  # [B, layers, heads, grid]
+    # The class token's row of each head, patches only, renormalized.
+    *layers, _ = model.attention_maps(params, images)
+    for l, layer in enumerate(layers):
+        row_BHT = np.asarray(layer.weights[:, :, 0, 1:])
+        expected = row_BHT / row_BHT.sum(-1, keepdims=True)
+        np.testing.assert_allclose(heads[:, l].reshape(2, 2, 6), expected, rtol=1e-5)
+    view = attention_maps.views(("layer1", "layer2", "rollout"), maps[0], heads[0])
+    assert list(view["layer2"]) == ["average", "head 1", "head 2"]
+    assert list(view["rollout"]) == ["average"]
+
+
+def test_cnn_head_maps_are_its_pooling_heads():
+    model = AttentionCNN(num_classes=3, stages=(4, 8), num_heads=2)
+    images = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+    params = model.init(jax.random.key(1), images)["params"]
+    maps, heads = attention_maps.maps_and_heads(model, params, images)
+    (readout,) = model.attention_maps(params, images)
+    np.testing.assert_allclose(heads[:, 0].reshape(2, 2, 16), readout.weights[:, :, 0], rtol=1e-6)
+    np.testing.assert_allclose(heads[:, 0].mean(1), maps[:, 0], rtol=1e-5)

@@ -41,7 +41,8 @@ def test_training_saves_class_names_and_image_shape(vit_run):
     assert labels["classes"] == [str(i) for i in range(10)]  # cluttered classes are numbered
     assert labels["image_shape"] == [32, 32, 1]
     page = open(f"{vit_run}/figures/explorer.html").read()
-    assert page.count('class="item"') == 2 and 'data-map="rollout"' in page
+    assert page.count('class="item"') == 2 and 'data-layer="rollout"' in page
+    assert 'data-layer="layer1" data-head="head 2"' in page  # every head, as the predictor's
 
 
 @pytest.mark.parametrize("run", ["vit_run", "cnn_run"])
@@ -49,10 +50,13 @@ def test_classes_and_maps_equal_the_training_time_evaluation(run, request):
     predictor = attn_research.load(request.getfixturevalue(run))
     raw = _eval_images(predictor)
     normalized = images.normalize(raw, predictor.config.data.mean, predictor.config.data.std)
-    maps, _, predictions = AttentionEvaluator._maps(predictor.model, predictor.params, normalized)
+    maps, _, predictions, heads = AttentionEvaluator._maps(
+        predictor.model, predictor.params, normalized
+    )
     results = predictor.classify(list(raw), top=3)
     assert [r.top[0][0] for r in results] == [str(int(p)) for p in predictions]
     np.testing.assert_allclose(np.stack([r.maps for r in results]), maps, atol=1e-6)
+    np.testing.assert_allclose(np.stack([r.head_maps for r in results]), heads, atol=1e-6)
     for r in results:
         assert len(r.top) == 3 and r.top[0][1] >= r.top[1][1] >= r.top[2][1]
         np.testing.assert_allclose(r.probabilities.sum(), 1.0, rtol=1e-5)
@@ -151,7 +155,9 @@ def test_a_local_2d_vit_classifies_as_its_evaluation_does(tmp_path_factory):
     predictor = attn_research.load(_train(tmp_path_factory, vit, "attention=local_2d,tiny"))
     raw = _eval_images(predictor, 4)
     normalized = images.normalize(raw, predictor.config.data.mean, predictor.config.data.std)
-    maps, _, predictions = AttentionEvaluator._maps(predictor.model, predictor.params, normalized)
+    maps, _, predictions, _ = AttentionEvaluator._maps(
+        predictor.model, predictor.params, normalized
+    )
     results = predictor.classify(list(raw))
     assert [r.top[0][0] for r in results] == [str(int(p)) for p in predictions]
     np.testing.assert_allclose(np.stack([r.maps for r in results]), maps, atol=1e-6)

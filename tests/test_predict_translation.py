@@ -19,6 +19,7 @@ import attn_research
 from attn_research import predict
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation_pipeline
+from attn_research.evaluation import alignment
 from attn_research.models.rnn_translator import RnnTranslator
 from attn_research.predict import pharaoh
 from attn_research.tasks.translation import TranslationEvaluator
@@ -294,20 +295,63 @@ def test_bench_predict_writes_a_row_per_mode(rnn, tmp_path, monkeypatch):
     ]
 
 
-def test_cli_explorer_highlights_the_source_words_the_matrix_says(rnn, tmp_path):
-    predictor = attn_research.load(rnn)
+@pytest.mark.parametrize("run, head", [("rnn", None), ("transformer", "head 2")])
+def test_cli_explorer_highlights_the_source_words_the_matrix_says(run, head, request, tmp_path):
+    workdir = request.getfixturevalue(run)
+    predictor = attn_research.load(workdir)
     lines = _sources(predictor, 2)
     page = tmp_path / "explorer.html"
-    _translate_cli(rnn, lines, tmp_path, f"--html={page}")
+    _translate_cli(workdir, lines, tmp_path, f"--html={page}")
     result = predictor.translate(lines, beam_size=1)[1]
     word = len(result.target_words) // 2
+    layer = list(result.views)[-1]
+    expected = result.views[layer][head or "average"][word]
     browser = chromium()
     try:
-        weights, top = hover_weights(browser, str(page), 1, word)
+        weights, top = hover_weights(browser, str(page), 1, word, layer, head)
     finally:
         browser.quit()
-    np.testing.assert_allclose(weights, result.attention[word], atol=1e-5)
-    assert top == [int(np.argmax(result.attention[word]))]
+    np.testing.assert_allclose(weights, expected, atol=1e-5)
+    assert top == [int(np.argmax(expected))]
+
+
+def test_views_are_every_attention_map_and_head_in_words(transformer):
+    predictor = attn_research.load(transformer)
+    sentence = next(s for s in _sources(predictor) if predictor.translate([s], beam_size=1)[0].text)
+    (result,) = predictor.translate([sentence], beam_size=1)
+    source = predictor._encode(0, sentence)
+    (tokens,) = predictor._decoders(
+        predictor.model, predictor.params, source.ids[None], beam_size=1
+    )
+    target = tokens[: len(tokens) - np.argmax(tokens[::-1] != 0)]  # up to its last non-PAD
+    target_in = np.concatenate([[tokenizer_lib.BOS_ID], target[:-1]])[None]
+    maps = predictor.model.attention_maps(predictor.params, source.ids[None], target_in)
+    assert list(result.views) == [m.name for m in maps] == ["decoder/cross/layer1"]
+    heads = predictor.config.model.num_heads
+    for m in maps:
+        view = result.views[m.name]
+        assert list(view) == ["average"] + [f"head {h + 1}" for h in range(heads)]
+        for h in range(heads):
+            expected = alignment.word_attention(
+                np.asarray(m.weights[0, h]), predictor.tokenizer.word_ids(target), source.word_ids
+            )
+            np.testing.assert_allclose(view[f"head {h + 1}"], expected, atol=1e-5)
+        # Word attention is linear in the weights: the heads' mean is the average.
+        np.testing.assert_allclose(
+            np.mean([view[f"head {h + 1}"] for h in range(heads)], 0), view["average"], atol=1e-5
+        )
+    np.testing.assert_allclose(result.attention, result.views[maps[-1].name]["average"])
+
+
+def test_the_explorer_written_in_training_shows_every_layer_and_head(transformer):
+    page = (pathlib.Path(transformer) / "figures" / "explorer.html").read_text()
+    data = page.split('<script type="application/json" id="data">')[1].split("</script>")[0]
+    (views,) = json.loads(data)  # tiny: decode.num_figures = 1
+    assert {layer: list(heads) for layer, heads in views.items()} == {
+        "decoder/cross/layer1": ["average", "head 1", "head 2"]
+    }
+    heads = np.asarray([views["decoder/cross/layer1"][f"head {h}"] for h in (1, 2)])
+    np.testing.assert_allclose(heads.mean(0), views["decoder/cross/layer1"]["average"], atol=1e-5)
 
 
 @pytest.mark.parametrize(

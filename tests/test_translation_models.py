@@ -164,6 +164,23 @@ def test_beam_search_equals_exhaustive_search(alpha):
         np.testing.assert_allclose(float(scores[b]), score, rtol=1e-5)
 
 
+def test_beam_search_with_a_shared_state_equals_it_reordered():
+    batch, max_len = 3, 4
+    step = _toy_step(jax.random.normal(jax.random.key(1), (batch, max_len + 1, 4, 4)) * 2.0)
+    state = {"b": jnp.arange(batch), "t": jnp.zeros(batch, jnp.int32), "h": jnp.zeros(batch)}
+    # "b" (the sentence) is alike for every beam: Shared, it is tiled once and never reordered.
+    unwrap = lambda s, token: step({**s, "b": s["b"].value}, token)
+    shared = {**state, "b": decoding.Shared(state["b"])}
+    rewrap = lambda s, token: (lambda out: (out[0], {**out[1], "b": s["b"]}))(unwrap(s, token))
+    run = lambda f, s: decoding.beam_search(
+        f, s, batch, max_len, jnp.asarray([4, 3, 2]), 2, 1, 3, 0.6
+    )
+    for got, want in zip(
+        jax.jit(lambda: run(rewrap, shared))(), jax.jit(lambda: run(step, state))()
+    ):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 def test_greedy_search_takes_argmax_and_stops():
     step = _toy_step(jax.random.normal(jax.random.key(3), (2, 6, 4, 4)) * 2.0)
     state = {"b": jnp.arange(2), "t": jnp.zeros(2, jnp.int32), "h": jnp.zeros(2)}

@@ -23,11 +23,15 @@ object (README, Images, gives its level on the cluttered data).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from attn_research.evaluation import explorer
 
 
 def rollout(weights_LBHTT: jax.Array) -> jax.Array:
@@ -98,6 +102,33 @@ def map_names(model: nn.Module, params: Any, images_BHWC: jax.Array) -> tuple[st
     return _names(layers)
 
 
+def maps_and_heads(
+    model: nn.Module, params: Any, images_BHWC: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The model's maps ``[B, M, h, w]`` over its grid (``attention_maps``) and the maps of
+    each head ``[B, L, H, h, w]`` of the first ``L`` of them: ``r A_l^h`` for a layer ``l``
+    (the rollout, last, has no heads), the readout's head ``h`` for an attention CNN."""
+    *layers, readout = model.attention_maps(params, images_BHWC)
+    readout_BT = readout.weights.mean(axis=(1, 2))
+    if layers:
+        weights_LBHTT = jnp.stack([m.weights for m in layers])
+        maps_BMT = readout_maps(weights_LBHTT, readout_BT)
+        heads_BLHT = jnp.einsum("bq,lbhqk->blhk", readout_BT, weights_LBHTT)
+    else:
+        maps_BMT = readout_BT[:, None]
+        heads_BLHT = readout.weights.mean(axis=2)[:, None]
+    keys = readout.keys
+    patches = keys.on_grid()
+
+    def on_grid(maps_BXT):
+        if len(patches) < len(keys):
+            maps_BXT = maps_BXT[..., patches]
+            maps_BXT = maps_BXT / maps_BXT.sum(axis=-1, keepdims=True)
+        return maps_BXT.reshape(*maps_BXT.shape[:-1], *keys.grid)
+
+    return on_grid(maps_BMT), on_grid(heads_BLHT)
+
+
 def attention_maps(model: nn.Module, params: Any, images_BHWC: jax.Array) -> jax.Array:
     """The model's maps ``[B, len(map_names), h, w]`` over its grid, rows summing to 1.
 
@@ -106,15 +137,13 @@ def attention_maps(model: nn.Module, params: Any, images_BHWC: jax.Array) -> jax
     (an attention CNN), the readout itself (``attention``). Keys off the grid (a class token)
     are dropped and the rest renormalized.
     """
-    *layers, readout = model.attention_maps(params, images_BHWC)
-    readout_BT = readout.weights.mean(axis=(1, 2))
-    if layers:
-        maps_BMT = readout_maps(jnp.stack([m.weights for m in layers]), readout_BT)
-    else:
-        maps_BMT = readout_BT[:, None]
-    keys = readout.keys
-    patches = keys.on_grid()
-    if len(patches) < len(keys):
-        maps_BMT = maps_BMT[..., patches]
-        maps_BMT = maps_BMT / maps_BMT.sum(axis=-1, keepdims=True)
-    return maps_BMT.reshape(*maps_BMT.shape[:2], *keys.grid)
+    return maps_and_heads(model, params, images_BHWC)[0]
+
+
+def views(
+    names: Sequence[str], maps_Mhw: np.ndarray, heads_LHhw: np.ndarray
+) -> dict[str, dict[str, np.ndarray]]:
+    """The explorer's views of one image (``evaluation.explorer.views``) from its maps and
+    heads as `maps_and_heads` gives them."""
+    no_heads = [heads_LHhw[0, :0]] * (len(maps_Mhw) - len(heads_LHhw))
+    return explorer.views(names, list(maps_Mhw), list(heads_LHhw) + no_heads)

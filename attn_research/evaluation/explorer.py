@@ -2,13 +2,14 @@
 
 - Translation (`translation_page`): each sentence pair as words; hovering a target word shades
   every source word by the weight it gets (its ``data-weight``, the shade scaled to the row's
-  largest weight) and marks the most attended one (class ``top``). A selector picks the
-  attention (layer) where a model has several.
-- Images (`image_page`): each image with one attention map over it; a selector picks the map
-  (a layer, the rollout).
+  largest weight) and marks the most attended one (class ``top``).
+- Images (`image_page`): each image with one attention map over it.
 
-The data rides in the page as JSON; images as base64 PNG. Callers give plain words, matrices
-and arrays, so the page knows nothing of models.
+Each input comes with its *views* (`views`): ``{layer: {head: array}}``, where a layer is one
+attention of the model (``decoder/cross/layer2``, ``layer1``, ``rollout``) and a head is
+``average`` or ``head <h>``. Two selectors (``select.layer``, ``select.head``) pick the view;
+one with a single choice is hidden. The data rides in the page as JSON; images as base64 PNG.
+Callers give plain words, matrices and arrays, so the page knows nothing of models.
 """
 
 from __future__ import annotations
@@ -36,16 +37,36 @@ body { font-family: sans-serif; margin: 1em; }
 .stack img.overlay { position: absolute; top: 0; left: 0; }
 """
 
+# Fills an item's head selector with the heads of the selected layer (keeping the head chosen
+# where the new layer has it) and calls onChange whenever the view changes.
+_SELECTORS = """
+function selectors(item, heads, onChange) {
+  const layer = item.querySelector('select.layer'), head = item.querySelector('select.head');
+  const fill = () => {
+    const keep = head.value, names = heads[layer.value];
+    head.innerHTML = '';
+    names.forEach(h => head.add(new Option(h, h)));
+    if (names.includes(keep)) head.value = keep;
+    head.style.display = names.length > 1 ? '' : 'none';
+    onChange();
+  };
+  layer.addEventListener('change', fill);
+  head.addEventListener('change', onChange);
+  fill();
+}
+const data = JSON.parse(document.getElementById('data').textContent);
+"""
+
 _TRANSLATION_SCRIPT = """
-const pairs = JSON.parse(document.getElementById('data').textContent);
 function clear(item) {
   item.querySelectorAll('.src span').forEach(s => {
     s.style.backgroundColor = ''; s.classList.remove('top'); delete s.dataset.weight; });
   item.querySelectorAll('.tgt span').forEach(t => t.classList.remove('hover'));
 }
 function show(item, j) {
-  const pair = pairs[item.dataset.index];
-  const row = pair.attention[item.querySelector('select').value][j];
+  const views = data[item.dataset.index];
+  const layer = item.querySelector('select.layer').value;
+  const row = views[layer][item.querySelector('select.head').value][j];
   const top = Math.max(...row, 1e-9);
   const best = row.indexOf(Math.max(...row));
   clear(item);
@@ -61,37 +82,55 @@ document.querySelectorAll('.item').forEach(item => {
     t.addEventListener('mouseenter', () => show(item, j));
     t.addEventListener('mouseleave', () => clear(item));
   });
-  item.querySelector('select').addEventListener('change', () => clear(item));
+  const views = data[item.dataset.index];
+  const heads = Object.fromEntries(Object.entries(views).map(([k, v]) => [k, Object.keys(v)]));
+  selectors(item, heads, () => clear(item));
 });
 """
 
 _IMAGE_SCRIPT = """
 document.querySelectorAll('.item').forEach(item => {
-  const select = item.querySelector('select');
+  const layer = item.querySelector('select.layer'), head = item.querySelector('select.head');
   const pick = () => item.querySelectorAll('img.overlay').forEach(o => {
-    o.style.display = o.dataset.map === select.value ? 'block' : 'none'; });
-  select.addEventListener('change', pick);
-  pick();
+    const shown = o.dataset.layer === layer.value && o.dataset.head === head.value;
+    o.style.display = shown ? 'block' : 'none'; });
+  selectors(item, data[item.dataset.index], pick);
 });
 """
 
 
-def _page(title: str, body: str, script: str, data: object = None) -> str:
-    payload = ""
-    if data is not None:  # "</" cannot close the script element inside JSON strings.
-        text = json.dumps(data).replace("</", "<\\/")
-        payload = f'<script type="application/json" id="data">{text}</script>'
+Views = Mapping[str, Mapping[str, np.ndarray]]  # {layer: {head: array}}, see the module doc
+
+
+def views(
+    names: Sequence[str], averages: Sequence[np.ndarray], heads: Sequence[np.ndarray]
+) -> dict[str, dict[str, np.ndarray]]:
+    """The views of one input: layer ``names[m]`` shows ``average`` = ``averages[m]`` and,
+    where ``heads[m]`` (``[H, ...]``) has more than one head, ``head 1`` ... ``head H``."""
+    out = {}
+    for name, average, per_head in zip(names, averages, heads, strict=True):
+        out[name] = {"average": average}
+        if len(per_head) > 1:
+            out[name].update({f"head {h + 1}": w for h, w in enumerate(per_head)})
+    return out
+
+
+def _page(title: str, body: str, script: str, data: object) -> str:
+    # "</" cannot close the script element inside JSON strings.
+    text = json.dumps(data).replace("</", "<\\/")
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
         f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}"
-        f"{payload}<script>{script}</script></body></html>\n"
+        f'<script type="application/json" id="data">{text}</script>'
+        f"<script>{_SELECTORS}{script}</script></body></html>\n"
     )
 
 
-def _select(names: Sequence[str]) -> str:
-    options = "".join(f'<option value="{html.escape(n)}">{html.escape(n)}</option>' for n in names)
-    hidden = "" if len(names) > 1 else ' style="display:none"'
-    return f"<select{hidden}>{options}</select>"
+def _selects(layers: Sequence[str]) -> str:
+    """The layer selector (hidden with one layer) and the head selector the page's script fills."""
+    options = "".join(f'<option value="{html.escape(n)}">{html.escape(n)}</option>' for n in layers)
+    hidden = "" if len(layers) > 1 else ' style="display:none"'
+    return f'<select class="layer"{hidden}>{options}</select><select class="head"></select>'
 
 
 def _words(css: str, words: Sequence[str]) -> str:
@@ -100,18 +139,21 @@ def _words(css: str, words: Sequence[str]) -> str:
 
 
 def translation_page(
-    pairs: Sequence[tuple[Sequence[str], Sequence[str], Mapping[str, np.ndarray]]], title: str
+    pairs: Sequence[tuple[Sequence[str], Sequence[str], Views]], title: str
 ) -> str:
-    """The page of sentence pairs ``(source words, target words, {name: [target words,
-    source words] attention})``; the first attention is shown first."""
+    """The page of sentence pairs ``(source words, target words, views)``, each view a
+    ``[target words, source words]`` attention; the first layer's average is shown first."""
     items, data = [], []
-    for index, (source, target, attention) in enumerate(pairs):
+    for index, (source, target, pair_views) in enumerate(pairs):
         items.append(
-            f'<div class="item" data-index="{index}">{_select(list(attention))}'
+            f'<div class="item" data-index="{index}">{_selects(list(pair_views))}'
             f"{_words('src', source)}{_words('tgt', target)}</div>"
         )
         data.append(
-            {"attention": {k: np.asarray(v, float).round(6).tolist() for k, v in attention.items()}}
+            {
+                layer: {h: np.asarray(w, float).round(6).tolist() for h, w in heads.items()}
+                for layer, heads in pair_views.items()
+            }
         )
     return _page(title, "".join(items), _TRANSLATION_SCRIPT, data)
 
@@ -134,25 +176,27 @@ def _overlay(map_hw: np.ndarray, height: int, width: int) -> np.ndarray:
     return (rgba * 255).astype(np.uint8)
 
 
-def image_page(
-    items: Sequence[tuple[str, np.ndarray, Mapping[str, np.ndarray]]], title: str
-) -> str:
-    """The page of images ``(caption, uint8 image [H, W, C], {name: map [h, w]})``."""
-    blocks = []
-    for caption, image_HWC, maps in items:
+def image_page(items: Sequence[tuple[str, np.ndarray, Views]], title: str) -> str:
+    """The page of images ``(caption, uint8 image [H, W, C], views)``, each view a map
+    ``[h, w]`` over the model's grid; the first layer's average is shown first."""
+    blocks, data = [], []
+    for index, (caption, image_HWC, image_views) in enumerate(items):
         height, width = image_HWC.shape[:2]
         gray = image_HWC[..., 0] if image_HWC.shape[-1] == 1 else image_HWC
         rgb = np.stack([gray] * 3, -1) if gray.ndim == 2 else gray
         overlays = "".join(
-            f'<img class="overlay" data-map="{html.escape(name)}" '
-            f'src="{_png(_overlay(m, height, width))}">'
-            for name, m in maps.items()
+            f'<img class="overlay" data-layer="{html.escape(layer)}" data-head="{html.escape(h)}"'
+            f' src="{_png(_overlay(m, height, width))}">'
+            for layer, heads in image_views.items()
+            for h, m in heads.items()
         )
         blocks.append(
-            f'<div class="item">{_select(list(maps))}<div>{html.escape(caption)}</div>'
+            f'<div class="item" data-index="{index}">{_selects(list(image_views))}'
+            f"<div>{html.escape(caption)}</div>"
             f'<div class="stack"><img src="{_png(rgb.astype(np.uint8))}">{overlays}</div></div>'
         )
-    return _page(title, "".join(blocks), _IMAGE_SCRIPT)
+        data.append({layer: list(heads) for layer, heads in image_views.items()})
+    return _page(title, "".join(blocks), _IMAGE_SCRIPT, data)
 
 
 def write(path: str, page: str) -> None:

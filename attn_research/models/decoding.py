@@ -2,7 +2,9 @@
 
 A decoder is ``step(state, tokens_N) -> (logits_NV, state)``: it feeds the previous tokens of N
 hypotheses and returns the next-token logits; every leaf of ``state`` has the hypotheses on
-its leading axis (so beam search can reorder them). Decoding starts from BOS and a hypothesis
+its leading axis (so beam search can reorder them). What the hypotheses of one sentence share
+(the encoder's memory) is wrapped in `Shared`: beam search tiles it to the beams once and
+never reorders it, which saves copying it at every step. Decoding starts from BOS and a hypothesis
 ends when it emits EOS or reaches its maximum length ``max_len_B`` (at most the static
 `max_len`; e.g. ``a * source_length + b``). Outputs are ``[B, max_len]`` int32 token ids
 after BOS, EOS included, padded with 0.
@@ -19,6 +21,8 @@ finished one (log-probabilities only fall, so ``logp / lp(max_len)`` bounds its 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -27,6 +31,15 @@ import jax.numpy as jnp
 Array = jnp.ndarray
 Step = Callable[[Any, Array], tuple[Array, Any]]
 _NEG = -1.0e9
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["value"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Shared:
+    """Part of a decoding state that every hypothesis of a sentence has alike (a pytree with
+    the hypotheses on its leading axes, as the rest): the step reads ``.value``."""
+
+    value: Any
 
 
 def length_penalty(length: Array, alpha: float) -> Array:
@@ -120,7 +133,11 @@ def beam_search(
         go_logp, go_index = jax.lax.top_k(flat(jnp.where(ends_BKV, _NEG, logp_BKV)), k)
         beam = go_index // vocab
         alive = _gather(alive, beam).at[:, :, i].set(go_index % vocab)
-        state = jax.tree.map(lambda x: _gather_flat(x, beam), state)
+        state = jax.tree.map(
+            lambda x: x if isinstance(x, Shared) else _gather_flat(x, beam),
+            state,
+            is_leaf=lambda x: isinstance(x, Shared),
+        )
         return i + 1, alive, go_logp, finished, finished_score, state
 
     def running(carry):

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from attn_research.attention import key_padding_mask, presets
-from attn_research.models import fields, maps
+from attn_research.models import decoding, fields, maps
 
 Array = jnp.ndarray
 ATTENTIONS = ("bahdanau", "luong", "none")
@@ -266,13 +266,14 @@ class RnnTranslator(nn.Module):
 def start_decoding(
     model: RnnTranslator, params: Any, source_BS: Array, max_len: int
 ) -> dict[str, Any]:
-    """The decoding state of `source_BS`: memory and initial decoder state, batch-major.
+    """The decoding state of `source_BS`: memory (``decoding.Shared``) and initial decoder
+    state, batch-major.
 
     `max_len` is unused (an RNN state does not grow); it keeps the translators' signatures alike.
     """
     del max_len
     memory, state = model.apply({"params": params}, source_BS, method=RnnTranslator.encode)
-    return {"memory": memory, "state": state}
+    return {"memory": decoding.Shared(memory), "state": state}
 
 
 def decode_step(
@@ -280,7 +281,11 @@ def decode_step(
 ) -> tuple[Array, dict[str, Any]]:
     """``(logits [B, V], next state)`` after feeding `token_B`."""
     logits, rnn_state, _ = model.apply(
-        {"params": params}, state["memory"], state["state"], token_B, method=RnnTranslator.step
+        {"params": params},
+        state["memory"].value,
+        state["state"],
+        token_B,
+        method=RnnTranslator.step,
     )
     return logits, {"memory": state["memory"], "state": rnn_state}
 

@@ -30,7 +30,7 @@ from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention, key_padding_mask
 from attn_research.attention.presets import applicable
-from attn_research.models import fields, maps
+from attn_research.models import decoding, fields, maps
 from attn_research.models.encoder import Encoder, Mlp
 from attn_research.models.scan import check_remat, check_unroll, scan_layers
 
@@ -273,7 +273,8 @@ def _is_index(path: tuple[str, ...]) -> bool:
 def start_decoding(
     model: TransformerTranslator, params: Any, source_BS: Array, max_len: int
 ) -> dict[str, Any]:
-    """Decoding state for up to `max_len` steps: memory, an empty cache and the step t.
+    """Decoding state for up to `max_len` steps: memory and source (``decoding.Shared``), an
+    empty cache and the step t.
 
     The cache is kept batch-major (``[B, layers, ...]``) and without its step counters, so
     that every leaf can be gathered along the batch for beam search; `decode_step` restores
@@ -294,8 +295,8 @@ def start_decoding(
         if not _is_index(k)
     }
     return {
-        "memory": memory,
-        "source": source_BS,
+        "memory": decoding.Shared(memory),
+        "source": decoding.Shared(source_BS),
         "cache": cache,
         "t": jnp.zeros((batch,), jnp.int32),
     }
@@ -311,8 +312,8 @@ def decode_step(
         flat[(*key[:-1], "cache_index")] = jnp.full((model.num_layers,), t_B[0], jnp.int32)
     logits, variables = model.clone(decode=True).apply(
         {"params": params, "cache": traverse_util.unflatten_dict(flat)},
-        state["memory"],
-        state["source"],
+        state["memory"].value,
+        state["source"].value,
         token_B[:, None],
         t_B[:, None],
         mutable=["cache"],

@@ -38,6 +38,8 @@ class Classification:
       top: the ``k`` most probable ``(class name, probability)``, most probable first.
       probabilities: float32 ``[num_classes]``.
       maps: float32 ``[M, h, w]`` attention maps over the model's grid, named by `map_names`.
+      head_maps: float32 ``[L, H, h, w]``, the maps of each head of the first L maps (a ViT's
+        layers, a CNN's attention; ``evaluation.attention_maps.maps_and_heads``).
     """
 
     name: str
@@ -46,6 +48,7 @@ class Classification:
     probabilities: np.ndarray
     maps: np.ndarray
     map_names: tuple[str, ...]
+    head_maps: np.ndarray
 
 
 def read_images(path: str) -> list[tuple[str, np.ndarray]]:
@@ -121,10 +124,10 @@ class ImagePredictor:
         params = run_files.place_params(params, abstract, f"The checkpoint of step {step}")
         return cls(config, params, labels["classes"], shape, step)
 
-    def _outputs(self, params: Any, images_BHWC: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(probabilities [B, classes], maps [B, M, h, w])``."""
+    def _outputs(self, params: Any, images_BHWC: jax.Array) -> tuple[jax.Array, ...]:
+        """``(probabilities [B, classes], maps [B, M, h, w], head maps [B, L, H, h, w])``."""
         logits_BC = self.model.apply({"params": params}, images_BHWC)
-        return jax.nn.softmax(logits_BC), attention.image_maps(self.model, params, images_BHWC)
+        return jax.nn.softmax(logits_BC), *attention.image_maps(self.model, params, images_BHWC)
 
     def prepare(self, image: np.ndarray, name: str = "image") -> np.ndarray:
         """uint8 ``[H, W, C]`` of the model's shape from an image ``[h, w]`` or ``[h, w, c]``.
@@ -169,19 +172,23 @@ class ImagePredictor:
         batch = min(batch, 1 << (len(prepared) - 1).bit_length())
         raw = np.stack(prepared)
         normalized = images.normalize(raw, self.config.data.mean, self.config.data.std)
-        probabilities, maps = [], []
+        probabilities, maps, heads = [], [], []
         for start in range(0, len(raw), batch):
             chunk = normalized[start : start + batch]
             padded = np.zeros((batch, *chunk.shape[1:]), np.float32)
             padded[: len(chunk)] = chunk
-            p_BC, maps_BMhw = jax.device_get(self._forward(self.params, padded))
+            p_BC, maps_BMhw, heads_BLHhw = jax.device_get(self._forward(self.params, padded))
             probabilities.append(p_BC[: len(chunk)])
             maps.append(maps_BMhw[: len(chunk)])
+            heads.append(heads_BLHhw[: len(chunk)])
         probabilities, maps = np.concatenate(probabilities), np.concatenate(maps)
+        heads = np.concatenate(heads)
         k = min(top, len(self.classes))
         out = []
         for i, p in enumerate(probabilities):
             best = np.argsort(-p, kind="stable")[:k]
             ranked = tuple((self.classes[c], float(p[c])) for c in best)
-            out.append(Classification(names[i], raw[i], ranked, p, maps[i], self.map_names))
+            out.append(
+                Classification(names[i], raw[i], ranked, p, maps[i], self.map_names, heads[i])
+            )
         return out

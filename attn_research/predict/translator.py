@@ -5,8 +5,9 @@ its whitespace-separated words, so every piece knows its word, whatever characte
 tokenizer lacks), cut to the model's maximum length, and decoded by the training-time
 evaluator's decoder (``tasks.translation_decoding``): length-sorted batches under jit, the same
 beam. The attention is then read teacher-forced on the decoded tokens, which gives the weights
-each output token was written with, and summed over source pieces and averaged over target
-pieces to words (``evaluation.alignment.word_attention``).
+each output token was written with, every layer and head (``predict.attention``), and summed
+over source pieces and averaged over target pieces to words
+(``evaluation.alignment.word_attention``), as the evaluation's AER and explorer read it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.predict import attention, run_files
-from attn_research.tasks import translation, translation_decoding
+from attn_research.tasks import translation, translation_attention, translation_decoding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +43,9 @@ class Translation:
         sums to 1 less the weight on the source's EOS), of layer ``config.decode.alignment_layer``
         (the layer the evaluation's AER reads). None for a model without attention.
       truncated: source pieces cut off to fit the model's maximum length (0: none).
-      layers: the same attention of every layer ``[layers, target words, source words]``
-        (heads averaged; one layer for an RNN), or None.
+      views: the word-level attention of every map (decoder layer; one for an RNN) and head,
+        ``{map name: {"average" | "head <h>": [target words, source words]}}``
+        (``evaluation.explorer.views``), or None.
     """
 
     source: str
@@ -53,7 +55,7 @@ class Translation:
     alignment: tuple[tuple[int, int], ...] | None
     attention: np.ndarray | None
     truncated: int = 0
-    layers: np.ndarray | None = None
+    views: dict[str, dict[str, np.ndarray]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +93,6 @@ class TranslationPredictor:
         self.family = translation.FAMILIES[config.model.name][0]
         self.has_attention = attention.has_attention(config)
         self._decoders = translation_decoding.Decoders(self.family, config.decode)
-        self._attention = jax.jit(
-            lambda params, s, t: attention.cross_attention(self.family, self.model, params, s, t)
-        )
 
     @classmethod
     def from_run(
@@ -147,11 +146,12 @@ class TranslationPredictor:
             truncated,
         )
 
-    def _word_attention(
+    def _word_views(
         self, sources: Sequence[_Source], targets: Sequence[np.ndarray], batch: int
-    ) -> list[np.ndarray]:
-        """Word-level attention ``[layers, target words, source words]`` of each pair."""
+    ) -> list[dict[str, dict[str, np.ndarray]]]:
+        """The word-level views (`Translation.views`) of each pair."""
         longest = self.config.data.max_source_len
+        names = attention.cross_attention_names(self.model, self.params, sources[0].ids[None])
         out = []
         for start in range(0, len(sources), batch):
             part_s, part_t = sources[start : start + batch], targets[start : start + batch]
@@ -163,17 +163,17 @@ class TranslationPredictor:
                 [np.concatenate(bos + [t[:-1]]) for t in part_t],
                 length * translation_decoding.BUCKET,
             )
-            weights_LBTS = np.asarray(self._attention(self.params, source_BS, target_in_BT))
-            for w_LTS, s, t in zip(weights_LBTS.swapaxes(0, 1), part_s, part_t):
-                target_words = self.tokenizer.word_ids(t)
+            average_MBTS, heads_MBHTS = jax.device_get(
+                attention.cross_attention(self.model, self.params, source_BS, target_in_BT)
+            )
+            for b, (s, t) in enumerate(zip(part_s, part_t)):
                 out.append(
-                    np.stack(
-                        [
-                            alignment_lib.word_attention(
-                                w_TS[: t.size, : s.ids.size], target_words, s.word_ids
-                            )
-                            for w_TS in w_LTS
-                        ]
+                    translation_attention.word_views(
+                        names,
+                        average_MBTS[:, b, : t.size, : s.ids.size],
+                        heads_MBHTS[:, b, :, : t.size, : s.ids.size],
+                        self.tokenizer.word_ids(t),
+                        s.word_ids,
                     )
                 )
         return out
@@ -208,12 +208,12 @@ class TranslationPredictor:
         targets = [_target(row) for row in tokens]
         words = [None] * len(todo)
         if self.has_attention and with_attention and todo:
-            words = self._word_attention([sources[i] for i in todo], targets, batch)
+            words = self._word_views([sources[i] for i in todo], targets, batch)
         links = () if self.has_attention else None
         out = [Translation(text, "", (), (), links, None) for text in sentences]
         layer = self.config.decode.alignment_layer
-        for i, target, layers in zip(todo, targets, words):
-            matrix = None if layers is None else layers[layer]
+        for i, target, views in zip(todo, targets, words):
+            matrix = None if views is None else list(views.values())[layer]["average"]
             word_ids = self.tokenizer.word_ids(target)
             out[i] = Translation(
                 sentences[i],
@@ -226,6 +226,6 @@ class TranslationPredictor:
                 None if matrix is None else tuple(sorted(alignment_lib.hard_alignment(matrix))),
                 matrix,
                 sources[i].truncated,
-                layers,
+                views,
             )
         return out

@@ -232,15 +232,16 @@ class AttentionEvaluator:
 
     @staticmethod
     def _maps(model: nn.Module, params: Any, images_BHWC: jax.Array):
-        """``(maps [B, M, h, w], pixel maps [B, M, H, W], predictions [B])``."""
-        maps_BMhw = attention_maps.attention_maps(model, params, images_BHWC)
+        """``(maps [B, M, h, w], pixel maps [B, M, H, W], predictions [B], head maps
+        [B, L, H, h, w])`` (``attention_maps.maps_and_heads``)."""
+        maps_BMhw, heads_BLHhw = attention_maps.maps_and_heads(model, params, images_BHWC)
         b, m, h, w = maps_BMhw.shape
         pixels = attention_maps.to_pixels(maps_BMhw.reshape(b * m, h, w), *images_BHWC.shape[1:3])
         predictions_B = jnp.argmax(model.apply({"params": params}, images_BHWC), axis=-1)
-        return maps_BMhw, pixels.reshape(b, m, *pixels.shape[1:]), predictions_B
+        return maps_BMhw, pixels.reshape(b, m, *pixels.shape[1:]), predictions_B, heads_BLHhw
 
     def __call__(self, params: Any, model: nn.Module, step: int, workdir: str) -> dict[str, float]:
-        maps_BMhw, pixels_BMHW, predictions_B = jax.device_get(
+        maps_BMhw, pixels_BMHW, predictions_B, heads_BLHhw = jax.device_get(
             self._compute(model, params, self._images)
         )
         metrics = {}
@@ -269,9 +270,9 @@ class AttentionEvaluator:
                 title=title,
             )
             items = [
-                (f"y={label} pred={prediction}", raw, dict(zip(names, maps)))
-                for label, prediction, raw, maps in zip(
-                    self._labels[:n], predictions_B[:n], self._raw[:n], maps_BMhw[:n]
+                (f"y={label} pred={prediction}", raw, attention_maps.views(names, maps, heads))
+                for label, prediction, raw, maps, heads in zip(
+                    self._labels[:n], predictions_B[:n], self._raw[:n], maps_BMhw[:n], heads_BLHhw
                 )
             ]
             page = explorer.image_page(items, title)

@@ -19,7 +19,10 @@ attention on a corpus with gold alignments, the AER of the teacher-forced attent
 reference (word level; the Transformer's cross-attention averaged over heads in layer
 `decode.alignment_layer`, default the last, and AER of every layer as `aer_layer<i>`). It
 logs example translations, writes them to `<workdir>/translations/step_<step>.txt`, and draws
-attention heatmaps and BLEU by length into `<workdir>/figures/`.
+attention heatmaps and BLEU by length into `<workdir>/figures/`, with the attention explorer
+`figures/explorer.html` of the first `decode.num_figures` pairs: every map the model exposes
+(each decoder layer's cross-attention) and each of its heads, read and put in words by
+`tasks.translation_attention` as the predictor's explorer is.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu, explorer
 from attn_research.models import fields, rnn_translator, transformer_translator
 from attn_research.models.translator import TranslatorFamily
-from attn_research.tasks import translation_decoding
+from attn_research.tasks import translation_attention, translation_decoding
 
 NAME = "translate"
 # Each family's module (``models.translator.TranslatorFamily``) and model class.
@@ -51,18 +54,6 @@ FAMILIES: dict[str, tuple[TranslatorFamily, type[nn.Module]]] = {
     "rnn": (rnn_translator, rnn_translator.RnnTranslator),
     "transformer": (transformer_translator, transformer_translator.TransformerTranslator),
 }
-
-
-def _cross_attention(model: nn.Module, params, source_BS, target_in_BT) -> jax.Array:
-    """Each attention's teacher-forced weights over the source, heads averaged:
-    ``[maps, B, T, S]`` (``models.maps``)."""
-    return jnp.stack(
-        [m.weights.mean(axis=1) for m in model.attention_maps(params, source_BS, target_in_BT)]
-    )
-
-
-# Compiled once per model and batch shape, whatever the number of evaluations.
-_CROSS_ATTENTION = jax.jit(_cross_attention, static_argnums=0)
 
 
 class TranslationTask(tasks.Task):
@@ -197,7 +188,8 @@ class TranslationEvaluator:
         return [self._tokenizer.decode(row) for row in self._decoders(model, params, ids)]
 
     def _alignments(self, params, model: nn.Module) -> tuple[dict, list]:
-        """AER metrics and word-level attention of the first pairs (for the figures)."""
+        """AER metrics, and of the first pairs (for the figures) the source and target words,
+        the word-level attention the AER reads and the explorer's views."""
         decode = self._config.decode
         arrays = translation_pipeline.encoded_split(self._config.data, self._config.data.eval_split)
         n = min(len(arrays["index"]), max(decode.aer_examples, decode.num_figures))
@@ -207,7 +199,10 @@ class TranslationEvaluator:
         for start in range(0, n, decode.batch_size):
             part = slice(start, min(start + decode.batch_size, n))
             source, target_in = arrays["source"][part], arrays["target_in"][part]
-            weights.append(np.asarray(_CROSS_ATTENTION(model, params, source, target_in)))
+            average, _ = translation_attention.cross_attention(
+                model, params, source, target_in, False
+            )
+            weights.append(np.asarray(average))
         weights = np.concatenate(weights, axis=1)
         layers = weights.shape[0]
         words = []
@@ -235,13 +230,27 @@ class TranslationEvaluator:
                 )
             if layers > 1:
                 metrics["aer"] = metrics[f"aer_layer{decode.alignment_layer % layers}"]
+        shown = min(n, decode.num_figures)
+        names = translation_attention.map_names(model, params, arrays["source"][:1])
+        average_MBTS, heads_MBHTS = jax.device_get(
+            translation_attention.cross_attention(
+                model, params, arrays["source"][:shown], arrays["target_in"][:shown], True
+            )
+        )
         pairs = [
             (
                 self._split.sources[int(arrays["index"][i])].split(),
                 self._split.targets[int(arrays["index"][i])].split(),
                 chosen[i],
+                translation_attention.word_views(
+                    names,
+                    average_MBTS[:, i],
+                    heads_MBHTS[:, i],
+                    self._tokenizer.word_ids(arrays["target_out"][i]),
+                    self._tokenizer.word_ids(arrays["source"][i]),
+                ),
             )
-            for i in range(min(n, decode.num_figures))
+            for i in range(shown)
         ]
         return metrics, pairs
 
@@ -298,7 +307,7 @@ class TranslationEvaluator:
         alignment_figures.bleu_by_length_plot(
             by_length, f"{label} step {step}", os.path.join(figures, f"bleu_by_length_{step}.png")
         )
-        for i, (source, target, weights) in enumerate(pairs):
+        for i, (source, target, weights, _) in enumerate(pairs):
             alignment_figures.attention_heatmap(
                 weights,
                 source,
@@ -308,7 +317,7 @@ class TranslationEvaluator:
             )
         if pairs:
             page = explorer.translation_page(
-                [(source, target, {"attention": w}) for source, target, w in pairs],
+                [(source, target, views) for source, target, _, views in pairs],
                 f"{label} step {step}",
             )
             explorer.write(os.path.join(figures, "explorer.html"), page)

@@ -3,7 +3,9 @@
 The translation task's evaluator and the predictor (``attn_research.predict``) both decode
 through `Decoders`, so that they give the same tokens for the same sources. Sources are sorted
 by length and cut into batches of ``decode.batch_size`` rows; each batch is padded to a multiple
-of `BUCKET` pieces, with one compiled decoder per (width, beam size, alpha). The output is at
+of `BUCKET` pieces, and the last one to the next power of two rows (rows of nothing to
+translate still cost a step each), with one compiled decoder per (width, beam size, alpha) and
+at most ``log2(batch_size) + 1`` row counts. The output is at
 most ``max_len_ratio * source_pieces + max_len_offset`` tokens (``config.decode``).
 """
 
@@ -107,7 +109,7 @@ class Decoders:
         for start in range(0, len(order), batch):
             chosen = order[start : start + batch]
             width = bucket_width(int(lengths[chosen].max()), ids_NS.shape[1])
-            rows = np.zeros((batch, width), np.int32)
+            rows = np.zeros((min(batch, 1 << (len(chosen) - 1).bit_length()), width), np.int32)
             rows[: len(chosen)] = ids_NS[chosen, :width]
             decoder = self._decoder(model, width, beam_size, alpha)
             tokens = np.asarray(decoder(params, rows))

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import jax
 
 from attn_research.attention import attend
-from experiments.bench_attention import fwd_bwd, random_inputs, temp_bytes
+from experiments.attention_cases import fwd_bwd, random_inputs, temp_bytes
 
 MiB, GiB = 2**20, 2**30
 

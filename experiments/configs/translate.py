@@ -11,6 +11,10 @@ it reaches on a 2-core CPU). Args (comma-separated, `translate.py:model=transfor
   cross-attention; set them apart with --config.model.cross_attention=... etc.);
   window=D (local kinds; luong local half-window)
 - cell=gru|lstm (rnn)
+- luong_scales: Luong's general score divided by sqrt(d) and local-p's position pre-activation
+  by sqrt(units) (`attention.scores.General`, `attention.positions.Centre`: without them the
+  softmax and p_t saturate early in training and general, local-m and local-p mostly fail to
+  learn); off by default: the paper's formulas
 - data=synthetic|tsv|parallel|tfds, path=FILE (tsv: "source<TAB>target" lines; parallel: a
   pattern like /data/{split}.{lang}), tfds=NAME (e.g. wmt14_translate/de-en), reverse
   (translate the second column / target language into the first)
@@ -30,6 +34,7 @@ What these runs reach on the 2-core CPU is measured in the README (Translation).
 
 import ml_collections
 
+from attn_research.attention import presets
 from attn_research.tasks import translation  # registers the task
 from attn_research.train import default_config, parse_arg
 
@@ -40,6 +45,15 @@ RNN_ATTENTIONS = {
     "luong_local_m": ("luong", {"score": "general", "align": "local_m"}),
     "luong_local_p": ("luong", {"score": "general", "align": "local_p"}),
 }
+# The opt-in scales that keep Luong's softmax and local-p's centre from saturating; each
+# attention gets those of its axes that take them.
+LUONG_SCALES = {"divide_by_sqrt_depth": True, "divide_position_by_sqrt_units": True}
+
+
+def _luong_scales(luong: dict) -> dict:
+    """Of LUONG_SCALES, those that the Luong attention ``luong`` (score, align) takes."""
+    taken = presets.applicable("luong", LUONG_SCALES, luong)
+    return {key: value for key, value in taken.items() if key in LUONG_SCALES}
 
 
 def _data(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -101,6 +115,7 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                 "score": luong.get("score", "dot"),
                 "align": luong.get("align", "global"),
                 "window": arg.window,
+                "attention_options": _luong_scales(luong) if arg.luong_scales and luong else {},
                 "dropout_rate": 0.0,
             }
         )
@@ -138,6 +153,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         attention="bahdanau",
         window=8,
         cell="gru",
+        luong_scales=False,
         data="synthetic",
         path="",
         tfds="",

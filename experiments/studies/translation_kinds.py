@@ -13,6 +13,11 @@ Args: ``small`` (the config's ``small`` run: 500 steps on 10k short pairs; one s
 ``full`` (the default config, 3 seeds);
 ``path=FILE`` trains on that TSV corpus instead of the embedded one (no gold alignments there,
 so no AER).
+
+The Luong points use the config's ``luong_scales``: the general score divided by sqrt(d) and
+local-p's position pre-activation by sqrt(units), the opt-in options that let general, local-m
+and local-p learn (``attention.scores.General``, ``attention.positions.Centre``). Without them
+those three saturate early and mostly fail (README, Studies).
 """
 
 from experiments.study import Study, parse_variant
@@ -31,7 +36,11 @@ TRANSFORMER_ATTENTION = ("dot_product", "additive", "local")
 
 def get_study(arg: str | None = None) -> Study:
     small, path = parse_variant("translation_kinds", arg)
-    fixed = ",".join((["small"] if small else []) + ([f"data=tsv,path={path}"] if path else []))
+    fixed = ",".join(
+        (["small"] if small else [])
+        + ["luong_scales"]
+        + ([f"data=tsv,path={path}"] if path else [])
+    )
     return Study(
         name="translation_kinds" + ("_small" if small else "") + ("_tsv" if path else ""),
         config="experiments/configs/translate.py",

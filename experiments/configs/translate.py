@@ -18,6 +18,11 @@ it reaches on a 2-core CPU). Args (comma-separated, `translate.py:model=transfor
 - data=synthetic|tsv|parallel|tfds, path=FILE (tsv: "source<TAB>target" lines; parallel: a
   pattern like /data/{split}.{lang}), tfds=NAME (e.g. wmt14_translate/de-en), reverse
   (translate the second column / target language into the first)
+- luong2015: Luong et al. 2015's training, as close as this model allows (see `_luong2015`):
+  plain SGD at learning rate 1.0, gradients rescaled to norm 5, every parameter uniform in
+  [-0.1, 0.1], batches of 128, 12 epochs with the rate halved after epoch 8 and then after
+  every epoch, dropout 0.2, LSTM cells. Their best model:
+  `translate.py:luong2015,attention=luong_local_p,window=10` (D = 10); not run here
 - small: a minutes-long run that still learns (the studies' small variant): 500 steps; on
   the embedded corpus 10k pairs of 1-2 clauses (up to ~25 words)
 - tiny: a seconds-long run on a small corpus (the tests' variant)
@@ -145,6 +150,26 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ValueError(f"Config arg 'model': unknown {arg.model!r}; choose rnn or transformer")
 
 
+def _luong2015(config: ml_collections.ConfigDict) -> None:
+    """Luong, Pham & Manning 2015's training (their section 4.1), in place.
+
+    What differs, as the model is not theirs: one bidirectional LSTM layer of `model.hidden`
+    units encodes the source (theirs: 4 unidirectional layers of 1000 units over the reversed
+    source, and 4 decoder layers), sentencepiece pieces replace their 50k-word vocabularies,
+    and the key projection ``W_m h_s`` (`rnn_translator`) maps the 2H-wide encoder states to
+    the decoder's H. Durations are epochs, resolved at run time (`train.durations`).
+    """
+    config.batch_size = 128
+    config.init_uniform = 0.1
+    config.total_steps, config.total_epochs = None, 12.0
+    opt = config.optimizer
+    opt.name, opt.learning_rate, opt.momentum = "sgd", 1.0, 0.0
+    opt.warmup_steps, opt.grad_clip_norm = 0, 5.0
+    opt.schedule, opt.halve_after_epochs, opt.halve_every_epochs = "halving", 8.0, 1.0
+    if config.model.family == "rnn":
+        config.model.cell, config.model.dropout_rate = "lstm", 0.2
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The translation config; see the module docstring for the args."""
     arg = parse_arg(
@@ -154,6 +179,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         window=8,
         cell="gru",
         luong_scales=False,
+        luong2015=False,
         data="synthetic",
         path="",
         tfds="",
@@ -196,4 +222,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg.small:
         config.total_steps = config.eval_every_steps = config.checkpoint_every_steps = 500
         config.decode.examples, config.decode.aer_examples = 300, 200
+    if arg.luong2015:
+        _luong2015(config)
     return config

@@ -156,15 +156,15 @@ def additive(q, k, v, w, *, g=None, b=None, mask=None, is_causal: bool = False):
     return attention(logits, v, mask, causal(q.shape[-3], k.shape[-3]) if is_causal else None)
 
 
-def luong_logits(q, k, *, score: str, params=None, general_scale: float = 1.0) -> np.ndarray:
-    """Luong et al. 2015 scores per head: dot ``h_t^T h_s``; general ``general_scale h_t^T W_a
-    h_s``; concat ``v_a^T tanh(W_1 h_t + W_2 h_s)``."""
+def luong_logits(q, k, *, score: str, params=None, score_scale: float = 1.0) -> np.ndarray:
+    """Luong et al. 2015 scores per head: dot ``h_t^T h_s``; general ``h_t^T W_a h_s`` (both
+    times ``score_scale``); concat ``v_a^T tanh(W_1 h_t + W_2 h_s)``."""
     p = {name: f64(x) for name, x in (params or {}).items()}
     q, k = f64(q), f64(k)
     if score == "dot":
-        return np.einsum("...qhd,...khd->...hqk", q, k)
+        return score_scale * np.einsum("...qhd,...khd->...hqk", q, k)
     if score == "general":
-        return general_scale * np.einsum("...qhd,hde,...khe->...hqk", q, p["w_general"], k)
+        return score_scale * np.einsum("...qhd,hde,...khe->...hqk", q, p["w_general"], k)
     if score == "concat":
         hidden = np.tanh(
             np.einsum("...qhd,hdu->...qhu", q, p["w_query"])[..., :, None, :, :]
@@ -194,17 +194,17 @@ def luong(
     mask=None,
     is_causal: bool = False,
     query_positions=None,
-    general_scale: float = 1.0,
+    score_scale: float = 1.0,
     position_scale: float = 1.0,
 ):
     """Luong attention ``(out, weights)``.
 
     global: softmax over all (allowed) keys. local-m: over keys ``|s - t| <= D`` with ``t`` the
     query position. local-p: over keys ``|s - p_t| <= D``, ``S`` = the row's allowed keys, then
-    times ``exp(-(s - p_t)^2 / (2 sigma^2))``, ``sigma = D / 2``. ``general_scale`` multiplies
-    the general score, ``position_scale`` local-p's pre-activation (both 1 in the paper).
+    times ``exp(-(s - p_t)^2 / (2 sigma^2))``, ``sigma = D / 2``. ``score_scale`` multiplies
+    the dot and general scores, ``position_scale`` local-p's pre-activation (both 1 in the paper).
     """
-    logits = luong_logits(q, k, score=score, params=params, general_scale=general_scale)
+    logits = luong_logits(q, k, score=score, params=params, score_scale=score_scale)
     tq, tk = q.shape[-3], k.shape[-3]
     allowed_ = allowed(logits.shape, mask, causal(tq, tk) if is_causal else None)
     s = np.arange(tk, dtype=np.float64)

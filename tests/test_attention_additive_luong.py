@@ -229,16 +229,20 @@ def test_luong_bfloat16_keeps_scores_and_softmax_in_float32():
     assert err.mean() < err_bf16.mean() / 2, (err.mean(), err_bf16.mean())
 
 
-# Opt-in scales against training saturation (scores.General, positions.Centre), each as
+# Opt-in scales against training saturation (scores.Dot, scores.General, positions.Centre), each as
 # ``(module options, reference options)``; the depth is 8 and the centre network 8 units wide.
 SCALES = {
+    "dot_by_sqrt_depth": (
+        {"score": "dot", "divide_by_sqrt_depth": True},
+        {"score": "dot", "score_scale": 8**-0.5},
+    ),
     "general_by_sqrt_depth": (
         {"score": "general", "divide_by_sqrt_depth": True},
-        {"score": "general", "general_scale": 8**-0.5},
+        {"score": "general", "score_scale": 8**-0.5},
     ),
     "local_p_general_by_sqrt_depth": (
         {"score": "general", "align": "local_p", "divide_by_sqrt_depth": True},
-        {"score": "general", "align": "local_p", "general_scale": 8**-0.5},
+        {"score": "general", "align": "local_p", "score_scale": 8**-0.5},
     ),
     "local_p_position_by_sqrt_units": (
         {"score": "dot", "align": "local_p", "divide_position_by_sqrt_units": True},
@@ -254,7 +258,7 @@ SCALES = {
         {
             "score": "general",
             "align": "local_p",
-            "general_scale": 8**-0.5,
+            "score_scale": 8**-0.5,
             "position_scale": 8**-0.5,
         },
     ),

@@ -11,10 +11,10 @@ it reaches on a 2-core CPU). Args (comma-separated, `translate.py:model=transfor
   cross-attention; set them apart with --config.model.cross_attention=... etc.);
   window=D (local kinds; luong local half-window)
 - cell=gru|lstm (rnn)
-- luong_scales: Luong's general score divided by sqrt(d) and local-p's position pre-activation
-  by sqrt(units) (`attention.scores.General`, `attention.positions.Centre`: without them the
-  softmax and p_t saturate early in training and general, local-m and local-p mostly fail to
-  learn); off by default: the paper's formulas
+- luong_scales: Luong's dot and general scores divided by sqrt(d) and local-p's position
+  pre-activation by sqrt(units) (`attention.scores.General`, `attention.positions.Centre`:
+  without them the softmax and p_t saturate early in training and whether a run learns depends
+  on its seed); off by default: the paper's formulas
 - data=synthetic|tsv|parallel|tfds, path=FILE (tsv: "source<TAB>target" lines; parallel: a
   pattern like /data/{split}.{lang}), tfds=NAME (e.g. wmt14_translate/de-en), reverse
   (translate the second column / target language into the first)

@@ -14,12 +14,12 @@ Args: ``small`` (the config's ``small`` run: 500 steps on 10k short pairs; one s
 ``path=FILE`` trains on that TSV corpus instead of the embedded one (no gold alignments there,
 so no AER).
 
-The Luong points use the config's ``luong_scales``: the general score divided by sqrt(d) and
-local-p's position pre-activation by sqrt(units), the opt-in options that let general, local-m
-and local-p learn (``attention.scores.General``, ``attention.positions.Centre``). Without them
-those three saturate early and mostly fail (README, Studies). The local variants use the
-half-window D = 16 source pieces, at which they learn within the small variant's 500 steps; at
-the config's D = 8 they learn more slowly (README, Studies).
+The Luong points use the config's ``luong_scales``: the dot and general scores divided by
+sqrt(d) and local-p's position pre-activation by sqrt(units) (``attention.scores.General``,
+``attention.positions.Centre``). Without these opt-in options the rows saturate early and
+whether dot, general, local-m or local-p learn depends on the seed (README, Studies). The
+local variants use the half-window D = 16 source pieces, at which they learn within the small
+variant's 500 steps; at the config's D = 8 they learn more slowly (README, Studies).
 """
 
 from experiments.study import Study, parse_variant

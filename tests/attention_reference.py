@@ -156,15 +156,15 @@ def additive(q, k, v, w, *, g=None, b=None, mask=None, is_causal: bool = False):
     return attention(logits, v, mask, causal(q.shape[-3], k.shape[-3]) if is_causal else None)
 
 
-def luong_logits(q, k, *, score: str, params=None) -> np.ndarray:
-    """Luong et al. 2015 scores per head: dot ``h_t^T h_s``; general ``h_t^T W_a h_s``;
-    concat ``v_a^T tanh(W_1 h_t + W_2 h_s)``."""
+def luong_logits(q, k, *, score: str, params=None, score_scale: float = 1.0) -> np.ndarray:
+    """Luong et al. 2015 scores per head: dot ``h_t^T h_s``; general ``h_t^T W_a h_s`` (both
+    times ``score_scale``); concat ``v_a^T tanh(W_1 h_t + W_2 h_s)``."""
     p = {name: f64(x) for name, x in (params or {}).items()}
     q, k = f64(q), f64(k)
     if score == "dot":
-        return np.einsum("...qhd,...khd->...hqk", q, k)
+        return score_scale * np.einsum("...qhd,...khd->...hqk", q, k)
     if score == "general":
-        return np.einsum("...qhd,hde,...khe->...hqk", q, p["w_general"], k)
+        return score_scale * np.einsum("...qhd,hde,...khe->...hqk", q, p["w_general"], k)
     if score == "concat":
         hidden = np.tanh(
             np.einsum("...qhd,hdu->...qhu", q, p["w_query"])[..., :, None, :, :]
@@ -174,12 +174,11 @@ def luong_logits(q, k, *, score: str, params=None) -> np.ndarray:
     raise ValueError(score)
 
 
-def luong_position(q, params, source_len) -> np.ndarray:
-    """local-p: ``p_t = S * sigmoid(v_p^T tanh(W_p h_t))``, ``[..., H, Tq, 1]``."""
+def luong_position(q, params, source_len, position_scale: float = 1.0) -> np.ndarray:
+    """local-p: ``p_t = S * sigmoid(position_scale * v_p^T tanh(W_p h_t))``, ``[..., H, Tq, 1]``."""
     hidden = np.tanh(np.einsum("...qhd,hdu->...qhu", f64(q), f64(params["w_position"])))
-    fraction = 1.0 / (
-        1.0 + np.exp(-np.einsum("...qhu,hu->...hq", hidden, f64(params["v_position"])))
-    )
+    pre = position_scale * np.einsum("...qhu,hu->...hq", hidden, f64(params["v_position"]))
+    fraction = 1.0 / (1.0 + np.exp(-pre))
     return f64(source_len) * fraction[..., None]
 
 
@@ -195,14 +194,17 @@ def luong(
     mask=None,
     is_causal: bool = False,
     query_positions=None,
+    score_scale: float = 1.0,
+    position_scale: float = 1.0,
 ):
     """Luong attention ``(out, weights)``.
 
     global: softmax over all (allowed) keys. local-m: over keys ``|s - t| <= D`` with ``t`` the
     query position. local-p: over keys ``|s - p_t| <= D``, ``S`` = the row's allowed keys, then
-    times ``exp(-(s - p_t)^2 / (2 sigma^2))``, ``sigma = D / 2``.
+    times ``exp(-(s - p_t)^2 / (2 sigma^2))``, ``sigma = D / 2``. ``score_scale`` multiplies
+    the dot and general scores, ``position_scale`` local-p's pre-activation (both 1 in the paper).
     """
-    logits = luong_logits(q, k, score=score, params=params)
+    logits = luong_logits(q, k, score=score, params=params, score_scale=score_scale)
     tq, tk = q.shape[-3], k.shape[-3]
     allowed_ = allowed(logits.shape, mask, causal(tq, tk) if is_causal else None)
     s = np.arange(tk, dtype=np.float64)
@@ -213,7 +215,7 @@ def luong(
         p_t = f64(t)[..., None, :, None]  # [..., 1, Tq, 1]
         return attention(logits, v, allowed_, np.abs(s - p_t) <= window)
     assert align == "local_p", align
-    p_t = luong_position(q, params, allowed_.sum(axis=-1, keepdims=True))
+    p_t = luong_position(q, params, allowed_.sum(axis=-1, keepdims=True), position_scale)
     weights = softmax(logits, allowed_ & (np.abs(s - p_t) <= window))
     weights = weights * np.exp(-((s - p_t) ** 2) / (2.0 * (window / 2.0) ** 2))
     return context(weights, v), weights

@@ -227,3 +227,67 @@ def test_luong_bfloat16_keeps_scores_and_softmax_in_float32():
     err_bf16 = np.abs(ref.bf16_everywhere(logits, v) - expected)
     assert err.max() < 2e-2
     assert err.mean() < err_bf16.mean() / 2, (err.mean(), err_bf16.mean())
+
+
+# Opt-in scales against training saturation (scores.Dot, scores.General, positions.Centre), each as
+# ``(module options, reference options)``; the depth is 8 and the centre network 8 units wide.
+SCALES = {
+    "dot_by_sqrt_depth": (
+        {"score": "dot", "divide_by_sqrt_depth": True},
+        {"score": "dot", "score_scale": 8**-0.5},
+    ),
+    "general_by_sqrt_depth": (
+        {"score": "general", "divide_by_sqrt_depth": True},
+        {"score": "general", "score_scale": 8**-0.5},
+    ),
+    "local_p_general_by_sqrt_depth": (
+        {"score": "general", "align": "local_p", "divide_by_sqrt_depth": True},
+        {"score": "general", "align": "local_p", "score_scale": 8**-0.5},
+    ),
+    "local_p_position_by_sqrt_units": (
+        {"score": "dot", "align": "local_p", "divide_position_by_sqrt_units": True},
+        {"score": "dot", "align": "local_p", "position_scale": 8**-0.5},
+    ),
+    "local_p_both": (
+        {
+            "score": "general",
+            "align": "local_p",
+            "divide_by_sqrt_depth": True,
+            "divide_position_by_sqrt_units": True,
+        },
+        {
+            "score": "general",
+            "align": "local_p",
+            "score_scale": 8**-0.5,
+            "position_scale": 8**-0.5,
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SCALES))
+def test_luong_scales_on_are_the_scaled_formula_and_off_is_the_paper_bit_for_bit(case):
+    """On: the reference with the score times 1/sqrt(d), or local-p's pre-activation times
+    1/sqrt(units). Off (False): the very arrays of the options' absence, the paper's formula."""
+    options, reference = SCALES[case]
+    q, k, v = _qkv(12, (2,), 6, 9, 1, 1)
+    q = q * 4.0  # large enough scores and pre-activations that a missed scale shows
+    key_padding = np.ones((2, 1, 1, 9), bool)
+    key_padding[1, ..., 5:] = False
+    module = LuongAttention(window=2, **options)
+    params = _init(module, 6, q, k, v)["params"]
+    expected, expected_weights = ref.luong(
+        q, k, v, window=2, params=params, mask=key_padding, **reference
+    )
+    out, weights = _apply(module, params, q, k, v, key_padding)
+    np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
+    np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
+    paper = {key: value for key, value in options.items() if key in ("score", "align")}
+    off = {key: (False if value is True else value) for key, value in options.items()}
+    paper_out, paper_weights = _apply(
+        LuongAttention(window=2, **paper), params, q, k, v, key_padding
+    )
+    off_out, off_weights = _apply(LuongAttention(window=2, **off), params, q, k, v, key_padding)
+    np.testing.assert_array_equal(off_out, paper_out)
+    np.testing.assert_array_equal(off_weights, paper_weights)
+    assert np.abs(np.asarray(paper_weights) - np.asarray(weights)).max() > 1e-3

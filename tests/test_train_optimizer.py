@@ -2,12 +2,15 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from attn_research.train import config as config_lib
-from attn_research.train import optimizer
+from attn_research.train import optimizer, steps
 
 
 def _opt(**changes):
@@ -88,3 +91,38 @@ def test_schedule_counts_updates_with_accumulation():
     # 8 train steps of warmup are 2 updates: step 4 is update 1, half way up.
     assert float(schedule(4)) == pytest.approx(0.5)
     assert float(schedule(80)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_halving_keeps_the_peak_then_halves_after_and_every():
+    """Luong et al. 2015: the rate halved after `after` updates, then after every `every`."""
+    opt = _opt(learning_rate=1.0, schedule="halving")
+    schedule = optimizer.make_schedule(opt, total_updates=100, warmup_updates=0, halving=(8, 3))
+    expected = {0: 1.0, 7: 1.0, 8: 0.5, 10: 0.5, 11: 0.25, 14: 0.125, 99: 0.5 ** (1 + 91 // 3)}
+    for t, rate in expected.items():
+        assert float(schedule(t)) == pytest.approx(rate, rel=1e-6), t
+    # With gradient accumulation the halving counts updates, like the other schedules.
+    _, by_step = optimizer.make_optimizer(opt, 100, 0, halving=(8, 4))
+    assert float(by_step(7)) == 1.0 and float(by_step(8)) == 0.5 and float(by_step(12)) == 0.25
+    opt.grad_accum_steps = 2
+    _, by_step = optimizer.make_optimizer(opt, 100, 0, halving=(8, 4))
+    assert [float(by_step(t)) for t in (7, 8, 11, 12)] == [1.0, 0.5, 0.5, 0.25]
+
+
+def test_init_uniform_redraws_every_parameter_in_the_range():
+    class Task:
+        def init_params(self, model, rng, config):
+            del model, config
+            return {"w": jax.random.normal(rng, (64, 32)) * 10.0, "b": jnp.zeros((4096,))}
+
+    config = ml_collections.ConfigDict({"init_uniform": 0.1})
+    init = steps.make_init(Task(), None, optax.sgd(1.0), config)
+    state, again = init(jax.random.key(3)), init(jax.random.key(3))
+    for name, x in state.params.items():
+        x = np.asarray(x)
+        assert np.abs(x).max() <= 0.1 and np.abs(x).max() > 0.099, name
+        assert abs(x.mean()) < 0.01 and np.std(x) == pytest.approx(0.1 / math.sqrt(3), rel=0.05)
+        np.testing.assert_array_equal(x, again.params[name])
+    assert not np.array_equal(state.params["w"][:32].ravel(), state.params["b"][:1024])
+    config.init_uniform = 0.0  # the task's own parameters
+    own = steps.make_init(Task(), None, optax.sgd(1.0), config)(jax.random.key(3))
+    assert not np.any(own.params["b"]) and np.abs(own.params["w"]).max() > 1.0

@@ -1,6 +1,7 @@
 """End to end: tiny translation runs of each model family through `train_and_evaluate`."""
 
 import json
+import math
 
 import pytest
 import tensorflow_datasets as tfds
@@ -22,6 +23,9 @@ def test_rnn_bahdanau_tiny(tmp_path):
     for key in ("eval/loss", "eval/bleu", "eval/chrf", "eval/aer", "eval/bleu_len_0-9"):
         assert key in summary["eval"], key
     assert 0.0 <= summary["eval"]["eval/aer"] <= 1.0
+    assert 0.0 <= summary["eval"]["eval/attention_peaked_share"] <= 1.0
+    assert 0.0 < summary["eval"]["eval/attention_entropy"] < math.log(32)
+    assert "eval/centre_fraction_mean" not in summary["eval"]  # no position model
     assert summary["train"]["train/loss"] < 4.5  # from ln(128) = 4.85
     run = tmp_path / "run"
     assert (run / "figures" / "attention_0_step_30.png").stat().st_size > 1000
@@ -33,6 +37,19 @@ def test_rnn_bahdanau_tiny(tmp_path):
     # Without a cache_dir, the tokenizer trained for the run is kept in its workdir.
     assert len(list(run.glob("spm_*.model"))) == 1
     assert json.loads((run / "config.json").read_text())["data"]["cache_dir"] == str(run)
+
+
+def test_rnn_luong_local_p_with_scales_logs_its_centres(tmp_path):
+    config = translate.get_config("model=rnn,attention=luong_local_p,luong_scales,tiny")
+    assert config.model.attention_options.to_dict() == {
+        "divide_by_sqrt_depth": True,
+        "divide_position_by_sqrt_units": True,
+    }
+    summary = train_and_evaluate(config, str(tmp_path / "run"))
+    quantiles = [summary["eval"][f"eval/centre_fraction_q{q}"] for q in (10, 50, 90)]
+    assert 0.0 <= quantiles[0] <= quantiles[1] <= quantiles[2] <= 1.0
+    assert 0.0 <= summary["eval"]["eval/centre_fraction_mean"] <= 1.0
+    assert "eval/attention_entropy" in summary["eval"]
 
 
 def test_transformer_tiny_on_mock_tfds(tmp_path):

@@ -20,7 +20,8 @@ Rules (True = may attend; padding masks are combined with them by the caller):
                     caller's token grid (Ramachandran et al. 2019)
     luong_local_m:  |j - t| <= D, the window(D, D) around p_t = t (Luong et al. 2015)
     luong_local_p:  |j - p_t| <= D with p_t = S sigmoid(v_p^T tanh(W_p h_t)), and the weights
-                    times exp(-(j - p_t)^2 / (2 sigma^2)), sigma = D / 2 (Luong et al. 2015)
+                    times exp(-(j - p_t)^2 / (2 sigma^2)), sigma = D / 2 (Luong et al. 2015);
+                    divide_position_by_sqrt_units=True: sigmoid(v_p^T tanh(W_p h_t) / sqrt(U))
 
 To add a rule: a dataclass here (or in its own file) and one ``register`` line below.
 """
@@ -226,6 +227,7 @@ class LuongLocalP(Positions):
 
     half_width: int
     units: int | None = None
+    divide_position_by_sqrt_units: bool = False
     is_causal: bool = False
     name = "luong_local_p"
     predicts_centre = True
@@ -238,7 +240,8 @@ class LuongLocalP(Positions):
     def predict_centre(self, q, mask, tk):
         if self.is_causal:
             mask = masks_lib.combine(mask, masks_lib.causal_mask(q.shape[-3], tk))
-        return Centre(self.units, name="centre")(q, mask, tk)
+        centre = Centre(self.units, self.divide_position_by_sqrt_units, name="centre")
+        return centre(q, mask, tk)
 
     def weight(self, k_pos, centre):
         sigma = self.half_width / 2.0
@@ -248,19 +251,34 @@ class LuongLocalP(Positions):
         return dataclasses.replace(self, is_causal=True)
 
 
-def luong_local_p(window: int = 10, units: int | None = None) -> LuongLocalP:
-    """Luong's local-p with half-width ``D = window`` (``units``: the centre network's size)."""
-    return LuongLocalP(checks.check_positive_int("window", window), units)
+def luong_local_p(
+    window: int = 10, units: int | None = None, divide_position_by_sqrt_units: bool = False
+) -> LuongLocalP:
+    """Luong's local-p with half-width ``D = window`` (``units``: the centre network's size;
+    ``divide_position_by_sqrt_units``: see ``Centre``)."""
+    return LuongLocalP(
+        checks.check_positive_int("window", window), units, bool(divide_position_by_sqrt_units)
+    )
 
 
 class Centre(nn.Module):
-    """local-p's aligned position ``p_t = S sigmoid(v_p^T tanh(W_p h_t))``, float32.
+    """local-p's aligned position ``p_t = S sigmoid(v_p^T tanh(W_p h_t))``, float32 (Luong et
+    al. 2015), or ``S sigmoid(v_p^T tanh(W_p h_t) / sqrt(U))`` with ``divide_by_sqrt_units``.
+
+    The pre-activation sums ``U`` (``units``) terms. Adam moves each ``v_p`` entry by about the
+    learning rate per step, whatever its gradient's size, so the sum moves by about ``U`` times
+    the learning rate: within tens of steps the sigmoid saturates and ``p_t`` is pinned near
+    one end of the sentence for most rows, where the window no longer follows the alignment.
+    Dividing by ``sqrt(U)`` keeps the pre-activation's moves (and its init, ``v_p`` of variance
+    ``1 / U``) of order one. Off by default: the paper's formula.
 
     ``q [batch..., Tq, H, D]`` and the key mask ``[batch..., H|1, Tq|1, Tk]`` (S counts each
-    row's allowed keys) -> ``[batch..., H, Tq, 1]``.
+    row's allowed keys) -> ``[batch..., H, Tq, 1]``. ``p_t / S [batch..., H, Tq]`` is sown as
+    ``position_fraction`` in 'intermediates' (for diagnostics).
     """
 
     units: int | None = None
+    divide_by_sqrt_units: bool = False
 
     @nn.compact
     def __call__(self, q: Array, mask: Array | None, tk: int) -> Array:
@@ -270,7 +288,12 @@ class Centre(nn.Module):
         w_p = self.param("w_position", init, (heads, depth, units))
         v_p = self.param("v_position", nn.initializers.normal(units**-0.5), (heads, units))
         hidden = jnp.tanh(jnp.einsum("...qhd,hdu->...qhu", q, w_p).astype(jnp.float32))
-        fraction = jax.nn.sigmoid(jnp.einsum("...qhu,hu->...hq", hidden, v_p))[..., None]
+        logit = jnp.einsum("...qhu,hu->...hq", hidden, v_p)
+        if self.divide_by_sqrt_units:
+            logit = logit / jnp.sqrt(jnp.float32(units))
+        fraction = jax.nn.sigmoid(logit)
+        self.sow("intermediates", "position_fraction", fraction)
+        fraction = fraction[..., None]
         if mask is None:
             return fraction * jnp.float32(tk)
         keys = jnp.broadcast_to(mask, (*mask.shape[:-1], tk))  # a [.., Tq, 1] mask pads no key

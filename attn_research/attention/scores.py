@@ -9,6 +9,7 @@ blocks of neighbours (any leading axes are batch axes).
     dot:      e_ij = scale * q_i . k_j, scale 1/sqrt(d) by default (Vaswani et al. 2017;
               scale=1 is Luong et al. 2015's dot)
     general:  e_ij = scale * q_i^T W_a k_j, scale 1 by default (Luong et al. 2015)
+    (dot and general: divide_by_sqrt_depth=True divides e_ij by sqrt(d) too; opt-in, see General)
     additive: e_ij = w^T tanh(q_i + k_j) (Bahdanau et al. 2014, where q = W s, k = U h come from
               the caller's projections); normalize=True uses w <- g w / ||w|| and a bias b in
               the tanh (Salimans & Kingma 2016's weight normalization, as TF-Addons)
@@ -53,21 +54,38 @@ def additive_scores(q: Array, k: Array, score_vector: Array) -> Array:
     return logits.reshape(*logits.shape[:-4], heads, *logits.shape[-2:])
 
 
+def _depth_scaled(scale: float, depth: int, divide_by_sqrt_depth: bool) -> float:
+    """``scale``, divided by ``sqrt(depth)`` if asked."""
+    return scale / math.sqrt(depth) if divide_by_sqrt_depth else scale
+
+
 class Dot(nn.Module):
-    """``scale * q . k``; ``scale`` None is ``1 / sqrt(D)``."""
+    """``scale * q . k``; ``scale`` None is ``1 / sqrt(D)``; ``divide_by_sqrt_depth`` divides
+    by ``sqrt(D)`` once more (for Luong's dot, whose scale is 1: see General)."""
 
     scale: float | None = None
+    divide_by_sqrt_depth: bool = False
     has_params = False
 
     def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
-        scale = 1.0 / math.sqrt(q.shape[-1]) if self.scale is None else self.scale
-        return q, k, kernels.ScaledDot(scale)
+        depth = q.shape[-1]
+        scale = 1.0 / math.sqrt(depth) if self.scale is None else self.scale
+        return q, k, kernels.ScaledDot(_depth_scaled(scale, depth, self.divide_by_sqrt_depth))
 
 
 class General(nn.Module):
-    """``scale * q^T W_a k`` with one ``W_a [D, D]`` per head."""
+    """``e_ij = scale * q_i^T W_a k_j`` with one ``W_a [D, D]`` per head (Luong et al. 2015).
+
+    ``divide_by_sqrt_depth`` (off by default: the paper's score) divides the logits by
+    ``sqrt(D)`` as Vaswani et al. 2017 do for dot products. Unscaled, ``q^T W_a k`` sums D
+    products whose size grows as the keys' norm does in training: the rows' logit ranges grow,
+    the softmax saturates on one key (often a sentence's first or end-of-sentence position,
+    which a bidirectional encoder makes a summary of) and a saturated row passes almost no
+    gradient, so that whether a run escapes depends on its seed.
+    """
 
     scale: float = 1.0
+    divide_by_sqrt_depth: bool = False
     has_params = True
 
     @nn.compact
@@ -75,7 +93,7 @@ class General(nn.Module):
         heads, depth = q.shape[-2:]
         w_a = self.param("w_general", _INIT, (heads, depth, depth))
         q = jnp.einsum("...qhd,hde->...qhe", q, w_a)
-        return q, k, kernels.ScaledDot(self.scale)
+        return q, k, kernels.ScaledDot(_depth_scaled(self.scale, depth, self.divide_by_sqrt_depth))
 
 
 class Additive(nn.Module):

@@ -51,7 +51,7 @@ class Tokens:
 
 @functools.partial(
     jax.tree_util.register_dataclass,
-    data_fields=["weights"],
+    data_fields=["weights", "centre_fraction"],
     meta_fields=["name", "queries", "keys"],
 )
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +62,16 @@ class AttentionMap:
       name: where it is, e.g. ``encoder/layer1``, ``decoder/cross/layer2``, ``readout``.
       weights: float32 ``[B, H, Tq, Tk]``, rows summing to 1 (0 for rows with no key).
       queries, keys: what each of the ``Tq`` and ``Tk`` positions is.
+      centre_fraction: float32 ``[B, H, Tq]``, each query's predicted window centre as a
+        fraction of its keys, ``p_t / S`` (Luong's local-p); None for attention without a
+        position model.
     """
 
     name: str
     weights: jax.Array
     queries: Tokens
     keys: Tokens
+    centre_fraction: jax.Array | None = None
 
     def __post_init__(self):
         shape = getattr(self.weights, "shape", None)

@@ -17,7 +17,8 @@ and called step by step when decoding, with the same parameters. Its attention:
 
 The decoder starts from ``s_0 = tanh(W_s [h->_S; h<-_1])``. Padding (id 0) is masked out of the
 encoder (sequence lengths) and of every attention. Attention weights ``[B, T, S]`` are sown
-in 'intermediates' as ``alignment``.
+in 'intermediates' as ``alignment``; local-p's ``p_t / S`` (``attention.positions.Centre``)
+is sown at each step and gathered over the target, ``[B, T, 1, 1]``.
 """
 
 from __future__ import annotations
@@ -236,12 +237,18 @@ class RnnTranslator(nn.Module):
             {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
         )
         (weights_BTS,) = variables["intermediates"]["alignment"]
+        sown = variables["intermediates"].get("decoder", {}).get(PRESETS[self.attention], {})
+        fraction = None
+        if "centre" in sown:
+            (fraction_BT11,) = sown["centre"]["position_fraction"]
+            fraction = fraction_BT11[:, :, 0, 0][:, None]
         return [
             maps.AttentionMap(
                 "decoder/attention",
                 weights_BTS[:, None],
                 maps.Tokens.text("target", target_in_BT.shape[1]),
                 maps.Tokens.text("source", source_BS.shape[1]),
+                fraction,
             )
         ]
 
@@ -253,6 +260,7 @@ class RnnTranslator(nn.Module):
         scan = nn.scan(
             lambda cell, carry, y, mem: cell(carry, y, mem),
             variable_broadcast="params",
+            variable_axes={"intermediates": 1},
             split_rngs={"params": False},
             in_axes=(1, nn.broadcast),
             out_axes=1,

@@ -17,9 +17,13 @@ decoder per bucket) and reports sacrebleu BLEU and chrF on detokenized text, BLE
 length (buckets from the lower edges `decode.length_buckets`, in words), and, for models with
 attention on a corpus with gold alignments, the AER of the teacher-forced attention on the
 reference (word level; the Transformer's cross-attention averaged over heads in layer
-`decode.alignment_layer`, default the last, and AER of every layer as `aer_layer<i>`). It
-logs example translations, writes them to `<workdir>/translations/step_<step>.txt`, and draws
-attention heatmaps and BLEU by length into `<workdir>/figures/`, with the attention explorer
+`decode.alignment_layer`, default the last, and AER of every layer as `aer_layer<i>`). On the
+same `decode.aer_examples` pairs (any corpus) it reports the attention's row statistics
+(`evaluation.attention_statistics`: `attention_entropy`, `attention_peaked_share`, and for
+local-p `centre_fraction_mean` and quantiles), per layer like AER, so that a collapsing
+attention shows in TensorBoard at each evaluation (`eval_every_steps`). It logs example
+translations, writes them to `<workdir>/translations/step_<step>.txt`, and draws attention
+heatmaps and BLEU by length into `<workdir>/figures/`, with the attention explorer
 `figures/explorer.html` of the first `decode.num_figures` pairs: every map the model exposes
 (each decoder layer's cross-attention) and each of its heads, read and put in words by
 `tasks.translation_attention` as the predictor's explorer is.
@@ -44,7 +48,8 @@ from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu, explorer
-from attn_research.models import fields, rnn_translator, transformer_translator
+from attn_research.evaluation.attention_statistics import AttentionStatistics
+from attn_research.models import fields, maps, rnn_translator, transformer_translator
 from attn_research.models.translator import TranslatorFamily
 from attn_research.tasks import translation_attention, translation_decoding
 
@@ -54,6 +59,15 @@ FAMILIES: dict[str, tuple[TranslatorFamily, type[nn.Module]]] = {
     "rnn": (rnn_translator, rnn_translator.RnnTranslator),
     "transformer": (transformer_translator, transformer_translator.TransformerTranslator),
 }
+
+
+def _attention_maps(model: nn.Module, params, source_BS, target_in_BT) -> list[maps.AttentionMap]:
+    """The model's teacher-forced attention maps over the source (``models.maps``)."""
+    return model.attention_maps(params, source_BS, target_in_BT)
+
+
+# Compiled once per model and batch shape, whatever the number of evaluations.
+_ATTENTION_MAPS = jax.jit(_attention_maps, static_argnums=0)
 
 
 class TranslationTask(tasks.Task):
@@ -195,15 +209,17 @@ class TranslationEvaluator:
         n = min(len(arrays["index"]), max(decode.aer_examples, decode.num_figures))
         if n == 0 or self._config.model.get("attention") == "none":
             return {}, []
-        weights = []
+        weights, statistics = [], None
         for start in range(0, n, decode.batch_size):
             part = slice(start, min(start + decode.batch_size, n))
             source, target_in = arrays["source"][part], arrays["target_in"][part]
-            average, _ = translation_attention.cross_attention(
-                model, params, source, target_in, False
-            )
-            weights.append(np.asarray(average))
-        weights = np.concatenate(weights, axis=1)
+            attention = _ATTENTION_MAPS(model, params, source, target_in)
+            statistics = statistics or [AttentionStatistics() for _ in attention]
+            valid_BT = arrays["target_out"][part] != tokenizer_lib.PAD_ID
+            for stats, each in zip(statistics, attention):
+                stats.add(each.weights, valid_BT, each.centre_fraction)
+            weights.append(np.stack([np.asarray(each.weights).mean(axis=1) for each in attention]))
+        weights = np.concatenate(weights, axis=1)  # [maps, n, T, S], heads averaged
         layers = weights.shape[0]
         words = []
         for layer in range(layers):
@@ -219,6 +235,11 @@ class TranslationEvaluator:
             )
         chosen = words[decode.alignment_layer % layers]
         metrics = {}
+        for layer, stats in enumerate(statistics):
+            for key, value in stats.result().items():
+                metrics[f"{key}_layer{layer}" if layers > 1 else key] = value
+                if layers > 1 and layer == decode.alignment_layer % layers:
+                    metrics[key] = value
         gold = self._split.alignments
         if gold is not None:
             count = min(n, decode.aer_examples)

@@ -8,7 +8,8 @@ itself; any other top-level key is an error.
 Durations come in pairs, `<name>_steps` or `<name>_epochs`, at most one of each set, resolved at
 run time by `durations.resolve_durations` (see there for the defaults):
 `total_*` (exactly one), `log_every_*`, `eval_every_*`, `checkpoint_every_*`,
-`optimizer.warmup_*`.
+`optimizer.warmup_*`, and the `halving` schedule's `optimizer.halve_after_*` and
+`optimizer.halve_every_*`.
 """
 
 import difflib
@@ -18,11 +19,19 @@ import ml_collections
 from ml_collections.config_dict import placeholder
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "inverse_sqrt")
+SCHEDULES = ("constant", "cosine", "inverse_sqrt", "halving")
 DTYPES = ("float32", "bfloat16")
 BEST_MODES = ("max", "min")
 # The `<name>_steps` / `<name>_epochs` pairs, by their paths without the suffix.
-DURATIONS = ("total", "log_every", "eval_every", "checkpoint_every", "optimizer.warmup")
+DURATIONS = (
+    "total",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "optimizer.warmup",
+    "optimizer.halve_after",
+    "optimizer.halve_every",
+)
 
 
 def _duration(config: ml_collections.ConfigDict, name: str) -> None:
@@ -39,14 +48,18 @@ def default_config() -> ml_collections.ConfigDict:
     config.dtype = "float32"  # Compute dtype handed to the task's model; params stay float32.
     config.batch_size = 128  # Global examples per train step, over all processes.
     config.eval_batch_size = placeholder(int)  # Defaults to batch_size.
-    for name in DURATIONS[:-1]:
-        _duration(config, name)
+    for name in DURATIONS:
+        if "." not in name:
+            _duration(config, name)
     config.keep_checkpoints = 3  # Newest checkpoints kept on disk.
     # The best checkpoint by an eval metric (e.g. "eval/bleu"; "" keeps none), apart from the
     # newest ones (`train.best`); best_mode "max" or "min".
     config.best_metric = ""
     config.best_mode = "max"
     config.early_stopping_evals = 0  # Evaluations without a new best that end the run; 0: off.
+    # > 0: every parameter drawn uniformly from [-init_uniform, init_uniform] instead of by the
+    # model's initializers (Sutskever et al. 2014, Luong et al. 2015 use 0.1); 0: the model's.
+    config.init_uniform = 0.0
 
     config.optimizer = ml_collections.ConfigDict()
     opt = config.optimizer
@@ -54,6 +67,10 @@ def default_config() -> ml_collections.ConfigDict:
     opt.learning_rate = 1e-3  # Peak learning rate.
     opt.schedule = "cosine"  # One of SCHEDULES, after a linear warmup.
     _duration(opt, "warmup")
+    # halving: the peak, halved after halve_after_* and again every halve_every_* (default 1
+    # epoch) after that (Luong et al. 2015).
+    _duration(opt, "halve_after")
+    _duration(opt, "halve_every")
     opt.end_learning_rate_fraction = 0.0  # Cosine decays to this fraction of the peak.
     opt.b1 = 0.9
     opt.b2 = 0.999
@@ -191,6 +208,7 @@ def check_config(
         "optimizer.eps",
         "optimizer.momentum",
         "optimizer.end_learning_rate_fraction",
+        "init_uniform",
         allow_zero=True,
     )
     return merged

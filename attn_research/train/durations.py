@@ -26,6 +26,9 @@ class Durations:
       eval_every: steps between evaluations; the run also evaluates at its end.
       checkpoint_every: steps between checkpoints; the run also saves at its end.
       warmup_steps: learning-rate warmup length (default 0).
+      halve_after: steps before the `halving` schedule first halves the learning rate (default
+        the whole run: never).
+      halve_every: steps between its later halvings (default one epoch).
     """
 
     steps_per_epoch: int
@@ -34,6 +37,8 @@ class Durations:
     eval_every: int
     checkpoint_every: int
     warmup_steps: int
+    halve_after: int
+    halve_every: int
 
 
 def _steps(
@@ -133,4 +138,9 @@ def resolve_durations(config: ml_collections.ConfigDict, num_train_examples: int
         eval_every=interval("eval_every", total),
         checkpoint_every=interval("checkpoint_every", total),
         warmup_steps=_steps(config.optimizer, "warmup", "optimizer.", steps_per_epoch, 0),
+        halve_after=_steps(config.optimizer, "halve_after", "optimizer.", steps_per_epoch, total),
+        halve_every=max(
+            _steps(config.optimizer, "halve_every", "optimizer.", steps_per_epoch, steps_per_epoch),
+            1,
+        ),
     )

@@ -16,7 +16,10 @@ from attn_research.train import paths
 
 
 def make_schedule(
-    opt: ml_collections.ConfigDict, total_updates: int, warmup_updates: int
+    opt: ml_collections.ConfigDict,
+    total_updates: int,
+    warmup_updates: int,
+    halving: tuple[int, int] = (0, 1),
 ) -> optax.Schedule:
     """Linear warmup from 0 to `opt.learning_rate`, then `opt.schedule`.
 
@@ -24,12 +27,15 @@ def make_schedule(
       opt: the `config.optimizer` sub-config.
       total_updates: optimizer updates in the run.
       warmup_updates: updates of linear warmup.
+      halving: `(after, every)` updates of the halving schedule.
 
     Returns:
       A schedule mapping the update count to the learning rate:
       constant: the peak; cosine: cosine decay to `end_learning_rate_fraction` of the peak at
       `total_updates`; inverse_sqrt: peak / sqrt(1 + t / max(warmup_updates, 1)) for t updates
-      after warmup (Vaswani et al., 2017).
+      after warmup (Vaswani et al., 2017); halving: peak * 0.5^n at update t, with
+      n = 0 before `after` and n = 1 + (t - after) // every from then on (Luong et al. 2015:
+      halved after epoch 8, then after every epoch).
     """
     peak = opt.learning_rate
     decay_updates = max(total_updates - warmup_updates, 1)
@@ -39,6 +45,13 @@ def make_schedule(
         decay = optax.cosine_decay_schedule(
             peak, decay_updates, alpha=opt.end_learning_rate_fraction
         )
+    elif opt.schedule == "halving":
+        after, every = halving
+
+        def decay(count: jax.Array) -> jax.Array:
+            halvings = jnp.where(count < after, 0, 1 + (count - after) // every)
+            return peak * 0.5**halvings
+
     else:  # inverse_sqrt; names are checked by config.check_config.
 
         def decay(count: jax.Array) -> jax.Array:
@@ -59,7 +72,10 @@ def decay_mask(params: Any, no_decay: str) -> Any:
 
 
 def make_optimizer(
-    opt: ml_collections.ConfigDict, total_steps: int, warmup_steps: int
+    opt: ml_collections.ConfigDict,
+    total_steps: int,
+    warmup_steps: int,
+    halving: tuple[int, int] = (0, 1),
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """Builds the optimizer of `config.optimizer` for a run of `total_steps` train steps.
 
@@ -67,13 +83,15 @@ def make_optimizer(
       opt: the `config.optimizer` sub-config.
       total_steps: train steps in the run.
       warmup_steps: train steps of warmup.
+      halving: `(after, every)` train steps of the halving schedule.
 
     Returns:
       The gradient transformation (clipping, weight decay, the named optimizer, the schedule,
       gradient accumulation) and its schedule as a function of the *train step*.
     """
     k = opt.grad_accum_steps
-    schedule = make_schedule(opt, total_steps // k, warmup_steps // k)
+    halving_updates = (halving[0] // k, max(halving[1] // k, 1))
+    schedule = make_schedule(opt, total_steps // k, warmup_steps // k, halving_updates)
     mask = lambda params: decay_mask(params, opt.no_decay)
     parts = []
     if opt.grad_clip_norm:

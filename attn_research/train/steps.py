@@ -30,10 +30,22 @@ class TrainState:
 def make_init(
     task: Task, model: nn.Module, tx: optax.GradientTransformation, config: Any
 ) -> Callable[[jax.Array], TrainState]:
-    """Returns `init(rng) -> TrainState` at step 0."""
+    """Returns `init(rng) -> TrainState` at step 0.
+
+    With `config.init_uniform = r > 0`, each parameter is redrawn from U[-r, r] (by its own key
+    from `rng`), whatever the model's initializers drew: Luong et al. 2015's initialization.
+    """
 
     def init(rng: jax.Array) -> TrainState:
         params = task.init_params(model, rng, config)
+        if config.init_uniform:
+            leaves, tree = jax.tree.flatten(params)
+            keys = jax.random.split(jax.random.fold_in(rng, 1), len(leaves))
+            r = config.init_uniform
+            leaves = [
+                jax.random.uniform(key, x.shape, x.dtype, -r, r) for key, x in zip(keys, leaves)
+            ]
+            params = jax.tree.unflatten(tree, leaves)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
     return init

@@ -90,7 +90,10 @@ def _prepare(
     resolved = durations.resolve_durations(config, task.num_train_examples(config))
     model = task.make_model(config)
     tx, schedule = optimizer.make_optimizer(
-        config.optimizer, resolved.total_steps, resolved.warmup_steps
+        config.optimizer,
+        resolved.total_steps,
+        resolved.warmup_steps,
+        (resolved.halve_after, resolved.halve_every),
     )
     init = steps.make_init(task, model, tx, config)
     abstract_state = jax.eval_shape(init, jax.random.key(0))

@@ -14,9 +14,18 @@ it reaches on a 2-core CPU). Args (comma-separated, `translate.py:model=transfor
 - size=small|iwslt|base|big (transformer; ``TRANSFORMER_SIZES``)
 - wmt14: the WMT14 En->De recipe of Vaswani et al. 2017 through TFDS (Transformer base unless
   size= says otherwise), for an accelerator; not run here (see ``_wmt14``)
+- luong_scales: Luong's dot and general scores divided by sqrt(d) and local-p's position
+  pre-activation by sqrt(units) (`attention.scores.General`, `attention.positions.Centre`:
+  without them the softmax and p_t saturate early in training and whether a run learns depends
+  on its seed); off by default: the paper's formulas
 - data=synthetic|tsv|parallel|tfds, path=FILE (tsv: "source<TAB>target" lines; parallel: a
   pattern like /data/{split}.{lang}), tfds=NAME (e.g. wmt14_translate/de-en), reverse
   (translate the second column / target language into the first)
+- luong2015: Luong et al. 2015's training, as close as this model allows (see `_luong2015`):
+  plain SGD at learning rate 1.0, gradients rescaled to norm 5, every parameter uniform in
+  [-0.1, 0.1], batches of 128, 12 epochs with the rate halved after epoch 8 and then after
+  every epoch, dropout 0.2, LSTM cells. Their best model:
+  `translate.py:luong2015,attention=luong_local_p,window=10` (D = 10); not run here
 - small: a minutes-long run that still learns (the studies' small variant): 500 steps; on
   the embedded corpus 10k pairs of 1-2 clauses (up to ~25 words)
 - tiny: a seconds-long run on a small corpus (the tests' variant)
@@ -33,6 +42,7 @@ What these runs reach on the 2-core CPU is measured in the README (Translation).
 
 import ml_collections
 
+from attn_research.attention import presets
 from attn_research.tasks import translation  # registers the task
 from attn_research.train import default_config, parse_arg
 
@@ -43,6 +53,15 @@ RNN_ATTENTIONS = {
     "luong_local_m": ("luong", {"score": "general", "align": "local_m"}),
     "luong_local_p": ("luong", {"score": "general", "align": "local_p"}),
 }
+# The opt-in scales that keep Luong's softmax and local-p's centre from saturating; each
+# attention gets those of its axes that take them.
+LUONG_SCALES = {"divide_by_sqrt_depth": True, "divide_position_by_sqrt_units": True}
+
+
+def _luong_scales(luong: dict) -> dict:
+    """Of LUONG_SCALES, those that the Luong attention ``luong`` (score, align) takes."""
+    taken = presets.applicable("luong", LUONG_SCALES, luong)
+    return {key: value for key, value in taken.items() if key in LUONG_SCALES}
 
 
 # Transformer sizes: embed_dim, num_heads, layers (encoder and decoder each), mlp_dim, dropout.
@@ -113,6 +132,7 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                 "score": luong.get("score", "dot"),
                 "align": luong.get("align", "global"),
                 "window": arg.window,
+                "attention_options": _luong_scales(luong) if arg.luong_scales and luong else {},
                 "dropout_rate": 0.0,
             }
         )
@@ -152,6 +172,26 @@ def _model(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ValueError(f"Config arg 'model': unknown {arg.model!r}; choose rnn or transformer")
 
 
+def _luong2015(config: ml_collections.ConfigDict) -> None:
+    """Luong, Pham & Manning 2015's training (their section 4.1), in place.
+
+    What differs, as the model is not theirs: one bidirectional LSTM layer of `model.hidden`
+    units encodes the source (theirs: 4 unidirectional layers of 1000 units over the reversed
+    source, and 4 decoder layers), sentencepiece pieces replace their 50k-word vocabularies,
+    and the key projection ``W_m h_s`` (`rnn_translator`) maps the 2H-wide encoder states to
+    the decoder's H. Durations are epochs, resolved at run time (`train.durations`).
+    """
+    config.batch_size = 128
+    config.init_uniform = 0.1
+    config.total_steps, config.total_epochs = None, 12.0
+    opt = config.optimizer
+    opt.name, opt.learning_rate, opt.momentum = "sgd", 1.0, 0.0
+    opt.warmup_steps, opt.grad_clip_norm = 0, 5.0
+    opt.schedule, opt.halve_after_epochs, opt.halve_every_epochs = "halving", 8.0, 1.0
+    if config.model.name == "rnn":
+        config.model.cell, config.model.dropout_rate = "lstm", 0.2
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The translation config; see the module docstring for the args."""
     arg = parse_arg(
@@ -160,6 +200,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         attention="bahdanau",
         window=8,
         cell="gru",
+        luong_scales=False,
+        luong2015=False,
         data="synthetic",
         path="",
         tfds="",
@@ -213,6 +255,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.decode.examples, config.decode.aer_examples = 300, 200
     if arg.wmt14:
         _wmt14(config)
+    if arg.luong2015:
+        _luong2015(config)
     return config
 
 

@@ -53,9 +53,31 @@ def test_tiny_vit_with_mixup_and_map_pooling_on_an_npz(tmp_path):
         assert json.load(f)["step"] == config.total_steps
 
 
+def test_tiny_vit_on_cluttered_mnist_scores_its_attention(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "digits.npz"
+    digits = (rng.random((96, 28, 28)) < 0.2).astype(np.uint8) * 255
+    np.savez(
+        path,
+        x_train=digits[:64],
+        y_train=np.arange(64) % 10,
+        x_test=digits[64:],
+        y_test=np.arange(32) % 10,
+    )
+    config = vit_config.get_config(f"data=cluttered_mnist,path={path},tiny")
+    assert config.model.patch == 10
+    metrics = _run(config, tmp_path / "run")
+    for name in ("layer1", "rollout", "box_cells"):
+        assert 0.0 <= metrics[f"eval/mass_in_box/{name}"] <= 1.0
+
+
 @pytest.mark.parametrize(
     "arg",
-    [f"attention={k},data={d}" for k in VIT_KINDS for d in ("cluttered", "npz", "cifar10")]
+    [
+        f"attention={k},data={d}"
+        for k in VIT_KINDS
+        for d in ("cluttered", "cluttered_mnist", "npz", "cifar10")
+    ]
     + [f"size={s}" for s in vit_config.SIZES]
     + ["pool=map,window=5"],
 )
@@ -65,7 +87,9 @@ def test_vit_configs_build(arg):
     assert config.model.pool != "token" or config.model.attention != "local_2d"
 
 
-@pytest.mark.parametrize("arg", ["", "attention=dot_product,heads=2", "data=npz", "data=cifar10"])
+@pytest.mark.parametrize(
+    "arg", ["", "attention=dot_product,heads=2", "data=npz", "data=cluttered_mnist", "data=cifar10"]
+)
 def test_cnn_configs_build(arg):
     assert cnn_config.get_config(arg).model.name == "attention_cnn"
 

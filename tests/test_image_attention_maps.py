@@ -167,3 +167,107 @@ def test_cnn_head_maps_are_its_pooling_heads():
     (readout,) = model.attention_maps(params, images)
     np.testing.assert_allclose(heads[:, 0].reshape(2, 2, 16), readout.weights[:, :, 0], rtol=1e-6)
     np.testing.assert_allclose(heads[:, 0].mean(1), maps[:, 0], rtol=1e-5)
+
+
+def _pointing_reference(cells, box, size, tolerance=1):
+    """Hit of a ``[h, w]`` map on a ``size x size`` image of square cells, by pixel geometry: the
+    maximal cells' pixels meet the box grown by ``tolerance`` cells a side (ties: the share)."""
+    h = cells.shape[0]
+    cell = size // h
+    top, left, bottom, right = np.asarray(box) + np.array([-1, -1, 1, 1]) * tolerance * cell
+    maxima = np.argwhere(cells == cells.max())
+    hits = [
+        r * cell < bottom and (r + 1) * cell > top and c * cell < right and (c + 1) * cell > left
+        for r, c in maxima
+    ]
+    return np.mean(hits)
+
+
+def _one_hot_maps(cells, grid=(6, 6)):
+    maps = np.full((len(cells), *grid), 0.01, np.float32)
+    for b, (r, c) in enumerate(cells):
+        maps[b, r, c] = 1.0
+    return maps / maps.sum(axis=(1, 2), keepdims=True)
+
+
+def test_pointing_game_hits_within_one_cell_of_the_box():
+    # 6 x 6 cells of 10 pixels; the box touches cells rows 2..3, cols 2..4.
+    box = (20, 25, 40, 45)
+    maximal = [(2, 2), (1, 1), (4, 5), (0, 2), (5, 3), (3, 0), (2, 4)]
+    expected = [1, 1, 1, 0, 0, 0, 1]  # one cell off, diagonal included: a hit; two: a miss
+    maps = _one_hot_maps(maximal)
+    boxes = np.tile(box, (len(maps), 1)).astype(np.int32)
+    hits = np.asarray(attention_maps.pointing_game(jnp.asarray(maps), jnp.asarray(boxes), 60, 60))
+    np.testing.assert_array_equal(hits, expected)
+    np.testing.assert_array_equal([_pointing_reference(m, box, 60) for m in maps], expected)
+    zero = attention_maps.pointing_game(jnp.asarray(maps), jnp.asarray(boxes), 60, 60, tolerance=0)
+    np.testing.assert_array_equal(zero, [1, 0, 0, 0, 0, 0, 1])
+
+
+def test_pointing_game_of_tied_maxima_counts_the_share_that_hits():
+    uniform = np.full((1, 6, 6), 1 / 36, np.float32)
+    box = np.array([[20, 25, 40, 45]], np.int32)
+    hits = attention_maps.pointing_game(jnp.asarray(uniform), jnp.asarray(box), 60, 60)
+    np.testing.assert_allclose(hits, [_pointing_reference(uniform[0], box[0], 60)], rtol=1e-6)
+    np.testing.assert_allclose(hits, [4 * 5 / 36], rtol=1e-6)
+
+
+def _mass_reference(cells, box, size):
+    """Mass inside the box of a map of square cells, each cell's mass spread over its pixels."""
+    pixels = np.kron(cells, np.ones((size // cells.shape[0],) * 2)) / (size // cells.shape[0]) ** 2
+    top, left, bottom, right = box
+    return pixels[top:bottom, left:right].sum() / pixels.sum()
+
+
+def test_localization_scores_maps_heads_and_references():
+    boxes = np.array([[20, 25, 40, 45], [0, 0, 28, 28]], np.int32)
+    on_box, off_box = _one_hot_maps([(3, 3), (1, 1)]), _one_hot_maps([(5, 0), (5, 5)])
+    heads = np.stack([off_box, on_box], axis=1)  # [B, H=2, 6, 6]: head 1 looks at the object
+    average = heads.mean(axis=1)
+    metrics = attention_maps.localization(
+        {"layer1": jnp.asarray(average), "rollout": jnp.asarray(on_box)},
+        {"layer1": jnp.asarray(heads)},
+        jnp.asarray(boxes),
+        60,
+        60,
+    )
+
+    def mass(maps):
+        return np.mean([_mass_reference(m, b, 60) for m, b in zip(maps, boxes)])
+
+    def points(maps):
+        return np.mean([_pointing_reference(m, b, 60) for m, b in zip(maps, boxes)])
+
+    expected = {
+        "layer1": average,
+        "rollout": on_box,
+        "layer1/head0": off_box,
+        "layer1/head1": on_box,
+        "layer1/best_head": on_box,
+        "uniform": np.full((2, 6, 6), 1 / 36),
+    }
+    for name, maps in expected.items():
+        np.testing.assert_allclose(metrics[f"mass_in_box/{name}"], mass(maps), rtol=1e-5)
+        np.testing.assert_allclose(metrics[f"pointing_game/{name}"], points(maps), rtol=1e-6)
+    assert metrics["pointing_game/layer1/best_head"] == 1.0
+    assert metrics["pointing_game/box_cells"] == 1.0
+    assert metrics["mass_in_box/uniform"] < metrics["mass_in_box/layer1/best_head"]
+
+
+def test_head_maps_average_to_the_maps():
+    model = ViT(
+        num_classes=3, patch=4, embed_dim=16, num_layers=2, num_heads=4, mlp_dim=16, pool="gap"
+    )
+    images = jax.random.normal(jax.random.key(0), (2, 12, 16, 1))
+    params = model.init(jax.random.key(1), images)["params"]
+    heads = np.asarray(attention_maps.maps_and_heads(model, params, images)[1])
+    maps = np.asarray(attention_maps.attention_maps(model, params, images))
+    assert heads.shape == (2, 2, 4, 3, 4)
+    np.testing.assert_allclose(heads.sum(axis=(3, 4)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(heads.mean(axis=2), maps[:, :2], rtol=1e-5, atol=1e-7)
+    cnn = AttentionCNN(num_classes=3, stages=(4, 8), num_heads=2)
+    params = cnn.init(jax.random.key(1), images)["params"]
+    heads = np.asarray(attention_maps.maps_and_heads(cnn, params, images)[1])
+    maps = np.asarray(attention_maps.attention_maps(cnn, params, images))
+    assert heads.shape == (2, 1, 2, *maps.shape[2:])
+    np.testing.assert_allclose(heads.mean(axis=2), maps, rtol=1e-5, atol=1e-7)

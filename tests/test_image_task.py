@@ -21,18 +21,26 @@ def _run(config, workdir):
     return summary["eval"]
 
 
+def _assert_localization(metrics, names):
+    for name in (*names, "uniform", "box_cells"):
+        for score in ("mass_in_box", "pointing_game"):
+            assert 0.0 <= metrics[f"eval/{score}/{name}"] <= 1.0
+    assert metrics["eval/pointing_game/box_cells"] == 1.0
+    for score in ("mass_in_box", "pointing_game"):
+        heads = [v for k, v in metrics.items() if k.startswith(f"eval/{score}/{names[0]}/head")]
+        assert metrics[f"eval/{score}/{names[0]}/best_head"] == max(heads)
+
+
 @pytest.mark.parametrize("kind", VIT_KINDS)
 def test_tiny_vit_trains_and_scores_its_attention(kind, tmp_path):
     metrics = _run(vit_config.get_config(f"attention={kind},tiny"), tmp_path)
     assert 0.0 <= metrics["eval/accuracy"] <= 1.0 and np.isfinite(metrics["eval/loss"])
-    for name in ("layer1", "rollout", "box_cells"):
-        assert 0.0 <= metrics[f"eval/mass_in_box/{name}"] <= 1.0
+    _assert_localization(metrics, ("layer1", "rollout", "layer1/head1", "layer1/best_head"))
 
 
 def test_tiny_attention_cnn_trains_and_scores_its_attention(tmp_path):
     metrics = _run(cnn_config.get_config("tiny"), tmp_path)
-    for name in ("attention", "box_cells"):
-        assert 0.0 <= metrics[f"eval/mass_in_box/{name}"] <= 1.0
+    _assert_localization(metrics, ("attention", "attention/head0", "attention/best_head"))
 
 
 def test_tiny_vit_with_mixup_and_map_pooling_on_an_npz(tmp_path):
@@ -53,9 +61,30 @@ def test_tiny_vit_with_mixup_and_map_pooling_on_an_npz(tmp_path):
         assert json.load(f)["step"] == config.total_steps
 
 
+def test_tiny_vit_on_cluttered_mnist_scores_its_attention(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "digits.npz"
+    digits = (rng.random((96, 28, 28)) < 0.2).astype(np.uint8) * 255
+    np.savez(
+        path,
+        x_train=digits[:64],
+        y_train=np.arange(64) % 10,
+        x_test=digits[64:],
+        y_test=np.arange(32) % 10,
+    )
+    config = vit_config.get_config(f"data=cluttered_mnist,path={path},tiny")
+    assert config.model.patch == 10
+    metrics = _run(config, tmp_path / "run")
+    _assert_localization(metrics, ("layer1", "rollout", "layer1/head1", "layer1/best_head"))
+
+
 @pytest.mark.parametrize(
     "arg",
-    [f"attention={k},data={d}" for k in VIT_KINDS for d in ("cluttered", "npz", "cifar10")]
+    [
+        f"attention={k},data={d}"
+        for k in VIT_KINDS
+        for d in ("cluttered", "cluttered_mnist", "npz", "cifar10")
+    ]
     + [f"size={s}" for s in vit_config.SIZES]
     + ["pool=map,window=5"],
 )
@@ -65,7 +94,9 @@ def test_vit_configs_build(arg):
     assert config.model.pool != "token" or config.model.attention != "local_2d"
 
 
-@pytest.mark.parametrize("arg", ["", "attention=dot_product,heads=2", "data=npz", "data=cifar10"])
+@pytest.mark.parametrize(
+    "arg", ["", "attention=dot_product,heads=2", "data=npz", "data=cluttered_mnist", "data=cifar10"]
+)
 def test_cnn_configs_build(arg):
     assert cnn_config.get_config(arg).model.name == "attention_cnn"
 

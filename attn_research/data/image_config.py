@@ -1,7 +1,8 @@
 """``config.data`` of image tasks: every field with its default, and presets by dataset.
 
 ``data_config(data, path)`` is what the image experiment configs call with their ``data=`` and
-``path=`` args: ``data`` is ``cluttered`` (the generated default), ``npz`` (a Keras-style file,
+``path=`` args: ``data`` is ``cluttered`` (the generated default), ``cluttered_mnist`` (the digits
+of an MNIST-style ``.npz`` in clutter), ``npz`` (a Keras-style file,
 default the shared MNIST), ``folder`` (class-per-folder images), or the name of any TFDS image
 classification dataset (``mnist``, ``fashion_mnist``, ``cifar10``, ``imagenette``, ...). Any
 field can then be overridden on the command line, e.g. ``--config.data.path=/data/x.npz`` or
@@ -16,6 +17,7 @@ import ml_collections
 _STATS = {
     "mnist": ((0.1307,), (0.3081,)),
     "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cluttered_mnist": ((0.0431,), (0.1877,)),  # MNIST's train digits on the 60 x 60 canvas.
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
@@ -40,12 +42,18 @@ def cluttered_config(tiny: bool = False) -> ml_collections.ConfigDict:
     )
 
 
+def cluttered_mnist_config() -> ml_collections.ConfigDict:
+    """``config.data.cluttered_mnist``: see ``attn_research.data.cluttered_mnist.Clutter``;
+    the 100 x 100 variant is ``canvas=100, distractors=8``."""
+    return ml_collections.ConfigDict({"seed": 0, "canvas": 60, "distractors": 4, "fragment": 8})
+
+
 def data_config(
     data: str = "cluttered", path: str = "", *, tiny: bool = False
 ) -> ml_collections.ConfigDict:
     """``config.data`` for ``data`` (a source, or a TFDS name) and ``path`` (npz, folder)."""
     config = ml_collections.ConfigDict()
-    config.source = data if data in ("cluttered", "npz", "folder") else "tfds"
+    config.source = data if data in ("cluttered", "cluttered_mnist", "npz", "folder") else "tfds"
     config.name = data if config.source == "tfds" else ""  # TFDS dataset name.
     config.path = path  # .npz file or folder root (required for those sources).
     config.data_dir = ""  # TFDS data_dir ("" = TFDS's default).
@@ -64,4 +72,5 @@ def data_config(
     if data in _COLOUR_AUGMENTED:
         config.crop_padding, config.flip = 4, True
     config.cluttered = cluttered_config(tiny)
+    config.cluttered_mnist = cluttered_mnist_config()
     return config

@@ -3,6 +3,9 @@
 Sources (``config.data.source``):
 
 - ``cluttered``: the generated dataset of ``data/cluttered.py`` (no files; emits ``box``).
+- ``cluttered_mnist``: the digits of the ``.npz`` at ``config.data.path`` (as ``npz``) drawn in
+  clutter by ``data/cluttered_mnist.py`` (Mnih et al. 2014; emits ``box``), its train and test
+  splits from the file's.
 - ``npz``: a Keras-style ``.npz`` at ``config.data.path`` holding ``x_train``, ``y_train``,
   ``x_test``, ``y_test``; images uint8 ``[N, H, W]`` (grayscale) or ``[N, H, W, C]``.
 - ``folder``: ``config.data.path/<split>/<class name>/<image file>``; classes are the sorted
@@ -29,9 +32,9 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from attn_research.data import cluttered
+from attn_research.data import cluttered, cluttered_mnist
 
-SOURCES = ("cluttered", "npz", "folder", "tfds")
+SOURCES = ("cluttered", "cluttered_mnist", "npz", "folder", "tfds")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -281,5 +284,12 @@ def open_split(data: ml_collections.ConfigDict, split: str) -> Sequence[dict[str
             "config.data.image_size: resizing is for folder and tfds sources; "
             "an .npz is used at its own size"
         )
-    _checked_labels(splits[split].labels, f"{data.path} [{split}]", num_classes(data))
-    return splits[split]
+    digits = splits[split]
+    _checked_labels(digits.labels, f"{data.path} [{split}]", num_classes(data))
+    if data.source == "npz":
+        return digits
+    c = data.cluttered_mnist
+    drawing = cluttered_mnist.Clutter(c.canvas, c.distractors, c.fragment)
+    return cluttered_mnist.ClutteredMnistSource(
+        digits.images, digits.labels, drawing, c.seed, split
+    )

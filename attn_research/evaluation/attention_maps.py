@@ -1,4 +1,4 @@
-"""Where image models look: attention maps, attention rollout, and attention mass inside a box.
+"""Where image models look: attention maps, attention rollout, and how well they find the object.
 
 Attention rollout (Abnar & Zuidema 2020, as in the ViT paper's Figure 6): with ``A_l`` layer
 ``l``'s attention averaged over heads, add the residual connection and renormalize the rows,
@@ -19,11 +19,24 @@ weighted by the fraction of its pixels inside the box. Its reference level for a
 ``box_cells``: a map spread evenly over the cells the box touches, which is what a model that
 "looks at the object" at cell resolution scores, so scores above it need maps sharper than the
 object (README, Images, gives its level on the cluttered data).
+
+Localization, as the field measures it (``localization``), for each map and for each head:
+
+- the *energy-based pointing game* (Wang et al. 2020, "Score-CAM"): the map's mass inside the
+  box over its total mass. It is the mass in the box above, logged as ``mass_in_box/<map>``.
+- the *pointing game* (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop"): a
+  hit when the map's maximum lies inside the box, with a tolerance (there 15 pixels, here one
+  map cell: the maximal cell is at most one cell away from a cell the box touches), logged as
+  ``pointing_game/<map>``, the fraction hits / (hits + misses). A map with tied maxima counts
+  the fraction of its maximal cells that hit (a random choice among them, in expectation), so a
+  uniform map scores the share of cells near the box.
+
+References: ``uniform`` (the same mass on every cell: chance) and ``box_cells`` (above).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -75,19 +88,92 @@ def mass_in_box(pixels_BHW: jax.Array, boxes_B4: jax.Array) -> jax.Array:
     return (pixels_BHW * inside).sum(axis=(1, 2)) / pixels_BHW.sum(axis=(1, 2))
 
 
+def _near_box(
+    boxes_B4: jax.Array, grid: tuple[int, int], height: int, width: int, tolerance: int = 0
+) -> jax.Array:
+    """bool ``[B, h, w]``: the ``grid`` cells at most ``tolerance`` cells (in rows and in columns)
+    from a cell the box touches; cells are as in ``to_pixels``."""
+    h, w = grid
+    top, left, bottom, right = (boxes_B4[:, i, None] for i in range(4))
+    rows, cols = jnp.arange(h)[None], jnp.arange(w)[None]
+    in_rows = (rows >= top * h // height - tolerance) & (
+        rows <= (bottom - 1) * h // height + tolerance
+    )
+    in_cols = (cols >= left * w // width - tolerance) & (
+        cols <= (right - 1) * w // width + tolerance
+    )
+    return in_rows[:, :, None] & in_cols[:, None, :]
+
+
 def box_cells(boxes_B4: jax.Array, grid: tuple[int, int], height: int, width: int) -> jax.Array:
     """Reference maps ``[B, h, w]``: uniform over the ``grid`` cells each box touches.
 
     Boxes ``(top, left, bottom, right)`` are in pixels of a ``height x width`` image, bottom and
     right exclusive; cells are as in ``to_pixels``.
     """
-    h, w = grid
-    top, left, bottom, right = (boxes_B4[:, i, None] for i in range(4))
-    rows, cols = jnp.arange(h)[None], jnp.arange(w)[None]
-    in_rows = (rows >= top * h // height) & (rows <= (bottom - 1) * h // height)
-    in_cols = (cols >= left * w // width) & (cols <= (right - 1) * w // width)
-    touched_Bhw = (in_rows[:, :, None] & in_cols[:, None, :]).astype(jnp.float32)
+    touched_Bhw = _near_box(boxes_B4, grid, height, width).astype(jnp.float32)
     return touched_Bhw / touched_Bhw.sum(axis=(1, 2), keepdims=True)
+
+
+def pointing_game(
+    cells_Bhw: jax.Array, boxes_B4: jax.Array, height: int, width: int, tolerance: int = 1
+) -> jax.Array:
+    """Pointing-game hits ``[B]`` in ``[0, 1]`` of cell maps on a ``height x width`` image.
+
+    A hit (1) when the map's maximal cell is at most ``tolerance`` cells from a cell the box
+    touches, else a miss (0); with tied maxima, the fraction of them that hit.
+    """
+    top_Bhw = cells_Bhw == cells_Bhw.max(axis=(1, 2), keepdims=True)
+    near_Bhw = _near_box(boxes_B4, cells_Bhw.shape[1:], height, width, tolerance)
+    return (top_Bhw & near_Bhw).sum(axis=(1, 2)) / top_Bhw.sum(axis=(1, 2))
+
+
+def _scores(cells_Bhw: jax.Array, boxes_B4: jax.Array, height: int, width: int) -> dict:
+    """Mean energy-based pointing game and pointing game of cell maps ``[B, h, w]``."""
+    mass_B = mass_in_box(to_pixels(cells_Bhw, height, width), boxes_B4)
+    hits_B = pointing_game(cells_Bhw, boxes_B4, height, width)
+    return {"mass_in_box": float(np.mean(mass_B)), "pointing_game": float(np.mean(hits_B))}
+
+
+def localization(
+    maps: Mapping[str, jax.Array],
+    heads: Mapping[str, jax.Array],
+    boxes_B4: jax.Array,
+    height: int,
+    width: int,
+) -> dict[str, float]:
+    """Localization metrics of maps against boxes on ``height x width`` images.
+
+    Args:
+      maps: name -> cell maps ``[B, h, w]`` (head averages, rollout).
+      heads: name -> per-head cell maps ``[B, H, h, w]``.
+      boxes_B4: ``(top, left, bottom, right)`` in pixels, bottom and right exclusive.
+
+    Returns:
+      ``<score>/<name>`` for each map and for the references ``uniform`` and ``box_cells``,
+      and ``<score>/<name>/head<i>`` and ``<score>/<name>/best_head`` (the best head's score,
+      the maximum over heads of their means) for each entry of ``heads``; each score
+      (``mass_in_box``: energy-based pointing game, ``pointing_game``) the mean over the ``B``
+      examples.
+    """
+    grid = next(iter(maps.values())).shape[1:]
+    references = {
+        "uniform": jnp.full((len(boxes_B4), *grid), 1.0 / (grid[0] * grid[1])),
+        "box_cells": box_cells(boxes_B4, grid, height, width),
+    }
+    metrics = {}
+    for name, cells_Bhw in {**maps, **references}.items():
+        for score, value in _scores(cells_Bhw, boxes_B4, height, width).items():
+            metrics[f"{score}/{name}"] = value
+    for name, cells_BHhw in heads.items():
+        per_head = [
+            _scores(cells_Bhw, boxes_B4, height, width) for cells_Bhw in cells_BHhw.swapaxes(0, 1)
+        ]
+        for score in per_head[0]:
+            for i, scores in enumerate(per_head):
+                metrics[f"{score}/{name}/head{i}"] = scores[score]
+            metrics[f"{score}/{name}/best_head"] = max(scores[score] for scores in per_head)
+    return metrics
 
 
 def _names(layers: list) -> tuple[str, ...]:
@@ -134,8 +220,8 @@ def attention_maps(model: nn.Module, params: Any, images_BHWC: jax.Array) -> jax
 
     Read from the model's ``attention_maps`` (``models.maps``): with self-attention layers
     (a ViT), the readout's maps per layer (``layer<i>``) and by rollout (``rollout``); without
-    (an attention CNN), the readout itself (``attention``). Keys off the grid (a class token)
-    are dropped and the rest renormalized.
+    (an attention CNN), the readout itself (``attention``); heads averaged. Keys off the grid (a
+    class token) are dropped and the rest renormalized.
     """
     return maps_and_heads(model, params, images_BHWC)[0]
 

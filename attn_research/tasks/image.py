@@ -12,10 +12,13 @@ Config keys owned by the task (see ``experiments/configs/vit.py`` for a complete
   ``<workdir>/figures/attention_<step>.png`` at every evaluation (0: none).
 
 Metrics: ``loss`` (cross-entropy; against mixup's soft labels in training) and ``accuracy``
-(top-1); at evaluation also ``mass_in_box/<map>``, the mean fraction of each attention map's
-mass inside the object's box (maps: ``layer<i>`` and ``rollout`` for the ViT, ``attention``
-for the CNN; see ``attn_research.evaluation.attention_maps``), and ``mass_in_box/box_cells``,
-the same score of the reference map spread evenly over the map grid's cells that the box touches.
+(top-1); at evaluation also, on sources with boxes, the localization of each attention map
+(``attn_research.evaluation.attention_maps.localization``): ``mass_in_box/<map>``, the mean
+fraction of the map's mass inside the object's box (the energy-based pointing game), and
+``pointing_game/<map>``, the fraction of maps whose maximum falls on the box (within one cell).
+Maps: ``layer<i>`` and ``rollout`` for the ViT, ``attention`` for the CNN, heads averaged; the
+references ``uniform`` and ``box_cells`` (spread evenly over the cells the box touches); and per
+head, ``<score>/<map>/head<i>`` and ``<score>/<map>/best_head`` (all maps but rollout).
 """
 
 from __future__ import annotations
@@ -232,16 +235,14 @@ class AttentionEvaluator:
 
     @staticmethod
     def _maps(model: nn.Module, params: Any, images_BHWC: jax.Array):
-        """``(maps [B, M, h, w], pixel maps [B, M, H, W], predictions [B], head maps
-        [B, L, H, h, w])`` (``attention_maps.maps_and_heads``)."""
+        """``(maps [B, M, h, w], head maps [B, L, H, h, w], predictions [B])``
+        (``attention_maps.maps_and_heads``)."""
         maps_BMhw, heads_BLHhw = attention_maps.maps_and_heads(model, params, images_BHWC)
-        b, m, h, w = maps_BMhw.shape
-        pixels = attention_maps.to_pixels(maps_BMhw.reshape(b * m, h, w), *images_BHWC.shape[1:3])
         predictions_B = jnp.argmax(model.apply({"params": params}, images_BHWC), axis=-1)
-        return maps_BMhw, pixels.reshape(b, m, *pixels.shape[1:]), predictions_B, heads_BLHhw
+        return maps_BMhw, heads_BLHhw, predictions_B
 
     def __call__(self, params: Any, model: nn.Module, step: int, workdir: str) -> dict[str, float]:
-        maps_BMhw, pixels_BMHW, predictions_B, heads_BLHhw = jax.device_get(
+        maps_BMhw, heads_BLHhw, predictions_B = jax.device_get(
             self._compute(model, params, self._images)
         )
         metrics = {}
@@ -249,13 +250,13 @@ class AttentionEvaluator:
             self._names = attention_maps.map_names(model, params, self._images)
         names = self._names
         if self._boxes is not None and self._num_scored:
-            boxes_B4, image_hw = self._boxes[: self._num_scored], pixels_BMHW.shape[-2:]
-            reference_Bhw = attention_maps.box_cells(boxes_B4, maps_BMhw.shape[-2:], *image_hw)
-            pixels = {name: pixels_BMHW[: self._num_scored, m] for m, name in enumerate(names)}
-            pixels["box_cells"] = attention_maps.to_pixels(reference_Bhw, *image_hw)
-            for name, pixels_BHW in pixels.items():
-                mass_B = attention_maps.mass_in_box(pixels_BHW, boxes_B4)
-                metrics[f"mass_in_box/{name}"] = float(np.mean(mass_B))
+            n = self._num_scored
+            metrics = attention_maps.localization(
+                {name: maps_BMhw[:n, m] for m, name in enumerate(names)},
+                {name: heads_BLHhw[:n, m] for m, name in enumerate(names[: heads_BLHhw.shape[1]])},
+                self._boxes[:n],
+                *self._raw.shape[1:3],
+            )
         if self._num_figures and jax.process_index() == 0:
             n = self._num_figures
             title = f"{type(model).__name__} {getattr(model, 'attention', '')}, step {step}"

@@ -4,12 +4,15 @@
         --workdir /tmp/cnn_cluttered
     python -m attn_research.main --config experiments/configs/attention_cnn.py:data=npz,path=../shared/data/mnist/mnist.npz \
         --workdir /tmp/cnn_mnist
+    python -m attn_research.main --config experiments/configs/attention_cnn.py:data=cluttered_mnist,path=../shared/data/mnist/mnist.npz \
+        --workdir /tmp/cnn_cluttered_mnist
     python -m attn_research.main --config experiments/configs/attention_cnn.py:data=cifar10 \
         --workdir /tmp/cnn_cifar --config.data.data_dir=~/tensorflow_datasets
 
 Args (``attention_cnn.py:key=value,...``):
   attention: additive (default; Show, Attend and Tell's MLP score) | dot_product.
-  data: cluttered (default) | npz | folder | a TFDS name; path: the .npz file or folder root.
+  data: cluttered (default) | cluttered_mnist | npz | folder | a TFDS name (see vit.py); path:
+    the .npz file or folder root.
   heads: attention heads of the pooling.
   small: a minutes-long run that still learns (the studies' small variant; see vit.py).
   tiny: seconds-long run for tests.

@@ -4,6 +4,8 @@
         --workdir /tmp/vit_cluttered
     python -m attn_research.main --config experiments/configs/vit.py:data=npz,path=../shared/data/mnist/mnist.npz \
         --workdir /tmp/vit_mnist
+    python -m attn_research.main --config experiments/configs/vit.py:data=cluttered_mnist,path=../shared/data/mnist/mnist.npz \
+        --workdir /tmp/vit_cluttered_mnist
     python -m attn_research.main --config experiments/configs/vit.py:data=npz,attention=local_2d \
         --workdir /tmp/vit_mnist_local --config.data.path=/path/to/other.npz
     python -m attn_research.main --config experiments/configs/vit.py:data=cifar10,size=s \
@@ -11,12 +13,17 @@
 
 Args (``vit.py:key=value,...``):
   attention: dot_product | local_2d | additive (any registered kind).
-  data: cluttered (default, generated, with object boxes) | npz | folder | a TFDS name.
-  path: the .npz file or folder root (required for npz and folder).
+  data: cluttered (default, generated, with object boxes) | cluttered_mnist (the digits of an
+    .npz in clutter, with boxes; the 100 x 100 variant: --config.data.cluttered_mnist.canvas=100
+    --config.data.cluttered_mnist.distractors=8) | npz | folder | a TFDS name.
+  path: the .npz file or folder root (required for cluttered_mnist, npz and folder).
   size: nano (0.14M params; default on cluttered) | mu (0.5M; default on MNIST-like data) |
     ti | s | b (ViT-Ti/S/B, 12 layers).
   heads: attention heads (default: the size's; 1 on cluttered, see below).
-  patch: patch side; default 7 for MNIST-like data (npz, mnist, fashion_mnist), else 4.
+  patch: patch side; default 7 for MNIST-like data (npz, mnist, fashion_mnist), 10 for
+    cluttered_mnist, else 4. 10 divides both canvases (60 and 100) and gives 6 x 6 tokens on 60,
+    near MNIST's 4 x 4 in cost, while the 28-pixel digit still spans 3-4 cells a side, so the map
+    can resolve it from the clutter; 6 (100 tokens) does not divide 100, 5 costs 144 tokens.
   window: local_2d neighbourhood side (odd).
   pool: token | gap | map; default token, gap for local_2d (a class token is off the grid).
   small: a minutes-long run that still learns (the studies' small variant): cluttered with
@@ -34,6 +41,7 @@ from attn_research.tasks import image
 from attn_research.train import default_config, parse_arg
 
 _MNIST_LIKE = ("npz", "mnist", "fashion_mnist")  # 28 x 28 images: 4 x 4 patches of 7 x 7.
+_PATCH = {"cluttered_mnist": 10}  # See the patch arg above.
 # embed_dim, num_layers, heads, mlp_dim (Dosovitskiy et al. 2021; Touvron et al. 2021 for Ti and S).
 SIZES = {
     "nano": (64, 4, 4, 128),
@@ -60,7 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         tiny=False,
     )
     mnist_like = arg.data in _MNIST_LIKE
-    size = arg.size or ("mu" if mnist_like else "nano")
+    size = arg.size or ("mu" if mnist_like or arg.data == "cluttered_mnist" else "nano")
     if size not in SIZES:
         raise ValueError(f"Config arg 'size': choose one of {sorted(SIZES)}, got {arg.size!r}.")
     config = default_config()
@@ -73,7 +81,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict(
         {
             "name": "vit",
-            "patch": arg.patch or (7 if mnist_like else 4),
+            "patch": arg.patch or _PATCH.get(arg.data, 7 if mnist_like else 4),
             "embed_dim": embed_dim,
             "num_layers": num_layers,
             "num_heads": heads,

@@ -4,7 +4,9 @@ Reads each point's workdir as the trainer leaves it: ``summary.json`` (final eva
 timings, parameter count), ``metrics.jsonl`` (every logged metric by step) and ``config.json``.
 Writes ``results.csv`` (one row per point), ``results.md`` (the grouped table), and PNG plots:
 ``curve_<metric>.png`` (metric against step, one line per point) and
-``axis_<axis>_<metric>.png`` (metric against each axis, mean ± std over the other points).
+``axis_<axis>_<metric>.png`` (metric against each axis, mean ± std over the other points) and,
+for translation studies, ``bleu_by_length.png`` (final BLEU per source-length bucket, one line per
+group, mean over seeds).
 Unfinished points are listed with the last step they logged.
 """
 
@@ -14,7 +16,7 @@ import csv
 import json
 import os
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import matplotlib
 
@@ -140,6 +142,59 @@ def _plot_axes(study: Study, rows: list[dict[str, Any]], out_dir: str) -> None:
             plt.close(fig)
 
 
+_BLEU_LEN = "eval/bleu_len_"
+
+
+def _bucket_low(name: str) -> int:
+    """The lower edge in words of a bucket named ``"10-19"`` or ``"60+"``."""
+    return int(name.rstrip("+").split("-")[0])
+
+
+def plot_bleu_by_length(
+    lines: Mapping[str, Mapping[str, float]], path: str
+) -> dict[str, list[tuple[str, float]]]:
+    """Writes a PNG at `path`: BLEU against source-length bucket, one line per model.
+
+    `lines` maps a model's label to {bucket name (``"0-9"``, ``"10-19"``, ..., ``"60+"``, as
+    `evaluation.bleu.bleu_by_length` names them): BLEU}. Buckets are ordered by their lower edge
+    in words; a model lacking a bucket has no point there. Returns the points drawn,
+    {label: [(bucket, BLEU), ...]}.
+    """
+    buckets = sorted({b for values in lines.values() for b in values}, key=_bucket_low)
+    drawn = {
+        label: [(b, float(values[b])) for b in buckets if b in values]
+        for label, values in lines.items()
+    }
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for label, points in drawn.items():
+        ax.plot([buckets.index(b) for b, _ in points], [v for _, v in points], "o-", label=label)
+    ax.set_xticks(range(len(buckets)), buckets)
+    ax.set_xlabel("source length (words)")
+    ax.set_ylabel("BLEU")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return drawn
+
+
+def _bleu_by_length_lines(points: list[Point], root: str) -> dict[str, dict[str, float]]:
+    """{group: {bucket: mean final BLEU over its finished seeds}} from the points' summaries."""
+    finals: dict[str, dict[str, list[float]]] = {}
+    for point in points:
+        summary = _read_json(os.path.join(root, point.name, "summary.json")) or {}
+        for key, value in summary.get("eval", {}).items():
+            if key.startswith(_BLEU_LEN):
+                bucket = key[len(_BLEU_LEN) :]
+                finals.setdefault(point.group, {}).setdefault(bucket, []).append(value)
+    return {
+        group: {b: float(np.mean(v)) for b, v in buckets.items()}
+        for group, buckets in finals.items()
+    }
+
+
 def write_results(study: Study, root: str) -> str:
     """Writes the tables and plots of ``study`` (workdirs under ``root``); returns the Markdown."""
     os.makedirs(root, exist_ok=True)
@@ -154,4 +209,7 @@ def write_results(study: Study, root: str) -> str:
         f.write(table + "\n")
     _plot_curves(study, points, root, root)
     _plot_axes(study, rows, root)
+    lines = _bleu_by_length_lines(points, root)
+    if lines:
+        plot_bleu_by_length(lines, os.path.join(root, "bleu_by_length.png"))
     return table

@@ -15,7 +15,13 @@
   ``tfds.data_source`` (no TensorFlow); `source_lang` / `target_lang` name its features
   (default: its supervised keys).
 
-`reverse=True` swaps source and target (either translation direction). A corpus without a
+`reverse=True` swaps source and target (either translation direction). `join_min` / `join_max`
+(default 1 / 1: the corpus as it is) join runs of consecutive pairs into longer pairs, to turn a
+corpus of short sentences (Tatoeba) into one of long real-language sentences: each split, after
+splitting, is cut into runs of k pairs, k drawn uniformly from ``join_min..join_max`` with
+`join_seed` (a fixed k when both are k), and each run becomes one pair of the sentences joined
+by spaces (see `join_pairs`). Joining after splitting keeps every split's sentences its own: no
+validation or test sentence appears inside a training pair. A corpus without a
 validation or test split gets them by a deterministic shuffle of its pairs (`split_seed`,
 `validation_fraction`, `test_fraction`). Every problem with the input (missing file, empty
 corpus, malformed line, unknown dataset) is a ValueError naming it, raised by `load_corpus`
@@ -142,6 +148,57 @@ def split_pairs(
     }
 
 
+def join_sizes(n: int, low: int, high: int, seed: int) -> list[int]:
+    """Run lengths k_1, k_2, ... (each uniform in ``low..high``) summing to `n`; the last is cut."""
+    if not 1 <= low <= high:
+        raise ValueError(f"config.data: need 1 <= join_min <= join_max, got {low} and {high}")
+    sizes, total = [], 0
+    rng = np.random.default_rng(seed)
+    while total < n:
+        sizes.append(min(int(rng.integers(low, high + 1)), n - total))
+        total += sizes[-1]
+    return sizes
+
+
+def join_pairs(split: Split, sizes: Sequence[int]) -> Split:
+    """Split whose pair j joins the next `sizes[j]` consecutive pairs of `split` by spaces.
+
+    The sources (targets) of pairs i..i+k-1 become one source (target) of their words in order;
+    gold links (s, t) of pair i+m move to (s + source words before it, t + target words before
+    it). `sizes` must sum to ``len(split)``.
+    """
+    if sum(sizes) != len(split):
+        raise ValueError(f"join sizes sum to {sum(sizes)}, not the split's {len(split)} pairs")
+    starts = np.cumsum([0, *sizes])
+    sources, targets, alignments = [], [], []
+    for start, end in zip(starts[:-1], starts[1:]):
+        sources.append(" ".join(split.sources[i].strip() for i in range(start, end)))
+        targets.append(" ".join(split.targets[i].strip() for i in range(start, end)))
+        if split.alignments is not None:
+            links, s_off, t_off = [], 0, 0
+            for i in range(start, end):
+                links += [(s + s_off, t + t_off) for s, t in split.alignments[i]]
+                s_off += len(split.sources[i].split())
+                t_off += len(split.targets[i].split())
+            alignments.append(tuple(links))
+    return Split(sources, targets, None if split.alignments is None else alignments)
+
+
+def _join(splits: dict[str, Split], data: ml_collections.ConfigDict) -> dict[str, Split]:
+    """Each split joined on its own (`join_pairs`), with its own seed drawn from `join_seed`."""
+    if data.join_min == data.join_max == 1:
+        return splits
+    return {
+        name: join_pairs(
+            split,
+            join_sizes(
+                len(split), data.join_min, data.join_max, data.join_seed * 3 + SPLITS.index(name)
+            ),
+        )
+        for name, split in splits.items()
+    }
+
+
 def _synthetic(data: ml_collections.ConfigDict) -> dict[str, Split]:
     splits = {}
     for offset, name in enumerate(SPLITS):
@@ -249,6 +306,9 @@ def corpus_key(data: ml_collections.ConfigDict) -> tuple:
         "split_seed",
         "validation_fraction",
         "test_fraction",
+        "join_min",
+        "join_max",
+        "join_seed",
     )
     return tuple((f, data[f]) for f in fields)
 
@@ -275,7 +335,7 @@ def _load(key: tuple) -> dict[str, Split]:
         splits = _tfds(data)
     else:
         raise ValueError(f"config.data.name: unknown corpus {data.name!r}; choose one of {NAMES}")
-    splits = _complete(splits, data)
+    splits = _join(_complete(splits, data), data)
     for name, split in splits.items():
         if not len(split):
             raise ValueError(f"config.data: split {name!r} of corpus {data.name!r} is empty")

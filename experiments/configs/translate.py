@@ -26,6 +26,10 @@ it reaches on a 2-core CPU). Args (comma-separated, `translate.py:model=transfor
   [-0.1, 0.1], batches of 128, 12 epochs with the rate halved after epoch 8 and then after
   every epoch, dropout 0.2, LSTM cells. Their best model:
   `translate.py:luong2015,attention=luong_local_p,window=10` (D = 10); not run here
+- join=K: join runs of 1..K consecutive pairs of each split into one pair (k uniform, seeded by
+  `data.join_seed`; `data.join_min` = `data.join_max` = k for a fixed k), after splitting, so
+  that no test sentence sits inside a training pair; sequences up to 128 pieces and BLEU buckets
+  of 10 words up to 60+ (spa-eng's 5-15-word sentences become 5-80-word pairs)
 - small: a minutes-long run that still learns (the studies' small variant): 500 steps; on
   the embedded corpus 10k pairs of 1-2 clauses (up to ~25 words)
 - tiny: a seconds-long run on a small corpus (the tests' variant)
@@ -76,6 +80,7 @@ TRANSFORMER_SIZES = {
 def _data(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     tiny, small = arg.tiny, arg.small
     synthetic_len = 40 if small else 80
+    real_len = 128 if arg.join > 1 else 48
     return ml_collections.ConfigDict(
         {
             "name": arg.data,
@@ -95,16 +100,24 @@ def _data(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             "split_seed": 0,
             "validation_fraction": 0.02,
             "test_fraction": 0.02,
+            # runs of join_min..join_max consecutive pairs joined into one, per split
+            "join_min": 1,
+            "join_max": arg.join,
+            "join_seed": 0,
             # tokenizer: a file, or trained on the train split and cached in cache_dir
             # (default: the run's workdir, beside the checkpoints that use it)
             "vocab_size": 128 if tiny else (640 if arg.data == "synthetic" else 8000),
             "tokenizer": "",
             "cache_dir": "",
-            "max_source_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),
-            "max_target_len": 32 if tiny else (synthetic_len if arg.data == "synthetic" else 48),
+            "max_source_len": 32
+            if tiny
+            else (synthetic_len if arg.data == "synthetic" else real_len),
+            "max_target_len": 32
+            if tiny
+            else (synthetic_len if arg.data == "synthetic" else real_len),
             # train batches bucketed by length: upper lengths in pieces (those at or over the
             # longest allowed length are dropped; () pads every batch to the maximum lengths)
-            "bucket_bounds": (16, 32, 48, 64),
+            "bucket_bounds": (16, 32, 48, 64, 96),
             "max_train_examples": 0,
             "eval_examples": 0 if not tiny else 64,
             "eval_split": "validation",
@@ -207,6 +220,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         tfds="",
         reverse=False,
         size="small",
+        join=1,
         wmt14=False,
         small=False,
         tiny=False,
@@ -237,7 +251,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             # BLEU by source length: bucket lower edges in words (corpora of short sentences such
             # as spa-eng, mostly under 15 words, get finer buckets).
             "length_buckets": (
-                (0, 10, 20, 30, 40, 50) if arg.data == "synthetic" else (0, 5, 10, 15, 20)
+                (0, 10, 20, 30, 40, 50, 60)
+                if arg.join > 1
+                else ((0, 10, 20, 30, 40, 50) if arg.data == "synthetic" else (0, 5, 10, 15, 20))
             ),
         }
     )

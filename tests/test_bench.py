@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from attn_research.models.transformer_translator import TransformerTranslator
-from experiments import bench
+from experiments import bench, bench_models
 
 
 def test_quick_bench_writes_records(tmp_path):
@@ -57,7 +57,7 @@ def test_flax_peer_translator_computes_the_same_function():
     model = TransformerTranslator(**fields)
     params = model.init(jax.random.key(0), source, target)["params"]
     expected = model.apply({"params": params}, source, target)
-    with nn.intercept_methods(bench.flax_attention):
+    with nn.intercept_methods(bench_models.flax_attention):
         peer_params = model.init(jax.random.key(0), source, target)["params"]
         got = model.apply({"params": _nest_attention(params)}, source, target)
     assert jax.tree.structure(peer_params) == jax.tree.structure(_nest_attention(params))

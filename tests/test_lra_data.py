@@ -98,7 +98,9 @@ def _connected(image: np.ndarray, reach: int) -> bool:
     return all(m in seen for m in markers)
 
 
-@pytest.mark.parametrize("spec", [pathfinder.Spec(), pathfinder.Spec(size=16, contour_length=6)])
+@pytest.mark.parametrize(
+    "spec", [pathfinder.Spec(), pathfinder.Spec(contour_length=9, distractors=2)]
+)
 def test_pathfinder_labels_equal_a_flood_fill_of_the_pixels(spec):
     images, labels = pathfinder.split(spec, 0, "test", 6)
     assert images.shape == (6, spec.size, spec.size) and labels.mean() == 0.5

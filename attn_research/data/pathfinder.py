@@ -28,6 +28,7 @@ import numpy as np
 CURVE, MARKER = 128, 255
 SPLITS = ("train", "test")
 _TRIES = 50  # placements of one curve before the image is started again
+_IMAGES = 200  # images started again before the spec is declared too crowded
 _TURNS = 8  # turns one dash tries before its curve is given up
 
 
@@ -110,7 +111,7 @@ def example(spec: Spec, seed: int, split: str, index: int) -> tuple[np.ndarray, 
     """Image ``uint8 [size, size]`` and label (1: the markers are connected) of one example."""
     rng = np.random.default_rng((seed, SPLITS.index(split), index))
     label = index % 2
-    while True:
+    for _ in range(_IMAGES):
         image = np.zeros((spec.size, spec.size), np.uint8)
         taken = np.zeros_like(image, bool)
         long = [_place(rng, spec, spec.contour_length, taken, marked=True) for _ in range(2)]
@@ -128,6 +129,7 @@ def example(spec: Spec, seed: int, split: str, index: int) -> tuple[np.ndarray, 
         for square in markers:
             image[square[:, 0], square[:, 1]] = MARKER
         return image, label
+    raise ValueError(f"pathfinder: no image of {spec} fits in {_IMAGES} tries; draw less")
 
 
 @functools.lru_cache(maxsize=8)

@@ -83,7 +83,7 @@ def open_split(data: ml_collections.ConfigDict, train: bool) -> Split:
     if data.source not in SOURCES:
         raise ValueError(f"config.data.source: unknown {data.source!r}; choose one of {SOURCES}")
     name = "train" if train else "test"
-    size = data.num_train if train else data.num_eval
+    size = (data.num_train if train else data.num_eval) if data.source != "image" else 0
     if data.source == "listops":
         return Split(*listops.split(listops_spec(data), data.seed, name, size, data.cache_dir))
     if data.source == "pathfinder":

@@ -59,7 +59,7 @@ def _data(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         listops.update(min_len=8, max_len=32) if arg.tiny else listops.update(
             min_len=50, max_len=200
         )
-    pathfinder = {"size": 16 if arg.tiny else 32, "contour_length": 6 if arg.tiny else 14}
+    pathfinder = {"size": 32, "contour_length": 9 if arg.tiny else 14}
     image = data_config(arg.image_data, arg.path, tiny=arg.tiny)
     return ml_collections.ConfigDict(
         {

@@ -1,0 +1,114 @@
+"""Sequence classification: the Long Range Arena's ListOps, Image and Pathfinder tasks.
+
+Config keys owned by the task (see ``experiments/configs/lra.py``):
+
+- ``model``: ``name`` (``transformer``) and the fields of ``SequenceClassifier`` except
+  ``num_classes``, ``vocab_size``, ``max_len``, ``grid`` and ``dtype``, which come from the data.
+- ``data``: ``source`` (``data.sequences.SOURCES``), the generators' ``seed``, ``num_train``
+  and ``num_eval`` examples, ``cache_dir`` (ListOps' generated splits; "" = none), and each
+  source's fields: ``listops`` (``listops.Spec``), ``pathfinder`` (``pathfinder.Spec``),
+  ``image`` (an image task's ``config.data``, ``data.image_config``).
+
+Metrics: ``loss`` (cross-entropy) and ``accuracy``, true means over the examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import flax.linen as nn
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from attn_research import tasks
+from attn_research.data import sequences
+from attn_research.models import fields
+from attn_research.models.sequence_classifier import SequenceClassifier
+
+NAME = "sequence_classification"
+MODELS: Mapping[str, type[nn.Module]] = {"transformer": SequenceClassifier}
+
+
+class SequenceClassificationTask(tasks.Task):
+    """Classifies ``config.data``'s sequences with ``config.model``."""
+
+    config_keys = ("model", "data")
+
+    def validate(self, config: ml_collections.ConfigDict) -> None:
+        sequences.check(config.data)
+        self.make_model(config)  # the model checks its fields, and its attention on the data
+
+    def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
+        name = config.model.get("name")
+        if name not in MODELS:
+            raise ValueError(
+                f"config.model.name: unknown model {name!r}; choose one of {sorted(MODELS)}."
+            )
+        data = config.data
+        return fields.build(
+            MODELS[name],
+            config.model.to_dict(),
+            num_classes=sequences.num_classes(data),
+            vocab_size=sequences.vocab_size(data),
+            max_len=self._split(config, train=True).tokens.shape[1],
+            grid=sequences.grid(data),
+            dtype=jnp.dtype(config.dtype),
+        )
+
+    def _split(self, config: ml_collections.ConfigDict, train: bool) -> sequences.Split:
+        return sequences.open_split(config.data, train)
+
+    def init_params(self, model: nn.Module, rng: jax.Array, config: ml_collections.ConfigDict):
+        tokens = jnp.zeros((1, model.max_len), jnp.int32)
+        return model.init(rng, tokens, jnp.full((1,), model.max_len))["params"]
+
+    def num_train_examples(self, config: ml_collections.ConfigDict) -> int:
+        return len(self._split(config, train=True))
+
+    def train_data(
+        self,
+        config: ml_collections.ConfigDict,
+        *,
+        batch_size: int,
+        process_index: int,
+        process_count: int,
+    ) -> grain.DatasetIterator:
+        return sequences.train_iterator(
+            self._split(config, train=True),
+            seed=config.seed,
+            batch_size=batch_size,
+            process_index=process_index,
+            process_count=process_count,
+        )
+
+    def eval_data(
+        self,
+        config: ml_collections.ConfigDict,
+        *,
+        batch_size: int,
+        process_index: int,
+        process_count: int,
+    ) -> Iterable[sequences.Batch]:
+        return sequences.eval_batches(
+            self._split(config, train=False),
+            batch_size=batch_size,
+            process_index=process_index,
+            process_count=process_count,
+        )
+
+    def loss(self, params, batch, rng, model, train):
+        logits_BC = model.apply(
+            {"params": params}, batch["tokens"], batch["length"], train, rngs={"dropout": rng}
+        )
+        losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["label"])
+        weight_B = batch.get("weight", jnp.ones_like(losses_B))
+        correct_B = (jnp.argmax(logits_BC, -1) == batch["label"]).astype(jnp.float32)
+        size = jnp.maximum(weight_B.sum(), 1.0)
+        metrics = {"accuracy": (correct_B * weight_B).sum() / size, "denominator": weight_B.sum()}
+        return (losses_B * weight_B).sum() / size, metrics
+
+
+tasks.register_task(NAME, SequenceClassificationTask)

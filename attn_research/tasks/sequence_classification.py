@@ -99,7 +99,7 @@ class SequenceClassificationTask(tasks.Task):
             process_count=process_count,
         )
 
-    def loss(self, params, batch, rng, model, train):
+    def loss(self, params, batch, rng, model, train, config):
         logits_BC = model.apply(
             {"params": params}, batch["tokens"], batch["length"], train, rngs={"dropout": rng}
         )

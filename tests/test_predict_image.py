@@ -50,7 +50,7 @@ def test_classes_and_maps_equal_the_training_time_evaluation(run, request):
     predictor = attn_research.load(request.getfixturevalue(run))
     raw = _eval_images(predictor)
     normalized = images.normalize(raw, predictor.config.data.mean, predictor.config.data.std)
-    maps, _, predictions, heads = AttentionEvaluator._maps(
+    maps, heads, predictions = AttentionEvaluator._maps(
         predictor.model, predictor.params, normalized
     )
     results = predictor.classify(list(raw), top=3)
@@ -155,7 +155,7 @@ def test_a_local_2d_vit_classifies_as_its_evaluation_does(tmp_path_factory):
     predictor = attn_research.load(_train(tmp_path_factory, vit, "attention=local_2d,tiny"))
     raw = _eval_images(predictor, 4)
     normalized = images.normalize(raw, predictor.config.data.mean, predictor.config.data.std)
-    maps, _, predictions, _ = AttentionEvaluator._maps(
+    maps, _, predictions = AttentionEvaluator._maps(
         predictor.model, predictor.params, normalized
     )
     results = predictor.classify(list(raw))

@@ -43,6 +43,7 @@ from attn_research.evaluation import attention_maps, explorer, image_figures
 from attn_research.models import fields
 from attn_research.models.attention_cnn import AttentionCNN
 from attn_research.models.vit import ViT
+from attn_research.tasks import classification
 
 NAME = "image"
 # What a trained run needs to classify new images without its data set: written into the
@@ -207,10 +208,7 @@ class ImageTask(tasks.Task):
         else:
             losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["label"])
         weight_B = batch.get("weight", jnp.ones_like(losses_B))
-        correct_B = (jnp.argmax(logits_BC, -1) == batch["label"]).astype(jnp.float32)
-        size = jnp.maximum(weight_B.sum(), 1.0)
-        metrics = {"accuracy": (correct_B * weight_B).sum() / size, "denominator": weight_B.sum()}
-        return (losses_B * weight_B).sum() / size, metrics
+        return classification.weighted_mean_loss(logits_BC, losses_B, batch["label"], weight_B)
 
     def evaluators(self, config: ml_collections.ConfigDict):
         if not (config.evaluation.num_examples or config.evaluation.num_figures):

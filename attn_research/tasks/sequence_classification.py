@@ -27,6 +27,7 @@ from attn_research import tasks
 from attn_research.data import sequences
 from attn_research.models import fields
 from attn_research.models.sequence_classifier import SequenceClassifier
+from attn_research.tasks import classification
 
 NAME = "sequence_classification"
 MODELS: Mapping[str, type[nn.Module]] = {"transformer": SequenceClassifier}
@@ -105,10 +106,7 @@ class SequenceClassificationTask(tasks.Task):
         )
         losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["label"])
         weight_B = batch.get("weight", jnp.ones_like(losses_B))
-        correct_B = (jnp.argmax(logits_BC, -1) == batch["label"]).astype(jnp.float32)
-        size = jnp.maximum(weight_B.sum(), 1.0)
-        metrics = {"accuracy": (correct_B * weight_B).sum() / size, "denominator": weight_B.sum()}
-        return (losses_B * weight_B).sum() / size, metrics
+        return classification.weighted_mean_loss(logits_BC, losses_B, batch["label"], weight_B)
 
 
 tasks.register_task(NAME, SequenceClassificationTask)

@@ -155,9 +155,7 @@ def test_a_local_2d_vit_classifies_as_its_evaluation_does(tmp_path_factory):
     predictor = attn_research.load(_train(tmp_path_factory, vit, "attention=local_2d,tiny"))
     raw = _eval_images(predictor, 4)
     normalized = images.normalize(raw, predictor.config.data.mean, predictor.config.data.std)
-    maps, _, predictions = AttentionEvaluator._maps(
-        predictor.model, predictor.params, normalized
-    )
+    maps, _, predictions = AttentionEvaluator._maps(predictor.model, predictor.params, normalized)
     results = predictor.classify(list(raw))
     assert [r.top[0][0] for r in results] == [str(int(p)) for p in predictions]
     np.testing.assert_allclose(np.stack([r.maps for r in results]), maps, atol=1e-6)

@@ -244,6 +244,7 @@ def test_localization_scores_maps_heads_and_references():
         "layer1/head0": off_box,
         "layer1/head1": on_box,
         "layer1/best_head": on_box,
+        "best_map": on_box,  # the rollout scores best of the two maps
         "uniform": np.full((2, 6, 6), 1 / 36),
     }
     for name, maps in expected.items():

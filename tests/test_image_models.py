@@ -94,8 +94,8 @@ def test_local_2d_with_a_class_token_is_refused():
         model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
 
 
-@pytest.mark.parametrize("pool", ["token", "gap", "map"])
-def test_vit_parameter_count_matches_the_formula(pool):
+@pytest.mark.parametrize("pool,registers", [("token", 0), ("gap", 0), ("map", 0), ("token", 3)])
+def test_vit_parameter_count_matches_the_formula(pool, registers):
     d, m, depth, heads, classes, patch, channels, n = 32, 64, 2, 4, 10, 4, 3, 16
     model = ViT(
         num_classes=classes,
@@ -105,14 +105,61 @@ def test_vit_parameter_count_matches_the_formula(pool):
         num_heads=heads,
         mlp_dim=m,
         pool=pool,
+        num_registers=registers,
     )
     params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, channels)))["params"]
     attention = 4 * (d * d + d)  # q, k, v, out kernels and biases.
     block = 2 * 2 * d + attention + (d * m + m) + (m * d + d)
     expected = (patch * patch * channels * d + d) + n * d + depth * block + 2 * d
     expected += d * classes + classes
-    expected += {"token": d, "gap": 0, "map": d + attention}[pool]
+    expected += {"token": d, "gap": 0, "map": d + attention}[pool] + registers * d
     assert sum(x.size for x in jax.tree.leaves(params)) == expected
+
+
+@pytest.mark.parametrize("pool", ["token", "gap", "map"])
+def test_registers_are_attended_but_never_read_out(pool):
+    """Darcet et al. 2023: registers take attention in every layer and are discarded at the
+    output, so the readout gives them no weight and the grid maps leave them out."""
+    registers, grid = 2, (2, 3)
+    model = ViT(
+        num_classes=3,
+        patch=2,
+        embed_dim=8,
+        num_layers=2,
+        num_heads=2,
+        mlp_dim=8,
+        pool=pool,
+        num_registers=registers,
+    )
+    images = jax.random.normal(jax.random.key(0), (2, 4, 6, 1))
+    params = model.init(jax.random.key(1), images)["params"]
+    *layers, readout = model.attention_maps(params, images)
+    prefix = ("class",) * (pool == "token") + ("register",) * registers
+    assert readout.keys.roles == prefix + ("patch",) * 6 and readout.keys.grid == grid
+    t = len(readout.keys)
+    assert all(m.weights.shape == (2, 2, t, t) for m in layers)
+    on_registers = np.asarray(readout.keys.roles) == "register"
+    # Every token attends to the registers, and the readout never reads them.
+    assert np.all(np.asarray(layers[0].weights)[..., on_registers] > 0)
+    np.testing.assert_array_equal(np.asarray(readout.weights)[..., on_registers], 0.0)
+    np.testing.assert_allclose(np.asarray(readout.weights).sum(-1), 1.0, rtol=1e-6)
+    # The logits depend on the registers through the attention (a head that is not zero).
+    params["head"]["kernel"] = jax.random.normal(jax.random.key(2), params["head"]["kernel"].shape)
+    grad = jax.grad(lambda p: model.apply({"params": p}, images).sum())(params)
+    assert np.abs(np.asarray(grad["registers"])).sum() > 0
+
+
+def test_local_2d_with_registers_is_refused():
+    model = ViT(
+        num_classes=3,
+        patch=2,
+        attention="local_2d",
+        attention_options=FrozenDict(window=3),
+        pool="gap",
+        num_registers=1,
+    )
+    with pytest.raises(ValueError, match="a register.*with no registers"):
+        model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
 
 
 @pytest.mark.parametrize("kind", ["additive", "dot_product"])

@@ -2,6 +2,7 @@
 
 import csv
 import pathlib
+import runpy
 
 import pytest
 
@@ -101,15 +102,19 @@ def test_sweep_runs_skips_and_tabulates(tmp_path, monkeypatch, capsys):
         ("translation_kinds.py:small", 10),
         ("translation_kinds.py:full", 30),
         ("image_kinds.py:small", 4),
+        ("vit_localization.py:small", 15),
     ],
 )
-def test_shipped_studies_expand(spec, count):
+def test_shipped_studies_expand_to_configs_that_build(spec, count):
     study = sweep.load_study(str(REPO / "experiments" / "studies" / spec))
     points = study.points()
     assert len(points) == count
     for point in points:
         config = study.command(point, "/w")[3]
         assert config.startswith("--config=experiments/configs/")
+        path, _, arg = config.removeprefix("--config=").partition(":")
+        module = runpy.run_path(str(REPO / path))
+        assert module["get_config"](arg).model.name
 
 
 def test_shipped_study_rejects_unknown_variant():

@@ -182,8 +182,8 @@ class Window2D(Positions):
             if tokens != rows * cols:
                 raise ValueError(
                     f"window_2d: {tokens} {what} do not fill the token grid {tuple(grid)} "
-                    f"({rows * cols} tokens); a token off the grid (a class token) has no "
-                    "neighbourhood: pool without one (gap or map)"
+                    f"({rows * cols} tokens); a token off the grid (a class token, a register) "
+                    "has no neighbourhood: pool without one (gap or map), with no registers"
                 )
 
     def allowed(self, q_pos, k_pos, *, grid, centre):

@@ -151,6 +151,8 @@ def localization(
 
     Returns:
       ``<score>/<name>`` for each map and for the references ``uniform`` and ``box_cells``,
+      ``<score>/best_map`` (the maximum over the maps, not the references: a ViT's best layer
+      or its rollout),
       and ``<score>/<name>/head<i>`` and ``<score>/<name>/best_head`` (the best head's score,
       the maximum over heads of their means) for each entry of ``heads``; each score
       (``mass_in_box``: energy-based pointing game, ``pointing_game``) the mean over the ``B``
@@ -165,6 +167,8 @@ def localization(
     for name, cells_Bhw in {**maps, **references}.items():
         for score, value in _scores(cells_Bhw, boxes_B4, height, width).items():
             metrics[f"{score}/{name}"] = value
+    for score in ("mass_in_box", "pointing_game"):
+        metrics[f"{score}/best_map"] = max(metrics[f"{score}/{name}"] for name in maps)
     for name, cells_BHhw in heads.items():
         per_head = [
             _scores(cells_Bhw, boxes_B4, height, width) for cells_Bhw in cells_BHhw.swapaxes(0, 1)

@@ -1,14 +1,19 @@
 """Vision Transformer (Dosovitskiy et al. 2021, "An image is worth 16x16 words").
 
-    z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos,   x_p^i the i-th flattened p x p patch
+    z_0 = [x_class; r_1; ...; r_R; x_p^1 E + E_pos^1; ...; x_p^N E + E_pos^N],
+          x_p^i the i-th flattened p x p patch, r_j a learned register
     z_L = Encoder(z_0)                                 (pre-LN, scanned layers)
     y   = W_head pool(z_L)
 
 ``pool`` reads the class token (``token``), the mean of the patch tokens (``gap``) or an
-attention-pooling probe (``map``, Lee et al. 2019; big_vision's MAP head). The attention kind
-of the encoder comes from the config; the encoder's tokens lie on the ``(H/p) x (W/p)`` patch
-grid, which attention on a grid (``local_2d``) reads. A class token has no place on that grid,
-so ``local_2d`` with ``pool='token'`` is refused (ValueError): use ``gap`` or ``map``.
+attention-pooling probe over the patch tokens (``map``, Lee et al. 2019; big_vision's MAP head).
+Registers (Darcet et al. 2023, "Vision Transformers Need Registers") are tokens with no input
+that every layer may attend to, so that global "sink" attention has somewhere to go besides
+background patches; they are discarded at the output (no pooling reads them). The attention
+kind of the encoder comes from the config; the encoder's tokens lie on the ``(H/p) x (W/p)``
+patch grid, which attention on a grid (``local_2d``) reads. A class token or a register has no
+place on that grid, so ``local_2d`` with either is refused (ValueError): use ``gap`` or ``map``
+without registers.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class ViT(nn.Module):
       attention: attention kind of the encoder (``attn_research.attention.KINDS``).
       attention_options: the kind's options (``attention.presets.resolve``), e.g. ``window``.
       pool: one of ``POOLS``.
+      num_registers: register tokens R (0: the original ViT).
       position_embedding: one of ``POSITION_EMBEDDINGS``.
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
       scan_unroll: layers per iteration of the scanned loop (``scan.scan_layers``' unroll).
@@ -97,6 +103,7 @@ class ViT(nn.Module):
     attention: str = "dot_product"
     attention_options: Mapping[str, Any] = FrozenDict()
     pool: str = "token"
+    num_registers: int = 0
     position_embedding: str = "learned"
     dtype: Any = jnp.float32
     sow_weights: bool = False
@@ -106,6 +113,8 @@ class ViT(nn.Module):
     def __post_init__(self) -> None:
         fields.check_choice("pool", self.pool, POOLS)
         fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
+        if self.num_registers < 0:
+            raise ValueError(f"num_registers: must be >= 0, got {self.num_registers}")
         check_remat(self.remat)
         check_unroll(self.scan_unroll, "scan_unroll")
         fields.check_attention("attention", self.attention, self.attention_options)
@@ -125,10 +134,19 @@ class ViT(nn.Module):
         else:
             pos_ND = jnp.asarray(sincos_2d_positions(*grid, self.embed_dim))
         x_BND = x_BND + pos_ND.astype(self.dtype)
+        prefix = []
         if self.pool == "token":
-            cls = self.param("cls", nn.initializers.zeros, (1, 1, self.embed_dim))
-            cls_B1D = jnp.broadcast_to(cls, (x_BND.shape[0], 1, self.embed_dim)).astype(self.dtype)
-            x_BND = jnp.concatenate([cls_B1D, x_BND], axis=1)
+            prefix.append(self.param("cls", nn.initializers.zeros, (1, 1, self.embed_dim))[0])
+        if self.num_registers:
+            prefix.append(
+                self.param(
+                    "registers", nn.initializers.normal(0.02), (self.num_registers, self.embed_dim)
+                )
+            )
+        if prefix:
+            prefix_PD = jnp.concatenate(prefix).astype(self.dtype)
+            prefix_BPD = jnp.broadcast_to(prefix_PD, (x_BND.shape[0], *prefix_PD.shape))
+            x_BND = jnp.concatenate([prefix_BPD, x_BND], axis=1)
         x_BND = nn.Dropout(self.dropout_rate)(x_BND, deterministic=not train)
         block = dict(
             num_heads=self.num_heads,
@@ -147,18 +165,23 @@ class ViT(nn.Module):
             scan_unroll=self.scan_unroll,
             name="encoder",
         )(x_BND, deterministic=not train)
+        patches_BND = x_BND[:, len(self._prefix_roles()) :]
         if self.pool == "token":
             rep_BD = x_BND[:, 0]
         elif self.pool == "gap":
-            rep_BD = x_BND.mean(axis=1)
+            rep_BD = patches_BND.mean(axis=1)
         else:
             rep_BD = AttentionPool(
                 self.num_heads, dtype=self.dtype, sow_weights=self.sow_weights, name="map"
-            )(x_BND)
+            )(patches_BND)
         logits = nn.Dense(
             self.num_classes, dtype=self.dtype, kernel_init=nn.initializers.zeros, name="head"
         )(rep_BD)
         return logits.astype(jnp.float32)
+
+    def _prefix_roles(self) -> tuple[str, ...]:
+        """The roles of the tokens before the patches: the class token, then the registers."""
+        return ("class",) * (self.pool == "token") + ("register",) * self.num_registers
 
     def attention_maps(self, params: Any, images_BHWC: jax.Array) -> list[maps.AttentionMap]:
         """Every encoder layer's self-attention, then the ``readout`` (``models.maps``)."""
@@ -168,14 +191,15 @@ class ViT(nn.Module):
         sown = state["intermediates"]
         (weights_LBHTT,) = sown["encoder"]["layers"]["attention"]["attention_weights"]
         grid = (images_BHWC.shape[1] // self.patch, images_BHWC.shape[2] // self.patch)
-        tokens = maps.Tokens.image(grid, prefix=("class",) if self.pool == "token" else ())
-        batch, count = images_BHWC.shape[0], len(tokens)
+        tokens = maps.Tokens.image(grid, prefix=self._prefix_roles())
+        batch, count, skip = images_BHWC.shape[0], len(tokens), len(self._prefix_roles())
         if self.pool == "token":
             readout = jnp.zeros((batch, 1, 1, count)).at[..., 0].set(1.0)
         elif self.pool == "gap":
-            readout = jnp.full((batch, 1, 1, count), 1.0 / count)
+            readout = jnp.zeros((batch, 1, 1, count)).at[..., skip:].set(1.0 / (count - skip))
         else:
-            (readout,) = sown["map"]["attention"]["attention_weights"]
+            (probe_BH1N,) = sown["map"]["attention"]["attention_weights"]
+            readout = jnp.pad(probe_BH1N, ((0, 0), (0, 0), (0, 0), (skip, 0)))
         return maps.layer_maps("encoder", weights_LBHTT, tokens, tokens) + [
             maps.AttentionMap("readout", readout, PROBE, tokens)
         ]

@@ -92,13 +92,14 @@ def _check_model_on(model: nn.Module, image_shape: tuple[int, ...]) -> None:
             "pixels."
         )
     grid = (height // model.patch, width // model.patch)
-    tokens = grid[0] * grid[1] + (model.pool == "token")
+    tokens = grid[0] * grid[1] + (model.pool == "token") + model.num_registers
     try:
         presets.resolve(model.attention, dict(model.attention_options)).positions.check(
             tokens, tokens, grid
         )
     except ValueError as error:
-        raise ValueError(f"config.model.pool: {error}") from None
+        field = "num_registers" if model.num_registers else "pool"
+        raise ValueError(f"config.model.{field}: {error}") from None
 
 
 class ImageTask(tasks.Task):

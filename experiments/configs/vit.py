@@ -26,6 +26,7 @@ Args (``vit.py:key=value,...``):
     can resolve it from the clutter; 6 (100 tokens) does not divide 100, 5 costs 144 tokens.
   window: local_2d neighbourhood side (odd).
   pool: token | gap | map; default token, gap for local_2d (a class token is off the grid).
+  registers: register tokens (Darcet et al. 2023; default 0), not with local_2d.
   small: a minutes-long run that still learns (the studies' small variant): cluttered with
     8k training images, or 1 epoch of other data.
   tiny: seconds-long run for tests.
@@ -64,6 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         patch=0,
         window=3,
         pool="",
+        registers=0,
         small=False,
         tiny=False,
     )
@@ -90,6 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "attention": arg.attention,
             "attention_options": presets.applicable(arg.attention, {"window": arg.window}),
             "pool": arg.pool or ("gap" if arg.attention == "local_2d" else "token"),
+            "num_registers": arg.registers,
             "position_embedding": "learned",
             # the backward pass keeps only Dense outputs: 12-23% faster train steps on CPU
             "remat": "dots",

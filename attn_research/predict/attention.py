@@ -29,8 +29,8 @@ def cross_attention(
 ) -> tuple[jax.Array, jax.Array]:
     """Teacher-forced attention over the source, heads averaged ``[maps, B, T, S]`` and per
     head ``[maps, B, H, T, S]`` (one map per decoder layer, one for an RNN): row t is the
-    attention with which target token t was written. Jitted."""
-    return translation_attention.cross_attention(model, params, source_BS, target_in_BT, True)
+    attention with which target token t was written. Jitted, on the host."""
+    return translation_attention.cross_attention(model, params, source_BS, target_in_BT)
 
 
 def cross_attention_names(model: nn.Module, params: Any, source_BS: jax.Array) -> tuple[str, ...]:

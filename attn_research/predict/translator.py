@@ -163,8 +163,8 @@ class TranslationPredictor:
                 [np.concatenate(bos + [t[:-1]]) for t in part_t],
                 length * translation_decoding.BUCKET,
             )
-            average_MBTS, heads_MBHTS = jax.device_get(
-                attention.cross_attention(self.model, self.params, source_BS, target_in_BT)
+            average_MBTS, heads_MBHTS = attention.cross_attention(
+                self.model, self.params, source_BS, target_in_BT
             )
             for b, (s, t) in enumerate(zip(part_s, part_t)):
                 out.append(

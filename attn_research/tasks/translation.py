@@ -49,7 +49,7 @@ from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_figures, bleu, explorer
 from attn_research.evaluation.attention_statistics import AttentionStatistics
-from attn_research.models import fields, maps, rnn_translator, transformer_translator
+from attn_research.models import fields, rnn_translator, transformer_translator
 from attn_research.models.translator import TranslatorFamily
 from attn_research.tasks import translation_attention, translation_decoding
 
@@ -59,15 +59,6 @@ FAMILIES: dict[str, tuple[TranslatorFamily, type[nn.Module]]] = {
     "rnn": (rnn_translator, rnn_translator.RnnTranslator),
     "transformer": (transformer_translator, transformer_translator.TransformerTranslator),
 }
-
-
-def _attention_maps(model: nn.Module, params, source_BS, target_in_BT) -> list[maps.AttentionMap]:
-    """The model's teacher-forced attention maps over the source (``models.maps``)."""
-    return model.attention_maps(params, source_BS, target_in_BT)
-
-
-# Compiled once per model and batch shape, whatever the number of evaluations.
-_ATTENTION_MAPS = jax.jit(_attention_maps, static_argnums=0)
 
 
 class TranslationTask(tasks.Task):
@@ -209,17 +200,21 @@ class TranslationEvaluator:
         n = min(len(arrays["index"]), max(decode.aer_examples, decode.num_figures))
         if n == 0 or self._config.model.get("attention") == "none":
             return {}, []
-        weights, statistics = [], None
+        shown = min(n, decode.num_figures)
+        weights, shown_heads, statistics = [], [], None
         for start in range(0, n, decode.batch_size):
             part = slice(start, min(start + decode.batch_size, n))
             source, target_in = arrays["source"][part], arrays["target_in"][part]
-            attention = _ATTENTION_MAPS(model, params, source, target_in)
+            attention = translation_attention.teacher_forced_maps(model, params, source, target_in)
             statistics = statistics or [AttentionStatistics() for _ in attention]
             valid_BT = arrays["target_out"][part] != tokenizer_lib.PAD_ID
             for stats, each in zip(statistics, attention):
                 stats.add(each.weights, valid_BT, each.centre_fraction)
-            weights.append(np.stack([np.asarray(each.weights).mean(axis=1) for each in attention]))
+            heads_MBHTS = translation_attention.stacked_weights(attention)
+            weights.append(heads_MBHTS.mean(axis=2))
+            shown_heads.append(heads_MBHTS[:, : max(0, shown - start)])
         weights = np.concatenate(weights, axis=1)  # [maps, n, T, S], heads averaged
+        heads_MBHTS = np.concatenate(shown_heads, axis=1)  # [maps, shown, H, T, S]
         layers = weights.shape[0]
         words = []
         for layer in range(layers):
@@ -251,13 +246,7 @@ class TranslationEvaluator:
                 )
             if layers > 1:
                 metrics["aer"] = metrics[f"aer_layer{decode.alignment_layer % layers}"]
-        shown = min(n, decode.num_figures)
         names = translation_attention.map_names(model, params, arrays["source"][:1])
-        average_MBTS, heads_MBHTS = jax.device_get(
-            translation_attention.cross_attention(
-                model, params, arrays["source"][:shown], arrays["target_in"][:shown], True
-            )
-        )
         pairs = [
             (
                 self._split.sources[int(arrays["index"][i])].split(),
@@ -265,7 +254,7 @@ class TranslationEvaluator:
                 chosen[i],
                 translation_attention.word_views(
                     names,
-                    average_MBTS[:, i],
+                    weights[:, i],
                     heads_MBHTS[:, i],
                     self._tokenizer.word_ids(arrays["target_out"][i]),
                     self._tokenizer.word_ids(arrays["source"][i]),

@@ -13,27 +13,38 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from attn_research.evaluation import alignment, explorer
+from attn_research.models import maps
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
+@functools.partial(jax.jit, static_argnums=0)
+def teacher_forced_maps(
+    model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array
+) -> list[maps.AttentionMap]:
+    """The model's attention maps over the source with the target fed in (``models.maps``):
+    one per attention, ``[B, H, T, S]``, row t the attention with which target token t was
+    written, with local-p's ``centre_fraction``. Compiled once per model and batch shape."""
+    return model.attention_maps(params, source_BS, target_in_BT)
+
+
 def cross_attention(
-    model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array, heads: bool
-) -> tuple[jax.Array, jax.Array | None]:
-    """Each attention's weights: heads averaged ``[maps, B, T, S]``, and with `heads` the
-    heads themselves ``[maps, B, H, T, S]`` (else None). Row t is the attention with which
-    target token t was written. Compiled once per model, batch shape and `heads`."""
-    weights_MBHTS = jnp.stack(
-        [m.weights for m in model.attention_maps(params, source_BS, target_in_BT)]
-    )
-    return weights_MBHTS.mean(axis=2), weights_MBHTS if heads else None
+    model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array
+) -> tuple[np.ndarray, np.ndarray]:
+    """`teacher_forced_maps`' weights, heads averaged ``[maps, B, T, S]`` and per head
+    ``[maps, B, H, T, S]``."""
+    heads_MBHTS = stacked_weights(teacher_forced_maps(model, params, source_BS, target_in_BT))
+    return heads_MBHTS.mean(axis=2), heads_MBHTS
+
+
+def stacked_weights(attention: list[maps.AttentionMap]) -> np.ndarray:
+    """The maps' weights on the host, stacked ``[maps, B, H, T, S]``."""
+    return np.stack([np.asarray(m.weights) for m in jax.device_get(attention)])
 
 
 def map_names(model: nn.Module, params: Any, source_BS: jax.Array) -> tuple[str, ...]:
-    """The names of the ``maps`` of `cross_attention`, in order (nothing is computed)."""
+    """The names of the maps of `teacher_forced_maps`, in order (nothing is computed)."""
     shapes = jax.eval_shape(model.attention_maps, params, source_BS, source_BS)
     return tuple(m.name for m in shapes)
 

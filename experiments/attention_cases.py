@@ -2,7 +2,8 @@
 
 A ``Case`` is one jitted attention call at one shape; ``measure_group`` compiles the cases that
 are compared with each other, times them in interleaved rounds and returns one ``Record`` each
-(times, compiled temporaries, the load average). See ``bench_attention`` for the list.
+(times, compiled temporaries, the load average, and for attention the rate of useful FLOPs
+against the matmul peak timed in the same rounds). See ``bench_attention`` for the list.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Case:
     inputs: tuple[tuple[int, ...], ...]
     fn: Fn
     extra: tuple[tuple[str, Any], ...] = ()
+    useful_flops: float | None = None  # of forward+backward (``attention_flops``)
 
     @property
     def shape(self) -> str:
@@ -131,9 +133,31 @@ def bthd(b: int, t: int, h: int, d: int) -> tuple[tuple[str, int], ...]:
     return (("B", b), ("T", t), ("H", h), ("D", d))
 
 
-def matmul_case(n: int) -> Case:
+def attention_flops(b: int, h: int, pairs: int, d: int) -> float:
+    """Useful FLOPs of softmax attention's forward+backward over ``pairs`` query-key pairs per
+    head: the matmuls only, each a multiply-add per pair and feature. Forward ``QK^T`` and
+    ``PV`` (2 x 2 x pairs x D); backward ``dP = dO V^T``, ``dV = P^T dO``, ``dQ = dS K``,
+    ``dK = dS^T Q`` (4 x 2 x pairs x D): ``12 B H pairs D`` in all, with no recomputation and no
+    overlap of blocks counted (the convention of FlashAttention's FLOP counts)."""
+    return 12.0 * b * h * pairs * d
+
+
+def band_pairs(length: int, window: tuple[int, int]) -> int:
+    """Query-key pairs of a ``(left, right)`` window over ``length`` tokens, edges clipped."""
+    i = np.arange(length)
+    return int((np.minimum(i, window[0]) + np.minimum(length - 1 - i, window[1]) + 1).sum())
+
+
+def peak_case(n: int, group: int) -> Case:
+    """The f32 matmul ``n x n @ n x n`` timed with group ``group``: the peak its cases are
+    compared with."""
     return Case(
-        "matmul", "matmul", "dense", (("M", n), ("K", n), ("N", n)), ((n, n), (n, n)), jnp.matmul
+        f"matmul[group {group}]",
+        "matmul",
+        "dense",
+        (("M", n), ("K", n), ("N", n)),
+        ((n, n), (n, n)),
+        jnp.matmul,
     )
 
 
@@ -146,6 +170,8 @@ def dot_product_kernels(dtype: str) -> tuple[str, ...]:
 def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case]:
     """Ours with each kernel, then flax's, on ``q, k, v [B, T, H, D]``."""
     inputs = (shape,) * 3
+    b, t, h, d = shape
+    flops = attention_flops(b, h, t * t, d)
     ours = [
         Case(
             f"ours[{kernel}]",
@@ -154,12 +180,20 @@ def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case
             bthd(*shape),
             inputs,
             lambda q, k, v, kernel=kernel: attend(q, k, v, kind="dot_product", kernel=kernel),
+            useful_flops=flops,
         )
         for kernel in dot_product_kernels(dtype)
     ]
-    return ours + [
-        Case("flax.linen", "dot_product", "flax", bthd(*shape), inputs, nn.dot_product_attention)
-    ]
+    flax = Case(
+        "flax.linen",
+        "dot_product",
+        "flax",
+        bthd(*shape),
+        inputs,
+        nn.dot_product_attention,
+        useful_flops=flops,
+    )
+    return ours + [flax]
 
 
 def local_cases(sizes: Sizes) -> list[Case]:
@@ -177,6 +211,7 @@ def local_cases(sizes: Sizes) -> list[Case]:
             ((b, length, h, d),) * 3,
             fn,
             (("window", list(window)), *extra),
+            attention_flops(b, h, band_pairs(length, window), d),
         )
 
     def ours(length: int, block: int | None = None) -> Case:  # None: the library's default
@@ -255,12 +290,13 @@ def additive_cases(sizes: Sizes) -> list[Case]:
 
 
 def case_groups(sizes: Sizes) -> list[list[Case]]:
-    """The cases, in groups whose members are timed in interleaved rounds (see ``time_group``)."""
-    return (
-        [[matmul_case(sizes.matmul)]]
-        + [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes]
-        + [local_cases(sizes), additive_cases(sizes)]
-    )
+    """The cases, in groups whose members are timed in interleaved rounds (see ``time_group``),
+    each with the matmul whose rate is its cases' peak."""
+    groups = [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes] + [
+        local_cases(sizes),
+        additive_cases(sizes),
+    ]
+    return [[peak_case(sizes.matmul, i)] + group for i, group in enumerate(groups)]
 
 
 # ---------------------------------------------------------------- measuring
@@ -371,8 +407,16 @@ def measure_group(cases: Sequence[Case], sizes: Sizes, max_temp_bytes: int) -> l
                 note=(f"not run: fwd+bwd temp > --max-temp-gib {max_temp_bytes / 2**30:g}"),
             )
     time_group(runnable, sizes)
+    peak = None
     for p in runnable:
         if p.case.kind == "matmul":
             n = p.case.inputs[0][0]
-            p.record.extra["gflops"] = round(2 * n**3 / (p.record.fwd_ms * 1e-3) / 1e9, 1)
+            peak = 2 * n**3 / (p.record.fwd_ms * 1e-3) / 1e9
+            p.record.extra["gflops"] = round(peak, 1)
+    for p in runnable:
+        if p.case.useful_flops is not None:
+            rate = p.case.useful_flops / (p.record.fwd_bwd_ms * 1e-3) / 1e9
+            p.record.extra.update(useful_gflop=p.case.useful_flops / 1e9, gflops=round(rate, 1))
+            if peak:
+                p.record.extra["peak_fraction"] = round(rate / peak, 4)
     return [p.record for p in prepared]

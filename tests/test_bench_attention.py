@@ -6,6 +6,9 @@ every case ran, and that the records match the file.
 
 import json
 
+import numpy as np
+import pytest
+
 from experiments import bench_attention
 
 REQUIRED = {
@@ -38,7 +41,21 @@ def test_quick_run_writes_records(tmp_path, capsys):
     }
     assert {"blocked", "jax_nn_dense"} == {r["kernel"] for r in records if r["kind"] == "local"}
     assert {"naive", "query_chunked"} == {r["kernel"] for r in records if r["kind"] == "additive"}
-    assert next(r for r in records if r["kind"] == "matmul")["gflops"] > 0
+    assert all(r["gflops"] > 0 for r in records if r["kind"] == "matmul")
+    # Useful FLOPs: 12 B H pairs D, with the pairs counted on the dense mask.
+    (b, t, h, d), window = bench_attention.QUICK.dot_shapes[0], bench_attention.QUICK.local_window
+    for r in records:
+        if r["kind"] == "dot_product":
+            assert r["useful_gflop"] == pytest.approx(12 * b * h * t * t * d / 1e9)
+        if r["kind"] == "local":
+            batch, length, heads, depth = (int(x[1:]) for x in r["shape"].split(","))
+            i, j = np.indices((length, length))
+            pairs = np.sum((j >= i - window[0]) & (j <= i + window[1]))
+            assert r["useful_gflop"] == pytest.approx(12 * batch * heads * pairs * depth / 1e9)
+        if "useful_gflop" in r:
+            rate = r["useful_gflop"] / (r["fwd_bwd_ms"] / 1e3)
+            assert r["gflops"] == pytest.approx(rate, abs=0.06)
+            assert 0 < r["peak_fraction"]
 
     printed = capsys.readouterr().out
     assert "fwd+bwd ms" in printed

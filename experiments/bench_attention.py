@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     for group in case_groups(sizes):
         records += measure_group(group, sizes, int(args.max_temp_gib * 2**30))
         print(
-            f"  {group[0].kind}: {len(group)} cases done after {time.perf_counter() - start:.0f} s",
+            f"  {group[-1].kind}: {len(group)} cases done after {time.perf_counter() - start:.0f} s",
             flush=True,
         )
     print()

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attn_research.attention import attend, compute, positions, scores
+from attn_research.attention import attend, compute, kernels, positions, scores
 
 Array = jax.Array
 Fn = Callable[..., Array]
@@ -196,6 +196,46 @@ def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case
     return ours + [flax]
 
 
+def dot_product_part_cases(shape: tuple[int, int, int, int]) -> list[Case]:
+    """The dense kernel's three steps alone, on ``[B, T, H, D]`` inputs: where its time goes.
+
+    ``qk``: the logits ``q k^T`` (``kernels.scores``); ``softmax``: of ``[B, H, T, T]`` float32
+    logits; ``pv``: the weights times the values (``kernels.weighted_values``). Each matmul is
+    ``2 B H T^2 D`` FLOPs forward and twice that backward.
+    """
+    b, t, h, d = shape
+    dims = bthd(*shape)
+    matmul_flops = 6.0 * b * h * t * t * d
+    return [
+        Case(
+            "part[qk]",
+            "dot_product_parts",
+            "dense",
+            dims,
+            (shape, shape),
+            lambda q, k: kernels.scores(q, k, 1.0),
+            useful_flops=matmul_flops,
+        ),
+        Case(
+            "part[softmax]",
+            "dot_product_parts",
+            "dense",
+            dims,
+            ((b, h, t, t),),
+            lambda logits: jax.nn.softmax(logits, axis=-1),
+        ),
+        Case(
+            "part[pv]",
+            "dot_product_parts",
+            "dense",
+            dims,
+            ((b, h, t, t), shape),
+            kernels.weighted_values,
+            useful_flops=matmul_flops,
+        ),
+    ]
+
+
 def local_cases(sizes: Sizes) -> list[Case]:
     """Ours (blocked) at every length with the dense-masked jax.nn form beside it where measured,
     then ours at each ``block_size`` at the target length."""
@@ -293,6 +333,7 @@ def case_groups(sizes: Sizes) -> list[list[Case]]:
     """The cases, in groups whose members are timed in interleaved rounds (see ``time_group``),
     each with the matmul whose rate is its cases' peak."""
     groups = [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes] + [
+        dot_product_part_cases(sizes.dot_shapes[0]),
         local_cases(sizes),
         additive_cases(sizes),
     ]

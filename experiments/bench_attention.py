@@ -23,7 +23,13 @@ of a shared machine hits them alike. Cases:
   its temporary memory is only reported: cases above ``--max-temp-gib`` are compiled, not run);
 - additive, ``B1,Tq1024,Tk1024,H1,U256,Dv64`` (one head: the naive form's fwd+bwd already
   needs ~2 GiB): ours (query-chunked, ``query_chunk_size`` 16/32/64/128) and a naive form
-  that materializes the whole ``[B, Tq, Tk, H, U]`` tanh tensor.
+  that materializes the whole ``[B, Tq, Tk, H, U]`` tanh tensor;
+- dot_product_parts, at the first dot_product shape: the dense kernel's logits matmul, softmax
+  and weighted values alone (``attention_cases.dot_product_part_cases``), the profile of where
+  its time goes.
+
+``--kinds`` runs only the groups of the kinds named (the targets of the others show as not
+measured).
 
 It prints one table of all records, then the issue's targets with PASS/FAIL, and writes the
 records as a JSON list of ``{"name", "kind", "kernel", "shape", "fwd_ms", "fwd_bwd_ms",
@@ -233,7 +239,7 @@ def fmt(x: float | None, digits: int = 1) -> str:
 
 def records_table(records: Sequence[Record]) -> str:
     header = (
-        f"{'kind':<12}{'name':<22}{'shape':<30}{'fwd ms':>10}{'fwd+bwd ms':>12}"
+        f"{'kind':<18}{'name':<22}{'shape':<30}{'fwd ms':>10}{'fwd+bwd ms':>12}"
         f"{'(min)':>10}{'temp MiB':>10}{'GFLOP/s':>9}{'% peak':>8}{'load':>6}  notes"
     )
     lines = [header, "-" * len(header)]
@@ -242,7 +248,7 @@ def records_table(records: Sequence[Record]) -> str:
         mib = None if r.temp_bytes is None else r.temp_bytes / MiB
         fraction = r.extra.get("peak_fraction")
         lines.append(
-            f"{r.kind:<12}{r.name:<22}{r.shape:<30}{fmt(r.fwd_ms):>10}"
+            f"{r.kind:<18}{r.name:<22}{r.shape:<30}{fmt(r.fwd_ms):>10}"
             f"{fmt(r.fwd_bwd_ms):>12}{fmt(r.extra.get('fwd_bwd_min_ms')):>10}{fmt(mib):>10}"
             f"{fmt(r.extra.get('gflops')):>9}{fmt(None if fraction is None else 100 * fraction):>8}"
             f"{r.extra['loadavg']:>6.1f}  {notes}"
@@ -281,6 +287,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=("float32", "bfloat16"),
         help="input dtype (bfloat16 adds cuDNN flash attention on a GPU)",
     )
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=("dot_product", "dot_product_parts", "local", "additive"),
+        help="run only these kinds' groups (default: all)",
+    )
     return parser.parse_args(argv)
 
 
@@ -296,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     )
     records = []
     for group in case_groups(sizes):
+        if args.kinds and group[-1].kind not in args.kinds:
+            continue
         records += measure_group(group, sizes, int(args.max_temp_gib * 2**30))
         print(
             f"  {group[-1].kind}: {len(group)} cases done after {time.perf_counter() - start:.0f} s",

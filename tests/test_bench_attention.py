@@ -33,7 +33,8 @@ def test_quick_run_writes_records(tmp_path, capsys):
             assert isinstance(record[key], kind), (key, record)
         assert record["fwd_ms"] > 0 and record["fwd_bwd_ms"] > 0
         assert record["temp_bytes"] >= 0
-    assert {r["kind"] for r in records} == {"matmul", "dot_product", "local", "additive"}
+    kinds = {"matmul", "dot_product", "dot_product_parts", "local", "additive"}
+    assert {r["kind"] for r in records} == kinds
     keys = [(r["kind"], r["name"], r["shape"]) for r in records]
     assert len(set(keys)) == len(keys)
     assert {"flax", "dense", "chunked", "jax_nn"} <= {
@@ -64,10 +65,11 @@ def test_quick_run_writes_records(tmp_path, capsys):
     assert "not measured" not in printed
 
 
-def test_too_big_cases_are_compiled_not_run(tmp_path):
+def test_too_big_cases_are_compiled_not_run_and_kinds_pick_groups(tmp_path):
     records = bench_attention.main(
-        ["--quick", "--max-temp-gib", "0", "--json", str(tmp_path / "b.json")]
+        ["--quick", "--max-temp-gib", "0", "--kinds", "local", "--json", str(tmp_path / "b.json")]
     )
+    assert {r["kind"] for r in records} == {"matmul", "local"}
     assert all(
         r["fwd_ms"] is None and "not run" in r["note"] for r in records if r["temp_bytes"] > 0
     )

@@ -6,8 +6,9 @@ For ``local`` (window (128, 128), ``B1,H4,D64``) at T = 16384 ... 1048576 and ``
 (a 7 x 7 neighbourhood; ``B1,H2,D16``, small enough for a 2-core CPU) on grids of 128 x 128 ...
 1024 x 1024 tokens, float32, the blocked kernel (all query blocks at once) beside the looped one
 (a block at a time): XLA's temporary bytes of the compiled fwd+bwd
-(``memory_analysis().temp_size_in_bytes``, compile only) and the wall time of one fwd+bwd call
-(``jax.grad`` of ``<out, c>`` w.r.t. q, k, v, after compilation, with ``block_until_ready``).
+(``memory_analysis().temp_size_in_bytes``, compile only) and the median wall time of
+``--repeats`` fwd+bwd calls after a warm-up call (``jax.grad`` of ``<out, c>`` w.r.t. q, k, v,
+with ``block_until_ready``; ``fwd_bwd_min_s`` the fastest).
 The blocked kernel is compiled only up to ``--max-blocked-tokens`` (its compile time and static
 band mask grow with T) and run only where its temporaries are under ``--max-temp-gib``.
 It prints one table and the issue's targets, and writes the records as a JSON list.
@@ -19,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import os
+import statistics
 import time
 from typing import Any, Sequence
 
@@ -71,8 +73,10 @@ def cases(sizes: Sizes) -> list[Case]:
     return out
 
 
-def measure(case: Case, max_blocked_tokens: int, max_temp_bytes: int) -> dict[str, Any]:
-    """Compiles the case's fwd+bwd and times one call, unless it is too big."""
+def measure(
+    case: Case, max_blocked_tokens: int, max_temp_bytes: int, repeats: int
+) -> dict[str, Any]:
+    """Compiles the case's fwd+bwd and times ``repeats`` calls, unless it is too big."""
     record = {
         "kind": case.kind,
         "kernel": case.kernel,
@@ -94,9 +98,15 @@ def measure(case: Case, max_blocked_tokens: int, max_temp_bytes: int) -> dict[st
     if record["temp_bytes"] > max_temp_bytes:
         record["note"] = f"not run: temp > --max-temp-gib {max_temp_bytes / GiB:g}"
         return record
-    start = time.perf_counter()
     jax.block_until_ready(grad(*inputs))
-    record["fwd_bwd_s"] = round(time.perf_counter() - start, 3)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(grad(*inputs))
+        seconds.append(time.perf_counter() - start)
+    record["fwd_bwd_s"] = round(statistics.median(seconds), 3)
+    record["fwd_bwd_min_s"] = round(min(seconds), 3)
+    record["repeats"] = repeats
     record["loadavg"] = round(os.getloadavg()[0], 2)
     return record
 
@@ -150,11 +160,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--quick", action="store_true", help="small T (smoke test)")
     parser.add_argument("--max-blocked-tokens", type=int, default=65536)
     parser.add_argument("--max-temp-gib", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls after a warm-up")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     records = []
     for case in cases(sizes):
-        records.append(measure(case, args.max_blocked_tokens, int(args.max_temp_gib * GiB)))
+        records.append(
+            measure(case, args.max_blocked_tokens, int(args.max_temp_gib * GiB), args.repeats)
+        )
         print(json.dumps(records[-1]), flush=True)
     print(table(records, targets(records, sizes)))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

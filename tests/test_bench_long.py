@@ -10,7 +10,7 @@ from experiments import bench_long
 
 def test_quick_run_writes_records(tmp_path):
     path = tmp_path / "sub" / "bench_long.json"
-    returned = bench_long.main(["--quick", "--json", str(path)])
+    returned = bench_long.main(["--quick", "--repeats", "2", "--json", str(path)])
     records = json.loads(path.read_text())
     assert records == returned
     assert {(r["kind"], r["kernel"]) for r in records} == {
@@ -19,3 +19,4 @@ def test_quick_run_writes_records(tmp_path):
     assert len(records) == 2 * (len(bench_long.QUICK.lengths) + len(bench_long.QUICK.grids))
     for record in records:
         assert record["temp_bytes"] >= 0 and record["fwd_bwd_s"] > 0, record
+        assert record["repeats"] == 2 and 0 < record["fwd_bwd_min_s"] <= record["fwd_bwd_s"]

@@ -104,8 +104,8 @@ def measure(
         start = time.perf_counter()
         jax.block_until_ready(grad(*inputs))
         seconds.append(time.perf_counter() - start)
-    record["fwd_bwd_s"] = round(statistics.median(seconds), 3)
-    record["fwd_bwd_min_s"] = round(min(seconds), 3)
+    record["fwd_bwd_s"] = round(statistics.median(seconds), 6)
+    record["fwd_bwd_min_s"] = round(min(seconds), 6)
     record["repeats"] = repeats
     record["loadavg"] = round(os.getloadavg()[0], 2)
     return record

@@ -201,11 +201,11 @@ def dot_product_part_cases(shape: tuple[int, int, int, int]) -> list[Case]:
 
     ``qk``: the logits ``q k^T`` (``kernels.scores``); ``softmax``: of ``[B, H, T, T]`` float32
     logits; ``pv``: the weights times the values (``kernels.weighted_values``). Each matmul is
-    ``2 B H T^2 D`` FLOPs forward and twice that backward.
+    half of ``attention_flops``: ``2 B H T^2 D`` FLOPs forward and twice that backward.
     """
     b, t, h, d = shape
     dims = bthd(*shape)
-    matmul_flops = 6.0 * b * h * t * t * d
+    matmul_flops = attention_flops(b, h, t * t, d) / 2
     return [
         Case(
             "part[qk]",

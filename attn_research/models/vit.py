@@ -165,7 +165,7 @@ class ViT(nn.Module):
             scan_unroll=self.scan_unroll,
             name="encoder",
         )(x_BND, deterministic=not train)
-        patches_BND = x_BND[:, len(self._prefix_roles()) :]
+        patches_BND = x_BND[:, len(self.prefix_roles()) :]
         if self.pool == "token":
             rep_BD = x_BND[:, 0]
         elif self.pool == "gap":
@@ -179,7 +179,7 @@ class ViT(nn.Module):
         )(rep_BD)
         return logits.astype(jnp.float32)
 
-    def _prefix_roles(self) -> tuple[str, ...]:
+    def prefix_roles(self) -> tuple[str, ...]:
         """The roles of the tokens before the patches: the class token, then the registers."""
         return ("class",) * (self.pool == "token") + ("register",) * self.num_registers
 
@@ -191,8 +191,9 @@ class ViT(nn.Module):
         sown = state["intermediates"]
         (weights_LBHTT,) = sown["encoder"]["layers"]["attention"]["attention_weights"]
         grid = (images_BHWC.shape[1] // self.patch, images_BHWC.shape[2] // self.patch)
-        tokens = maps.Tokens.image(grid, prefix=self._prefix_roles())
-        batch, count, skip = images_BHWC.shape[0], len(tokens), len(self._prefix_roles())
+        prefix = self.prefix_roles()
+        tokens = maps.Tokens.image(grid, prefix=prefix)
+        batch, count, skip = images_BHWC.shape[0], len(tokens), len(prefix)
         if self.pool == "token":
             readout = jnp.zeros((batch, 1, 1, count)).at[..., 0].set(1.0)
         elif self.pool == "gap":

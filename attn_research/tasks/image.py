@@ -92,7 +92,7 @@ def _check_model_on(model: nn.Module, image_shape: tuple[int, ...]) -> None:
             "pixels."
         )
     grid = (height // model.patch, width // model.patch)
-    tokens = grid[0] * grid[1] + (model.pool == "token") + model.num_registers
+    tokens = grid[0] * grid[1] + len(model.prefix_roles())
     try:
         presets.resolve(model.attention, dict(model.attention_options)).positions.check(
             tokens, tokens, grid

@@ -205,7 +205,9 @@ class TranslationEvaluator:
         for start in range(0, n, decode.batch_size):
             part = slice(start, min(start + decode.batch_size, n))
             source, target_in = arrays["source"][part], arrays["target_in"][part]
-            attention = translation_attention.teacher_forced_maps(model, params, source, target_in)
+            attention = jax.device_get(
+                translation_attention.teacher_forced_maps(model, params, source, target_in)
+            )
             statistics = statistics or [AttentionStatistics() for _ in attention]
             valid_BT = arrays["target_out"][part] != tokenizer_lib.PAD_ID
             for stats, each in zip(statistics, attention):

@@ -40,7 +40,7 @@ def cross_attention(
 
 def stacked_weights(attention: list[maps.AttentionMap]) -> np.ndarray:
     """The maps' weights on the host, stacked ``[maps, B, H, T, S]``."""
-    return np.stack([np.asarray(m.weights) for m in jax.device_get(attention)])
+    return np.stack([np.asarray(m.weights) for m in attention])
 
 
 def map_names(model: nn.Module, params: Any, source_BS: jax.Array) -> tuple[str, ...]:

@@ -67,6 +67,8 @@ def test_long_sentences_study_points():
     assert [p.group for p in small.points()] == [
         "model=rnn,attention=none",
         "model=rnn,attention=bahdanau",
+        "model=transformer,attention=dot_product",
+        "model=transformer,attention=local",
     ]
     assert len(full.points()) == 15
     assert {p.group for p in full.points()} == {

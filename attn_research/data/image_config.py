@@ -24,6 +24,20 @@ _STATS = {
 _COLOUR_AUGMENTED = ("cifar10", "cifar100", "imagenette", "svhn_cropped")
 
 
+def colour32(config: ml_collections.ConfigDict) -> None:
+    """Sets ``config.data`` (in place) for 32 x 32 RGB images, as CIFAR-10 recipes train them.
+
+    Images resized to 32 x 32 and read as RGB, random crops of the image zero-padded by 4 and
+    horizontal flips (the augmentation of He et al. 2016's CIFAR-10 runs); a folder is
+    normalized with CIFAR-10's channel statistics, near those of natural photographs (set
+    ``mean`` and ``std`` for other data), a TFDS data set with its own.
+    """
+    config.image_size, config.channels = 32, 3
+    config.crop_padding, config.flip = 4, True
+    if config.source == "folder":
+        config.mean, config.std = _STATS["cifar10"]
+
+
 def cluttered_config(tiny: bool = False) -> ml_collections.ConfigDict:
     """``config.data.cluttered``: see ``attn_research.data.cluttered.Clutter``."""
     return ml_collections.ConfigDict(

@@ -105,3 +105,31 @@ class Encoder(nn.Module):
         )
         x, _ = stack(x, mask, deterministic)
         return nn.LayerNorm(dtype=self.dtype, name="ln_final")(x)
+
+
+def classifier_encoder(
+    owner: nn.Module, grid: tuple[int, int] | None, sow_weights: bool = False
+) -> Encoder:
+    """The ``Encoder`` named "encoder" of a classifier (``ViT``, ``SequenceClassifier``).
+
+    Built from the fields those models share: num_layers, num_heads, mlp_dim, attention,
+    attention_options, dropout_rate, dtype, remat and scan_unroll. Call it inside ``owner``'s
+    compact ``__call__``, so that the encoder is ``owner``'s submodule.
+    """
+    block = dict(
+        num_heads=owner.num_heads,
+        mlp_dim=owner.mlp_dim,
+        attention=owner.attention,
+        attention_options=FrozenDict(owner.attention_options),
+        grid=grid,
+        dropout_rate=owner.dropout_rate,
+        sow_weights=sow_weights,
+    )
+    return Encoder(
+        owner.num_layers,
+        block,
+        dtype=owner.dtype,
+        remat=owner.remat,
+        scan_unroll=owner.scan_unroll,
+        name="encoder",
+    )

@@ -22,7 +22,7 @@ import numpy as np
 from flax.core import FrozenDict
 
 from attn_research.models import fields
-from attn_research.models.encoder import Encoder
+from attn_research.models.encoder import classifier_encoder
 from attn_research.models.scan import check_remat, check_unroll
 
 POOLS = ("mean", "token")
@@ -108,22 +108,9 @@ class SequenceClassifier(nn.Module):
             x_BTD = jnp.concatenate([cls_B1D, x_BTD], axis=1)
             real_BT = jnp.concatenate([jnp.ones((b, 1), bool), real_BT], axis=1)
         x_BTD = nn.Dropout(self.dropout_rate)(x_BTD, deterministic=not train)
-        block = dict(
-            num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim,
-            attention=self.attention,
-            attention_options=FrozenDict(self.attention_options),
-            grid=self.grid,
-            dropout_rate=self.dropout_rate,
+        x_BTD = classifier_encoder(self, self.grid)(
+            x_BTD, real_BT[:, None, None, :], deterministic=not train
         )
-        x_BTD = Encoder(
-            self.num_layers,
-            block,
-            dtype=self.dtype,
-            remat=self.remat,
-            scan_unroll=self.scan_unroll,
-            name="encoder",
-        )(x_BTD, real_BT[:, None, None, :], deterministic=not train)
         if self.pool == "token":
             rep_BD = x_BTD[:, 0]
         else:

@@ -28,7 +28,7 @@ from flax.core import FrozenDict
 
 from attn_research.models import fields, maps
 from attn_research.models.attention_cnn import PROBE, AttentionPool
-from attn_research.models.encoder import Encoder
+from attn_research.models.encoder import classifier_encoder
 from attn_research.models.scan import check_remat, check_unroll
 
 POOLS = ("token", "gap", "map")
@@ -148,23 +148,7 @@ class ViT(nn.Module):
             prefix_BPD = jnp.broadcast_to(prefix_PD, (x_BND.shape[0], *prefix_PD.shape))
             x_BND = jnp.concatenate([prefix_BPD, x_BND], axis=1)
         x_BND = nn.Dropout(self.dropout_rate)(x_BND, deterministic=not train)
-        block = dict(
-            num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim,
-            attention=self.attention,
-            attention_options=FrozenDict(self.attention_options),
-            grid=grid,
-            dropout_rate=self.dropout_rate,
-            sow_weights=self.sow_weights,
-        )
-        x_BND = Encoder(
-            self.num_layers,
-            block,
-            dtype=self.dtype,
-            remat=self.remat,
-            scan_unroll=self.scan_unroll,
-            name="encoder",
-        )(x_BND, deterministic=not train)
+        x_BND = classifier_encoder(self, grid, self.sow_weights)(x_BND, deterministic=not train)
         patches_BND = x_BND[:, len(self.prefix_roles()) :]
         if self.pool == "token":
             rep_BD = x_BND[:, 0]

@@ -11,16 +11,20 @@ pair), with BLEU in source-length buckets of 10 words, 0-9 up to 50-59 (and 60+)
     python -m experiments.sweep \\
         "experiments/studies/long_sentences.py:full,path=../shared/data/spa-eng/spa.txt"
 
-Args: ``path=FILE`` (required: the TSV corpus) and ``small`` (the config's ``small`` run, 500
-steps, of the RNN without and with Bahdanau attention; one seed) or ``full`` (the default
-config, every model, 3 seeds). ``experiments.results`` draws ``bleu_by_length.png`` in the
+Args: ``path=FILE`` (required: the TSV corpus) and ``small`` (the config's ``small`` run of a
+joined corpus, 1500 steps of 64 pairs, of the RNN without and with Bahdanau attention and of
+both Transformers; one seed) or ``full`` (the default config, 6000 steps, every model, 3
+seeds). ``experiments.results`` draws ``bleu_by_length.png`` in the
 study's directory: BLEU per bucket, one line per model.
 """
 
 from experiments.study import Study, parse_variant
 
 JOIN = 8
-SMALL_GRID = [{"model": ["rnn"], "attention": ["none", "bahdanau"]}]
+SMALL_GRID = [
+    {"model": ["rnn"], "attention": ["none", "bahdanau"]},
+    {"model": ["transformer"], "attention": ["dot_product", "local"]},
+]
 FULL_GRID = [
     {"model": ["rnn"], "attention": ["none", "bahdanau", "luong_local_p"]},
     {"model": ["transformer"], "attention": ["dot_product", "local"]},

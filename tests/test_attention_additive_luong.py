@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from attention_modules import AdditiveAttention, LuongAttention
 
-from attn_research.attention import compute, positions, scores
+from attn_research.attention import attend, compute, positions, scores
 
 
 def _qkv(seed, batch, tq, tk, heads, kv_heads, depth=8, value_depth=3):
@@ -291,3 +291,23 @@ def test_luong_scales_on_are_the_scaled_formula_and_off_is_the_paper_bit_for_bit
     np.testing.assert_array_equal(off_out, paper_out)
     np.testing.assert_array_equal(off_weights, paper_weights)
     assert np.abs(np.asarray(paper_weights) - np.asarray(weights)).max() > 1e-3
+
+
+@pytest.mark.parametrize("score", ["dot", "general"])
+def test_learned_gain_starts_at_one_and_multiplies_the_scaled_logits(score):
+    """``learned_gain``: one scalar ``gain`` initialized to 1; the logits are gain / sqrt(d)
+    times the score (TF's LuongAttention(scale=True)); dot with it has a parameter, so the
+    parameter-free ``attend`` refuses it."""
+    q, k, v = _qkv(13, (2,), 6, 9, 1, 1)
+    module = LuongAttention(score=score, divide_by_sqrt_depth=True, learned_gain=True)
+    params = dict(_init(module, 6, q, k, v)["params"])
+    assert float(params["gain"]) == 1.0
+    params["gain"] = jnp.float32(1.7)
+    expected, expected_weights = ref.luong(
+        q, k, v, score=score, params=params, score_scale=1.7 * 8**-0.5
+    )
+    out, weights = _apply(module, params, q, k, v)
+    np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
+    np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="has parameters of its own"):
+        attend(q, k, v, kind="luong", score="dot", learned_gain=True)

@@ -5,7 +5,9 @@ import math
 
 import pytest
 import tensorflow_datasets as tfds
+from flax.traverse_util import flatten_dict
 
+import attn_research
 from attn_research.train import train_and_evaluate
 from experiments.configs import translate
 
@@ -50,6 +52,19 @@ def test_rnn_luong_local_p_with_scales_logs_its_centres(tmp_path):
     assert 0.0 <= quantiles[0] <= quantiles[1] <= quantiles[2] <= 1.0
     assert 0.0 <= summary["eval"]["eval/centre_fraction_mean"] <= 1.0
     assert "eval/attention_entropy" in summary["eval"]
+
+
+def test_rnn_luong_dot_with_scales_trains_its_score_gain(tmp_path):
+    config = translate.get_config("model=rnn,attention=luong_dot,luong_scales,tiny")
+    assert config.model.attention_options.to_dict() == {
+        "divide_by_sqrt_depth": True,
+        "learned_gain": True,
+    }
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(config, workdir)
+    predictor = attn_research.load(workdir)
+    (gain,) = [x for p, x in flatten_dict(predictor.params).items() if p[-1] == "gain"]
+    assert gain.shape == () and float(gain) != 1.0
 
 
 def test_transformer_tiny_on_mock_tfds(tmp_path):

@@ -62,7 +62,7 @@ class Spec:
 
     @property
     def has_params(self) -> bool:
-        return scores.get(self.score).has_params or self.positions.predicts_centre
+        return scores.has_params(self.score, self.score_options) or self.positions.predicts_centre
 
     def module(self, name: str | None = None) -> Attention:
         return Attention(

@@ -9,7 +9,9 @@ blocks of neighbours (any leading axes are batch axes).
     dot:      e_ij = scale * q_i . k_j, scale 1/sqrt(d) by default (Vaswani et al. 2017;
               scale=1 is Luong et al. 2015's dot)
     general:  e_ij = scale * q_i^T W_a k_j, scale 1 by default (Luong et al. 2015)
-    (dot and general: divide_by_sqrt_depth=True divides e_ij by sqrt(d) too; opt-in, see General)
+    (dot and general: divide_by_sqrt_depth=True divides e_ij by sqrt(d) too; opt-in, see General;
+    learned_gain=True multiplies e_ij by a learned scalar g, initialized to 1: TF's
+    LuongAttention(scale=True), Keras' Attention(use_scale=True))
     additive: e_ij = w^T tanh(q_i + k_j) (Bahdanau et al. 2014, where q = W s, k = U h come from
               the caller's projections); normalize=True uses w <- g w / ||w|| and a bias b in
               the tanh (Salimans & Kingma 2016's weight normalization, as TF-Addons)
@@ -21,7 +23,7 @@ To add a score: a module here (or in its own file) and one ``register`` line bel
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -59,18 +61,35 @@ def _depth_scaled(scale: float, depth: int, divide_by_sqrt_depth: bool) -> float
     return scale / math.sqrt(depth) if divide_by_sqrt_depth else scale
 
 
+def _gained(module: nn.Module, q: Array) -> Array:
+    """``g * q`` with the learned scalar ``g`` (init 1) if ``module.learned_gain``, else ``q``.
+
+    ``(g q) . k = g (q . k)``: the gain scales the logits and the kernels still see a dot
+    product. Divided by sqrt(d), a dot or general score starts soft; the gain lets training
+    sharpen it without growing the states' norms.
+    """
+    if not module.learned_gain:
+        return q
+    gain = module.param("gain", nn.initializers.ones, ())
+    return q * gain.astype(q.dtype)
+
+
 class Dot(nn.Module):
     """``scale * q . k``; ``scale`` None is ``1 / sqrt(D)``; ``divide_by_sqrt_depth`` divides
-    by ``sqrt(D)`` once more (for Luong's dot, whose scale is 1: see General)."""
+    by ``sqrt(D)`` once more (for Luong's dot, whose scale is 1: see General); ``learned_gain``
+    multiplies by a learned scalar (see ``_gained``)."""
 
     scale: float | None = None
     divide_by_sqrt_depth: bool = False
-    has_params = False
+    learned_gain: bool = False
+    has_params = False  # without learned_gain (see ``has_params``)
 
+    @nn.compact
     def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
         depth = q.shape[-1]
         scale = 1.0 / math.sqrt(depth) if self.scale is None else self.scale
-        return q, k, kernels.ScaledDot(_depth_scaled(scale, depth, self.divide_by_sqrt_depth))
+        pair = kernels.ScaledDot(_depth_scaled(scale, depth, self.divide_by_sqrt_depth))
+        return _gained(self, q), k, pair
 
 
 class General(nn.Module):
@@ -86,13 +105,14 @@ class General(nn.Module):
 
     scale: float = 1.0
     divide_by_sqrt_depth: bool = False
+    learned_gain: bool = False
     has_params = True
 
     @nn.compact
     def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
         heads, depth = q.shape[-2:]
         w_a = self.param("w_general", _INIT, (heads, depth, depth))
-        q = jnp.einsum("...qhd,hde->...qhe", q, w_a)
+        q = _gained(self, jnp.einsum("...qhd,hde->...qhe", q, w_a))
         return q, k, kernels.ScaledDot(_depth_scaled(self.scale, depth, self.divide_by_sqrt_depth))
 
 
@@ -146,3 +166,8 @@ register("dot", Dot)
 register("general", General)
 register("additive", Additive)
 register("concat", Concat)
+
+
+def has_params(name: str, options: Mapping[str, Any]) -> bool:
+    """Whether score ``name`` with ``options`` has parameters (dot has one with learned_gain)."""
+    return get(name).has_params or bool(options.get("learned_gain", False))

@@ -14,8 +14,9 @@ it reaches on a 2-core CPU). Args (comma-separated, `translate.py:model=transfor
 - size=small|iwslt|base|big (transformer; ``TRANSFORMER_SIZES``)
 - wmt14: the WMT14 En->De recipe of Vaswani et al. 2017 through TFDS (Transformer base unless
   size= says otherwise), for an accelerator; not run here (see ``_wmt14``)
-- luong_scales: Luong's dot and general scores divided by sqrt(d) and local-p's position
-  pre-activation by sqrt(units) (`attention.scores.General`, `attention.positions.Centre`:
+- luong_scales: Luong's dot and general scores divided by sqrt(d) (dot with a learned gain) and
+  local-p's position pre-activation by sqrt(units) (`attention.scores.General`,
+  `attention.positions.Centre`:
   without them the softmax and p_t saturate early in training and whether a run learns depends
   on its seed); off by default: the paper's formulas
 - data=synthetic|tsv|parallel|tfds, path=FILE (tsv: "source<TAB>target" lines; parallel: a
@@ -65,9 +66,14 @@ LUONG_SCALES = {"divide_by_sqrt_depth": True, "divide_position_by_sqrt_units": T
 
 
 def _luong_scales(luong: dict) -> dict:
-    """Of LUONG_SCALES, those that the Luong attention ``luong`` (score, align) takes."""
+    """Of LUONG_SCALES, those that the Luong attention ``luong`` (score, align) takes; the dot
+    score, which has no weights to sharpen its softened logits with, also learns a gain
+    (``scores.Dot.learned_gain``, as TF's ``LuongAttention(scale=True)``)."""
     taken = presets.applicable("luong", LUONG_SCALES, luong)
-    return {key: value for key, value in taken.items() if key in LUONG_SCALES}
+    options = {key: value for key, value in taken.items() if key in LUONG_SCALES}
+    if luong.get("score") == "dot":
+        options["learned_gain"] = True
+    return options
 
 
 # Transformer sizes: embed_dim, num_heads, layers (encoder and decoder each), mlp_dim, dropout.

@@ -1,0 +1,49 @@
+"""experiments.redecode_by_length: a run's evaluation sentences decoded again, by length."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from attn_research.train import train_and_evaluate
+from experiments import redecode_by_length
+from experiments.configs import translate
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    summary = train_and_evaluate(translate.get_config("tiny"), workdir)
+    return workdir, summary
+
+
+def test_the_evaluation_rescored_from_its_file_is_the_runs_own(run):
+    workdir, summary = run
+    beam = translate.get_config("tiny").decode.beam_size
+    result = redecode_by_length.redecode(workdir, beam=beam, alpha=None)
+    assert result["step"] == summary["step"]
+    for scores in (result["evaluation"], result[f"beam_{beam}"]):
+        assert scores["bleu"] == pytest.approx(summary["eval"]["eval/bleu"], abs=1e-6)
+        for bucket, (value, _) in scores["by_length"].items():
+            assert value == pytest.approx(summary["eval"][f"eval/bleu_len_{bucket}"], abs=1e-6)
+
+
+def test_cli_writes_greedy_scores_and_a_plot(run, tmp_path):
+    workdir, _ = run
+    out, plot = tmp_path / "r.json", tmp_path / "r.png"
+    command = [sys.executable, "-m", "experiments.redecode_by_length", f"--workdir={workdir}"]
+    command += ["--beam=1", f"--json={out}", f"--plot={plot}"]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+    (result,) = json.loads(out.read_text())
+    greedy = result["beam_1"]
+    assert set(greedy) == {"bleu", "chrf", "empty", "by_length"}
+    assert sum(n for _, n in greedy["by_length"].values()) == len(
+        open(f"{workdir}/translations/step_{result['step']}.txt").readlines()
+    )
+    assert "beam_1: BLEU" in done.stdout and plot.stat().st_size > 0
+
+
+def test_a_run_without_evaluation_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="no translations/step_N.txt"):
+        redecode_by_length.newest_eval(str(tmp_path))

@@ -124,11 +124,12 @@ def _toy_step(table):
     return step
 
 
-def _exhaustive(step, state, b, limit, alpha, vocab=4, bos=2, eos=1):
+def _exhaustive(step, state, b, limit, alpha, min_len, vocab=4, bos=2, eos=1):
+    """The best-scoring output by enumeration: EOS only last, and not before `min_len`."""
     best = (-np.inf, None)
     for n in range(1, limit + 1):
         for seq in itertools.product(range(vocab), repeat=n):
-            if eos in seq[:-1] or (n < limit and seq[-1] != eos):
+            if eos in seq[:-1] or (n < limit and seq[-1] != eos) or eos in seq[:min_len]:
                 continue
             st = {k: v[b : b + 1] for k, v in state.items()}
             logp, prev = 0.0, bos
@@ -142,8 +143,8 @@ def _exhaustive(step, state, b, limit, alpha, vocab=4, bos=2, eos=1):
     return best
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
-def test_beam_search_equals_exhaustive_search(alpha):
+@pytest.mark.parametrize("alpha,min_len", [(0.0, 0), (0.6, 0), (2.0, 0), (0.6, 1), (0.0, 2)])
+def test_beam_search_equals_exhaustive_search(alpha, min_len):
     batch, max_len = 3, 4
     step = _toy_step(jax.random.normal(jax.random.key(0), (batch, max_len + 1, 4, 4)) * 2.0)
     state = {
@@ -154,11 +155,11 @@ def test_beam_search_equals_exhaustive_search(alpha):
     limits = jnp.asarray([4, 3, 2])
     seqs, scores = jax.jit(
         lambda: decoding.beam_search(
-            step, state, batch, max_len, limits, 2, 1, beam_size=4**3, alpha=alpha
+            step, state, batch, max_len, limits, 2, 1, 4**3, alpha, min_len
         )
     )()
     for b in range(batch):
-        score, seq = _exhaustive(step, state, b, int(limits[b]), alpha)
+        score, seq = _exhaustive(step, state, b, int(limits[b]), alpha, min_len)
         np.testing.assert_array_equal(np.asarray(seqs[b, : len(seq)]), seq)
         assert np.all(np.asarray(seqs[b, len(seq) :]) == 0)
         np.testing.assert_allclose(float(scores[b]), score, rtol=1e-5)
@@ -181,15 +182,19 @@ def test_beam_search_with_a_shared_state_equals_it_reordered():
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
 
-def test_greedy_search_takes_argmax_and_stops():
+@pytest.mark.parametrize("min_len", [0, 2])
+def test_greedy_search_takes_argmax_and_stops(min_len):
     step = _toy_step(jax.random.normal(jax.random.key(3), (2, 6, 4, 4)) * 2.0)
     state = {"b": jnp.arange(2), "t": jnp.zeros(2, jnp.int32), "h": jnp.zeros(2)}
-    tokens = decoding.greedy_search(step, state, 2, 5, jnp.asarray([5, 2]), 2, 1)
+    tokens = decoding.greedy_search(step, state, 2, 5, jnp.asarray([5, 2]), 2, 1, min_len)
     for b in range(2):
         st, prev = {k: v[b : b + 1] for k, v in state.items()}, 2
         for i in range(5 if b == 0 else 2):
             logits, st = step(st, jnp.asarray([prev]))
-            prev = int(jnp.argmax(logits[0]))
+            allowed = np.asarray(logits[0]).copy()
+            if i < min_len:
+                allowed[1] = -np.inf  # EOS (id 1) barred
+            prev = int(np.argmax(allowed))
             assert int(tokens[b, i]) == prev
             if prev == 1:
                 break

@@ -6,7 +6,9 @@ its leading axis (so beam search can reorder them). What the hypotheses of one s
 (the encoder's memory) is wrapped in `Shared`: beam search tiles it to the beams once and
 never reorders it, which saves copying it at every step. Decoding starts from BOS and a hypothesis
 ends when it emits EOS or reaches its maximum length ``max_len_B`` (at most the static
-`max_len`; e.g. ``a * source_length + b``). Outputs are ``[B, max_len]`` int32 token ids
+`max_len`; e.g. ``a * source_length + b``). EOS is barred from the first `min_len` steps (fairseq's
+``--min-len``, 1 by default there: no empty translation); the other tokens' log-probabilities
+are not renormalized. Outputs are ``[B, max_len]`` int32 token ids
 after BOS, EOS included, padded with 0.
 
 Beam search keeps the `beam_size` best unfinished hypotheses by log-probability and the
@@ -47,8 +49,21 @@ def length_penalty(length: Array, alpha: float) -> Array:
     return ((5.0 + length.astype(jnp.float32)) / 6.0) ** alpha
 
 
+def _bar_eos(logits: Array, i: Array, eos: int, min_len: int) -> Array:
+    """``logits [..., V]`` with EOS's set to `_NEG` at steps ``i < min_len``."""
+    barred = (jnp.arange(logits.shape[-1]) == eos) & (i < min_len)
+    return jnp.where(barred, _NEG, logits)
+
+
 def greedy_search(
-    step: Step, state: Any, batch: int, max_len: int, max_len_B: Array, bos: int, eos: int
+    step: Step,
+    state: Any,
+    batch: int,
+    max_len: int,
+    max_len_B: Array,
+    bos: int,
+    eos: int,
+    min_len: int = 0,
 ) -> Array:
     """Argmax decoding: ``[batch, max_len]`` tokens."""
 
@@ -56,7 +71,7 @@ def greedy_search(
         i, tokens, state, done = carry
         previous = jnp.where(i == 0, bos, tokens[:, jnp.maximum(i - 1, 0)])
         logits, state = step(state, previous)
-        token = jnp.argmax(logits, -1).astype(jnp.int32)
+        token = jnp.argmax(_bar_eos(logits, i, eos, min_len), -1).astype(jnp.int32)
         token = jnp.where(done, 0, token)
         tokens = tokens.at[:, i].set(token)
         done = done | (token == eos) | (i + 1 >= max_len_B)
@@ -96,6 +111,7 @@ def beam_search(
     eos: int,
     beam_size: int,
     alpha: float,
+    min_len: int = 0,
 ) -> tuple[Array, Array]:
     """Best hypotheses ``[batch, max_len]`` and their scores ``[batch]``.
 
@@ -104,6 +120,7 @@ def beam_search(
       state: its initial state for ``batch`` sentences (tiled to the beams here).
       max_len_B: ``[batch]`` int32, each sentence's maximum output length.
       beam_size: K; alpha: the length-penalty exponent.
+      min_len: steps before EOS may end a hypothesis.
     """
     k = beam_size
     state = jax.tree.map(lambda x: _tile(x, k) if x.ndim else x, state)
@@ -118,7 +135,8 @@ def beam_search(
         previous = jnp.where(i == 0, bos, alive[:, :, jnp.maximum(i - 1, 0)]).reshape(-1)
         logits, state = step(state, previous)
         vocab = logits.shape[-1]
-        logp_BKV = alive_logp[..., None] + jax.nn.log_softmax(logits).reshape(batch, k, vocab)
+        logp_NV = _bar_eos(jax.nn.log_softmax(logits), i, eos, min_len)
+        logp_BKV = alive_logp[..., None] + logp_NV.reshape(batch, k, vocab)
         ends_BKV = (jnp.arange(vocab) == eos) | (i + 1 >= limit_BK)[..., None]
         flat = lambda x: x.reshape(batch, k * vocab)
         # Hypotheses that end now join the finished pool, scored with the length penalty.

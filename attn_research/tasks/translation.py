@@ -8,7 +8,8 @@ Config sections (see `experiments/configs/translate.py`):
   of the train batches (`data/translation_pipeline.py`), `eval_split`;
 - `config.loss`: `label_smoothing` ε of the per-token cross-entropy (0: none);
 - `config.decode`: beam search (`beam_size`, `alpha`; beam_size 1 is greedy), the maximum
-  output length ``max_len_ratio * source_pieces + max_len_offset``, `batch_size`, and what
+  output length ``max_len_ratio * source_pieces + max_len_offset``, the pieces before EOS is
+  allowed (`min_len`), `batch_size`, and what
   each evaluation decodes (`examples`), aligns (`aer_examples`) and draws (`num_figures`).
 
 At each evaluation the evaluator translates the first `decode.examples` sentences of

@@ -45,6 +45,8 @@ def make_decoder(
     greedy search. Tokens are the ids after BOS, EOS included, padded with 0.
     """
     max_len = int(decode.max_len_ratio * source_len + decode.max_len_offset)
+    # Runs saved before `min_len` existed decoded without it.
+    min_len = int(decode.get("min_len", 0))
 
     def translate(params, source_BS):
         lengths_B = (source_BS != 0).sum(-1)
@@ -57,10 +59,10 @@ def make_decoder(
         ends = (tokenizer_lib.BOS_ID, tokenizer_lib.EOS_ID)
         batch = source_BS.shape[0]
         if beam_size == 1:
-            return decoding.greedy_search(step, state, batch, max_len, limit_B, *ends)
-        return decoding.beam_search(step, state, batch, max_len, limit_B, *ends, beam_size, alpha)[
-            0
-        ]
+            return decoding.greedy_search(step, state, batch, max_len, limit_B, *ends, min_len)
+        return decoding.beam_search(
+            step, state, batch, max_len, limit_B, *ends, beam_size, alpha, min_len
+        )[0]
 
     return jax.jit(translate)
 

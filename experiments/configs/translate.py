@@ -250,6 +250,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "alpha": 0.6,
             "max_len_ratio": 1.5,
             "max_len_offset": 10,
+            # EOS barred from the first step, as fairseq's --min-len 1: no empty translations.
+            "min_len": 1,
             "batch_size": 64 if not arg.tiny else 16,
             "examples": 1000 if not arg.tiny else 32,
             "aer_examples": 300 if not arg.tiny else 32,

@@ -294,20 +294,29 @@ def test_luong_scales_on_are_the_scaled_formula_and_off_is_the_paper_bit_for_bit
 
 
 @pytest.mark.parametrize("score", ["dot", "general"])
-def test_learned_gain_starts_at_one_and_multiplies_the_scaled_logits(score):
-    """``learned_gain``: one scalar ``gain`` initialized to 1; the logits are gain / sqrt(d)
-    times the score (TF's LuongAttention(scale=True)); dot with it has a parameter, so the
-    parameter-free ``attend`` refuses it."""
+@pytest.mark.parametrize("gain_init", [None, 2.0])
+def test_learned_gain_starts_at_gain_init_and_multiplies_the_scaled_logits(score, gain_init):
+    """``learned_gain``: one scalar ``gain`` initialized to ``gain_init`` (1 by default); the
+    logits are gain / sqrt(d) times the score (TF's LuongAttention(scale=True)); dot with it
+    has a parameter, so the parameter-free ``attend`` refuses it."""
     q, k, v = _qkv(13, (2,), 6, 9, 1, 1)
-    module = LuongAttention(score=score, divide_by_sqrt_depth=True, learned_gain=True)
+    options = {} if gain_init is None else {"gain_init": gain_init}
+    module = LuongAttention(score=score, divide_by_sqrt_depth=True, learned_gain=True, **options)
     params = dict(_init(module, 6, q, k, v)["params"])
-    assert float(params["gain"]) == 1.0
-    params["gain"] = jnp.float32(1.7)
-    expected, expected_weights = ref.luong(
-        q, k, v, score=score, params=params, score_scale=1.7 * 8**-0.5
-    )
-    out, weights = _apply(module, params, q, k, v)
-    np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
-    np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
+    assert float(params["gain"]) == (gain_init or 1.0)
+    for gain in (float(params["gain"]), 1.7):
+        params["gain"] = jnp.float32(gain)
+        expected, expected_weights = ref.luong(
+            q, k, v, score=score, params=params, score_scale=gain * 8**-0.5
+        )
+        out, weights = _apply(module, params, q, k, v)
+        np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
+        np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="has parameters of its own"):
         attend(q, k, v, kind="luong", score="dot", learned_gain=True)
+
+
+@pytest.mark.parametrize("score", ["dot", "general"])
+def test_a_gain_that_does_not_start_positive_is_refused(score):
+    with pytest.raises(ValueError, match="gain_init: the starting gain must be > 0, got 0.0"):
+        LuongAttention(score=score, learned_gain=True, gain_init=0.0)

@@ -59,12 +59,13 @@ def test_rnn_luong_dot_with_scales_trains_its_score_gain(tmp_path):
     assert config.model.attention_options.to_dict() == {
         "divide_by_sqrt_depth": True,
         "learned_gain": True,
+        "gain_init": translate.LUONG_DOT_GAIN_INIT,
     }
     workdir = str(tmp_path / "run")
     train_and_evaluate(config, workdir)
     predictor = attn_research.load(workdir)
     (gain,) = [x for p, x in flatten_dict(predictor.params).items() if p[-1] == "gain"]
-    assert gain.shape == () and float(gain) != 1.0
+    assert gain.shape == () and float(gain) != translate.LUONG_DOT_GAIN_INIT
 
 
 def test_transformer_tiny_on_mock_tfds(tmp_path):

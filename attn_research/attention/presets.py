@@ -151,6 +151,7 @@ def resolve(kind: str, options: Mapping[str, Any] = FrozenDict()) -> Spec:
         if key not in routed["positions"]:
             raise ValueError(f"attention {kind!r}: positions {chosen['positions']!r} needs {key}=")
     rule = positions.factory(chosen["positions"])(**routed["positions"])
+    scores.get(chosen["score"])(**routed["score"], parent=None)  # its own checks, untraced
     return Spec(
         rule,
         chosen["score"],

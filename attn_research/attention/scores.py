@@ -10,8 +10,8 @@ blocks of neighbours (any leading axes are batch axes).
               scale=1 is Luong et al. 2015's dot)
     general:  e_ij = scale * q_i^T W_a k_j, scale 1 by default (Luong et al. 2015)
     (dot and general: divide_by_sqrt_depth=True divides e_ij by sqrt(d) too; opt-in, see General;
-    learned_gain=True multiplies e_ij by a learned scalar g, initialized to 1: TF's
-    LuongAttention(scale=True), Keras' Attention(use_scale=True))
+    learned_gain=True multiplies e_ij by a learned scalar g, initialized to gain_init (1 by
+    default): TF's LuongAttention(scale=True), Keras' Attention(use_scale=True))
     additive: e_ij = w^T tanh(q_i + k_j) (Bahdanau et al. 2014, where q = W s, k = U h come from
               the caller's projections); normalize=True uses w <- g w / ||w|| and a bias b in
               the tanh (Salimans & Kingma 2016's weight normalization, as TF-Addons)
@@ -61,28 +61,39 @@ def _depth_scaled(scale: float, depth: int, divide_by_sqrt_depth: bool) -> float
     return scale / math.sqrt(depth) if divide_by_sqrt_depth else scale
 
 
+def _check_gain_init(module: nn.Module) -> None:
+    if module.gain_init <= 0:
+        raise ValueError(f"gain_init: the starting gain must be > 0, got {module.gain_init}")
+
+
 def _gained(module: nn.Module, q: Array) -> Array:
-    """``g * q`` with the learned scalar ``g`` (init 1) if ``module.learned_gain``, else ``q``.
+    """``g * q`` with the learned scalar ``g`` (init ``module.gain_init``) if
+    ``module.learned_gain``, else ``q``.
 
     ``(g q) . k = g (q . k)``: the gain scales the logits and the kernels still see a dot
     product. Divided by sqrt(d), a dot or general score starts soft; the gain lets training
-    sharpen it without growing the states' norms.
+    sharpen it without growing the states' norms, and ``gain_init`` sets how soft it starts.
     """
     if not module.learned_gain:
         return q
-    gain = module.param("gain", nn.initializers.ones, ())
+    gain = module.param("gain", nn.initializers.constant(module.gain_init), ())
     return q * gain.astype(q.dtype)
 
 
 class Dot(nn.Module):
     """``scale * q . k``; ``scale`` None is ``1 / sqrt(D)``; ``divide_by_sqrt_depth`` divides
     by ``sqrt(D)`` once more (for Luong's dot, whose scale is 1: see General); ``learned_gain``
-    multiplies by a learned scalar (see ``_gained``)."""
+    multiplies by a learned scalar that starts at ``gain_init`` (see ``_gained``)."""
 
     scale: float | None = None
     divide_by_sqrt_depth: bool = False
     learned_gain: bool = False
+    gain_init: float = 1.0
     has_params = False  # without learned_gain (see ``has_params``)
+
+    def __post_init__(self) -> None:
+        _check_gain_init(self)
+        super().__post_init__()
 
     @nn.compact
     def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
@@ -106,7 +117,12 @@ class General(nn.Module):
     scale: float = 1.0
     divide_by_sqrt_depth: bool = False
     learned_gain: bool = False
+    gain_init: float = 1.0
     has_params = True
+
+    def __post_init__(self) -> None:
+        _check_gain_init(self)
+        super().__post_init__()
 
     @nn.compact
     def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:

@@ -82,6 +82,41 @@ def test_dense_vit_output_depends_on_every_patch():
     assert np.all(np.abs(np.asarray(patchify(grad, 2)[0])).sum(-1) > 0)
 
 
+@pytest.mark.parametrize("stem", [(), (16,), (16, 16)])
+def test_stem_widens_each_token_by_one_pixel_a_layer(stem):
+    """With a window of one patch, a token sees its own patch through the embedding, and the
+    stem's 3 x 3 convolutions add one pixel of margin per layer (zero-padded at the border).
+    16 channels: a margin pixel reaches the patch through one position per layer, and a ReLU
+    layer of 16 channels is all off there with a chance of 2^-16."""
+    grid, patch = (4, 4), 3
+    model = ViT(
+        num_classes=3,
+        patch=patch,
+        stem=stem,
+        embed_dim=8,
+        num_layers=1,
+        num_heads=2,
+        mlp_dim=16,
+        attention="local_2d",
+        attention_options=FrozenDict(window=1),
+        pool="gap",
+    )
+    images = jax.random.normal(jax.random.key(0), (1, grid[0] * patch, grid[1] * patch, 2))
+    params = model.init(jax.random.key(1), images)["params"]
+    margin = len(stem)
+    rows, cols = np.meshgrid(np.arange(grid[0] * patch), np.arange(grid[1] * patch), indexing="ij")
+    for row, col in ((0, 0), (1, 2), (3, 3)):
+        grad = jax.grad(lambda x: _probe(model, params, x, row * grid[1] + col))(images)
+        seen = np.abs(np.asarray(grad[0])).sum(-1) > 0
+        inside = (
+            (rows >= row * patch - margin)
+            & (rows < (row + 1) * patch + margin)
+            & (cols >= col * patch - margin)
+            & (cols < (col + 1) * patch + margin)
+        )
+        np.testing.assert_array_equal(seen, inside, err_msg=str((row, col)))
+
+
 def test_local_2d_with_a_class_token_is_refused():
     model = ViT(
         num_classes=3,
@@ -94,8 +129,11 @@ def test_local_2d_with_a_class_token_is_refused():
         model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
 
 
-@pytest.mark.parametrize("pool,registers", [("token", 0), ("gap", 0), ("map", 0), ("token", 3)])
-def test_vit_parameter_count_matches_the_formula(pool, registers):
+@pytest.mark.parametrize(
+    "pool,registers,stem",
+    [("token", 0, ()), ("gap", 0, ()), ("map", 0, ()), ("token", 3, ()), ("token", 0, (5, 6))],
+)
+def test_vit_parameter_count_matches_the_formula(pool, registers, stem):
     d, m, depth, heads, classes, patch, channels, n = 32, 64, 2, 4, 10, 4, 3, 16
     model = ViT(
         num_classes=classes,
@@ -106,11 +144,17 @@ def test_vit_parameter_count_matches_the_formula(pool, registers):
         mlp_dim=m,
         pool=pool,
         num_registers=registers,
+        stem=stem,
     )
     params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, channels)))["params"]
     attention = 4 * (d * d + d)  # q, k, v, out kernels and biases.
     block = 2 * 2 * d + attention + (d * m + m) + (m * d + d)
-    expected = (patch * patch * channels * d + d) + n * d + depth * block + 2 * d
+    stem_params, stem_channels = 0, channels
+    for out in stem:
+        stem_params += 3 * 3 * stem_channels * out + out
+        stem_channels = out
+    expected = stem_params + (patch * patch * stem_channels * d + d) + n * d + depth * block
+    expected += 2 * d
     expected += d * classes + classes
     expected += {"token": d, "gap": 0, "map": d + attention}[pool] + registers * d
     assert sum(x.size for x in jax.tree.leaves(params)) == expected

@@ -1,9 +1,15 @@
 """Vision Transformer (Dosovitskiy et al. 2021, "An image is worth 16x16 words").
 
     z_0 = [x_class; r_1; ...; r_R; x_p^1 E + E_pos^1; ...; x_p^N E + E_pos^N],
-          x_p^i the i-th flattened p x p patch, r_j a learned register
+          x_p^i the i-th flattened p x p patch (of the stem's features), r_j a learned register
     z_L = Encoder(z_0)                                 (pre-LN, scanned layers)
     y   = W_head pool(z_L)
+
+``stem`` (off by default) puts 3 x 3 convolutions with ReLU before the patches, at the image's
+resolution (stride 1): "early convolutions" (Xiao et al. 2021, "Early Convolutions Help
+Transformers See Better", whose stem strides by 2 and normalizes with BatchNorm; stride 1 keeps
+the tokens on the same p x p patch grid, so the attention maps keep their cells). Each patch
+token then sees its p x p patch and a margin of one pixel per layer around it.
 
 ``pool`` reads the class token (``token``), the mean of the patch tokens (``gap``) or an
 attention-pooling probe over the patch tokens (``map``, Lee et al. 2019; big_vision's MAP head).
@@ -79,6 +85,7 @@ class ViT(nn.Module):
     Attributes:
       num_classes: output classes.
       patch: patch side p (H and W must be multiples of it).
+      stem: output channels of the 3 x 3 stride-1 conv layers before the patches (() none).
       embed_dim: token features D.
       num_layers: encoder layers (scanned).
       num_heads, mlp_dim, dropout_rate: as in ``EncoderBlock``.
@@ -95,6 +102,7 @@ class ViT(nn.Module):
 
     num_classes: int
     patch: int = 4
+    stem: tuple[int, ...] = ()
     embed_dim: int = 64
     num_layers: int = 4
     num_heads: int = 4
@@ -113,6 +121,8 @@ class ViT(nn.Module):
     def __post_init__(self) -> None:
         fields.check_choice("pool", self.pool, POOLS)
         fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
+        if any(channels < 1 for channels in self.stem):
+            raise ValueError(f"stem: channels must be >= 1, got {self.stem}")
         if self.num_registers < 0:
             raise ValueError(f"num_registers: must be >= 0, got {self.num_registers}")
         check_remat(self.remat)
@@ -124,8 +134,13 @@ class ViT(nn.Module):
     def __call__(self, images_BHWC: jax.Array, train: bool = False) -> jax.Array:
         _, h, w, _ = images_BHWC.shape
         grid = (h // self.patch, w // self.patch)
+        x_BHWC = images_BHWC.astype(self.dtype)
+        for i, channels in enumerate(self.stem):
+            x_BHWC = nn.relu(
+                nn.Conv(channels, (3, 3), padding="SAME", dtype=self.dtype, name=f"stem{i}")(x_BHWC)
+            )
         x_BND = nn.Dense(self.embed_dim, dtype=self.dtype, name="embedding")(
-            patchify(images_BHWC.astype(self.dtype), self.patch)
+            patchify(x_BHWC, self.patch)
         )
         if self.position_embedding == "learned":
             pos_ND = self.param(

@@ -98,6 +98,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {
             "name": "vit",
             "patch": arg.patch or _PATCH.get(arg.data, 7 if mnist_like else 4),
+            "stem": (),  # 3 x 3 conv channels before the patches (models.vit.ViT.stem)
             "embed_dim": embed_dim,
             "num_layers": num_layers,
             "num_heads": heads,

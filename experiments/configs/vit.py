@@ -27,6 +27,9 @@ Args (``vit.py:key=value,...``):
   window: local_2d neighbourhood side (odd).
   pool: token | gap | map; default token, gap for local_2d (a class token is off the grid).
   registers: register tokens (Darcet et al. 2023; default 0), not with local_2d.
+  MNIST-like data (28 x 28 grey images) get the recipe chosen by measurement on MNIST (README,
+    Images): ViT mu with 7 x 7 patches after a stem of two 3 x 3 convolutions (GREY28_STEM),
+    AdamW's weight decay GREY28_WEIGHT_DECAY (DeiT's 0.05), crops padded by 2, 8 epochs.
   colour32: the recipe for 32 x 32 colour images from a folder (CIFAR-10 laid out as
     ``train/<class>/*.jpg``) or TFDS: RGB resized to 32, crops of the image padded by 4, flips
     (``image_config.colour32``), ViT mu with 4 x 4 patches (64 tokens), for COLOUR32_EPOCHS
@@ -48,6 +51,8 @@ from attn_research.train import default_config, parse_arg
 _MNIST_LIKE = ("npz", "mnist", "fashion_mnist")  # 28 x 28 images: 4 x 4 patches of 7 x 7.
 _PATCH = {"cluttered_mnist": 10}  # See the patch arg above.
 COLOUR32_EPOCHS = 10.0
+GREY28_STEM = (16, 16)  # 3 x 3 conv channels before the 7 x 7 patches (models.vit.ViT.stem)
+GREY28_WEIGHT_DECAY = 0.05  # Touvron et al. 2021 (DeiT)
 # embed_dim, num_layers, heads, mlp_dim (Dosovitskiy et al. 2021; Touvron et al. 2021 for Ti and S).
 SIZES = {
     "nano": (64, 4, 4, 128),
@@ -98,7 +103,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {
             "name": "vit",
             "patch": arg.patch or _PATCH.get(arg.data, 7 if mnist_like else 4),
-            "stem": (),  # 3 x 3 conv channels before the patches (models.vit.ViT.stem)
+            "stem": GREY28_STEM if mnist_like else (),
             "embed_dim": embed_dim,
             "num_layers": num_layers,
             "num_heads": heads,
@@ -120,7 +125,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.batch_size = 128
     config.optimizer.learning_rate = 1e-3
-    config.optimizer.weight_decay = 1e-4
+    config.optimizer.weight_decay = GREY28_WEIGHT_DECAY if mnist_like else 1e-4
     config.optimizer.grad_clip_norm = 1.0
     config.total_epochs = 8.0 if mnist_like else (COLOUR32_EPOCHS if arg.colour32 else 15.0)
     if mnist_like:

@@ -47,11 +47,12 @@ def _probe(model: nn.Module, params, images, token: int):
     return _tokens(model, params, images)[0, token] @ weights
 
 
-def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
-    grid, patch, window = (5, 4), 2, 3
-    model = ViT(
+def _local_2d_vit(patch: int, window: int, stem: tuple[int, ...] = ()) -> ViT:
+    """A one-layer ViT whose tokens attend to a ``window x window`` neighbourhood of patches."""
+    return ViT(
         num_classes=3,
         patch=patch,
+        stem=stem,
         embed_dim=8,
         num_layers=1,
         num_heads=2,
@@ -60,6 +61,11 @@ def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
         attention_options=FrozenDict(window=window),
         pool="gap",
     )
+
+
+def test_local_2d_vit_output_depends_only_on_patches_in_the_window():
+    grid, patch, window = (5, 4), 2, 3
+    model = _local_2d_vit(patch, window)
     images = jax.random.normal(jax.random.key(0), (1, grid[0] * patch, grid[1] * patch, 1))
     params = model.init(jax.random.key(1), images)["params"]
     for row, col in ((0, 0), (2, 1), (4, 3)):
@@ -89,18 +95,7 @@ def test_stem_widens_each_token_by_one_pixel_a_layer(stem):
     16 channels: a margin pixel reaches the patch through one position per layer, and a ReLU
     layer of 16 channels is all off there with a chance of 2^-16."""
     grid, patch = (4, 4), 3
-    model = ViT(
-        num_classes=3,
-        patch=patch,
-        stem=stem,
-        embed_dim=8,
-        num_layers=1,
-        num_heads=2,
-        mlp_dim=16,
-        attention="local_2d",
-        attention_options=FrozenDict(window=1),
-        pool="gap",
-    )
+    model = _local_2d_vit(patch, window=1, stem=stem)
     images = jax.random.normal(jax.random.key(0), (1, grid[0] * patch, grid[1] * patch, 2))
     params = model.init(jax.random.key(1), images)["params"]
     margin = len(stem)

@@ -237,8 +237,9 @@ def dot_product_part_cases(shape: tuple[int, int, int, int]) -> list[Case]:
 
 
 def local_cases(sizes: Sizes) -> list[Case]:
-    """Ours (blocked) at every length with the dense-masked jax.nn form beside it where measured,
-    then ours at each ``block_size`` at the target length."""
+    """Ours (``auto``: flash_band on a CPU) at every length with the dense-masked jax.nn form
+    beside it where measured, then ours at each ``block_size`` and the looped kernel at the
+    target length."""
     b, h, d = sizes.local_bhd
     window = sizes.local_window
 
@@ -254,13 +255,15 @@ def local_cases(sizes: Sizes) -> list[Case]:
             attention_flops(b, h, band_pairs(length, window), d),
         )
 
-    def ours(length: int, block: int | None = None) -> Case:  # None: the library's default
-        label = "default" if block is None else block
+    def ours(length: int, block: int | None = None, kernel: str = "auto") -> Case:
+        label = "default" if block is None else block  # None: the library's default
         return case(
             length,
-            f"ours[block={label}]",
-            "blocked",
-            lambda q, k, v: attend(q, k, v, kind="local", window=window, block_size=block),
+            f"ours[block={label}]" if kernel == "auto" else f"{kernel}[block={label}]",
+            kernel,
+            lambda q, k, v: attend(
+                q, k, v, kind="local", window=window, block_size=block, kernel=kernel
+            ),
             ("block_size", label),
         )
 
@@ -275,7 +278,12 @@ def local_cases(sizes: Sizes) -> list[Case]:
     cases = []
     for length in sizes.local_lengths:
         cases += [ours(length)] + ([dense(length)] if length in sizes.local_dense_lengths else [])
-    return cases + [ours(sizes.local_target_length, block) for block in sizes.local_blocks]
+    target = sizes.local_target_length
+    return (
+        cases
+        + [ours(target, block) for block in sizes.local_blocks]
+        + [ours(target, None, "looped")]
+    )
 
 
 def naive_additive(q: Array, k: Array, v: Array, score_vector: Array) -> Array:

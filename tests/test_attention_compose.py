@@ -57,7 +57,7 @@ def test_general_scores_on_a_2d_neighbourhood():
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kernel", ["dense", "chunked", "blocked", "looped", "auto"])
+@pytest.mark.parametrize("kernel", ["dense", "chunked", "blocked", "looped", "flash_band", "auto"])
 def test_every_kernel_computes_a_causal_window(kernel):
     rng = np.random.default_rng(2)
     q, k, v = (ref.normal(rng, B, T, H, 8) for _ in range(3))

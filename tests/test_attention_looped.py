@@ -1,10 +1,14 @@
-"""The looped band kernel: local and local_2d attention one query block at a time.
+"""The band kernels that run one query block at a time: looped (local and local_2d, any score)
+and flash_band (local with dot-product scores, a hand-written backward).
 
 Forward and gradients against the dense masked float64 references (gradients by central
 differences along random directions) and against the vectorized blocked kernel, at lengths
 that blocks divide and lengths that they do not, with padding and causal windows; other
-scores; its compiled memory, which must not grow with the length; and what ``auto`` picks.
+scores; bfloat16; the looped kernel's compiled memory, which must not grow with the length;
+what each refuses; and what ``auto`` picks.
 """
+
+import dataclasses
 
 import attention_reference as ref
 import jax
@@ -36,10 +40,10 @@ def _out_and_grads(kernel, q, k, v, mask, probe, **options):
     return out, grads
 
 
-def _check(q, k, v, mask, reference, **options):
-    """Looped = the float64 reference (forward, directional derivatives) = blocked (both)."""
+def _check(q, k, v, mask, reference, kernel="looped", **options):
+    """``kernel`` = the float64 reference (forward, directional derivatives) = blocked (both)."""
     probe = ref.normal(np.random.default_rng(9), *q.shape[:-1], v.shape[-1])
-    out, grads = _out_and_grads("looped", q, k, v, mask, probe, **options)
+    out, grads = _out_and_grads(kernel, q, k, v, mask, probe, **options)
     expected = reference(q, k, v)
     assert out.shape == expected.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
@@ -76,8 +80,9 @@ LOCAL_CASES = {
 }
 
 
+@pytest.mark.parametrize("kernel", ["looped", "flash_band"])
 @pytest.mark.parametrize("case", list(LOCAL_CASES))
-def test_looped_local_equals_reference_and_blocked(case):
+def test_band_kernels_local_equal_reference_and_blocked(case, kernel):
     tq, tk, window, causal, block_size, heads, kv_heads, batch, mask_shape = LOCAL_CASES[case]
     q, k, v = _qkv(0, batch, tq, tk, heads, kv_heads)
     mask = None if mask_shape is None else np.random.default_rng(1).random(mask_shape) < 0.7
@@ -88,7 +93,23 @@ def test_looped_local_equals_reference_and_blocked(case):
         return ref.local(q, k, v, left=left, right=right, mask=mask)[0]
 
     options = {"kind": "local", "window": window, "causal": causal, "block_size": block_size}
-    _check(q, k, v, mask, reference, **options)
+    _check(q, k, v, mask, reference, kernel, **options)
+
+
+def test_flash_band_in_bfloat16_keeps_float32_logits():
+    """bf16 q, k, v: the output is the float64 reference on the rounded inputs, to bf16's
+    precision, and the gradients are those of the float32 blocked kernel on the same inputs."""
+    q, k, v = (x.astype(jnp.bfloat16) for x in _qkv(5, (2,), 40, 40, 2, 2, depth=16))
+    options = {"kind": "local", "window": (6, 3), "block_size": 8}
+    probe = ref.normal(np.random.default_rng(6), 2, 40, 2, 3)
+    out, grads = _out_and_grads("flash_band", q, k, v, None, probe, **options)
+    assert out.dtype == jnp.bfloat16 and all(g.dtype == jnp.bfloat16 for g in grads)
+    wide = [np.asarray(x, np.float32) for x in (q, k, v)]
+    expected = ref.local(*wide, left=6, right=3)[0]
+    np.testing.assert_allclose(np.asarray(out, np.float32), expected, atol=2e-2, rtol=2e-2)
+    _, wide_grads = _out_and_grads("blocked", *wide, None, probe, **options)
+    for grad, wide_grad in zip(grads, wide_grads):
+        np.testing.assert_allclose(np.asarray(grad, np.float32), wide_grad, atol=3e-2, rtol=3e-2)
 
 
 # (grid, window, block_size, H, Hkv, batch, mask shape or None)
@@ -163,11 +184,22 @@ def test_looped_temporaries_do_not_grow_with_the_length(kind, short, long, optio
     assert looped[1] <= 1.1 * growth * looped[0], looped
 
 
-def test_auto_runs_long_bands_looped_on_a_cpu(caplog):
+def test_auto_runs_long_bands_one_block_at_a_time_on_a_cpu():
+    """Dot products in a 1-D window: flash_band, or looped where its layout copies would be
+    large (1 GiB of queries) or where it cannot go (dropout, other scores, a 2-D window)."""
     long = jax.ShapeDtypeStruct((1, 16384, 4, 64), jnp.float32)
     problem = compute.Problem(compute.kernels.ScaledDot(0.125), positions.window(128))
     name, options, why = compute.choose(long, long, long, problem)
+    assert (name, options) == ("flash_band", {}) and "flash backward" in why
+    huge = jax.ShapeDtypeStruct((1, 1 << 20, 4, 64), jnp.float32)
+    name, options, why = compute.choose(huge, huge, huge, problem)
     assert (name, options) == ("looped", {}) and "one block at a time" in why
+    dropout = dataclasses.replace(problem, dropout_rate=0.1)
+    assert compute.choose(long, long, long, dropout)[0] == "looped"
+    additive = dataclasses.replace(problem, pair=lambda q, k, precision=None: None)
+    assert compute.choose(long, long, long, additive)[0] == "looped"
+    grid = compute.Problem(problem.pair, positions.Window2D((7, 7)), grid=(128, 128))
+    assert compute.choose(long, long, long, grid)[0] == "looped"
     small = jax.ShapeDtypeStruct((1, 64, 2, 8), jnp.float32)
     assert compute.choose(small, small, small, problem)[0] == "blocked"
 
@@ -190,3 +222,25 @@ def test_looped_refuses_what_it_cannot_compute(options, message):
         del options["window"]
     with pytest.raises(ValueError, match=message):
         attend(*QKV, kernel="looped", **options)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"kind": "local_2d", "grid": (2, 4), "window": 3}, "follows a 1-D window only"),
+        ({"dropout_rate": 0.1, "rng": jax.random.key(0)}, "'flash_band' has no attention dropout"),
+        ({"mask": np.ones((1, 1, 8, 8), bool)}, "the flash_band kernel takes key-padding"),
+    ],
+    ids=["window_2d", "dropout", "dense_mask"],
+)
+def test_flash_band_refuses_what_it_cannot_compute(options, message):
+    options = {"kind": "local", "window": 2, **options}
+    with pytest.raises(ValueError, match=message):
+        attend(*QKV, kernel="flash_band", **options)
+
+
+def test_flash_band_refuses_scores_other_than_dot_products():
+    options = {"window": 2, "score": "additive", "kernel": "flash_band"}
+    layer = MultiHeadAttention(num_heads=2, kind="local", options=options)
+    with pytest.raises(ValueError, match="'flash_band' computes dot-product scores only"):
+        layer.init(jax.random.key(0), np.ones((1, 8, 8), np.float32))

@@ -40,7 +40,9 @@ def test_quick_run_writes_records(tmp_path, capsys):
     assert {"flax", "dense", "chunked", "jax_nn"} <= {
         r["kernel"] for r in records if r["kind"] == "dot_product"
     }
-    assert {"blocked", "jax_nn_dense"} == {r["kernel"] for r in records if r["kind"] == "local"}
+    assert {"auto", "looped", "jax_nn_dense"} == {
+        r["kernel"] for r in records if r["kind"] == "local"
+    }
     assert {"naive", "query_chunked"} == {r["kernel"] for r in records if r["kind"] == "additive"}
     assert all(r["gflops"] > 0 for r in records if r["kind"] == "matmul")
     # Useful FLOPs: 12 B H pairs D, with the pairs counted on the dense mask.

@@ -11,6 +11,9 @@ and a ``Problem`` (the score's pair function, the positions rule, masks, dropout
               (``blocked_kernel``)
     looped:   the same band, one query block (of grid rows) at a time in a ``lax.map``, each
               rematerialized in the backward pass: temporaries O(block w) (``looped_kernel``)
+    flash_band: a 1-D window with dot-product scores, one query block at a time, with a
+              hand-written FlashAttention-2 backward and CPU-friendly layouts
+              (``flash_band_kernel``)
     jax_nn:   ``jax.nn.dot_product_attention`` (XLA); dot-product scores only
     cudnn:    its cuDNN flash kernel (GPU, bfloat16/float16); dot-product scores only
     auto:     the fastest kernel that is correct for the backend, dtype, score and rule
@@ -31,7 +34,14 @@ import jax.numpy as jnp
 from absl import logging
 
 from attn_research.attention import blocked as blocked_lib
-from attn_research.attention import blocked_kernel, checks, kernels, looped_kernel, positions
+from attn_research.attention import (
+    blocked_kernel,
+    checks,
+    flash_band_kernel,
+    kernels,
+    looped_kernel,
+    positions,
+)
 from attn_research.attention import masks as masks_lib
 from attn_research.attention.registry import Registry
 
@@ -43,6 +53,9 @@ AUTO_CHUNKED_BYTES = 1 << 30
 # [batch, H, blocks, b, K']) runs looped, one block at a time; a smaller one, well under a
 # millisecond either way, stays vectorized. On a GPU the vectorized form is kept.
 AUTO_LOOPED_BYTES = 1 << 18
+# auto: flash_band copies its inputs into its layouts (about six times the queries' bytes);
+# above this many bytes of queries a CPU band runs looped instead, whose temporaries stay flat.
+AUTO_FLASH_BAND_QUERY_BYTES = 1 << 27
 # auto: queries per chunk for scores that build a [Tq, Tk, units] tensor (additive, concat).
 AUTO_WIDE_QUERY_CHUNK = 64
 
@@ -259,6 +272,49 @@ def looped(
     return (out, _weights(q, k, v, problem)) if return_weights else out
 
 
+def _flash_band_refusal(problem: Problem) -> str | None:
+    """Why flash_band cannot compute this call, or None."""
+    if not isinstance(problem.pair, kernels.ScaledDot):
+        return "computes dot-product scores only"
+    if type(problem.rule) is not positions.Window:
+        return f"follows a 1-D window only, not {problem.rule.name!r}"
+    if problem.dropout_rate > 0.0:
+        return "has no attention dropout: use 'looped'"
+    return None
+
+
+def flash_band(
+    q: Array,
+    k: Array,
+    v: Array,
+    problem: Problem,
+    *,
+    return_weights: bool,
+    block_size: int | None = None,
+) -> Array | tuple[Array, Array]:
+    """A 1-D window's band of dot products, one block of ``block_size`` queries at a time, with
+    a FlashAttention-2 backward; ``block_size`` None: as the looped kernel's default."""
+    why = _flash_band_refusal(problem)
+    if why is not None:
+        raise ValueError(f"kernel 'flash_band' {why}")
+    geo = _band("flash_band", q, k, problem, block_size)
+    blocked_kernel.check_padding_mask(problem.mask, "flash_band")
+    block = geo.blocks[0]
+    if block_size is None:
+        block = min(positions.MAX_BLOCK, max(positions.MIN_BLOCK, *geo.windows[0]))
+    out = flash_band_kernel.flash_band_attention(
+        q,
+        k,
+        v,
+        window=geo.windows[0],
+        block=block,
+        scale=problem.pair.scale,
+        mask=problem.mask,
+        precision=problem.precision,
+    )
+    return (out, _weights(q, k, v, problem)) if return_weights else out
+
+
 def _jax_nn(implementation: str | None) -> Callable[..., Array]:
     name = implementation or "jax_nn"
 
@@ -308,6 +364,12 @@ def choose(q: Array, k: Array, v: Array, problem: Problem) -> tuple[str, dict[st
             band *= geo.keys_per_block
             if jax.default_backend() == "cpu" and band > AUTO_LOOPED_BYTES:
                 why = f"{rule.name} is a band of {band / 2**20:.1f} MiB of logits on a CPU"
+                query_bytes = math.prod(q.shape) * jnp.dtype(q.dtype).itemsize
+                if (
+                    _flash_band_refusal(problem) is None
+                    and query_bytes <= AUTO_FLASH_BAND_QUERY_BYTES
+                ):
+                    return "flash_band", {}, f"{why}, of dot products: flash backward"
                 return "looped", {}, f"{why}: one block at a time"
             return "blocked", {}, f"{rule.name} is a band"
     dot = isinstance(problem.pair, kernels.ScaledDot)
@@ -372,6 +434,7 @@ register("dense", dense)
 register("chunked", chunked)
 register("blocked", blocked)
 register("looped", looped)
+register("flash_band", flash_band)
 register("jax_nn", _jax_nn(None))
 register("cudnn", _jax_nn("cudnn"))
 register("auto", auto)

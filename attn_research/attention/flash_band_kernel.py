@@ -13,14 +13,16 @@ pass rebuilds the weights from them and applies FlashAttention-2's formulas (Dao
     P = exp(S - L),   dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dO * O)),
     dQ = scale * dS K,   dK = scale * dS^T Q,
 
-accumulating each slab's ``dK``, ``dV`` into whole-length buffers as a ``lax.scan`` moves along
-the sequence. Temporaries are a few ``[B, H, b, b + left + right]`` blocks whatever ``T`` is.
+in a ``lax.scan`` along the sequence. A step adds its slab's ``dK``, ``dV`` to the
+``left + right`` rows that earlier steps left unfinished, emits its first ``b`` rows (no later
+slab reaches them) and hands the rest on. Beyond copies of the inputs in the layouts below and
+the output, O(T), the temporaries are a few ``[B, H, b, b + left + right]`` blocks.
 
-The operands are laid out for XLA's CPU dot, whose batched matmuls run two to three times
-faster when the contracted axis is the major one of the left operand (measured in
-``experiments.bench_attention``'s layouts): queries are held as ``[B, H, D, T]``, keys both as
-``[B, H, D, T]`` and ``[B, H, T, D]``, values as ``[B, H, T, D]``, and every matmul below is of
-the form ``[K, M] x [N, K] -> [M, N]``.
+The operands are laid out for XLA's CPU dot: its batched matmuls run on one core, and several
+times faster when the contracted axis is the major one of the left operand (README, "Attention
+benchmark"). Queries are held as ``[B, H, D, T]``, keys both as ``[B, H, D, T]`` and
+``[B, H, T, D]``, values as ``[B, H, T, D]``, and every matmul below is of the form
+``[K, M] x [N, K] -> [M, N]`` or the logits' ``[K, M] x [K, N] -> [N, M]``.
 
 Layouts in and out: ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``,
 ``v [batch..., Tk, Hkv, Dv]`` (grouped-query keys and values are repeated to the ``H`` heads);

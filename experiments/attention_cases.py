@@ -286,6 +286,32 @@ def local_cases(sizes: Sizes) -> list[Case]:
     )
 
 
+def local_part_cases(sizes: Sizes) -> list[Case]:
+    """The local band's logits matmul alone, in the two layouts of its kernels: where the time
+    of a band kernel goes on a CPU.
+
+    At the target length, with blocks of ``positions.MAX_BLOCK`` queries and their slabs of
+    ``b + left + right`` keys, batched over blocks and heads: ``rows`` is the looped kernel's
+    ``[b, D] x [S, D]`` (depth minor, as the inputs come), ``depth-major`` flash_band's
+    ``[D, S] x [D, b]``. Same FLOPs, ``2 X b S D`` forward and twice that backward.
+    """
+    b_, h, d = sizes.local_bhd
+    block = min(positions.MAX_BLOCK, sizes.local_target_length)
+    slab = block + sum(sizes.local_window)
+    batch = b_ * h * math.ceil(sizes.local_target_length / block)
+    dims = (("X", batch), ("b", block), ("S", slab), ("D", d))
+    flops = 3 * 2 * batch * block * slab * d
+
+    def case(name: str, inputs: tuple[tuple[int, ...], ...], spec: str) -> Case:
+        fn = lambda x, y: jnp.einsum(spec, x, y, preferred_element_type=jnp.float32)
+        return Case(name, "local_parts", "flash_band", dims, inputs, fn, useful_flops=flops)
+
+    return [
+        case("part[qk rows]", ((batch, block, d), (batch, slab, d)), "xqd,xkd->xqk"),
+        case("part[qk depth-major]", ((batch, d, slab), (batch, d, block)), "xdk,xdq->xqk"),
+    ]
+
+
 def naive_additive(q: Array, k: Array, v: Array, score_vector: Array) -> Array:
     """Bahdanau attention written out: the whole ``[B, Tq, Tk, H, U]`` tanh tensor at once."""
     features_BQKHU = jnp.tanh(q[:, :, None, :, :] + k[:, None, :, :, :])
@@ -343,6 +369,7 @@ def case_groups(sizes: Sizes) -> list[list[Case]]:
     groups = [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes] + [
         dot_product_part_cases(sizes.dot_shapes[0]),
         local_cases(sizes),
+        local_part_cases(sizes),
         additive_cases(sizes),
     ]
     return [[peak_case(sizes.matmul, i)] + group for i, group in enumerate(groups)]

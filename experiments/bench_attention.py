@@ -27,7 +27,9 @@ of a shared machine hits them alike. Cases:
   that materializes the whole ``[B, Tq, Tk, H, U]`` tanh tensor;
 - dot_product_parts, at the first dot_product shape: the dense kernel's logits matmul, softmax
   and weighted values alone (``attention_cases.dot_product_part_cases``), the profile of where
-  its time goes.
+  its time goes;
+- local_parts, at the local target length: the band's logits matmul alone in the looped
+  kernel's layout and in flash_band's (``attention_cases.local_part_cases``).
 
 ``--kinds`` runs only the groups of the kinds named (the targets of the others show as not
 measured).
@@ -291,7 +293,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--kinds",
         nargs="+",
-        choices=("dot_product", "dot_product_parts", "local", "additive"),
+        choices=("dot_product", "dot_product_parts", "local", "local_parts", "additive"),
         help="run only these kinds' groups (default: all)",
     )
     return parser.parse_args(argv)

@@ -33,7 +33,7 @@ def test_quick_run_writes_records(tmp_path, capsys):
             assert isinstance(record[key], kind), (key, record)
         assert record["fwd_ms"] > 0 and record["fwd_bwd_ms"] > 0
         assert record["temp_bytes"] >= 0
-    kinds = {"matmul", "dot_product", "dot_product_parts", "local", "additive"}
+    kinds = {"matmul", "dot_product", "dot_product_parts", "local", "local_parts", "additive"}
     assert {r["kind"] for r in records} == kinds
     keys = [(r["kind"], r["name"], r["shape"]) for r in records]
     assert len(set(keys)) == len(keys)

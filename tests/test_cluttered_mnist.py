@@ -1,9 +1,10 @@
-"""Cluttered MNIST (Mnih et al. 2014) from an .npz: boxes, distractors, clipping, determinism."""
+"""Cluttered MNIST (Mnih et al. 2014) from an .npz: boxes, distractors, clipping, determinism,
+and new clutter each epoch (redraw)."""
 
 import numpy as np
 import pytest
 
-from attn_research.data import image_sources
+from attn_research.data import image_sources, images
 from attn_research.data.image_config import data_config
 
 
@@ -109,6 +110,51 @@ def test_bad_clutter_is_refused(npz):
         _split(npz, canvas=20)
     with pytest.raises(ValueError, match="fragment"):
         _split(npz, fragment=30)
+
+
+def _epochs(data, count: int) -> list[dict[int, tuple[int, ...]]]:
+    """Per epoch of the train iterator (one batch of all 40 digits, no distractors): each
+    digit's ink box on the canvas, the digit told by its pixel value (1..40)."""
+    source = image_sources.open_split(data, "train")
+    iterator = images.train_iterator(
+        source, data, seed=0, batch_size=40, process_index=0, process_count=1, num_classes=10
+    )
+    epochs = []
+    for _ in range(count):
+        batch = next(iterator)
+        pixels = np.rint((batch["image"][..., 0] * data.std[0] + data.mean[0]) * 255).astype(int)
+        epoch = {}
+        for image, label in zip(pixels, batch["label"]):
+            value = int(image.max())
+            assert label == (value - 1) % 10  # the label travels with its digit
+            epoch[value] = _ink_box(image)
+        assert sorted(epoch) == list(range(1, 41))  # every digit once an epoch
+        epochs.append(epoch)
+    return epochs
+
+
+def test_redraw_places_each_train_digit_anew_each_epoch(npz):
+    data = data_config("cluttered_mnist", npz)
+    data.cluttered_mnist.distractors = 0
+    fixed = _epochs(data, 2)
+    assert fixed[0] == fixed[1]  # without redraw, digit i is always the same canvas
+    data.cluttered_mnist.redraw = True
+    train, test = image_sources.open_split(data, "train"), image_sources.open_split(data, "test")
+    assert train.redraw and not test.redraw  # evaluation stays a fixed draw
+    np.testing.assert_array_equal(test[5]["image"], _split(npz, "test", distractors=0)[5]["image"])
+    first, second = _epochs(data, 2)
+    moved = sum(first[d] != second[d] for d in first)
+    assert moved >= 36, moved  # a new position for (almost) every digit
+    assert (first, second) == tuple(_epochs(data, 2))  # the same seed draws the same epochs
+
+
+def test_redraw_is_for_the_train_split(npz):
+    data = data_config("cluttered_mnist", npz)
+    digits = image_sources.open_split(data, "test")
+    with pytest.raises(ValueError, match="redraw is for the train split"):
+        type(digits)(
+            np.load(npz)["x_test"], np.load(npz)["y_test"], digits.clutter, 0, "test", True
+        )
 
 
 def test_on_real_mnist(shared_data):

@@ -12,6 +12,11 @@ The label is the digit's; ``box`` is the tight box of the digit's ink (its non-z
 canvas, ``(top, left, bottom, right)`` in pixels, bottom/right exclusive, as in
 ``data/cluttered.py``. Example ``i`` is drawn from ``np.random.default_rng((seed, split, i))``:
 the data is a deterministic function of its seed and the digits, readable in any order.
+
+With ``redraw`` (train split only), a train pipeline draws digit ``i`` anew each time it reads
+it, at a new position among new distractors (``ClutteredMnistSource.draw`` with the pipeline's
+own per-element generator), as the data of RAM is generated on the fly: a model then cannot
+memorize a fixed canvas per digit.
 """
 
 from __future__ import annotations
@@ -86,10 +91,18 @@ class ClutteredMnistSource:
       digits: uint8 ``[N, h, w]`` (or ``[N, h, w, 1]``) digits of the split, ``N >= 2``.
       labels: int ``[N]``, their labels.
       clutter: the drawing parameters; seed: the data's seed; split: ``train`` or ``test``.
+      redraw: whether a train pipeline should draw each digit anew every time it reads it
+        (``draw``); ``source[i]`` stays the fixed draw either way.
     """
 
     def __init__(
-        self, digits: np.ndarray, labels: np.ndarray, clutter: Clutter, seed: int, split: str
+        self,
+        digits: np.ndarray,
+        labels: np.ndarray,
+        clutter: Clutter,
+        seed: int,
+        split: str,
+        redraw: bool = False,
     ):
         if split not in SPLITS:
             raise ValueError(f"cluttered_mnist: unknown split {split!r}; choose one of {SPLITS}")
@@ -100,8 +113,11 @@ class ClutteredMnistSource:
                 f"{digits.dtype} {digits.shape}"
             )
         clutter.check(digits.shape[1:])
+        if redraw and split != "train":
+            raise ValueError("cluttered_mnist: redraw is for the train split; eval draws are fixed")
         self.clutter, self._digits, self._labels = clutter, digits, labels
         self._key = (seed, SPLITS.index(split))
+        self.redraw = redraw
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -109,6 +125,9 @@ class ClutteredMnistSource:
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} examples")
-        rng = np.random.default_rng((*self._key, index))
+        return self.draw(index, np.random.default_rng((*self._key, index)))
+
+    def draw(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Digit ``index`` in clutter drawn from ``rng``: ``{'image', 'label', 'box'}``."""
         image, box = render(rng, self._digits, index, self.clutter)
         return {"image": image, "label": np.int32(self._labels[index]), "box": box}

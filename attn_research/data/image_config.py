@@ -58,8 +58,11 @@ def cluttered_config(tiny: bool = False) -> ml_collections.ConfigDict:
 
 def cluttered_mnist_config() -> ml_collections.ConfigDict:
     """``config.data.cluttered_mnist``: see ``attn_research.data.cluttered_mnist.Clutter``;
-    the 100 x 100 variant is ``canvas=100, distractors=8``."""
-    return ml_collections.ConfigDict({"seed": 0, "canvas": 60, "distractors": 4, "fragment": 8})
+    the 100 x 100 variant is ``canvas=100, distractors=8``. ``redraw``: new clutter for every
+    train digit each time it is read (``ClutteredMnistSource``)."""
+    return ml_collections.ConfigDict(
+        {"seed": 0, "canvas": 60, "distractors": 4, "fragment": 8, "redraw": False}
+    )
 
 
 def data_config(

@@ -291,5 +291,5 @@ def open_split(data: ml_collections.ConfigDict, split: str) -> Sequence[dict[str
     c = data.cluttered_mnist
     drawing = cluttered_mnist.Clutter(c.canvas, c.distractors, c.fragment)
     return cluttered_mnist.ClutteredMnistSource(
-        digits.images, digits.labels, drawing, c.seed, split
+        digits.images, digits.labels, drawing, c.seed, split, c.redraw and split == data.train_split
     )

@@ -3,6 +3,8 @@
 Train (one infinite, checkpointable iterator, a function of ``seed`` only):
 
     source -> shuffle(seed) -> repeat (reshuffled each epoch) -> this process's slice
+           -> for a source that redraws its examples (``source.redraw``, a generated source
+              such as cluttered MNIST): ``source.draw(index, rng)``, a fresh example each read
            -> random crop with zero padding, horizontal flip (grain ``random_map``: the
               generator of element i is seeded by (seed, i), so a resumed run redraws the same)
            -> normalize -> batch -> mixup (seeded by (seed, batch index)) -> iterator
@@ -74,7 +76,8 @@ def train_iterator(
     """The infinite train iterator of this process (see the module docstring).
 
     Args:
-      source: random-access records ``{'image': uint8 [H, W, C], 'label': int}``.
+      source: random-access records ``{'image': uint8 [H, W, C], 'label': int}``; if its
+        ``redraw`` is true, its ``draw(index, rng)`` gives a fresh record each read.
       data: ``config.data`` (``crop_padding``, ``flip``, ``mixup_alpha``, ``mean``, ``std``).
       seed: seeds the order, the augmentation and mixup.
       batch_size: examples per batch on this process.
@@ -89,13 +92,15 @@ def train_iterator(
     def mix(index: int, batch: Batch) -> Batch:
         return mixup(batch, np.random.default_rng((seed, index)), data.mixup_alpha, num_classes)
 
-    dataset = (
-        grain.MapDataset.source(source)
-        .shuffle(seed=seed)
-        .repeat()[process_index::process_count]
-        .random_map(augment, seed=seed)
-        .batch(batch_size, drop_remainder=True)
-    )
+    if getattr(source, "redraw", False):
+        dataset = grain.MapDataset.range(len(source)).shuffle(seed=seed).repeat()
+        dataset = dataset[process_index::process_count].random_map(
+            lambda index, rng: source.draw(int(index), rng), seed=seed + 1
+        )
+    else:
+        dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
+        dataset = dataset[process_index::process_count]
+    dataset = dataset.random_map(augment, seed=seed).batch(batch_size, drop_remainder=True)
     if data.mixup_alpha > 0:
         dataset = dataset.map_with_index(mix)
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=0)))

@@ -236,28 +236,31 @@ def dot_product_part_cases(shape: tuple[int, int, int, int]) -> list[Case]:
     ]
 
 
-def local_cases(sizes: Sizes) -> list[Case]:
-    """Ours (``auto``: flash_band on a CPU) at every length with the dense-masked jax.nn form
-    beside it where measured, then ours at each ``block_size`` and the looped kernel at the
-    target length."""
+def _local_case(
+    sizes: Sizes, length: int, name: str, kernel: str, fn: Fn, *extra: tuple[str, Any]
+) -> Case:
     b, h, d = sizes.local_bhd
-    window = sizes.local_window
+    return Case(
+        name,
+        "local",
+        kernel,
+        bthd(b, length, h, d),
+        ((b, length, h, d),) * 3,
+        fn,
+        (("window", list(sizes.local_window)), *extra),
+        attention_flops(b, h, band_pairs(length, sizes.local_window), d),
+    )
 
-    def case(length: int, name: str, kernel: str, fn: Fn, *extra: tuple[str, Any]) -> Case:
-        return Case(
-            name,
-            "local",
-            kernel,
-            bthd(b, length, h, d),
-            ((b, length, h, d),) * 3,
-            fn,
-            (("window", list(window)), *extra),
-            attention_flops(b, h, band_pairs(length, window), d),
-        )
+
+def local_cases(sizes: Sizes) -> list[Case]:
+    """Ours (``auto``: flash_band on a CPU) at every length, then ours at each ``block_size``
+    and the looped kernel at the target length."""
+    window = sizes.local_window
 
     def ours(length: int, block: int | None = None, kernel: str = "auto") -> Case:
         label = "default" if block is None else block  # None: the library's default
-        return case(
+        return _local_case(
+            sizes,
             length,
             f"ours[block={label}]" if kernel == "auto" else f"{kernel}[block={label}]",
             kernel,
@@ -267,23 +270,28 @@ def local_cases(sizes: Sizes) -> list[Case]:
             ("block_size", label),
         )
 
-    def dense(length: int) -> Case:
-        return case(
+    target = sizes.local_target_length
+    return (
+        [ours(length) for length in sizes.local_lengths]
+        + [ours(target, block) for block in sizes.local_blocks]
+        + [ours(target, None, "looped")]
+    )
+
+
+def local_dense_cases(sizes: Sizes) -> list[Case]:
+    """jax.nn's dense-masked window at ``local_dense_lengths``, in rounds of their own: its
+    gigabytes of temporaries slow down whatever runs next in a round (README)."""
+    window = sizes.local_window
+    return [
+        _local_case(
+            sizes,
             length,
             "jax.nn[local_window]",
             "jax_nn_dense",
             lambda q, k, v: jax.nn.dot_product_attention(q, k, v, local_window_size=window),
         )
-
-    cases = []
-    for length in sizes.local_lengths:
-        cases += [ours(length)] + ([dense(length)] if length in sizes.local_dense_lengths else [])
-    target = sizes.local_target_length
-    return (
-        cases
-        + [ours(target, block) for block in sizes.local_blocks]
-        + [ours(target, None, "looped")]
-    )
+        for length in sizes.local_dense_lengths
+    ]
 
 
 def local_part_cases(sizes: Sizes) -> list[Case]:
@@ -293,18 +301,18 @@ def local_part_cases(sizes: Sizes) -> list[Case]:
     At the target length, with blocks of ``positions.MAX_BLOCK`` queries and their slabs of
     ``b + left + right`` keys, batched over blocks and heads: ``rows`` is the looped kernel's
     ``[b, D] x [S, D]`` (depth minor, as the inputs come), ``depth-major`` flash_band's
-    ``[D, S] x [D, b]``. Same FLOPs, ``2 X b S D`` forward and twice that backward.
+    ``[D, S] x [D, b]``. Same FLOPs, ``2 X b S D``; read their forward times (flash_band
+    differentiates by hand, so the backward of this form is not the kernel's).
     """
     b_, h, d = sizes.local_bhd
     block = min(positions.MAX_BLOCK, sizes.local_target_length)
     slab = block + sum(sizes.local_window)
     batch = b_ * h * math.ceil(sizes.local_target_length / block)
     dims = (("X", batch), ("b", block), ("S", slab), ("D", d))
-    flops = 3 * 2 * batch * block * slab * d
 
     def case(name: str, inputs: tuple[tuple[int, ...], ...], spec: str) -> Case:
         fn = lambda x, y: jnp.einsum(spec, x, y, preferred_element_type=jnp.float32)
-        return Case(name, "local_parts", "flash_band", dims, inputs, fn, useful_flops=flops)
+        return Case(name, "local_parts", "flash_band", dims, inputs, fn)
 
     return [
         case("part[qk rows]", ((batch, block, d), (batch, slab, d)), "xqd,xkd->xqk"),
@@ -369,6 +377,7 @@ def case_groups(sizes: Sizes) -> list[list[Case]]:
     groups = [dot_product_cases(s, sizes.dtype) for s in sizes.dot_shapes] + [
         dot_product_part_cases(sizes.dot_shapes[0]),
         local_cases(sizes),
+        local_dense_cases(sizes),
         local_part_cases(sizes),
         additive_cases(sizes),
     ]

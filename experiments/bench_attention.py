@@ -19,7 +19,7 @@ of a shared machine hits them alike. Cases:
   jax_nn) and ``flax.linen.dot_product_attention``;
 - local, window (128, 128), ``B1,H8,D64``: ours (``auto``, library default block: flash_band
   on a CPU) at T = 4096, 8192, 16384, our ``block_size`` 32/64/128/256 and the looped kernel
-  at T = 8192, and the dense-masked
+  at T = 8192, and, in rounds of their own, the dense-masked
   ``jax.nn.dot_product_attention(local_window_size=(128, 128))`` at T = 4096, 8192 (at 16384
   its temporary memory is only reported: cases above ``--max-temp-gib`` are compiled, not run);
 - additive, ``B1,Tq1024,Tk1024,H1,U256,Dv64`` (one head: the naive form's fwd+bwd already

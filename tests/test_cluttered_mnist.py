@@ -136,6 +136,7 @@ def _epochs(data, count: int) -> list[dict[int, tuple[int, ...]]]:
 def test_redraw_places_each_train_digit_anew_each_epoch(npz):
     data = data_config("cluttered_mnist", npz)
     data.cluttered_mnist.distractors = 0
+    data.cluttered_mnist.redraw = False
     fixed = _epochs(data, 2)
     assert fixed[0] == fixed[1]  # without redraw, digit i is always the same canvas
     data.cluttered_mnist.redraw = True

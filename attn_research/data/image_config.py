@@ -59,9 +59,10 @@ def cluttered_config(tiny: bool = False) -> ml_collections.ConfigDict:
 def cluttered_mnist_config() -> ml_collections.ConfigDict:
     """``config.data.cluttered_mnist``: see ``attn_research.data.cluttered_mnist.Clutter``;
     the 100 x 100 variant is ``canvas=100, distractors=8``. ``redraw``: new clutter for every
-    train digit each time it is read (``ClutteredMnistSource``)."""
+    train digit each time it is read (``ClutteredMnistSource``), as RAM's data is drawn; with
+    ``False``, digit ``i`` keeps one canvas, which a model can memorize."""
     return ml_collections.ConfigDict(
-        {"seed": 0, "canvas": 60, "distractors": 4, "fragment": 8, "redraw": False}
+        {"seed": 0, "canvas": 60, "distractors": 4, "fragment": 8, "redraw": True}
     )
 
 

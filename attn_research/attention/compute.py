@@ -239,6 +239,17 @@ def blocked(
     )
 
 
+def _loop_band(kernel: str, q, k, problem: Problem, block_size) -> blocked_lib.Neighbourhood:
+    """``_band`` for the kernels that loop over query blocks: on a sequence, ``block_size`` None
+    means blocks as long as the window's wider side (within the rule's bounds), four times the
+    blocked kernel's default, which makes steps too small to pay for the loop."""
+    geo = _band(kernel, q, k, problem, block_size)
+    if block_size is None and len(geo.blocks) == 1:
+        wide = min(positions.MAX_BLOCK, max(positions.MIN_BLOCK, *geo.windows[0]))
+        geo = _band(kernel, q, k, problem, wide)
+    return geo
+
+
 def looped(
     q: Array,
     k: Array,
@@ -248,16 +259,9 @@ def looped(
     return_weights: bool,
     block_size: int | tuple[int, int] | None = None,
 ) -> Array | tuple[Array, Array]:
-    """The blocked kernel's band, one block of queries (of grid rows) at a time.
-
-    ``block_size`` None on a sequence: blocks as long as the window's wider side (within the
-    rule's bounds), four times the blocked kernel's default, which makes steps too small to
-    pay for the loop.
-    """
-    geo = _band("looped", q, k, problem, block_size)
-    if block_size is None and len(geo.blocks) == 1:
-        wide = min(positions.MAX_BLOCK, max(positions.MIN_BLOCK, *geo.windows[0]))
-        geo = _band("looped", q, k, problem, wide)
+    """The blocked kernel's band, one block of queries (of grid rows) at a time; ``block_size``
+    None on a sequence: see ``_loop_band``."""
+    geo = _loop_band("looped", q, k, problem, block_size)
     out = looped_kernel.looped_attention(
         q,
         k,
@@ -297,17 +301,14 @@ def flash_band(
     why = _flash_band_refusal(problem)
     if why is not None:
         raise ValueError(f"kernel 'flash_band' {why}")
-    geo = _band("flash_band", q, k, problem, block_size)
+    geo = _loop_band("flash_band", q, k, problem, block_size)
     blocked_kernel.check_padding_mask(problem.mask, "flash_band")
-    block = geo.blocks[0]
-    if block_size is None:
-        block = min(positions.MAX_BLOCK, max(positions.MIN_BLOCK, *geo.windows[0]))
     out = flash_band_kernel.flash_band_attention(
         q,
         k,
         v,
         window=geo.windows[0],
-        block=block,
+        block=geo.blocks[0],
         scale=problem.pair.scale,
         mask=problem.mask,
         precision=problem.precision,

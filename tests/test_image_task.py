@@ -73,7 +73,7 @@ def test_tiny_vit_on_cluttered_mnist_scores_its_attention(tmp_path):
         y_test=np.arange(32) % 10,
     )
     config = vit_config.get_config(f"data=cluttered_mnist,path={path},tiny")
-    assert config.model.patch == 10
+    assert config.model.patch == 10 and tuple(config.model.stem) == vit_config.GREY_STEM
     metrics = _run(config, tmp_path / "run")
     _assert_localization(metrics, ("layer1", "rollout", "layer1/head1", "layer1/best_head"))
 

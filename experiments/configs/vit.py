@@ -28,8 +28,10 @@ Args (``vit.py:key=value,...``):
   pool: token | gap | map; default token, gap for local_2d (a class token is off the grid).
   registers: register tokens (Darcet et al. 2023; default 0), not with local_2d.
   MNIST-like data (28 x 28 grey images) get the recipe chosen by measurement on MNIST (README,
-    Images): ViT mu with 7 x 7 patches after a stem of two 3 x 3 convolutions (GREY28_STEM),
+    Images): ViT mu with 7 x 7 patches after a stem of two 3 x 3 convolutions (GREY_STEM),
     AdamW's weight decay GREY28_WEIGHT_DECAY (DeiT's 0.05), crops padded by 2, 8 epochs.
+  cluttered_mnist gets the same stem before its 10 x 10 patches (measured in the README against
+    the plain patches), with the fresh clutter as its augmentation.
   colour32: the recipe for 32 x 32 colour images from a folder (CIFAR-10 laid out as
     ``train/<class>/*.jpg``) or TFDS: RGB resized to 32, crops of the image padded by 4, flips
     (``image_config.colour32``), ViT mu with 4 x 4 patches (64 tokens), for COLOUR32_EPOCHS
@@ -51,7 +53,7 @@ from attn_research.train import default_config, parse_arg
 _MNIST_LIKE = ("npz", "mnist", "fashion_mnist")  # 28 x 28 images: 4 x 4 patches of 7 x 7.
 _PATCH = {"cluttered_mnist": 10}  # See the patch arg above.
 COLOUR32_EPOCHS = 10.0
-GREY28_STEM = (16, 16)  # 3 x 3 conv channels before the 7 x 7 patches (models.vit.ViT.stem)
+GREY_STEM = (16, 16)  # 3 x 3 conv channels before the patches of grey digits (models.vit.ViT.stem)
 GREY28_WEIGHT_DECAY = 0.05  # Touvron et al. 2021 (DeiT)
 # embed_dim, num_layers, heads, mlp_dim (Dosovitskiy et al. 2021; Touvron et al. 2021 for Ti and S).
 SIZES = {
@@ -103,7 +105,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {
             "name": "vit",
             "patch": arg.patch or _PATCH.get(arg.data, 7 if mnist_like else 4),
-            "stem": GREY28_STEM if mnist_like else (),
+            "stem": GREY_STEM if mnist_like or arg.data == "cluttered_mnist" else (),
             "embed_dim": embed_dim,
             "num_layers": num_layers,
             "num_heads": heads,

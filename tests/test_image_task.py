@@ -122,6 +122,16 @@ def test_vit_heads_default_to_one_on_cluttered_data():
     assert vit_config.get_config("data=npz").model.num_heads == vit_config.SIZES["mu"][2]
 
 
+def test_vit_stem_defaults_to_grey_on_grey_data():
+    def stem(arg):
+        return tuple(vit_config.get_config(arg).model.stem)
+
+    assert stem("") == stem("data=npz") == stem("data=cifar10,stem=grey") == vit_config.GREY_STEM
+    assert stem("stem=none") == stem("data=cifar10") == ()
+    with pytest.raises(ValueError, match="'stem': choose grey or none, got 'rgb'"):
+        stem("stem=rgb")
+
+
 @pytest.fixture
 def no_compiling(monkeypatch):
     """Makes any jit an error: bad input must be refused before anything compiles."""

@@ -102,7 +102,7 @@ def test_sweep_runs_skips_and_tabulates(tmp_path, monkeypatch, capsys):
         ("translation_kinds.py:small", 10),
         ("translation_kinds.py:full", 30),
         ("image_kinds.py:small", 4),
-        ("vit_localization.py:small", 15),
+        ("vit_localization.py:small", 18),
     ],
 )
 def test_shipped_studies_expand_to_configs_that_build(spec, count):

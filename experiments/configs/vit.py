@@ -27,11 +27,15 @@ Args (``vit.py:key=value,...``):
   window: local_2d neighbourhood side (odd).
   pool: token | gap | map; default token, gap for local_2d (a class token is off the grid).
   registers: register tokens (Darcet et al. 2023; default 0), not with local_2d.
+  stem: grey (GREY_STEM: two 3 x 3 convolutions before the patches; the default on the grey
+    data: cluttered, cluttered_mnist and MNIST-like) | none (patches straight from the pixels;
+    the default elsewhere).
   MNIST-like data (28 x 28 grey images) get the recipe chosen by measurement on MNIST (README,
     Images): ViT mu with 7 x 7 patches after a stem of two 3 x 3 convolutions (GREY_STEM),
     AdamW's weight decay GREY28_WEIGHT_DECAY (DeiT's 0.05), crops padded by 2, 8 epochs.
-  cluttered_mnist gets the same stem before its 10 x 10 patches (measured in the README against
-    the plain patches), with the fresh clutter as its augmentation.
+  cluttered_mnist and the generated cluttered glyphs get the same stem before their patches
+    (measured in the README against the plain patches); cluttered_mnist's augmentation is its
+    fresh clutter.
   colour32: the recipe for 32 x 32 colour images from a folder (CIFAR-10 laid out as
     ``train/<class>/*.jpg``) or TFDS: RGB resized to 32, crops of the image padded by 4, flips
     (``image_config.colour32``), ViT mu with 4 x 4 patches (64 tokens), for COLOUR32_EPOCHS
@@ -52,8 +56,9 @@ from attn_research.train import default_config, parse_arg
 
 _MNIST_LIKE = ("npz", "mnist", "fashion_mnist")  # 28 x 28 images: 4 x 4 patches of 7 x 7.
 _PATCH = {"cluttered_mnist": 10}  # See the patch arg above.
+_GREY = (*_MNIST_LIKE, "cluttered", "cluttered_mnist")  # the data that gets GREY_STEM by default
 COLOUR32_EPOCHS = 10.0
-GREY_STEM = (16, 16)  # 3 x 3 conv channels before the patches of grey digits (models.vit.ViT.stem)
+GREY_STEM = (16, 16)  # 3 x 3 conv channels before the patches of grey images (models.vit.ViT.stem)
 GREY28_WEIGHT_DECAY = 0.05  # Touvron et al. 2021 (DeiT)
 # embed_dim, num_layers, heads, mlp_dim (Dosovitskiy et al. 2021; Touvron et al. 2021 for Ti and S).
 SIZES = {
@@ -78,6 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         window=3,
         pool="",
         registers=0,
+        stem="",
         colour32=False,
         small=False,
         tiny=False,
@@ -92,6 +98,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     if size not in SIZES:
         raise ValueError(f"Config arg 'size': choose one of {sorted(SIZES)}, got {arg.size!r}.")
+    stem = arg.stem or ("grey" if arg.data in _GREY else "none")
+    if stem not in ("grey", "none"):
+        raise ValueError(f"Config arg 'stem': choose grey or none, got {arg.stem!r}.")
     config = default_config()
     config.task = image.NAME
     config.data = data_config(arg.data, arg.path, tiny=arg.tiny)
@@ -105,7 +114,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {
             "name": "vit",
             "patch": arg.patch or _PATCH.get(arg.data, 7 if mnist_like else 4),
-            "stem": GREY_STEM if mnist_like or arg.data == "cluttered_mnist" else (),
+            "stem": GREY_STEM if stem == "grey" else (),
             "embed_dim": embed_dim,
             "num_layers": num_layers,
             "num_heads": heads,

@@ -6,13 +6,15 @@ varying one candidate at a time around one head and the class token:
 - registers (Darcet et al. 2023): 0 or 4 tokens that can take the global "sink" attention;
 - heads: 1 or 4 (the maps average heads; ``best_head`` reports the best one);
 - pooling: the class token, or a MAP probe over the patches (no class token);
+- the stem: the default two 3 x 3 convolutions before the patches, or none (patches straight
+  from the pixels);
 - training length: the ``small`` variant against the default schedule (``full``).
 
 Localization is measured as the field does (``evaluation.attention_maps``): the energy-based
 pointing game (``mass_in_box``) and the pointing game, for the best map (a layer or the
 rollout) and the first layer, beside the box-cells reference.
 
-    python -m experiments.sweep experiments/studies/vit_localization.py:small   # ~30 min, 2 CPUs
+    python -m experiments.sweep experiments/studies/vit_localization.py:small   # ~45 min, 2 CPUs
     python -m experiments.sweep experiments/studies/vit_localization.py:full
     python -m experiments.sweep "experiments/studies/vit_localization.py:small,path=mnist.npz"
 
@@ -35,6 +37,7 @@ def get_study(arg: str | None = None) -> Study:
         grid=[
             {"heads": [1, 4], "registers": [0, 4]},
             {"heads": [1], "pool": ["map"]},
+            {"heads": [1], "stem": ["none"]},
         ],
         seeds=[0, 1, 2],
         metrics=[

@@ -1,17 +1,21 @@
 """Decodes a translation run's evaluation sentences again, with another search, by length.
 
     python -m experiments.redecode_by_length --workdir W [--workdir W2 ...] [--beam 1] \
-        [--alpha 0.6] [--json F] [--plot F.png]
+        [--alpha 0.6] [--long-from 40] [--json F] [--plot F.png]
 
 Reads the sources and references of the run's newest evaluation
 (``<workdir>/translations/step_<N>.txt``: source, output and reference, tab-separated),
 translates the sources with the trained model and the given search (``--beam 1`` is greedy),
-and prints BLEU, chrF, the empty outputs and BLEU per source-length bucket of the run's
-``config.decode.length_buckets``, beside the evaluation's own; ``--plot`` draws the new BLEU
-by length, one line per run (named by its workdir's last folder). Undertrained models score the
-empty output best under beam search's length-normalized score (Stahlberg & Byrne 2019), so
-their beam BLEU says more about the search than about the model; greedy search shows what the
-model does put out.
+and prints BLEU, chrF, the empty outputs, BLEU and output / reference length per source-length
+bucket of the run's ``config.decode.length_buckets``, and BLEU of the sources of ``--long-from``
+words or more pooled, beside the evaluation's own. ``--json`` merges the results into a file
+that may hold runs decoded before (a run decoded again at the same step adds its new search to
+its entry; at another step it replaces it), so that a study whose points are trained at
+different times builds up one record; ``--plot`` draws the new search's BLEU by length of every
+run in that record (or of this call's runs without ``--json``), one line per run, named by its
+workdir's last folder. Undertrained models score the empty output best under beam search's
+length-normalized score (Stahlberg & Byrne 2019), so their beam BLEU says more about the search
+than about the model; greedy search shows what the model does put out.
 """
 
 from __future__ import annotations
@@ -39,17 +43,22 @@ def newest_eval(workdir: str) -> tuple[int, list[tuple[str, str, str]]]:
     return step, rows
 
 
-def scores(sources, hypotheses, references, edges) -> dict:
-    """BLEU, chrF, empty outputs and ``{bucket: (BLEU, sentences)}``."""
+def scores(sources, hypotheses, references, edges, long_from: int) -> dict:
+    """BLEU, chrF, empty outputs, ``{bucket: (BLEU, sentences)}``, ``{bucket: output / reference
+    length}`` and ``long``: (BLEU, sentences) of the sources of ``long_from`` words or more pooled
+    (None if there are none)."""
+    long = bleu.bleu_by_length(sources, hypotheses, references, (0, long_from))
     return {
         "bleu": bleu.bleu(hypotheses, references),
         "chrf": bleu.chrf(hypotheses, references),
         "empty": sum(not h.strip() for h in hypotheses),
         "by_length": bleu.bleu_by_length(sources, hypotheses, references, edges),
+        "length_ratio": bleu.length_ratio_by_length(sources, hypotheses, references, edges),
+        "long": long.get(f"{long_from}+"),
     }
 
 
-def redecode(workdir: str, beam: int, alpha: float | None) -> dict:
+def redecode(workdir: str, beam: int, alpha: float | None, long_from: int = 40) -> dict:
     """The evaluation's scores and those of ``beam`` (1: greedy) on the same sentences."""
     step, rows = newest_eval(workdir)
     sources, outputs, references = (list(column) for column in zip(*rows))
@@ -59,9 +68,28 @@ def redecode(workdir: str, beam: int, alpha: float | None) -> dict:
     return {
         "workdir": workdir,
         "step": step,
-        "evaluation": scores(sources, outputs, references, edges),
-        f"beam_{beam}": scores(sources, [t.text for t in translations], references, edges),
+        "long_from": long_from,
+        "evaluation": scores(sources, outputs, references, edges, long_from),
+        f"beam_{beam}": scores(
+            sources, [t.text for t in translations], references, edges, long_from
+        ),
     }
+
+
+def merge_json(path: str, runs: list[dict]) -> list[dict]:
+    """Writes the runs of ``path`` (if it exists) with ``runs`` added or replacing theirs by
+    workdir, and the search results of a run decoded again with another search kept; returns
+    them."""
+    merged = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            merged = {run["workdir"]: run for run in json.load(f)}
+    for run in runs:
+        old = merged.get(run["workdir"], {})
+        merged[run["workdir"]] = {**old, **run} if old.get("step") == run["step"] else run
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(list(merged.values()), f, indent=1)
+    return list(merged.values())
 
 
 def main() -> None:
@@ -69,27 +97,36 @@ def main() -> None:
     parser.add_argument("--workdir", required=True, action="append", help="a run (repeatable)")
     parser.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy")
     parser.add_argument("--alpha", type=float, default=None, help="length-penalty exponent")
-    parser.add_argument("--json", default=None, help="write every run's results here")
+    parser.add_argument(
+        "--long-from", type=int, default=40, help="pool the sources of this many words or more"
+    )
+    parser.add_argument("--json", default=None, help="merge every run's results into this file")
     parser.add_argument("--plot", default=None, help="PNG of the new BLEU by length")
     args = parser.parse_args()
     searched = f"beam_{args.beam}"
-    runs = [redecode(workdir, args.beam, args.alpha) for workdir in args.workdir]
+    runs = [redecode(w, args.beam, args.alpha, args.long_from) for w in args.workdir]
     for run in runs:
         print(f"{run['workdir']} (step {run['step']})")
         for name in ("evaluation", searched):
             r = run[name]
-            buckets = "  ".join(f"{b}: {s:.1f} ({n})" for b, (s, n) in r["by_length"].items())
-            print(f"{name:>10}: BLEU {r['bleu']:.2f}, chrF {r['chrf']:.1f}, empty {r['empty']}")
-            print(f"{'':>10}  {buckets}")
+            long = "none" if r["long"] is None else "{:.1f} ({})".format(*r["long"])
+            print(
+                f"{name:>10}: BLEU {r['bleu']:.2f}, chrF {r['chrf']:.1f}, empty {r['empty']}, "
+                f"{args.long_from}+ words pooled {long}"
+            )
+            for b, (s, n) in r["by_length"].items():
+                print(
+                    f"{'':>10}  {b:>6}: BLEU {s:5.1f} ({n:3d}), length {r['length_ratio'][b]:.2f}"
+                )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(runs, f, indent=1)
+        runs = merge_json(args.json, runs)
     if args.plot:
         lines = {
             os.path.basename(os.path.normpath(run["workdir"])): {
                 bucket: value for bucket, (value, _) in run[searched]["by_length"].items()
             }
             for run in runs
+            if searched in run
         }
         study_results.plot_bleu_by_length(lines, args.plot)
 

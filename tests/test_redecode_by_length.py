@@ -37,7 +37,8 @@ def test_cli_writes_greedy_scores_and_a_plot(run, tmp_path):
     done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
     (result,) = json.loads(out.read_text())
     greedy = result["beam_1"]
-    assert set(greedy) == {"bleu", "chrf", "empty", "by_length"}
+    assert set(greedy) == {"bleu", "chrf", "empty", "by_length", "length_ratio", "long"}
+    assert set(greedy["length_ratio"]) == set(greedy["by_length"])
     assert sum(n for _, n in greedy["by_length"].values()) == len(
         open(f"{workdir}/translations/step_{result['step']}.txt").readlines()
     )
@@ -47,3 +48,17 @@ def test_cli_writes_greedy_scores_and_a_plot(run, tmp_path):
 def test_a_run_without_evaluation_is_named(tmp_path):
     with pytest.raises(SystemExit, match="no translations/step_N.txt"):
         redecode_by_length.newest_eval(str(tmp_path))
+
+
+def test_json_merges_runs_decoded_at_other_times(tmp_path):
+    path = str(tmp_path / "runs.json")
+    other = {"workdir": "a", "step": 10, "beam_1": {"bleu": 1.0}}
+    redecode_by_length.merge_json(path, [other, {"workdir": "b", "step": 10, "beam_1": {}}])
+    again = {"workdir": "b", "step": 10, "beam_4": {"bleu": 2.0}}
+    assert redecode_by_length.merge_json(path, [again]) == [
+        other,
+        {"workdir": "b", "step": 10, "beam_1": {}, "beam_4": {"bleu": 2.0}},
+    ]
+    later = {"workdir": "a", "step": 20, "beam_4": {"bleu": 3.0}}
+    assert redecode_by_length.merge_json(path, [later])[0] == later
+    assert json.loads(open(path).read())[0] == later

@@ -231,6 +231,14 @@ def test_bleu_matches_the_papers_formula_and_chrf_sacrebleu():
         bleu.bleu_by_length(["a"], ["a"], ["a"], (1, 5))
 
 
+def test_length_ratio_by_length_is_output_over_reference_words():
+    sources = ["a b", "c d", " ".join("w" * 12)]
+    hyps = ["el gato", "un perro grande", "hola"]
+    refs = ["el gato negro", "un perro", "hola mundo de nuevo"]
+    ratios = bleu.length_ratio_by_length(sources, hyps, refs)
+    assert ratios == pytest.approx({"0-9": (2 + 3) / (3 + 2), "10-19": 1 / 4})
+
+
 def test_aer_and_word_attention():
     # Och & Ney: AER = 1 - (|A&S| + |A&P|) / (|A| + |S|).
     predicted, sure, possible = [{(0, 0), (1, 1), (2, 1)}], [{(0, 0), (1, 1)}], [{(2, 1)}]

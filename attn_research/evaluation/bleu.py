@@ -30,13 +30,8 @@ def check_edges(edges: Sequence[int]) -> None:
         )
 
 
-def bleu_by_length(
-    sources: Sequence[str],
-    hypotheses: Sequence[str],
-    references: Sequence[str],
-    edges: Sequence[int] = EDGES,
-) -> dict[str, tuple[float, int]]:
-    """{bucket name: (BLEU, sentence count)} for the non-empty source-length buckets.
+def buckets_by_length(sources: Sequence[str], edges: Sequence[int] = EDGES) -> dict[str, list[int]]:
+    """{bucket name: indices of its sources} for the non-empty source-length buckets.
 
     Bucket ``i`` holds the sources of ``edges[i] <= words < edges[i + 1]`` words, named
     ``"low-high"`` (inclusive), the last ``"low+"``.
@@ -47,9 +42,38 @@ def bleu_by_length(
     for low, high in zip(edges, (*edges[1:], None)):
         chosen = [i for i, n in enumerate(words) if low <= n and (high is None or n < high)]
         if chosen:
-            name = f"{low}+" if high is None else f"{low}-{high - 1}"
-            out[name] = (
-                bleu([hypotheses[i] for i in chosen], [references[i] for i in chosen]),
-                len(chosen),
-            )
+            out[f"{low}+" if high is None else f"{low}-{high - 1}"] = chosen
+    return out
+
+
+def bleu_by_length(
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    edges: Sequence[int] = EDGES,
+) -> dict[str, tuple[float, int]]:
+    """{bucket name: (BLEU, sentence count)} for the buckets of `buckets_by_length`."""
+    return {
+        name: (bleu([hypotheses[i] for i in chosen], [references[i] for i in chosen]), len(chosen))
+        for name, chosen in buckets_by_length(sources, edges).items()
+    }
+
+
+def length_ratio_by_length(
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    edges: Sequence[int] = EDGES,
+) -> dict[str, float]:
+    """{bucket name: output length / reference length} in sacrebleu's 13a tokens, per bucket.
+
+    The ratio c / r behind BLEU's brevity penalty, BP = min(1, exp(1 - r / c)): under 1 the
+    outputs are short (a search that stops early), over 1 they ramble.
+    """
+    out = {}
+    for name, chosen in buckets_by_length(sources, edges).items():
+        score = sacrebleu.corpus_bleu(
+            [hypotheses[i] for i in chosen], [[references[i] for i in chosen]]
+        )
+        out[name] = score.sys_len / score.ref_len
     return out

@@ -58,8 +58,14 @@ def scores(sources, hypotheses, references, edges, long_from: int) -> dict:
     }
 
 
+def search_name(beam: int, alpha: float | None) -> str:
+    """``"beam_4"`` (the run's own length penalty) or ``"beam_4_alpha_1"``: a search's key."""
+    return f"beam_{beam}" + ("" if alpha is None else f"_alpha_{alpha:g}")
+
+
 def redecode(workdir: str, beam: int, alpha: float | None, long_from: int = 40) -> dict:
-    """The evaluation's scores and those of ``beam`` (1: greedy) on the same sentences."""
+    """The evaluation's scores and those of ``beam`` (1: greedy) with length-penalty exponent
+    ``alpha`` (None: the run's ``config.decode.alpha``) on the same sentences."""
     step, rows = newest_eval(workdir)
     sources, outputs, references = (list(column) for column in zip(*rows))
     predictor = predict.load(workdir, step)
@@ -70,7 +76,7 @@ def redecode(workdir: str, beam: int, alpha: float | None, long_from: int = 40) 
         "step": step,
         "long_from": long_from,
         "evaluation": scores(sources, outputs, references, edges, long_from),
-        f"beam_{beam}": scores(
+        search_name(beam, alpha): scores(
             sources, [t.text for t in translations], references, edges, long_from
         ),
     }
@@ -103,7 +109,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="merge every run's results into this file")
     parser.add_argument("--plot", default=None, help="PNG of the new BLEU by length")
     args = parser.parse_args()
-    searched = f"beam_{args.beam}"
+    searched = search_name(args.beam, args.alpha)
     runs = [redecode(w, args.beam, args.alpha, args.long_from) for w in args.workdir]
     for run in runs:
         print(f"{run['workdir']} (step {run['step']})")

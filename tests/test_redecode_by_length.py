@@ -62,3 +62,9 @@ def test_json_merges_runs_decoded_at_other_times(tmp_path):
     later = {"workdir": "a", "step": 20, "beam_4": {"bleu": 3.0}}
     assert redecode_by_length.merge_json(path, [later])[0] == later
     assert json.loads(open(path).read())[0] == later
+
+
+def test_a_search_with_its_own_length_penalty_is_kept_apart():
+    assert redecode_by_length.search_name(1, None) == "beam_1"
+    assert redecode_by_length.search_name(4, 1.0) == "beam_4_alpha_1"
+    assert redecode_by_length.search_name(4, 0.6) == "beam_4_alpha_0.6"

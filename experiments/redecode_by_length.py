@@ -9,11 +9,11 @@ translates the sources with the trained model and the given search (``--beam 1``
 and prints BLEU, chrF, the empty outputs, BLEU and output / reference length per source-length
 bucket of the run's ``config.decode.length_buckets``, and BLEU of the sources of ``--long-from``
 words or more pooled, beside the evaluation's own. ``--json`` merges the results into a file
-that may hold runs decoded before (a run decoded again at the same step adds its new search to
-its entry; at another step it replaces it), so that a study whose points are trained at
-different times builds up one record; ``--plot`` draws the new search's BLEU by length of every
-run in that record (or of this call's runs without ``--json``), one line per run, named by its
-workdir's last folder. Undertrained models score the empty output best under beam search's
+that may hold runs decoded before (a run decoded again at the same step and ``--long-from`` adds
+its new search to its entry; otherwise it replaces it), so that a study whose points are
+trained at different times builds up one record; ``--plot`` draws the new search's BLEU by
+length of every run in that record (or of this call's runs without ``--json``), one line per
+run, named by its workdir's last folder. Undertrained models score the empty output best under beam search's
 length-normalized score (Stahlberg & Byrne 2019), so their beam BLEU says more about the search
 than about the model; greedy search shows what the model does put out.
 """
@@ -83,16 +83,18 @@ def redecode(workdir: str, beam: int, alpha: float | None, long_from: int = 40) 
 
 
 def merge_json(path: str, runs: list[dict]) -> list[dict]:
-    """Writes the runs of ``path`` (if it exists) with ``runs`` added or replacing theirs by
-    workdir, and the search results of a run decoded again with another search kept; returns
-    them."""
+    """Adds ``runs`` to the runs recorded in ``path`` (if it exists), one entry per workdir, writes
+    them back and returns them. A run recorded at the same step and ``long_from`` keeps its other
+    searches beside the new one; otherwise the new run replaces the recorded one, so that an
+    entry's searches always score the same checkpoint the same way."""
     merged = {}
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             merged = {run["workdir"]: run for run in json.load(f)}
     for run in runs:
         old = merged.get(run["workdir"], {})
-        merged[run["workdir"]] = {**old, **run} if old.get("step") == run["step"] else run
+        same = all(old.get(key) == run.get(key) for key in ("step", "long_from"))
+        merged[run["workdir"]] = {**old, **run} if same else run
     with open(path, "w", encoding="utf-8") as f:
         json.dump(list(merged.values()), f, indent=1)
     return list(merged.values())

@@ -62,6 +62,8 @@ def test_json_merges_runs_decoded_at_other_times(tmp_path):
     later = {"workdir": "a", "step": 20, "beam_4": {"bleu": 3.0}}
     assert redecode_by_length.merge_json(path, [later])[0] == later
     assert json.loads(open(path).read())[0] == later
+    pooled_otherwise = {"workdir": "a", "step": 20, "long_from": 30, "beam_1": {"bleu": 4.0}}
+    assert redecode_by_length.merge_json(path, [pooled_otherwise])[0] == pooled_otherwise
 
 
 def test_a_search_with_its_own_length_penalty_is_kept_apart():

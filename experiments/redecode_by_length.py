@@ -13,9 +13,9 @@ that may hold runs decoded before (a run decoded again at the same step and ``--
 its new search to its entry; otherwise it replaces it), so that a study whose points are
 trained at different times builds up one record; ``--plot`` draws the new search's BLEU by
 length of every run in that record (or of this call's runs without ``--json``), one line per
-run, named by its workdir's last folder. Undertrained models score the empty output best under beam search's
-length-normalized score (Stahlberg & Byrne 2019), so their beam BLEU says more about the search
-than about the model; greedy search shows what the model does put out.
+run, named by its workdir's last folder. Undertrained models score the empty output best under
+beam search's length-normalized score (Stahlberg & Byrne 2019), so their beam BLEU says more
+about the search than about the model; greedy search shows what the model does put out.
 """
 
 from __future__ import annotations

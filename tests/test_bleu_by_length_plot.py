@@ -74,11 +74,12 @@ def test_long_sentences_study_points():
     assert {p.group for p in full.points()} == {
         "model=rnn,attention=none",
         "model=rnn,attention=bahdanau",
-        "model=rnn,attention=luong_local_p",
+        "model=rnn,attention=luong_local_p,window=16",
         "model=transformer,attention=dot_product",
         "model=transformer,attention=local",
     }
     assert "join=8" in small.fixed and "path=/data/spa.txt" in full.fixed
+    assert "luong_scales" in full.fixed.split(",")
     assert "eval/bleu_len_50-59" in full.metrics
     with pytest.raises(ValueError, match="path=FILE"):
         load_study("experiments/studies/long_sentences.py:small")

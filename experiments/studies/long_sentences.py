@@ -16,8 +16,15 @@ joined corpus, 1500 steps of 64 pairs, of the RNN without and with Bahdanau atte
 both Transformers; one seed) or ``full`` (the default config, 6000 steps, every model, 3
 seeds). ``experiments.results`` draws ``bleu_by_length.png`` in the
 study's directory: BLEU per bucket, one line per model.
+
+Luong local-p takes the options that learn, as in ``translation_kinds``: the config's
+``luong_scales`` (the general score divided by sqrt(d), the position pre-activation by
+sqrt(units)) and the half-window D = 16; with the paper's formulas its predicted centre
+saturates early in training, which would measure a collapse, not the effect of length.
+``luong_scales`` changes no other model's config.
 """
 
+from experiments.studies.translation_kinds import LUONG_WINDOW
 from experiments.study import Study, parse_variant
 
 JOIN = 8
@@ -26,7 +33,8 @@ SMALL_GRID = [
     {"model": ["transformer"], "attention": ["dot_product", "local"]},
 ]
 FULL_GRID = [
-    {"model": ["rnn"], "attention": ["none", "bahdanau", "luong_local_p"]},
+    {"model": ["rnn"], "attention": ["none", "bahdanau"]},
+    {"model": ["rnn"], "attention": ["luong_local_p"], "window": [LUONG_WINDOW]},
     {"model": ["transformer"], "attention": ["dot_product", "local"]},
 ]
 BUCKETS = ("0-9", "10-19", "20-29", "30-39", "40-49", "50-59")
@@ -39,7 +47,9 @@ def get_study(arg: str | None = None) -> Study:
     return Study(
         name="long_sentences" + ("_small" if small else ""),
         config="experiments/configs/translate.py",
-        fixed=",".join((["small"] if small else []) + [f"data=tsv,path={path},join={JOIN}"]),
+        fixed=",".join(
+            (["small"] if small else []) + [f"data=tsv,path={path},join={JOIN}", "luong_scales"]
+        ),
         grid=SMALL_GRID if small else FULL_GRID,
         seeds=[0] if small else [0, 1, 2],
         metrics=["eval/bleu", *(f"eval/bleu_len_{b}" for b in BUCKETS)],

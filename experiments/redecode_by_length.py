@@ -13,9 +13,10 @@ that may hold runs decoded before (a run decoded again at the same step and ``--
 its new search to its entry; otherwise it replaces it), so that a study whose points are
 trained at different times builds up one record; ``--plot`` draws the new search's BLEU by
 length of every run in that record (or of this call's runs without ``--json``), one line per
-run, named by its workdir's last folder. Undertrained models score the empty output best under
-beam search's length-normalized score (Stahlberg & Byrne 2019), so their beam BLEU says more
-about the search than about the model; greedy search shows what the model does put out.
+model, averaged over the seeds recorded for it. Undertrained models score the empty output
+best under beam search's length-normalized score (Stahlberg & Byrne 2019), so their beam BLEU
+says more about the search than about the model; greedy search shows what the model does put
+out.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ import json
 import os
 import re
 
+import numpy as np
+
 from attn_research import predict
 from attn_research.evaluation import bleu
 from experiments import results as study_results
+from experiments.study import SEED_AXIS
 
 
 def newest_eval(workdir: str) -> tuple[int, list[tuple[str, str, str]]]:
@@ -100,6 +104,25 @@ def merge_json(path: str, runs: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
+def lines_by_model(runs: list[dict], search: str) -> dict[str, dict[str, float]]:
+    """``{label: {bucket: BLEU}}`` of ``search`` for the plot, one line per model: runs whose
+    workdir names differ only by ``config.seed=N`` (as a study names its points) are averaged
+    bucket by bucket, and the label says over how many seeds."""
+    by_model: dict[str, list[dict]] = {}
+    for run in runs:
+        if search in run:
+            name = os.path.basename(os.path.normpath(run["workdir"]))
+            model = ",".join(p for p in name.split(",") if not p.startswith(f"{SEED_AXIS}="))
+            by_model.setdefault(model or name, []).append(run[search]["by_length"])
+    return {
+        f"{model} ({len(seeds)} seed{'s' * (len(seeds) > 1)})": {
+            bucket: float(np.mean([seed[bucket][0] for seed in seeds if bucket in seed]))
+            for bucket in dict.fromkeys(b for seed in seeds for b in seed)
+        }
+        for model, seeds in by_model.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, action="append", help="a run (repeatable)")
@@ -129,14 +152,7 @@ def main() -> None:
     if args.json:
         runs = merge_json(args.json, runs)
     if args.plot:
-        lines = {
-            os.path.basename(os.path.normpath(run["workdir"])): {
-                bucket: value for bucket, (value, _) in run[searched]["by_length"].items()
-            }
-            for run in runs
-            if searched in run
-        }
-        study_results.plot_bleu_by_length(lines, args.plot)
+        study_results.plot_bleu_by_length(lines_by_model(runs, searched), args.plot)
 
 
 if __name__ == "__main__":

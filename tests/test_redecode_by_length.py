@@ -70,3 +70,19 @@ def test_a_search_with_its_own_length_penalty_is_kept_apart():
     assert redecode_by_length.search_name(1, None) == "beam_1"
     assert redecode_by_length.search_name(4, 1.0) == "beam_4_alpha_1"
     assert redecode_by_length.search_name(4, 0.6) == "beam_4_alpha_0.6"
+
+
+def test_the_plot_averages_a_models_seeds_bucket_by_bucket():
+    def run(name, seed, by_length):
+        return {"workdir": f"study/{name},config.seed={seed}", "beam_1": {"by_length": by_length}}
+
+    runs = [
+        run("model=rnn", 0, {"0-9": [10.0, 5], "10-19": [4.0, 3]}),
+        run("model=rnn", 1, {"0-9": [20.0, 5], "10-19": [8.0, 3]}),
+        run("model=transformer", 0, {"0-9": [30.0, 5]}),
+        {"workdir": "study/model=rnn,config.seed=2", "beam_4": {"by_length": {"0-9": [0.0, 5]}}},
+    ]
+    assert redecode_by_length.lines_by_model(runs, "beam_1") == {
+        "model=rnn (2 seeds)": {"0-9": 15.0, "10-19": 6.0},
+        "model=transformer (1 seed)": {"0-9": 30.0},
+    }

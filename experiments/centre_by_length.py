@@ -15,7 +15,9 @@ centre leaves the word being translated on long sentences. It feeds the run's ev
 - ``off_diagonal``: the share of rows whose centre is more than ``D`` pieces from the diagonal
   ``S (t + 1/2) / T`` (target token t of T), so that the window misses the piece a monotone
   alignment would read. For a language pair of close word order (English–Spanish) the diagonal
-  is a rough stand-in for the gold alignment, which the joined corpus lacks.
+  is a rough stand-in for the gold alignment, which the joined corpus lacks;
+- ``end_of_off``: of those rows, the share whose centre is past the last piece (None if none
+  is off the diagonal): whether the window leaves the diagonal by saturating.
 """
 
 from __future__ import annotations
@@ -57,13 +59,14 @@ def row_statistics(
 
 
 def summarize(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
-    """Pooled `row_statistics` of a bucket's pairs: pair count, quantiles, the two shares."""
+    """Pooled `row_statistics` of a bucket's pairs: pair count, quantiles, the three shares."""
     fractions, at_end, off = (np.concatenate(column) for column in zip(*rows))
     return {
         "pairs": len(rows),
         "quantiles": [float(np.quantile(fractions, q)) for q in QUANTILES],
         "at_end": float(at_end.mean()),
         "off_diagonal": float(off.mean()),
+        "end_of_off": float(at_end[off].mean()) if off.any() else None,
     }
 
 
@@ -119,12 +122,15 @@ def main() -> None:
     results = [centre_by_length(w) for w in args.workdir]
     for result in results:
         print(f"{result['workdir']} (step {result['step']}, D = {result['window']})")
-        print(f"{'bucket':>8} {'pairs':>5}  p_t/S q10 / q50 / q90  at_end  off_diagonal")
+        print(
+            f"{'bucket':>8} {'pairs':>5}  p_t/S q10 / q50 / q90  at_end  off_diagonal  end_of_off"
+        )
         for name, s in {**result["by_length"], "all": result["all"]}.items():
             q10, q50, q90 = s["quantiles"]
+            end_of_off = "-" if s["end_of_off"] is None else f"{s['end_of_off']:.2f}"
             print(
                 f"{name:>8} {s['pairs']:5d}  {q10:9.2f} / {q50:.2f} / {q90:.2f}"
-                f"  {s['at_end']:6.2f}  {s['off_diagonal']:12.2f}"
+                f"  {s['at_end']:6.2f}  {s['off_diagonal']:12.2f}  {end_of_off:>10}"
             )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

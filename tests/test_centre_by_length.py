@@ -29,6 +29,10 @@ def test_rows_by_hand():
     np.testing.assert_allclose(fractions, [0.1, 0.4, 0.95, 0.99])
     assert at_end.tolist() == [False, False, True, True]
     assert off.tolist() == [False, False, True, False]
+    summary = centre_by_length.summarize([(fractions, at_end, off)])
+    assert (summary["at_end"], summary["off_diagonal"], summary["end_of_off"]) == (0.5, 0.25, 1.0)
+    on_diagonal = centre_by_length.row_statistics(np.array([[0.5]]), source_len=4, window=2)
+    assert centre_by_length.summarize([on_diagonal])["end_of_off"] is None
 
 
 def test_pooled_over_lengths_it_is_the_evaluations_distribution(run):
@@ -40,6 +44,7 @@ def test_pooled_over_lengths_it_is_the_evaluations_distribution(run):
     np.testing.assert_allclose(result["all"]["quantiles"], logged, rtol=1e-5)
     for bucket in (*result["by_length"].values(), result["all"]):
         assert 0 <= bucket["at_end"] <= 1 and 0 <= bucket["off_diagonal"] <= 1
+        assert bucket["end_of_off"] is None or 0 <= bucket["end_of_off"] <= 1
 
 
 def test_cli_writes_json(run, tmp_path):

@@ -9,7 +9,7 @@ length in words (the buckets of the run's ``config.decode.length_buckets``), to 
 centre leaves the word being translated on long sentences. It feeds the run's evaluation pairs
 (those that fit its maximum lengths) through the newest checkpoint with the reference target
 (teacher forcing) and prints, per bucket and over every row (target token) and head:
-- the 10th, 50th and 90th percentile of ``p_t / S``;
+- the percentiles of ``p_t / S`` that the evaluation logs (``QUANTILES``);
 - ``at_end``: the share of rows with ``p_t > S - 1``, the centre past the last piece (the
   source's EOS), where the position model saturates (``attention.positions.Centre``);
 - ``off_diagonal``: the share of rows whose centre is more than ``D`` pieces from the diagonal
@@ -32,9 +32,8 @@ from attn_research import predict
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation, translation_pipeline
 from attn_research.evaluation import bleu
+from attn_research.evaluation.attention_statistics import QUANTILES
 from attn_research.tasks import translation_attention
-
-QUANTILES = (0.1, 0.5, 0.9)
 
 
 def row_statistics(
@@ -122,14 +121,13 @@ def main() -> None:
     results = [centre_by_length(w) for w in args.workdir]
     for result in results:
         print(f"{result['workdir']} (step {result['step']}, D = {result['window']})")
-        print(
-            f"{'bucket':>8} {'pairs':>5}  p_t/S q10 / q50 / q90  at_end  off_diagonal  end_of_off"
-        )
+        names = " / ".join(f"q{round(q * 100)}" for q in QUANTILES)
+        print(f"{'bucket':>8} {'pairs':>5}  p_t/S {names}  at_end  off_diagonal  end_of_off")
         for name, s in {**result["by_length"], "all": result["all"]}.items():
-            q10, q50, q90 = s["quantiles"]
+            quantiles = " / ".join(f"{q:.2f}" for q in s["quantiles"])
             end_of_off = "-" if s["end_of_off"] is None else f"{s['end_of_off']:.2f}"
             print(
-                f"{name:>8} {s['pairs']:5d}  {q10:9.2f} / {q50:.2f} / {q90:.2f}"
+                f"{name:>8} {s['pairs']:5d}  {quantiles:>{len(names) + 6}}"
                 f"  {s['at_end']:6.2f}  {s['off_diagonal']:12.2f}  {end_of_off:>10}"
             )
     if args.json:

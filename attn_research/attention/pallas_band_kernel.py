@@ -1,0 +1,350 @@
+"""The pallas_band kernel: FlashAttention-2 over a 1-D band, in Pallas for the GPU (Triton).
+
+It evaluates, for the rule's reach ``(left, right)`` (``positions.Positions.reach``; None =
+unbounded: global, causal = ``(None, 0)``, ``window(left, right)``),
+
+    out_i = sum_j softmax_j(s_ij, where=allowed_ij) v_j,    s_ij = scale * q_i . k_j,
+    allowed_ij = (i - left <= j <= i + right) AND valid query i AND valid key j,
+
+as FlashAttention-2 does with a sliding window (Dao 2023): one program per block of ``block_q``
+queries, looping only over the key blocks that the band reaches (the loop bounds follow from
+``left`` and ``right``), with a running max ``m_i`` and sum ``l_i`` in float32. It saves the
+output and ``L_i = m_i + log l_i``; the backward pass rebuilds ``P = exp(S - L)`` and applies
+
+    dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dO * O)),
+    dK = scale * dS^T Q,   dQ = scale * dS K,
+
+in two passes, as in the paper: one program per key block for ``dK``, ``dV`` (looping over
+the query blocks that reach it) and one per query block for ``dQ``. Grouped queries read their
+key/value head through the block index (``h // (H // Hkv)``); their ``dK``, ``dV`` are
+summed over each group afterwards. Rows that see no key give zeros.
+
+Layouts: ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``
+-> ``[batch..., Tq, H, Dv]`` in ``q.dtype``; padding masks ``[batch..., H|1, 1, Tk]`` or
+``[batch..., H|1, Tq, 1]`` (True = may attend). Lengths are padded to whole blocks and depths
+to a power of two (at least 16, as Triton's dot needs). ``interpret=True`` runs the kernels
+in the Pallas interpreter (any backend, slowly).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+from attn_research.attention import checks, fused
+
+if TYPE_CHECKING:
+    from attn_research.attention.compute import Problem
+
+Array = jnp.ndarray
+
+# Pallas's GPU attention defaults (``ops.gpu.attention.BlockSizes.get_default()``): 128 x 128
+# for the forward pass, 32 x 32 for the backward passes.
+BLOCK, BACKWARD_BLOCK = 128, 32
+MIN_TILE = 16
+
+
+def _pow2(n: int) -> int:
+    return max(MIN_TILE, 1 << (n - 1).bit_length())
+
+
+def _key_blocks(i, bq: int, bk: int, nk: int, reach: fused.Reach):
+    """Key blocks ``[lo, hi)`` that query block ``i`` reaches."""
+    left, right = reach
+    lo = 0 if left is None else lax.div(jnp.maximum(i * bq - left, 0), bk)
+    hi = nk if right is None else jnp.minimum(lax.div((i + 1) * bq + right + bk - 1, bk), nk)
+    return lo, hi
+
+
+def _query_blocks(j, bq: int, bk: int, nq: int, reach: fused.Reach):
+    """Query blocks ``[lo, hi)`` that reach key block ``j``."""
+    left, right = reach
+    lo = 0 if right is None else lax.div(jnp.maximum(j * bk - right, 0), bq)
+    hi = nq if left is None else jnp.minimum(lax.div((j + 1) * bk + left + bq - 1, bq), nq)
+    return lo, hi
+
+
+def _allowed(q_start, k_start, bq: int, bk: int, reach: fused.Reach, rows, keys):
+    """``[bq, bk]``: the band, the valid queries ``rows [bq]`` and keys ``keys [bk]``."""
+    offset = (k_start + jnp.arange(bk))[None, :] - (q_start + jnp.arange(bq))[:, None]
+    ok = (rows > 0)[:, None] & (keys > 0)[None, :]
+    left, right = reach
+    if left is not None:
+        ok &= offset >= -left
+    if right is not None:
+        ok &= offset <= right
+    return ok
+
+
+def _weights(q, k, scale, lse, ok):
+    """``P = exp(S - L)`` on the allowed pairs, float32 ``[bq, bk]``."""
+    s = plgpu.dot(q, k, trans_b=True) * scale
+    return jnp.where(ok, jnp.exp(s - lse[:, None]), 0.0)
+
+
+def _forward_kernel(q_ref, k_ref, v_ref, rows_ref, keys_ref, o_ref, lse_ref, *, scale, reach, bk):
+    bq = q_ref.shape[0]
+    i = pl.program_id(0)
+    q, rows = q_ref[...], rows_ref[...]
+
+    def step(j, carry):
+        o, m, l = carry
+        k, v = k_ref[pl.ds(j * bk, bk), :], v_ref[pl.ds(j * bk, bk), :]
+        ok = _allowed(i * bq, j * bk, bq, bk, reach, rows, keys_ref[pl.ds(j * bk, bk)])
+        s = jnp.where(ok, plgpu.dot(q, k, trans_b=True) * scale, -jnp.inf)
+        m_next = jnp.maximum(m, jnp.max(s, axis=1))
+        m_safe = jnp.where(m_next == -jnp.inf, 0.0, m_next)  # a row with no key yet
+        p = jnp.where(ok, jnp.exp(s - m_safe[:, None]), 0.0)
+        correction = jnp.exp(m - m_safe)
+        o = correction[:, None] * o + plgpu.dot(p.astype(v.dtype), v)
+        return o, m_next, correction * l + jnp.sum(p, axis=1)
+
+    init = (
+        jnp.zeros((bq, v_ref.shape[1]), jnp.float32),
+        jnp.full((bq,), -jnp.inf, jnp.float32),
+        jnp.zeros((bq,), jnp.float32),
+    )
+    o, m, l = lax.fori_loop(*_key_blocks(i, bq, bk, k_ref.shape[0] // bk, reach), step, init)
+    some = l > 0.0
+    total = jnp.where(some, l, 1.0)
+    o_ref[...] = (o / total[:, None]).astype(o_ref.dtype)
+    lse_ref[...] = jnp.where(some, m + jnp.log(total), 0.0)
+
+
+def _dkv_kernel(
+    q_ref, k_ref, v_ref, rows_ref, keys_ref, do_ref, lse_ref, delta_ref, dk_ref, dv_ref,
+    *, scale, reach, bq,
+):  # fmt: skip
+    bk = k_ref.shape[0]
+    j = pl.program_id(0)
+    k, v, keys = k_ref[...], v_ref[...], keys_ref[...]
+
+    def step(i, carry):
+        dk, dv = carry
+        span = pl.ds(i * bq, bq)
+        q, do = q_ref[span, :], do_ref[span, :]
+        ok = _allowed(i * bq, j * bk, bq, bk, reach, rows_ref[span], keys)
+        p = _weights(q, k, scale, lse_ref[span], ok)
+        dv = dv + plgpu.dot(p.astype(do.dtype), do, trans_a=True)
+        ds = p * (plgpu.dot(do, v, trans_b=True) - delta_ref[span][:, None]) * scale
+        return dk + plgpu.dot(ds.astype(q.dtype), q, trans_a=True), dv
+
+    init = (jnp.zeros(dk_ref.shape, jnp.float32), jnp.zeros(dv_ref.shape, jnp.float32))
+    nq = q_ref.shape[0] // bq
+    dk, dv = lax.fori_loop(*_query_blocks(j, bq, bk, nq, reach), step, init)
+    dk_ref[...], dv_ref[...] = dk, dv
+
+
+def _dq_kernel(
+    q_ref, k_ref, v_ref, rows_ref, keys_ref, do_ref, lse_ref, delta_ref, dq_ref,
+    *, scale, reach, bk,
+):  # fmt: skip
+    bq = q_ref.shape[0]
+    i = pl.program_id(0)
+    q, do, rows, lse, delta = q_ref[...], do_ref[...], rows_ref[...], lse_ref[...], delta_ref[...]
+
+    def step(j, dq):
+        k, v = k_ref[pl.ds(j * bk, bk), :], v_ref[pl.ds(j * bk, bk), :]
+        ok = _allowed(i * bq, j * bk, bq, bk, reach, rows, keys_ref[pl.ds(j * bk, bk)])
+        p = _weights(q, k, scale, lse, ok)
+        ds = p * (plgpu.dot(do, v, trans_b=True) - delta[:, None]) * scale
+        return dq + plgpu.dot(ds.astype(k.dtype), k)
+
+    nk = k_ref.shape[0] // bk
+    dq = lax.fori_loop(
+        *_key_blocks(i, bq, bk, nk, reach), step, jnp.zeros(dq_ref.shape, jnp.float32)
+    )
+    dq_ref[...] = dq
+
+
+class _Specs:
+    """BlockSpecs over ``[B, H, T, D]`` arrays for a grid ``(block, b, h)``: a block of the
+    sequence, or the whole of it; of the query head, its key/value head, or the mask's head."""
+
+    def __init__(self, group: int, mask_heads: int):
+        self.group, self.mask_heads = group, mask_heads
+
+    def head(self, h, kind: str):
+        if kind == "kv":
+            return lax.div(h, self.group)
+        return h if kind == "q" or self.mask_heads > 1 else 0
+
+    def block(self, size: int, depth: int | None, kind: str) -> pl.BlockSpec:
+        """``size`` rows at block index ``n`` of the grid's first axis."""
+        tail = () if depth is None else (depth,)
+        return pl.BlockSpec(
+            (None, None, size, *tail),
+            lambda n, b, h: (b, self.head(h, kind), n, *(0,) * len(tail)),
+        )
+
+    def whole(self, length: int, depth: int | None, kind: str) -> pl.BlockSpec:
+        tail = () if depth is None else (depth,)
+        return pl.BlockSpec(
+            (None, None, length, *tail),
+            lambda n, b, h: (b, self.head(h, kind), 0, *(0,) * len(tail)),
+        )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
+def _band(q, k, v, rows, keys, scale, reach, blocks, interpret):
+    return _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret)[0]
+
+
+def _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret):
+    """``q [B, H, Tq, D]``, ``k, v [B, Hkv, Tk, D|Dv]``, ``rows [B, 1|H, Tq]``,
+    ``keys [B, 1|H, Tk]`` int32 -> ``out [B, H, Tq, Dv]``, ``lse [B, H, Tq]``."""
+    (batch, heads, tq, depth), (tk, depth_v) = q.shape, v.shape[-2:]
+    bq, bk = blocks[:2]
+    specs = _Specs(heads // k.shape[1], rows.shape[1])
+    kernel = functools.partial(_forward_kernel, scale=scale, reach=reach, bk=bk)
+    return pl.pallas_call(
+        kernel,
+        grid=(tq // bq, batch, heads),
+        in_specs=[
+            specs.block(bq, depth, "q"),
+            specs.whole(tk, depth, "kv"),
+            specs.whole(tk, depth_v, "kv"),
+            specs.block(bq, None, "mask"),
+            specs.whole(tk, None, "mask"),
+        ],
+        out_specs=[specs.block(bq, depth_v, "q"), specs.block(bq, None, "q")],
+        out_shape=[
+            jax.ShapeDtypeStruct((batch, heads, tq, depth_v), q.dtype),
+            jax.ShapeDtypeStruct((batch, heads, tq), jnp.float32),
+        ],
+        compiler_params=plgpu.CompilerParams(num_warps=4, num_stages=2),
+        interpret=interpret,
+        name="pallas_band_forward",
+    )(q, k, v, rows, keys)
+
+
+def _band_fwd(q, k, v, rows, keys, scale, reach, blocks, interpret):
+    out, lse = _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret)
+    return out, (q, k, v, rows, keys, out, lse)
+
+
+def _band_bwd(scale, reach, blocks, interpret, residuals, d_out):
+    q, k, v, rows, keys, out, lse = residuals
+    (batch, heads, tq, depth), (kv_heads, tk, depth_v) = q.shape, v.shape[1:]
+    bq, bk = blocks[2:]
+    delta = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)
+    specs = _Specs(heads // kv_heads, rows.shape[1])
+    params = plgpu.CompilerParams(num_warps=4, num_stages=2)
+    common = dict(scale=scale, reach=reach)
+    inputs = (q, k, v, rows, keys, d_out, lse, delta)
+    dk, dv = pl.pallas_call(
+        functools.partial(_dkv_kernel, bq=bq, **common),
+        grid=(tk // bk, batch, heads),
+        in_specs=[
+            specs.whole(tq, depth, "q"),
+            specs.block(bk, depth, "kv"),
+            specs.block(bk, depth_v, "kv"),
+            specs.whole(tq, None, "mask"),
+            specs.block(bk, None, "mask"),
+            specs.whole(tq, depth_v, "q"),
+            specs.whole(tq, None, "q"),
+            specs.whole(tq, None, "q"),
+        ],
+        out_specs=[specs.block(bk, depth, "q"), specs.block(bk, depth_v, "q")],
+        out_shape=[
+            jax.ShapeDtypeStruct((batch, heads, tk, depth), jnp.float32),
+            jax.ShapeDtypeStruct((batch, heads, tk, depth_v), jnp.float32),
+        ],
+        compiler_params=params,
+        interpret=interpret,
+        name="pallas_band_dkv",
+    )(*inputs)
+    dq = pl.pallas_call(
+        functools.partial(_dq_kernel, bk=bk, **common),
+        grid=(tq // bq, batch, heads),
+        in_specs=[
+            specs.block(bq, depth, "q"),
+            specs.whole(tk, depth, "kv"),
+            specs.whole(tk, depth_v, "kv"),
+            specs.block(bq, None, "mask"),
+            specs.whole(tk, None, "mask"),
+            specs.block(bq, depth_v, "q"),
+            specs.block(bq, None, "q"),
+            specs.block(bq, None, "q"),
+        ],
+        out_specs=specs.block(bq, depth, "q"),
+        out_shape=jax.ShapeDtypeStruct((batch, heads, tq, depth), jnp.float32),
+        compiler_params=params,
+        interpret=interpret,
+        name="pallas_band_dq",
+    )(*inputs)
+
+    def grouped(g: Array) -> Array:  # [B, H, Tk, D] -> [B, Hkv, Tk, D], summed over each group
+        return g.reshape(batch, kv_heads, heads // kv_heads, *g.shape[2:]).sum(axis=2)
+
+    return dq.astype(q.dtype), grouped(dk).astype(k.dtype), grouped(dv).astype(v.dtype), None, None
+
+
+_band.defvjp(_band_fwd, _band_bwd)
+
+
+def _pad(x: Array, length: int, depth: int) -> Array:
+    """``[batch..., T, H, D]`` -> ``[B, H, length, depth]``, zero-padded."""
+    x = jnp.swapaxes(x.reshape(-1, *x.shape[-3:]), 1, 2)
+    return jnp.pad(x, ((0, 0), (0, 0), (0, length - x.shape[2]), (0, depth - x.shape[3])))
+
+
+def pallas_band(
+    q: Array,
+    k: Array,
+    v: Array,
+    problem: Problem,
+    *,
+    block_q: int = BLOCK,
+    block_k: int = BLOCK,
+    backward_block_q: int = BACKWARD_BLOCK,
+    backward_block_k: int = BACKWARD_BLOCK,
+    interpret: bool | None = None,
+) -> Array:
+    """FlashAttention-2 over the rule's band and the caller's padding (module docstring).
+
+    Args:
+      block_q, block_k: queries and keys per block in the forward pass; backward_block_q,
+        backward_block_k: in both backward passes. Powers of two of at least 16; blocks longer
+        than the padded sequence shrink to it.
+      interpret: run the Pallas interpreter; None: unless the backend is a GPU.
+    """
+    why = fused.refusal(problem)
+    if why is not None:
+        raise ValueError(f"kernel 'pallas_band' {why}")
+    sizes = {"block_q": block_q, "block_k": block_k}
+    sizes |= {"backward_block_q": backward_block_q, "backward_block_k": backward_block_k}
+    for name, size in sizes.items():
+        if checks.check_positive_int(name, size) < MIN_TILE or size & (size - 1):
+            raise ValueError(f"pallas_band {name} must be a power of two >= {MIN_TILE}, got {size}")
+    if interpret is None:
+        interpret = jax.default_backend() != "gpu"
+    batch, (tq, heads, depth), tk, depth_v = q.shape[:-3], q.shape[-3:], k.shape[-3], v.shape[-1]
+    bq, bqb = (min(b, _pow2(tq)) for b in (block_q, backward_block_q))
+    bk, bkb = (min(b, _pow2(tk)) for b in (block_k, backward_block_k))
+    n_q = max(bq, bqb) * math.ceil(tq / max(bq, bqb))
+    n_k = max(bk, bkb) * math.ceil(tk / max(bk, bkb))
+
+    queries, keys = fused.validity(problem.mask, batch, tq, tk)
+    rows = jnp.pad(queries.astype(jnp.int32), ((0, 0), (0, 0), (0, n_q - tq)))
+    keys = jnp.pad(keys.astype(jnp.int32), ((0, 0), (0, 0), (0, n_k - tk)))
+    out = _band(
+        _pad(q, n_q, _pow2(depth)),
+        _pad(k, n_k, _pow2(depth)),
+        _pad(v, n_k, _pow2(depth_v)),
+        rows,
+        keys,
+        float(problem.pair.scale),
+        problem.rule.reach(),
+        (bq, bk, bqb, bkb),
+        interpret,
+    )  # [B, H, n_q, Dv']
+    out = jnp.swapaxes(out[:, :, :tq, :depth_v], 1, 2)
+    return out.reshape(*batch, tq, heads, depth_v)

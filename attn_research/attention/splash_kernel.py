@@ -40,8 +40,9 @@ Array = jnp.ndarray
 # Splash attention's own defaults (``BlockSizes.get_default()``), for the forward pass and both
 # backward passes.
 DEFAULT_BLOCKS = splash_lib.BlockSizes.get_default()
-# The TPU's tiles: a key block fills whole lanes, a query block whole sublanes.
-LANES, SUBLANES = 128, 8
+# The TPU's lanes: key blocks and (for the segment ids of the dK/dV pass) query blocks fill
+# whole lanes.
+LANES = 128
 
 
 def refusal(problem: Problem) -> str | None:
@@ -66,13 +67,13 @@ def _static_mask(reach: fused.Reach, shape: tuple[int, int]) -> splash_lib.Mask:
 def _blocks(block_q: int, block_kv: int, block_kv_compute: int | None) -> splash_lib.BlockSizes:
     """The same blocks for the forward and both backward passes, checked against the tiles."""
     compute = block_kv if block_kv_compute is None else block_kv_compute
-    for name, size, tile in (
-        ("block_q", block_q, SUBLANES),
-        ("block_kv", block_kv, LANES),
-        ("block_kv_compute", compute, LANES),
+    for name, size in (
+        ("block_q", block_q),
+        ("block_kv", block_kv),
+        ("block_kv_compute", compute),
     ):
-        if checks.check_positive_int(name, size) % tile:
-            raise ValueError(f"splash {name} must be a multiple of {tile}, got {size}")
+        if checks.check_positive_int(name, size) % LANES:
+            raise ValueError(f"splash {name} must be a multiple of {LANES}, got {size}")
     if block_kv % compute:
         raise ValueError(
             f"splash block_kv {block_kv} is not a multiple of block_kv_compute {compute}"
@@ -120,7 +121,7 @@ def splash(
     if interpret is None:
         interpret = jax.default_backend() != "tpu"
     batch, (tq, heads, depth), (tk, kv_heads) = q.shape[:-3], q.shape[-3:], k.shape[-3:-1]
-    bq = min(block_q, SUBLANES * math.ceil(tq / SUBLANES))
+    bq = min(block_q, LANES * math.ceil(tq / LANES))
     bkv = min(block_kv, LANES * math.ceil(tk / LANES))
     compute = None if block_kv_compute is None else min(block_kv_compute, bkv)
     blocks = _blocks(bq, bkv, compute)

@@ -270,3 +270,21 @@ def test_the_rules_say_how_far_they_reach():
             return (q_pos - k_pos) % 2 == 0
 
     assert EveryOther().reach() is None  # it restricts keys without saying how far it reaches
+
+
+@pytest.mark.parametrize(
+    "kernel, platform, window", [("pallas_band", "cuda", (32, 16)), ("splash", "tpu", (128, 0))]
+)
+def test_kernel_lowers_for_its_accelerator(kernel, platform, window):
+    """Forward and backward lower to Triton (GPU) or Mosaic (TPU) from this CPU: each kernel
+    uses only operations its accelerator's Pallas back end takes (not compiled or run here)."""
+    q = jax.ShapeDtypeStruct((2, 256, 4, 64), jnp.bfloat16)
+    kv = jax.ShapeDtypeStruct((2, 256, 2, 64), jnp.bfloat16)
+    mask = np.ones((2, 1, 1, 256), bool)
+
+    def loss(q, k, v):
+        out = attend(q, k, v, kind="local", window=window, mask=mask, kernel=kernel, interpret=False)
+        return jnp.sum(out.astype(jnp.float32))
+
+    for fn in (loss, jax.grad(loss, argnums=(0, 1, 2))):
+        assert jax.jit(fn).trace(q, kv, kv).lower(lowering_platforms=(platform,)).as_text()

@@ -192,6 +192,32 @@ class _Specs:
         )
 
 
+def _call(kernel, steps: int, q: Array, in_specs, outs, interpret: bool, name: str):
+    """``kernel`` on the grid ``(steps, B, H)``; ``outs``: ``(spec, shape, dtype)`` per output."""
+    return pl.pallas_call(
+        kernel,
+        grid=(steps, *q.shape[:2]),
+        in_specs=in_specs,
+        out_specs=[spec for spec, _, _ in outs],
+        out_shape=[jax.ShapeDtypeStruct(shape, dtype) for _, shape, dtype in outs],
+        compiler_params=plgpu.CompilerParams(num_warps=4, num_stages=2),
+        interpret=interpret,
+        name=name,
+    )
+
+
+def _per_query_block(specs: _Specs, bq: int, q: Array, k: Array, v: Array) -> list[pl.BlockSpec]:
+    """A program per query block: its queries and their padding, every key and value."""
+    tk = k.shape[2]
+    return [
+        specs.block(bq, q.shape[3], "q"),
+        specs.whole(tk, k.shape[3], "kv"),
+        specs.whole(tk, v.shape[3], "kv"),
+        specs.block(bq, None, "mask"),
+        specs.whole(tk, None, "mask"),
+    ]
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
 def _band(q, k, v, rows, keys, scale, reach, blocks, interpret):
     return _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret)[0]
@@ -200,29 +226,18 @@ def _band(q, k, v, rows, keys, scale, reach, blocks, interpret):
 def _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret):
     """``q [B, H, Tq, D]``, ``k, v [B, Hkv, Tk, D|Dv]``, ``rows [B, 1|H, Tq]``,
     ``keys [B, 1|H, Tk]`` int32 -> ``out [B, H, Tq, Dv]``, ``lse [B, H, Tq]``."""
-    (batch, heads, tq, depth), (tk, depth_v) = q.shape, v.shape[-2:]
+    (batch, heads, tq, _), depth_v = q.shape, v.shape[-1]
     bq, bk = blocks[:2]
     specs = _Specs(heads // k.shape[1], rows.shape[1])
+    outs = [
+        (specs.block(bq, depth_v, "q"), (batch, heads, tq, depth_v), q.dtype),
+        (specs.block(bq, None, "q"), (batch, heads, tq), jnp.float32),
+    ]
     kernel = functools.partial(_forward_kernel, scale=scale, reach=reach, bk=bk)
-    return pl.pallas_call(
-        kernel,
-        grid=(tq // bq, batch, heads),
-        in_specs=[
-            specs.block(bq, depth, "q"),
-            specs.whole(tk, depth, "kv"),
-            specs.whole(tk, depth_v, "kv"),
-            specs.block(bq, None, "mask"),
-            specs.whole(tk, None, "mask"),
-        ],
-        out_specs=[specs.block(bq, depth_v, "q"), specs.block(bq, None, "q")],
-        out_shape=[
-            jax.ShapeDtypeStruct((batch, heads, tq, depth_v), q.dtype),
-            jax.ShapeDtypeStruct((batch, heads, tq), jnp.float32),
-        ],
-        compiler_params=plgpu.CompilerParams(num_warps=4, num_stages=2),
-        interpret=interpret,
-        name="pallas_band_forward",
-    )(q, k, v, rows, keys)
+    in_specs = _per_query_block(specs, bq, q, k, v)
+    return _call(kernel, tq // bq, q, in_specs, outs, interpret, "pallas_band_forward")(
+        q, k, v, rows, keys
+    )
 
 
 def _band_fwd(q, k, v, rows, keys, scale, reach, blocks, interpret):
@@ -236,50 +251,28 @@ def _band_bwd(scale, reach, blocks, interpret, residuals, d_out):
     bq, bk = blocks[2:]
     delta = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)
     specs = _Specs(heads // kv_heads, rows.shape[1])
-    params = plgpu.CompilerParams(num_warps=4, num_stages=2)
-    common = dict(scale=scale, reach=reach)
     inputs = (q, k, v, rows, keys, d_out, lse, delta)
-    dk, dv = pl.pallas_call(
-        functools.partial(_dkv_kernel, bq=bq, **common),
-        grid=(tk // bk, batch, heads),
-        in_specs=[
-            specs.whole(tq, depth, "q"),
-            specs.block(bk, depth, "kv"),
-            specs.block(bk, depth_v, "kv"),
-            specs.whole(tq, None, "mask"),
-            specs.block(bk, None, "mask"),
-            specs.whole(tq, depth_v, "q"),
-            specs.whole(tq, None, "q"),
-            specs.whole(tq, None, "q"),
-        ],
-        out_specs=[specs.block(bk, depth, "q"), specs.block(bk, depth_v, "q")],
-        out_shape=[
-            jax.ShapeDtypeStruct((batch, heads, tk, depth), jnp.float32),
-            jax.ShapeDtypeStruct((batch, heads, tk, depth_v), jnp.float32),
-        ],
-        compiler_params=params,
-        interpret=interpret,
-        name="pallas_band_dkv",
-    )(*inputs)
-    dq = pl.pallas_call(
-        functools.partial(_dq_kernel, bk=bk, **common),
-        grid=(tq // bq, batch, heads),
-        in_specs=[
-            specs.block(bq, depth, "q"),
-            specs.whole(tk, depth, "kv"),
-            specs.whole(tk, depth_v, "kv"),
-            specs.block(bq, None, "mask"),
-            specs.whole(tk, None, "mask"),
-            specs.block(bq, depth_v, "q"),
-            specs.block(bq, None, "q"),
-            specs.block(bq, None, "q"),
-        ],
-        out_specs=specs.block(bq, depth, "q"),
-        out_shape=jax.ShapeDtypeStruct((batch, heads, tq, depth), jnp.float32),
-        compiler_params=params,
-        interpret=interpret,
-        name="pallas_band_dq",
-    )(*inputs)
+    per_key_block = [
+        specs.whole(tq, depth, "q"),
+        specs.block(bk, depth, "kv"),
+        specs.block(bk, depth_v, "kv"),
+        specs.whole(tq, None, "mask"),
+        specs.block(bk, None, "mask"),
+        specs.whole(tq, depth_v, "q"),
+        specs.whole(tq, None, "q"),
+        specs.whole(tq, None, "q"),
+    ]
+    outs = [(specs.block(bk, d, "q"), (batch, heads, tk, d), jnp.float32) for d in (depth, depth_v)]
+    kernel = functools.partial(_dkv_kernel, scale=scale, reach=reach, bq=bq)
+    dk, dv = _call(kernel, tk // bk, q, per_key_block, outs, interpret, "pallas_band_dkv")(*inputs)
+    per_query_block = _per_query_block(specs, bq, q, k, v) + [
+        specs.block(bq, depth_v, "q"),
+        specs.block(bq, None, "q"),
+        specs.block(bq, None, "q"),
+    ]
+    outs = [(specs.block(bq, depth, "q"), q.shape, jnp.float32)]
+    kernel = functools.partial(_dq_kernel, scale=scale, reach=reach, bk=bk)
+    (dq,) = _call(kernel, tq // bq, q, per_query_block, outs, interpret, "pallas_band_dq")(*inputs)
 
     def grouped(g: Array) -> Array:  # [B, H, Tk, D] -> [B, Hkv, Tk, D], summed over each group
         return g.reshape(batch, kv_heads, heads // kv_heads, *g.shape[2:]).sum(axis=2)

@@ -283,7 +283,9 @@ def test_kernel_lowers_for_its_accelerator(kernel, platform, window):
     mask = np.ones((2, 1, 1, 256), bool)
 
     def loss(q, k, v):
-        out = attend(q, k, v, kind="local", window=window, mask=mask, kernel=kernel, interpret=False)
+        out = attend(
+            q, k, v, kind="local", window=window, mask=mask, kernel=kernel, interpret=False
+        )
         return jnp.sum(out.astype(jnp.float32))
 
     for fn in (loss, jax.grad(loss, argnums=(0, 1, 2))):

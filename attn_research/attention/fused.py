@@ -58,8 +58,6 @@ def validity(mask: Array | None, batch: tuple[int, ...], tq: int, tk: int) -> tu
     mask = jnp.broadcast_to(mask, (*batch, *mask.shape[-3:])).reshape(flat, *mask.shape[-3:])
     queries = jnp.broadcast_to(mask[..., :, 0] if mask.shape[-1] == 1 else True, (flat, heads, tq))
     keys = jnp.broadcast_to(mask[..., 0, :] if mask.shape[-2] == 1 else True, (flat, heads, tk))
-    if mask.shape[-1] > 1:  # key padding: every query row stays
-        queries = jnp.ones((flat, heads, tq), bool)
     return queries, keys
 
 

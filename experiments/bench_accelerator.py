@@ -11,7 +11,8 @@ For each positions rule, in bfloat16, at ``B1,H8,D128``:
 - window (128, 128) and causal window (256, 0) at the same lengths: ``auto``, the band kernel,
   ``blocked``, and cuDNN's sliding window for the causal one;
 - the ViT's local_2d, a 7 x 7 neighbourhood on 64 x 64 tokens, ``B8,H6,D64``: ``auto``
-  (blocked), ``looped``, and XLA's dense-masked attention and cuDNN over every token as peers.
+  (blocked), ``looped``, pallas_band (on a GPU), and XLA's dense-masked attention and cuDNN
+  over every token as peers.
 
 Each group of cases is timed in interleaved rounds with a ``8192^3`` matmul in the same dtype
 (``attention_cases.measure_group``): ``peak_fraction`` is a case's useful FLOP rate over
@@ -122,7 +123,7 @@ def sequence_cases(plan: Plan, length: int, smoke: bool) -> list[list[Case]]:
     return groups
 
 
-def grid_cases(plan: Plan) -> list[Case]:
+def grid_cases(plan: Plan, smoke: bool) -> list[Case]:
     """The ViT's local_2d on its token grid, and dense peers over every token."""
     b, h, d = plan.grid_bhd
     tokens = plan.grid[0] * plan.grid[1]
@@ -132,9 +133,10 @@ def grid_cases(plan: Plan) -> list[Case]:
     per_axis = [np.minimum(x, radius) + np.minimum(x[::-1], radius) + 1 for x in (rows, cols)]
     pairs = int(per_axis[0].sum() * per_axis[1].sum())
     local = {"window": plan.grid_window, "grid": plan.grid}
+    grid_band = [kernel for kernel in band_kernel(smoke) if kernel != "splash"]  # 1-D masks only
     cases = [
         _case("local_2d", kernel, dims, pairs, _attend(kernel, "local_2d", **local))
-        for kernel in ("auto", "looped", "jax_nn")
+        for kernel in ("auto", "looped", *grid_band, "jax_nn")
     ]
     if jax.default_backend() == "gpu":
         cases.append(
@@ -179,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         **(timing or dict(time_budget_s=1.0, min_repeats=3, max_repeats=20)),
     )
     groups = [g for length in plan.lengths for g in sequence_cases(plan, length, args.smoke)]
-    groups.append(grid_cases(plan))
+    groups.append(grid_cases(plan, args.smoke))
     records = []
     for i, group in enumerate(groups):
         cases = [peak_case(plan.matmul, i), *group]

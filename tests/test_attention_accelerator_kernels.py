@@ -40,25 +40,29 @@ def _inputs(tq, tk, heads, kv_heads, batch, mask_shape, depth=16, value_depth=8)
     return q, k, v, mask
 
 
-def _reference(window, causal, mask):
+def _check(kernel, q, k, v, mask, window, causal, **options):
+    """``kernel`` = the float64 reference for dot_product (``window`` None) or local."""
     if window is None:
-        return lambda q, k, v: ref.dot_product(q, k, v, mask=mask, is_causal=causal)[0]
-    left, right = (window, window) if isinstance(window, int) else window
-    return lambda q, k, v: ref.local(q, k, v, left=left, right=0 if causal else right, mask=mask)[0]
+        kind = {"kind": "dot_product"}
+        reference = lambda q, k, v: ref.dot_product(q, k, v, mask=mask, is_causal=causal)[0]  # noqa: E731
+    else:
+        kind = {"kind": "local", "window": window}
+        left, right = (window, window) if isinstance(window, int) else window
+        right = 0 if causal else right
+        reference = lambda q, k, v: ref.local(q, k, v, left=left, right=right, mask=mask)[0]  # noqa: E731
+    _equals_reference(kernel, q, k, v, reference, mask=mask, causal=causal, **kind, **options)
 
 
-def _equals_reference(kernel, q, k, v, mask, window, causal, **options):
-    """Output and directional derivatives of ``<out, probe>`` = the float64 reference's."""
-    kind = {"kind": "dot_product"} if window is None else {"kind": "local", "window": window}
+def _equals_reference(kernel, q, k, v, reference, **options):
+    """Output and directional derivatives of ``<out, probe>`` = the float64 ``reference``'s."""
     rng = np.random.default_rng(3)
     probe = ref.normal(rng, *q.shape[:-1], v.shape[-1])
 
     def loss(q, k, v):
-        out = attend(q, k, v, mask=mask, causal=causal, kernel=kernel, **kind, **options)
+        out = attend(q, k, v, kernel=kernel, **options)
         return jnp.vdot(out, probe), out
 
     (_, out), grads = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))(q, k, v)
-    reference = _reference(window, causal, mask)
     np.testing.assert_allclose(out, reference(q, k, v), atol=2e-6, rtol=1e-5)
     inputs, eps = [ref.f64(x) for x in (q, k, v)], 1e-5
     for which, grad in enumerate(grads):
@@ -78,19 +82,38 @@ def _equals_reference(kernel, q, k, v, mask, window, causal, **options):
 def test_kernel_equals_the_float64_reference(kernel, case):
     tq, tk, window, causal, heads, kv_heads, batch, mask_shape, options = CASES[case]
     q, k, v, mask = _inputs(tq, tk, heads, kv_heads, batch, mask_shape)
-    _equals_reference(kernel, q, k, v, mask, window, causal, **options)
+    _check(kernel, q, k, v, mask, window, causal, **options)
 
 
 @pytest.mark.parametrize("kernel, case", [("splash", SPLASH_BLOCKS), ("pallas_band", BAND_BLOCKS)])
 def test_kernel_skips_blocks_outside_the_band_and_stays_exact(kernel, case):
     tokens, window, causal, heads, kv_heads, options = case
     q, k, v, mask = _inputs(tokens, tokens, heads, kv_heads, 1, (1, 1, 1, tokens), depth=8)
-    _equals_reference(kernel, q, k, v, mask, window, causal, **options)
+    _check(kernel, q, k, v, mask, window, causal, **options)
+
+
+def test_pallas_band_follows_a_2d_neighbourhood_within_its_span_on_the_grid():
+    """local_2d, 3 x 5 on a 6 x 7 grid: the blocks within 1 * 7 + 2 positions of each query,
+    the neighbours within them."""
+    q, k, v, mask = _inputs(42, 42, 2, 1, 1, (1, 1, 1, 42))
+    band = {"block_q": 16, "block_k": 16, "backward_block_q": 16, "backward_block_k": 16}
+    _equals_reference(
+        "pallas_band",
+        q,
+        k,
+        v,
+        lambda q, k, v: ref.local_2d(q, k, v, grid=(6, 7), window=(3, 5), mask=mask)[0],
+        kind="local_2d",
+        window=(3, 5),
+        grid=(6, 7),
+        mask=mask,
+        **band,
+    )
 
 
 def test_pallas_band_takes_per_head_padding():
     q, k, v, mask = _inputs(17, 17, 2, 2, 2, (2, 2, 1, 17))
-    _equals_reference("pallas_band", q, k, v, mask, (3, 2), False)
+    _check("pallas_band", q, k, v, mask, (3, 2), False)
 
 
 @pytest.mark.parametrize("kernel", ["splash", "pallas_band"])
@@ -115,7 +138,6 @@ def test_weights_come_from_the_dense_kernel():
 
 QKV = tuple(np.ones((1, 8, 2, 8), np.float32) for _ in range(3))
 REFUSED = {
-    "window_2d": ({"kind": "local_2d", "grid": (2, 4), "window": 3}, "follows .* not 'window_2d'"),
     "bias": ({"bias": np.zeros((1, 1, 8, 8), np.float32)}, "takes no logits bias"),
     "dropout": ({"dropout_rate": 0.1, "rng": jax.random.key(0)}, "has no attention dropout"),
     "dense_mask": ({"mask": np.ones((1, 1, 8, 8), bool)}, "takes key-padding"),
@@ -148,10 +170,26 @@ def test_kernels_refuse_their_own_limits(kernel, options, message):
         attend(*QKV, kind="local", window=2, kernel=kernel, **options)
 
 
-def test_pallas_band_refuses_scores_other_than_dot_products():
-    problem = compute.Problem(lambda q, k, precision=None: None, positions.window(2))
-    with pytest.raises(ValueError, match="'pallas_band' computes dot-product scores only"):
-        compute.get("pallas_band")(*QKV, problem, return_weights=False)
+def test_splash_refuses_a_2d_neighbourhood():
+    with pytest.raises(ValueError, match="'splash' follows global, .* not 'window_2d'"):
+        attend(*QKV, kind="local_2d", grid=(2, 4), window=3, kernel="splash")
+
+
+@pytest.mark.parametrize(
+    "pair, rule, message",
+    [
+        (lambda q, k, precision=None: None, positions.window(2), "computes dot-product scores"),
+        (
+            ScaledDot(0.5),
+            positions.luong_local_p(2),
+            "follows rules whose keys lie within a span .* not 'luong_local_p'",
+        ),
+    ],
+    ids=["additive", "predicted_centre"],
+)
+def test_pallas_band_refuses_other_scores_and_moving_windows(pair, rule, message):
+    with pytest.raises(ValueError, match=f"'pallas_band' {message}"):
+        compute.get("pallas_band")(*QKV, compute.Problem(pair, rule), return_weights=False)
 
 
 def _capture_jax_nn(monkeypatch) -> dict:
@@ -273,9 +311,15 @@ def test_the_rules_say_how_far_they_reach():
 
 
 @pytest.mark.parametrize(
-    "kernel, platform, window", [("pallas_band", "cuda", (32, 16)), ("splash", "tpu", (128, 0))]
+    "kernel, platform, options",
+    [
+        ("pallas_band", "cuda", {"kind": "local", "window": (32, 16)}),
+        ("pallas_band", "cuda", {"kind": "local_2d", "window": 7, "grid": (16, 16)}),
+        ("splash", "tpu", {"kind": "local", "window": (128, 0)}),
+    ],
+    ids=["pallas_band", "pallas_band_2d", "splash"],
 )
-def test_kernel_lowers_for_its_accelerator(kernel, platform, window):
+def test_kernel_lowers_for_its_accelerator(kernel, platform, options):
     """Forward and backward lower to Triton (GPU) or Mosaic (TPU) from this CPU: each kernel
     uses only operations its accelerator's Pallas back end takes (not compiled or run here)."""
     q = jax.ShapeDtypeStruct((2, 256, 4, 64), jnp.bfloat16)
@@ -283,9 +327,7 @@ def test_kernel_lowers_for_its_accelerator(kernel, platform, window):
     mask = np.ones((2, 1, 1, 256), bool)
 
     def loss(q, k, v):
-        out = attend(
-            q, k, v, kind="local", window=window, mask=mask, kernel=kernel, interpret=False
-        )
+        out = attend(q, k, v, mask=mask, kernel=kernel, interpret=False, **options)
         return jnp.sum(out.astype(jnp.float32))
 
     for fn in (loss, jax.grad(loss, argnums=(0, 1, 2))):

@@ -43,7 +43,6 @@ from attn_research.attention import (
     blocked_kernel,
     checks,
     flash_band_kernel,
-    fused,
     kernels,
     looped_kernel,
     pallas_band_kernel,
@@ -430,7 +429,11 @@ def _accelerated(q, k, v, problem: Problem) -> tuple[str, dict[str, Any], str] |
     ):
         return "cudnn", {}, f"a causal window of {left} in half precision: cuDNN's sliding window"
     reach = rule.reach()
-    if reach is not None and reach[0] is not None and fused.refusal(problem) is None:
+    if (
+        reach is not None
+        and reach[0] is not None
+        and pallas_band_kernel.refusal(problem, q.shape[-3], k.shape[-3]) is None
+    ):
         return "pallas_band", {}, f"{rule.name} {reach} on a GPU: FlashAttention-2 over the band"
     return None
 

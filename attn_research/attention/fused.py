@@ -1,9 +1,9 @@
 """What the fused dot-product kernels (``splash``, ``pallas_band``) share.
 
-They compute ``softmax(scale * q k^T, where=allowed) v`` with ``allowed`` the rule's band along
-the sequence, ``i - left <= j <= i + right`` (``positions.Positions.reach``; None = unbounded),
-AND the caller's padding of keys or of queries. This module says what such a kernel refuses
-(``refusal``), turns a padding mask ``[batch..., H|1, Tq|1, Tk|1]`` (True = may attend) into
+They compute ``softmax(scale * q k^T, where=allowed) v`` with ``allowed`` the rule's keys AND
+the caller's padding of keys or of queries, skipping the key blocks outside the rule's span
+along the sequence, ``i - left <= j <= i + right`` (None = unbounded). This module says what
+such a kernel refuses apart from the rule (``refusal``), turns a padding mask ``[batch..., H|1, Tq|1, Tk|1]`` (True = may attend) into
 per-position validity, and finds the query rows that see no key at all, whose output is zero.
 """
 
@@ -24,8 +24,8 @@ Reach = tuple[int | None, int | None]
 
 
 def refusal(problem: Problem) -> str | None:
-    """Why a fused dot-product band kernel cannot compute ``problem``, or None."""
-    rule = problem.rule
+    """Why a fused dot-product band kernel cannot compute ``problem``, or None (the rule is the
+    kernel's own question)."""
     if not isinstance(problem.pair, kernels.ScaledDot):
         return "computes dot-product scores only: use kernel='dense' (or 'looped' for a band)"
     if problem.bias is not None:
@@ -34,11 +34,6 @@ def refusal(problem: Problem) -> str | None:
         return "has no attention dropout: use 'dense', 'chunked' or 'looped'"
     if problem.query_positions is not None:
         return "takes query positions 0 .. Tq - 1 only; for a decoding step use kernel='dense'"
-    if rule.reach() is None:
-        return (
-            f"follows rules that reach a fixed span along the sequence (global, causal, window), "
-            f"not {rule.name!r}: use kernel='looped' for a 2-D window, 'dense' otherwise"
-        )
     mask = problem.mask
     if mask is not None and mask.shape[-2] > 1 and mask.shape[-1] > 1:
         return (

@@ -1,15 +1,17 @@
-"""The pallas_band kernel: FlashAttention-2 over a 1-D band, in Pallas for the GPU (Triton).
+"""The pallas_band kernel: FlashAttention-2 over a band, in Pallas for the GPU (Triton).
 
-It evaluates, for the rule's reach ``(left, right)`` (``positions.Positions.reach``; None =
-unbounded: global, causal = ``(None, 0)``, ``window(left, right)``),
+It evaluates
 
     out_i = sum_j softmax_j(s_ij, where=allowed_ij) v_j,    s_ij = scale * q_i . k_j,
-    allowed_ij = (i - left <= j <= i + right) AND valid query i AND valid key j,
+    allowed_ij = rule.allowed(i, j) AND valid query i AND valid key j,
 
 as FlashAttention-2 does with a sliding window (Dao 2023): one program per block of ``block_q``
-queries, looping only over the key blocks that the band reaches (the loop bounds follow from
-``left`` and ``right``), with a running max ``m_i`` and sum ``l_i`` in float32. It saves the
-output and ``L_i = m_i + log l_i``; the backward pass rebuilds ``P = exp(S - L)`` and applies
+queries, with a running max ``m_i`` and sum ``l_i`` in float32, looping only over the key
+blocks within the rule's span ``i - left <= j <= i + right`` (``span``): the rule's reach
+(``positions.Positions.reach``: global, causal, ``window(left, right)``), or for a ``k_r x k_c``
+neighbourhood on a row-major grid of ``C`` columns, ``(k_r // 2) C + k_c // 2`` each way,
+within which ``rule.allowed`` keeps the neighbours. It saves the output and
+``L_i = m_i + log l_i``; the backward pass rebuilds ``P = exp(S - L)`` and applies
 
     dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dO * O)),
     dK = scale * dS^T Q,   dQ = scale * dS K,
@@ -28,6 +30,7 @@ in the Pallas interpreter (any backend, slowly).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import TYPE_CHECKING
@@ -38,7 +41,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from attn_research.attention import checks, fused
+from attn_research.attention import checks, fused, positions
 
 if TYPE_CHECKING:
     from attn_research.attention.compute import Problem
@@ -55,32 +58,61 @@ def _pow2(n: int) -> int:
     return max(MIN_TILE, 1 << (n - 1).bit_length())
 
 
-def _key_blocks(i, bq: int, bk: int, nk: int, reach: fused.Reach):
-    """Key blocks ``[lo, hi)`` that query block ``i`` reaches."""
-    left, right = reach
-    lo = 0 if left is None else lax.div(jnp.maximum(i * bq - left, 0), bk)
-    hi = nk if right is None else jnp.minimum(lax.div((i + 1) * bq + right + bk - 1, bk), nk)
-    return lo, hi
+def span(problem: Problem, tq: int, tk: int) -> fused.Reach | None:
+    """How far along the sequence a query's keys can lie, ``(left, right)`` (None = unbounded):
+    the rule's reach, or for a neighbourhood of ``(r_rows, r_cols)`` on a row-major grid of
+    ``cols`` columns, ``r_rows * cols + r_cols`` each way. None: no span bounds the rule."""
+    rule = problem.rule
+    if rule.reach() is not None or rule.predicts_centre:
+        return rule.reach()
+    geo = rule.neighbourhood(tq, tk, problem.grid, None)
+    if geo is None or len(geo.windows) != 2:
+        return None
+    (up, down), (left, right) = geo.windows
+    cols = geo.k_grid[1]
+    return up * cols + left, down * cols + right
 
 
-def _query_blocks(j, bq: int, bk: int, nq: int, reach: fused.Reach):
-    """Query blocks ``[lo, hi)`` that reach key block ``j``."""
-    left, right = reach
-    lo = 0 if right is None else lax.div(jnp.maximum(j * bk - right, 0), bq)
-    hi = nq if left is None else jnp.minimum(lax.div((j + 1) * bk + left + bq - 1, bq), nq)
-    return lo, hi
+def refusal(problem: Problem, tq: int, tk: int) -> str | None:
+    """Why the pallas_band kernel cannot compute ``problem``, or None."""
+    why = fused.refusal(problem)
+    if why is None and span(problem, tq, tk) is None:
+        why = (
+            f"follows rules whose keys lie within a span of the sequence (global, causal, "
+            f"window, window_2d), not {problem.rule.name!r}: use kernel='dense'"
+        )
+    return why
 
 
-def _allowed(q_start, k_start, bq: int, bk: int, reach: fused.Reach, rows, keys):
-    """``[bq, bk]``: the band, the valid queries ``rows [bq]`` and keys ``keys [bk]``."""
-    offset = (k_start + jnp.arange(bk))[None, :] - (q_start + jnp.arange(bq))[:, None]
-    ok = (rows > 0)[:, None] & (keys > 0)[None, :]
-    left, right = reach
-    if left is not None:
-        ok &= offset >= -left
-    if right is not None:
-        ok &= offset <= right
-    return ok
+@dataclasses.dataclass(frozen=True)
+class _Band:
+    """What the kernels ask of the rule: its ``span`` along the sequence (the blocks to visit)
+    and which keys each query may see (``rule.allowed`` on the ``grid``, within a block)."""
+
+    span: fused.Reach
+    rule: positions.Positions
+    grid: tuple[int, int] | None
+
+    def key_blocks(self, i, bq: int, bk: int, nk: int):
+        """Key blocks ``[lo, hi)`` that query block ``i`` reaches."""
+        left, right = self.span
+        lo = 0 if left is None else lax.div(jnp.maximum(i * bq - left, 0), bk)
+        hi = nk if right is None else jnp.minimum(lax.div((i + 1) * bq + right + bk - 1, bk), nk)
+        return lo, hi
+
+    def query_blocks(self, j, bq: int, bk: int, nq: int):
+        """Query blocks ``[lo, hi)`` that reach key block ``j``."""
+        left, right = self.span
+        lo = 0 if right is None else lax.div(jnp.maximum(j * bk - right, 0), bq)
+        hi = nq if left is None else jnp.minimum(lax.div((j + 1) * bk + left + bq - 1, bq), nq)
+        return lo, hi
+
+    def allowed(self, q_start, k_start, bq: int, bk: int, rows, keys):
+        """``[bq, bk]``: the rule, the valid queries ``rows [bq]`` and keys ``keys [bk]``."""
+        q_pos, k_pos = (q_start + jnp.arange(bq))[:, None], k_start + jnp.arange(bk)
+        ok = (rows > 0)[:, None] & (keys > 0)[None, :]
+        rule = self.rule.allowed(q_pos, k_pos, grid=self.grid, centre=None)
+        return ok if rule is None else ok & rule
 
 
 def _weights(q, k, scale, lse, ok):
@@ -89,7 +121,7 @@ def _weights(q, k, scale, lse, ok):
     return jnp.where(ok, jnp.exp(s - lse[:, None]), 0.0)
 
 
-def _forward_kernel(q_ref, k_ref, v_ref, rows_ref, keys_ref, o_ref, lse_ref, *, scale, reach, bk):
+def _forward_kernel(q_ref, k_ref, v_ref, rows_ref, keys_ref, o_ref, lse_ref, *, scale, band, bk):
     bq = q_ref.shape[0]
     i = pl.program_id(0)
     q, rows = q_ref[...], rows_ref[...]
@@ -97,7 +129,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, rows_ref, keys_ref, o_ref, lse_ref, *, 
     def step(j, carry):
         o, m, l = carry
         k, v = k_ref[pl.ds(j * bk, bk), :], v_ref[pl.ds(j * bk, bk), :]
-        ok = _allowed(i * bq, j * bk, bq, bk, reach, rows, keys_ref[pl.ds(j * bk, bk)])
+        ok = band.allowed(i * bq, j * bk, bq, bk, rows, keys_ref[pl.ds(j * bk, bk)])
         s = jnp.where(ok, plgpu.dot(q, k, trans_b=True) * scale, -jnp.inf)
         m_next = jnp.maximum(m, jnp.max(s, axis=1))
         m_safe = jnp.where(m_next == -jnp.inf, 0.0, m_next)  # a row with no key yet
@@ -111,7 +143,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, rows_ref, keys_ref, o_ref, lse_ref, *, 
         jnp.full((bq,), -jnp.inf, jnp.float32),
         jnp.zeros((bq,), jnp.float32),
     )
-    o, m, l = lax.fori_loop(*_key_blocks(i, bq, bk, k_ref.shape[0] // bk, reach), step, init)
+    o, m, l = lax.fori_loop(*band.key_blocks(i, bq, bk, k_ref.shape[0] // bk), step, init)
     some = l > 0.0
     total = jnp.where(some, l, 1.0)
     o_ref[...] = (o / total[:, None]).astype(o_ref.dtype)
@@ -120,7 +152,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, rows_ref, keys_ref, o_ref, lse_ref, *, 
 
 def _dkv_kernel(
     q_ref, k_ref, v_ref, rows_ref, keys_ref, do_ref, lse_ref, delta_ref, dk_ref, dv_ref,
-    *, scale, reach, bq,
+    *, scale, band, bq,
 ):  # fmt: skip
     bk = k_ref.shape[0]
     j = pl.program_id(0)
@@ -130,7 +162,7 @@ def _dkv_kernel(
         dk, dv = carry
         span = pl.ds(i * bq, bq)
         q, do = q_ref[span, :], do_ref[span, :]
-        ok = _allowed(i * bq, j * bk, bq, bk, reach, rows_ref[span], keys)
+        ok = band.allowed(i * bq, j * bk, bq, bk, rows_ref[span], keys)
         p = _weights(q, k, scale, lse_ref[span], ok)
         dv = dv + plgpu.dot(p.astype(do.dtype), do, trans_a=True)
         ds = p * (plgpu.dot(do, v, trans_b=True) - delta_ref[span][:, None]) * scale
@@ -138,13 +170,13 @@ def _dkv_kernel(
 
     init = (jnp.zeros(dk_ref.shape, jnp.float32), jnp.zeros(dv_ref.shape, jnp.float32))
     nq = q_ref.shape[0] // bq
-    dk, dv = lax.fori_loop(*_query_blocks(j, bq, bk, nq, reach), step, init)
+    dk, dv = lax.fori_loop(*band.query_blocks(j, bq, bk, nq), step, init)
     dk_ref[...], dv_ref[...] = dk, dv
 
 
 def _dq_kernel(
     q_ref, k_ref, v_ref, rows_ref, keys_ref, do_ref, lse_ref, delta_ref, dq_ref,
-    *, scale, reach, bk,
+    *, scale, band, bk,
 ):  # fmt: skip
     bq = q_ref.shape[0]
     i = pl.program_id(0)
@@ -152,15 +184,13 @@ def _dq_kernel(
 
     def step(j, dq):
         k, v = k_ref[pl.ds(j * bk, bk), :], v_ref[pl.ds(j * bk, bk), :]
-        ok = _allowed(i * bq, j * bk, bq, bk, reach, rows, keys_ref[pl.ds(j * bk, bk)])
+        ok = band.allowed(i * bq, j * bk, bq, bk, rows, keys_ref[pl.ds(j * bk, bk)])
         p = _weights(q, k, scale, lse, ok)
         ds = p * (plgpu.dot(do, v, trans_b=True) - delta[:, None]) * scale
         return dq + plgpu.dot(ds.astype(k.dtype), k)
 
     nk = k_ref.shape[0] // bk
-    dq = lax.fori_loop(
-        *_key_blocks(i, bq, bk, nk, reach), step, jnp.zeros(dq_ref.shape, jnp.float32)
-    )
+    dq = lax.fori_loop(*band.key_blocks(i, bq, bk, nk), step, jnp.zeros(dq_ref.shape, jnp.float32))
     dq_ref[...] = dq
 
 
@@ -219,11 +249,11 @@ def _per_query_block(specs: _Specs, bq: int, q: Array, k: Array, v: Array) -> li
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
-def _band(q, k, v, rows, keys, scale, reach, blocks, interpret):
-    return _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret)[0]
+def _band(q, k, v, rows, keys, scale, band, blocks, interpret):
+    return _band_forward(q, k, v, rows, keys, scale, band, blocks, interpret)[0]
 
 
-def _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret):
+def _band_forward(q, k, v, rows, keys, scale, band, blocks, interpret):
     """``q [B, H, Tq, D]``, ``k, v [B, Hkv, Tk, D|Dv]``, ``rows [B, 1|H, Tq]``,
     ``keys [B, 1|H, Tk]`` int32 -> ``out [B, H, Tq, Dv]``, ``lse [B, H, Tq]``."""
     (batch, heads, tq, _), depth_v = q.shape, v.shape[-1]
@@ -233,19 +263,19 @@ def _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret):
         (specs.block(bq, depth_v, "q"), (batch, heads, tq, depth_v), q.dtype),
         (specs.block(bq, None, "q"), (batch, heads, tq), jnp.float32),
     ]
-    kernel = functools.partial(_forward_kernel, scale=scale, reach=reach, bk=bk)
+    kernel = functools.partial(_forward_kernel, scale=scale, band=band, bk=bk)
     in_specs = _per_query_block(specs, bq, q, k, v)
     return _call(kernel, tq // bq, q, in_specs, outs, interpret, "pallas_band_forward")(
         q, k, v, rows, keys
     )
 
 
-def _band_fwd(q, k, v, rows, keys, scale, reach, blocks, interpret):
-    out, lse = _band_forward(q, k, v, rows, keys, scale, reach, blocks, interpret)
+def _band_fwd(q, k, v, rows, keys, scale, band, blocks, interpret):
+    out, lse = _band_forward(q, k, v, rows, keys, scale, band, blocks, interpret)
     return out, (q, k, v, rows, keys, out, lse)
 
 
-def _band_bwd(scale, reach, blocks, interpret, residuals, d_out):
+def _band_bwd(scale, band, blocks, interpret, residuals, d_out):
     q, k, v, rows, keys, out, lse = residuals
     (batch, heads, tq, depth), (kv_heads, tk, depth_v) = q.shape, v.shape[1:]
     bq, bk = blocks[2:]
@@ -263,7 +293,7 @@ def _band_bwd(scale, reach, blocks, interpret, residuals, d_out):
         specs.whole(tq, None, "q"),
     ]
     outs = [(specs.block(bk, d, "q"), (batch, heads, tk, d), jnp.float32) for d in (depth, depth_v)]
-    kernel = functools.partial(_dkv_kernel, scale=scale, reach=reach, bq=bq)
+    kernel = functools.partial(_dkv_kernel, scale=scale, band=band, bq=bq)
     dk, dv = _call(kernel, tk // bk, q, per_key_block, outs, interpret, "pallas_band_dkv")(*inputs)
     per_query_block = _per_query_block(specs, bq, q, k, v) + [
         specs.block(bq, depth_v, "q"),
@@ -271,7 +301,7 @@ def _band_bwd(scale, reach, blocks, interpret, residuals, d_out):
         specs.block(bq, None, "q"),
     ]
     outs = [(specs.block(bq, depth, "q"), q.shape, jnp.float32)]
-    kernel = functools.partial(_dq_kernel, scale=scale, reach=reach, bk=bk)
+    kernel = functools.partial(_dq_kernel, scale=scale, band=band, bk=bk)
     (dq,) = _call(kernel, tq // bq, q, per_query_block, outs, interpret, "pallas_band_dq")(*inputs)
 
     def grouped(g: Array) -> Array:  # [B, H, Tk, D] -> [B, Hkv, Tk, D], summed over each group
@@ -309,7 +339,8 @@ def pallas_band(
         than the padded sequence shrink to it.
       interpret: run the Pallas interpreter; None: unless the backend is a GPU.
     """
-    why = fused.refusal(problem)
+    batch, (tq, heads, depth), tk, depth_v = q.shape[:-3], q.shape[-3:], k.shape[-3], v.shape[-1]
+    why = refusal(problem, tq, tk)
     if why is not None:
         raise ValueError(f"kernel 'pallas_band' {why}")
     sizes = {"block_q": block_q, "block_k": block_k}
@@ -319,7 +350,6 @@ def pallas_band(
             raise ValueError(f"pallas_band {name} must be a power of two >= {MIN_TILE}, got {size}")
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
-    batch, (tq, heads, depth), tk, depth_v = q.shape[:-3], q.shape[-3:], k.shape[-3], v.shape[-1]
     bq, bqb = (min(b, _pow2(tq)) for b in (block_q, backward_block_q))
     bk, bkb = (min(b, _pow2(tk)) for b in (block_k, backward_block_k))
     n_q = max(bq, bqb) * math.ceil(tq / max(bq, bqb))
@@ -335,7 +365,7 @@ def pallas_band(
         rows,
         keys,
         float(problem.pair.scale),
-        problem.rule.reach(),
+        _Band(span(problem, tq, tk), problem.rule, problem.grid),
         (bq, bk, bqb, bkb),
         interpret,
     )  # [B, H, n_q, Dv']

@@ -48,6 +48,11 @@ LANES = 128
 def refusal(problem: Problem) -> str | None:
     """Why the splash kernel cannot compute ``problem``, or None."""
     why = fused.refusal(problem)
+    if why is None and problem.rule.reach() is None:
+        why = (
+            f"follows global, causal and 1-D window rules (its masks), not "
+            f"{problem.rule.name!r}: use kernel='looped' for a 2-D window, 'dense' otherwise"
+        )
     if why is None and problem.mask is not None and problem.mask.shape[-3] > 1:
         why = (
             f"takes padding shared by the heads (segment ids), got a per-head mask of shape "

@@ -2,6 +2,7 @@
 
     python -m experiments.bench_accelerator --json results/bench_accelerator.json
     python -m experiments.bench_accelerator --smoke --json /tmp/smoke.json   # any backend
+    python -m experiments.bench_accelerator --lengths 8192 --json ...        # fewer lengths
 
 For each positions rule, in bfloat16, at ``B1,H8,D128``:
 
@@ -9,7 +10,7 @@ For each positions rule, in bfloat16, at ``B1,H8,D128``:
   (``kernel`` cudnn, jax_nn) as peers, and the band kernel of the backend (pallas_band on a
   GPU, splash on a TPU);
 - window (128, 128) and causal window (256, 0) at the same lengths: ``auto``, the band kernel,
-  ``blocked``, and cuDNN's sliding window for the causal one;
+  ``blocked``, cuDNN's sliding window for the causal one, and XLA's dense-masked attention;
 - the ViT's local_2d, a 7 x 7 neighbourhood on 64 x 64 tokens, ``B8,H6,D64``: ``auto``
   (blocked), ``looped``, pallas_band (on a GPU), and XLA's dense-masked attention and cuDNN
   over every token as peers.
@@ -106,7 +107,7 @@ def sequence_cases(plan: Plan, length: int, smoke: bool) -> list[list[Case]]:
         )
     for rule, window in plan.windows.items():
         cudnn = ("cudnn",) if gpu and window[1] == 0 else ()
-        kernels = ("auto", *band_kernel(smoke), "blocked", *cudnn)
+        kernels = ("auto", *band_kernel(smoke), "blocked", *cudnn, "jax_nn")
         groups.append(
             [
                 _case(
@@ -171,8 +172,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, any backend")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--max-temp-gib", type=float, default=16.0)
+    parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths (default: all)")
     args = parser.parse_args(argv)
     plan = SMOKE_PLAN if args.smoke else GPU_PLAN
+    if args.lengths:
+        plan = dataclasses.replace(plan, lengths=tuple(args.lengths))
     timing = dict(time_budget_s=0.01, min_repeats=2, max_repeats=3) if args.smoke else {}
     sizes = dataclasses.replace(
         FULL,

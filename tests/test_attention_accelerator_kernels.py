@@ -26,9 +26,10 @@ CASES = {
     "causal_window_ragged": (23, 23, 6, True, 2, 2, 1, None, {}),
     "cross_attention": (12, 20, None, False, 2, 1, 1, None, {}),
 }
-# Several blocks, so that the band skips some: (Tq = Tk, window, causal, H, Hkv, options).
-SPLASH_BLOCKS = (256, (9, 4), False, 2, 2, {"block_q": 128, "block_kv": 128})
-BAND_BLOCKS = (70, (9, 4), False, 2, 1, {"block_q": 16, "block_k": 32, "backward_block_q": 32})
+# Several blocks, so that the band skips some: (Tq = Tk, window, H, Hkv, key padding, options).
+# Splash's: whole blocks and no padding, so that it runs without segment ids.
+SPLASH_BLOCKS = (256, (9, 4), 2, 2, False, {"block_q": 128, "block_kv": 128})
+BAND_BLOCKS = (70, (9, 4), 2, 1, True, {"block_q": 16, "block_k": 32, "backward_block_q": 32})
 
 
 def _inputs(tq, tk, heads, kv_heads, batch, mask_shape, depth=16, value_depth=8):
@@ -87,9 +88,10 @@ def test_kernel_equals_the_float64_reference(kernel, case):
 
 @pytest.mark.parametrize("kernel, case", [("splash", SPLASH_BLOCKS), ("pallas_band", BAND_BLOCKS)])
 def test_kernel_skips_blocks_outside_the_band_and_stays_exact(kernel, case):
-    tokens, window, causal, heads, kv_heads, options = case
-    q, k, v, mask = _inputs(tokens, tokens, heads, kv_heads, 1, (1, 1, 1, tokens), depth=8)
-    _check(kernel, q, k, v, mask, window, causal, **options)
+    tokens, window, heads, kv_heads, padding, options = case
+    mask_shape = (1, 1, 1, tokens) if padding else None
+    q, k, v, mask = _inputs(tokens, tokens, heads, kv_heads, 1, mask_shape, depth=8)
+    _check(kernel, q, k, v, mask, window, False, **options)
 
 
 def test_pallas_band_follows_a_2d_neighbourhood_within_its_span_on_the_grid():

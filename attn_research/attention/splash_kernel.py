@@ -133,10 +133,12 @@ def splash(
     n_q, n_k = bq * math.ceil(tq / bq), bkv * math.ceil(tk / bkv)
 
     queries, keys = fused.validity(problem.mask, batch, tq, tk)  # [B, 1, T]
-    segments = splash_lib.SegmentIds(
-        q=jnp.pad(jnp.where(queries[:, 0], 1, 2), ((0, 0), (0, n_q - tq)), constant_values=2),
-        kv=jnp.pad(keys[:, 0].astype(jnp.int32), ((0, 0), (0, n_k - tk))),
-    )
+    segments = None  # without padding of either kind
+    if problem.mask is not None or (n_q, n_k) != (tq, tk):
+        segments = splash_lib.SegmentIds(
+            q=jnp.pad(jnp.where(queries[:, 0], 1, 2), ((0, 0), (0, n_q - tq)), constant_values=2),
+            kv=jnp.pad(keys[:, 0].astype(jnp.int32), ((0, 0), (0, n_k - tk))),
+        )
     scaled = q * jnp.asarray(problem.pair.scale, q.dtype)
     q_, k_, v_ = _heads_first(scaled, n_q), _heads_first(k, n_k), _heads_first(v, n_k)
 

@@ -16,8 +16,9 @@ and a ``Problem`` (the score's pair function, the positions rule, masks, dropout
               (``flash_band_kernel``)
     jax_nn:   ``jax.nn.dot_product_attention`` (XLA); dot-product scores only
     cudnn:    its cuDNN flash kernel (GPU, bfloat16/float16); dot-product scores only
-    pallas_band: FlashAttention-2 over a 1-D band (global, causal, window) of dot products in
-              Pallas for the GPU, skipping the key blocks outside it (``pallas_band_kernel``)
+    pallas_band: FlashAttention-2 over a band (global, causal, window, window_2d) of dot
+              products in Pallas for the GPU, skipping the key blocks outside it
+              (``pallas_band_kernel``)
     splash:   JAX's splash attention (TPU Pallas): global, causal and 1-D windows of dot
               products, skipping the key blocks outside them (``splash_kernel``)
     auto:     the fastest kernel that is correct for the backend, dtype, score and rule

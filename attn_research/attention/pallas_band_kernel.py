@@ -160,12 +160,12 @@ def _dkv_kernel(
 
     def step(i, carry):
         dk, dv = carry
-        span = pl.ds(i * bq, bq)
-        q, do = q_ref[span, :], do_ref[span, :]
-        ok = band.allowed(i * bq, j * bk, bq, bk, rows_ref[span], keys)
-        p = _weights(q, k, scale, lse_ref[span], ok)
+        queries = pl.ds(i * bq, bq)
+        q, do = q_ref[queries, :], do_ref[queries, :]
+        ok = band.allowed(i * bq, j * bk, bq, bk, rows_ref[queries], keys)
+        p = _weights(q, k, scale, lse_ref[queries], ok)
         dv = dv + plgpu.dot(p.astype(do.dtype), do, trans_a=True)
-        ds = p * (plgpu.dot(do, v, trans_b=True) - delta_ref[span][:, None]) * scale
+        ds = p * (plgpu.dot(do, v, trans_b=True) - delta_ref[queries][:, None]) * scale
         return dk + plgpu.dot(ds.astype(q.dtype), q, trans_a=True), dv
 
     init = (jnp.zeros(dk_ref.shape, jnp.float32), jnp.zeros(dv_ref.shape, jnp.float32))

@@ -6,7 +6,8 @@ Every attention works on ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]`
 
 - positions (``positions.py``): global, causal, window, window_2d, luong_local_m, luong_local_p;
 - score (``scores.py``): dot, general, additive, concat;
-- kernel (``compute.py``): dense, chunked, blocked, jax_nn, cudnn, auto.
+- kernel (``compute.py``): dense, chunked, blocked, looped, flash_band, jax_nn, cudnn, splash,
+  pallas_band, auto.
 
 Configs name presets (``presets.py``: dot_product, local, local_2d, additive, luong) and may
 replace any axis: ``MultiHeadAttention(kind="local", options={"score": "additive"})``.

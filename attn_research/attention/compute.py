@@ -16,6 +16,11 @@ and a ``Problem`` (the score's pair function, the positions rule, masks, dropout
               (``flash_band_kernel``)
     jax_nn:   ``jax.nn.dot_product_attention`` (XLA); dot-product scores only
     cudnn:    its cuDNN flash kernel (GPU, bfloat16/float16); dot-product scores only
+    pallas_band: FlashAttention-2 over a band (global, causal, window, window_2d) of dot
+              products in Pallas for the GPU, skipping the key blocks outside it
+              (``pallas_band_kernel``)
+    splash:   JAX's splash attention (TPU Pallas): global, causal and 1-D windows of dot
+              products, skipping the key blocks outside them (``splash_kernel``)
     auto:     the fastest kernel that is correct for the backend, dtype, score and rule
 
 A kernel that cannot compute a combination raises a ValueError that says why. To add a kernel:
@@ -25,6 +30,7 @@ a function ``f(q, k, v, problem, *, return_weights, **options)`` and one ``regis
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 from typing import Any, Callable
@@ -40,7 +46,9 @@ from attn_research.attention import (
     flash_band_kernel,
     kernels,
     looped_kernel,
+    pallas_band_kernel,
     positions,
+    splash_kernel,
 )
 from attn_research.attention import masks as masks_lib
 from attn_research.attention.registry import Registry
@@ -316,6 +324,51 @@ def flash_band(
     return (out, _weights(q, k, v, problem)) if return_weights else out
 
 
+def _with_dense_weights(kernel: Callable[..., Array]) -> Callable[..., Array]:
+    """A kernel that does not form weights, given the dense kernel's when asked (one more
+    pass): ``kernel(q, k, v, problem, **options)`` -> the registry's form."""
+
+    @functools.wraps(kernel)
+    def with_weights(q, k, v, problem: Problem, *, return_weights: bool, **options):
+        out = kernel(q, k, v, problem, **options)
+        return (out, _weights(q, k, v, problem)) if return_weights else out
+
+    return with_weights
+
+
+# cuDNN's flash attention: its head dimension (Hopper and later; 128 before) and its dtypes.
+CUDNN_MAX_HEAD_DIM = 256
+CUDNN_DTYPES = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
+def cudnn_window(q, k, problem: Problem) -> tuple[int | None, str | None]:
+    """``(left, why)``: ``left`` when cuDNN runs the call as its causal sliding window
+    (``window(left, 0)``), None for a rule it runs with a mask; ``why`` it cannot, or None."""
+    depth = q.shape[-1]
+    if jnp.dtype(q.dtype) not in CUDNN_DTYPES:
+        return None, f"runs bfloat16 or float16 only, got {q.dtype}"
+    if depth > CUDNN_MAX_HEAD_DIM or depth % 8:
+        return None, (
+            f"takes a head dimension that is a multiple of 8 and at most {CUDNN_MAX_HEAD_DIM}, "
+            f"got {depth}"
+        )
+    reach = problem.rule.reach()
+    if reach is None or reach[0] is None or problem.query_positions is not None:
+        return None, None
+    left, right = reach
+    if right:
+        return None, (
+            f"has a sliding window that reaches back only (window(left, 0)), got "
+            f"window({left}, {right}): use kernel='pallas_band' or 'blocked'"
+        )
+    if q.shape[-3] != k.shape[-3]:
+        return None, (
+            f"has a sliding window for self-attention, got {q.shape[-3]} queries and "
+            f"{k.shape[-3]} keys: use kernel='blocked'"
+        )
+    return left, None
+
+
 def _jax_nn(implementation: str | None) -> Callable[..., Array]:
     name = implementation or "jax_nn"
 
@@ -325,7 +378,13 @@ def _jax_nn(implementation: str | None) -> Callable[..., Array]:
             raise ValueError(f"kernel {name!r} computes dot-product scores only")
         if problem.dropout_rate > 0.0:
             raise ValueError(f"kernel {name!r} has no attention dropout: use 'dense' or 'chunked'")
-        causal = type(problem.rule) is positions.Causal and problem.query_positions is None
+        left = None
+        if implementation == "cudnn":
+            left, why = cudnn_window(q, k, problem)
+            if why is not None:
+                raise ValueError(f"kernel 'cudnn' {why}")
+        causal = problem.rule.reach() == (None, 0) or left is not None
+        causal = causal and problem.query_positions is None
         mask = problem.mask
         if not causal:
             rule = problem.allowed(problem.query_grid(q.shape[-3]), jnp.arange(k.shape[-3]), None)
@@ -340,6 +399,7 @@ def _jax_nn(implementation: str | None) -> Callable[..., Array]:
             causal=causal,
             scale=problem.pair.scale,
             implementation=implementation,
+            local_window_size=None if left is None else (left, 0),
         )
         return (out, _weights(q, k, v, problem)) if return_weights else out
 
@@ -351,12 +411,43 @@ def _padding_only(mask: Array | None) -> bool:
     return mask is None or mask.shape[-2] == 1 or mask.shape[-1] == 1
 
 
+def _accelerated(q, k, v, problem: Problem) -> tuple[str, dict[str, Any], str] | None:
+    """The TPU's and the GPU's fused kernels, where they compute the call."""
+    backend, rule = jax.default_backend(), problem.rule
+    if backend == "tpu" and splash_kernel.refusal(problem) is None:
+        why = f"{rule.name} dot products on a TPU: splash attention skips the masked key blocks"
+        return "splash", {}, why
+    if backend != "gpu" or not isinstance(problem.pair, kernels.ScaledDot):
+        return None
+    left, cudnn_why = cudnn_window(q, k, problem)
+    if (
+        left is not None
+        and cudnn_why is None
+        and problem.mask is None
+        and problem.bias is None
+        and problem.dropout_rate == 0.0
+        and q.shape[-1] == v.shape[-1]
+    ):
+        return "cudnn", {}, f"a causal window of {left} in half precision: cuDNN's sliding window"
+    reach = rule.reach()
+    if (
+        reach is not None
+        and reach[0] is not None
+        and pallas_band_kernel.refusal(problem, q.shape[-3], k.shape[-3]) is None
+    ):
+        return "pallas_band", {}, f"{rule.name} {reach} on a GPU: FlashAttention-2 over the band"
+    return None
+
+
 def choose(q: Array, k: Array, v: Array, problem: Problem) -> tuple[str, dict[str, Any], str]:
     """``(kernel, its options, why)``: what ``auto`` runs for this call."""
     tq, tk = q.shape[-3], k.shape[-3]
     rule = problem.rule
     if rule.predicts_centre:
         return "dense", {}, "the window follows a predicted centre"
+    accelerated = _accelerated(q, k, v, problem)
+    if accelerated is not None:
+        return accelerated
     fixed_positions = problem.query_positions is None
     if fixed_positions and problem.bias is None and _padding_only(problem.mask):
         geo = rule.neighbourhood(tq, tk, problem.grid, None)
@@ -374,18 +465,19 @@ def choose(q: Array, k: Array, v: Array, problem: Problem) -> tuple[str, dict[st
                 return "looped", {}, f"{why}: one block at a time"
             return "blocked", {}, f"{rule.name} is a band"
     dot = isinstance(problem.pair, kernels.ScaledDot)
+    if not dot and jax.default_backend() == "gpu":
+        return "dense", {}, "the naive formula on a GPU: [queries, keys, units] features at once"
     if not dot:
         return (
             "dense",
             {"query_chunk_size": AUTO_WIDE_QUERY_CHUNK},
             "the score builds [queries, keys, units] features: a few query rows at a time",
         )
-    half = jnp.dtype(q.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
-    flash_rule = type(rule) in (positions.Positions, positions.Causal)
+    half = jnp.dtype(q.dtype) in CUDNN_DTYPES
     if (
         jax.default_backend() == "gpu"
         and half
-        and flash_rule
+        and rule.reach() in ((None, None), (None, 0))
         and problem.dropout_rate == 0.0
         and q.shape[-1] == v.shape[-1]
         and fixed_positions
@@ -438,4 +530,6 @@ register("looped", looped)
 register("flash_band", flash_band)
 register("jax_nn", _jax_nn(None))
 register("cudnn", _jax_nn("cudnn"))
+register("splash", _with_dense_weights(splash_kernel.splash))
+register("pallas_band", _with_dense_weights(pallas_band_kernel.pallas_band))
 register("auto", auto)

@@ -278,12 +278,15 @@ def jax_nn_attention(
     causal: bool,
     scale: float,
     implementation: str | None = None,
+    local_window_size: tuple[int, int] | None = None,
 ) -> Array:
     """``jax.nn.dot_product_attention`` over flattened batch dims, with fully masked rows zeroed.
 
     ``implementation=None`` lets jax pick (XLA); ``"cudnn"`` asks for cuDNN flash attention
-    (GPU, half precision). jax.nn returns the mean of the values for a row with no allowed
-    key; such rows are set to zero here to match the other kernels.
+    (GPU, half precision). ``local_window_size=(left, right)``: keys ``i - left .. i + right``
+    only (cuDNN: its sliding window, with ``right = 0`` and ``causal``). jax.nn returns the
+    mean of the values for a row with no allowed key; such rows are set to zero here to match
+    the other kernels.
     """
     if v.shape[-1] != q.shape[-1]:
         raise ValueError(
@@ -312,12 +315,17 @@ def jax_nn_attention(
         mask=flat_logits(mask),
         scale=scale,
         is_causal=causal,
+        local_window_size=local_window_size,
         implementation=implementation,
     ).reshape(*batch, *q.shape[-3:-1], v.shape[-1])
     if mask is not None:
         allowed = mask
         if causal:
             allowed = allowed & masks_lib.causal_mask(q.shape[-3], k.shape[-3])
+        if local_window_size is not None:
+            q_pos, k_pos = jnp.arange(q.shape[-3])[:, None], jnp.arange(k.shape[-3])
+            left, right = local_window_size
+            allowed = allowed & (k_pos >= q_pos - left) & (k_pos <= q_pos + right)
         has_key_HQ = jnp.any(allowed, axis=-1)  # [..., H|1, Tq|1]
         out = jnp.where(jnp.swapaxes(has_key_HQ, -1, -2)[..., None], out, 0)
     return out

@@ -6,6 +6,9 @@ positions ``j`` (both counted from 0, or given by the caller, e.g. a decoder's s
 - ``allowed(i, j)``: may query ``i`` see key ``j``? (elementwise on broadcasting positions);
 - ``causal()``: the rule intersected with ``j <= i``;
 - ``neighbourhood(...)``: its static band for the blocked kernel, when it is one;
+- ``reach()``: how far back and ahead a query sees along a sequence, ``(left, right)`` with
+  None for an unbounded side, when that alone says which keys it sees (the fused kernels'
+  question);
 - ``cache_size(max_len)`` and ``in_cache()``: how many past keys a decoding step can ever see
   (the decode cache's length: ``left + 1`` for a causal window, a rolling cache) and which
   of the cached keys it sees;
@@ -71,6 +74,13 @@ class Positions:
     def causal(self) -> Positions:
         return Causal()
 
+    def reach(self) -> tuple[int | None, int | None] | None:
+        """``(left, right)`` such that the rule allows exactly ``i - left <= j <= i + right``
+        (None: unbounded on that side); None when no such pair describes it (a grid, a predicted
+        centre, a pattern). A rule that restricts nothing reaches everywhere; a rule that
+        restricts keys and does not say how far it reaches answers None."""
+        return (None, None) if type(self).allowed is Positions.allowed else None
+
     def check(self, tq: int, tk: int, grid: tuple[int, int] | None) -> None:
         """Raises ValueError when the rule cannot apply to ``tq`` queries and ``tk`` keys."""
 
@@ -102,6 +112,9 @@ class Causal(Positions):
     def causal(self) -> Positions:
         return self
 
+    def reach(self) -> tuple[int | None, int | None]:
+        return None, 0
+
 
 # Queries per block along a sequence: a quarter of the wider window side, within these bounds.
 # Smaller blocks waste fewer keys per query ((ceil(l/b) + 1 + ceil(r/b)) * b >= l + 1 + r) but
@@ -123,6 +136,9 @@ class Window(Positions):
 
     def causal(self) -> Positions:
         return Window(self.left, 0)
+
+    def reach(self) -> tuple[int, int]:
+        return self.left, self.right
 
     def neighbourhood(self, tq, tk, grid, block_size):
         del grid

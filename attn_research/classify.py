@@ -13,19 +13,41 @@ import sys
 from absl import app, flags, logging
 
 from attn_research import predict
+from attn_research.command_flags import (
+    at_least,
+    checked,
+    existing_directory,
+    existing_file,
+    new_directory,
+    new_file,
+    problem,
+)
 from attn_research.evaluation import explorer
 from attn_research.predict import classifier, figures
 from attn_research.predict import explorer as predict_explorer
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
-_STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
+_WORKDIR = checked(
+    flags.DEFINE_string("workdir", None, "The trained run's workdir."), existing_directory
+)
+_STEP = checked(
+    flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest)."),
+    at_least(0),
+)
 _CHECKPOINT = flags.DEFINE_enum(
     "checkpoint", "latest", ["latest", "best", "averaged"], "Which checkpoint."
 )
-_AVERAGE = flags.DEFINE_integer("average", 0, "Average the params of the newest N checkpoints.")
-_TOP = flags.DEFINE_integer("top", 5, "How many classes to print per image.")
-_PLOT = flags.DEFINE_string("plot", None, "Directory for one attention overlay per image.")
-_HTML = flags.DEFINE_string("html", None, "Write the attention explorer page here.")
+_AVERAGE = checked(
+    flags.DEFINE_integer("average", 0, "Average the params of the newest N checkpoints."),
+    at_least(0),
+)
+_TOP = checked(flags.DEFINE_integer("top", 5, "How many classes to print per image."), at_least(1))
+_PLOT = checked(
+    flags.DEFINE_string("plot", None, "Directory for one attention overlay per image."),
+    new_directory,
+)
+_HTML = checked(
+    flags.DEFINE_string("html", None, "Write the attention explorer page here."), new_file
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -33,6 +55,10 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         sys.exit("error: give one or more IMAGE files (PNG, JPEG or .npz)")
+    for path in paths:
+        found = problem(path, existing_file)
+        if found:
+            sys.exit(f"error: IMAGE {found}")
     try:
         predictor = predict.load(
             _WORKDIR.value, _STEP.value, checkpoint=_CHECKPOINT.value, average=_AVERAGE.value

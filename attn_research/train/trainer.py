@@ -5,8 +5,9 @@ Order of a run:
    field), before any compilation.
 2. Build the mesh, the model, the optimizer and the shardings of the train state.
 3. Resume from the newest good checkpoint in `<workdir>/checkpoints`, else initialize.
-4. Loop: dispatch step s, then fetch the metrics of step s-1 (so the host never stalls the
-   device), log, evaluate and checkpoint at their intervals. The first SIGTERM or SIGINT, from
+4. Check the fields that only an evaluation can tell (``config.best_metric``: the loss's
+   metrics from shapes, the evaluators' by running them once), then loop: dispatch step s,
+   then fetch the metrics of step s-1 (so the host never stalls the device), log, evaluate and checkpoint at their intervals. The first SIGTERM or SIGINT, from
    the start of `train_and_evaluate` on, finishes the step, saves and stops (exit 0).
 5. Evaluate and save at the end; write `summary.json`.
 
@@ -221,6 +222,8 @@ class _Loop:
             self.summary["train"] = _logged_train_metrics(self._workdir, total)
             self.summary["eval"] = self._evaluate(state.params, total)
             return self.summary
+        if self._best:  # Before the first step: a misspelt metric wastes no training.
+            self._evaluate.check_metric("best_metric", self._best.metric, state.params, start)
         if start:
             self._health.saved(start)
         self._clock = progress.Progress(start, total, self._run.config.batch_size)

@@ -46,7 +46,7 @@ def finite_at_least(low: float) -> Check:
 def existing_file(value: str) -> str | None:
     """The value is a readable file."""
     if not os.path.isfile(value):
-        return f"no such file: {value!r}"
+        return f"file {value!r} does not exist"
     if not os.access(value, os.R_OK):
         return f"{value!r} is not readable"
     return None
@@ -54,7 +54,7 @@ def existing_file(value: str) -> str | None:
 
 def existing_directory(value: str) -> str | None:
     """The value is a directory."""
-    return None if os.path.isdir(value) else f"no such directory: {value!r}"
+    return None if os.path.isdir(value) else f"directory {value!r} does not exist"
 
 
 def new_file(value: str) -> str | None:

@@ -35,6 +35,26 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 MODES = (*_DIRECT, *_WITH_ALPHA, *_PREMULTIPLIED, *_SIXTEEN_BIT, "F")
 
 
+def read_file(path: str, channels: int) -> np.ndarray:
+    """uint8 ``[H, W, channels]`` of the image file at `path` (`to_pixels`).
+
+    Raises:
+      ValueError: naming `path` if Pillow cannot read it (truncated, corrupt, not an image:
+        Pillow's decoders raise many kinds of error), or by `to_pixels`.
+    """
+    try:
+        with Image.open(path) as pil:
+            pil.load()
+            image = pil.copy()
+            image.info = dict(pil.info)
+    except Exception as error:  # pylint: disable=broad-except  # Whatever the decoder raised.
+        raise ValueError(
+            f"{path}: cannot read the image ({type(error).__name__}: {error}); remove or "
+            f"replace the file"
+        ) from None
+    return to_pixels(image, channels, path)
+
+
 def to_pixels(pil: Image.Image, channels: int, name: str) -> np.ndarray:
     """uint8 ``[H, W, channels]`` (channels 1 or 3) of `pil`, by the table of the module doc.
 

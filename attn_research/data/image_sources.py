@@ -39,7 +39,7 @@ from PIL import Image
 from attn_research.data import cluttered, cluttered_mnist, image_modes
 
 SOURCES = ("cluttered", "cluttered_mnist", "npz", "folder", "tfds")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,17 +161,6 @@ def _class_files(directory: str) -> tuple[list[str], list[str], int]:
     return found, skipped, nested
 
 
-def _read_image(file: str, channels: int) -> np.ndarray:
-    """uint8 ``[H, W, channels]`` of an image file (``image_modes.to_pixels``)."""
-    try:
-        with Image.open(file) as pil:
-            return image_modes.to_pixels(pil, channels, file)
-    except OSError as error:  # Truncated, corrupt or not an image at all.
-        raise ValueError(
-            f"{file}: cannot read the image ({error}); remove or replace the file"
-        ) from None
-
-
 @functools.lru_cache(maxsize=4)
 def _folder(path: str, split: str, channels: int, image_size: int) -> ArraySplit:
     """Reads every image of ``path/split/<class>/`` (and its sub-folders) into memory (cached).
@@ -191,7 +180,7 @@ def _folder(path: str, split: str, channels: int, image_size: int) -> ArraySplit
         nested += deeper
         empty += [] if files else [name]
         for file in files:
-            image = _read_image(file, channels)
+            image = image_modes.read_file(file, channels)
             if image_size:
                 image = fit_image(image, image_size)
             if shape is not None and image.shape != shape:

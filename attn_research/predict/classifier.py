@@ -78,11 +78,7 @@ def read_images(path: str) -> list[tuple[str, np.ndarray]]:
         if array.ndim in (3, 4):
             return [(f"{path}[{i}]", a) for i, a in enumerate(array)]
         raise ValueError(f"{path}: array {keys[0]!r} of shape {array.shape} is not images")
-    try:
-        with Image.open(path) as pil:
-            return [(path, image_modes.to_pixels(pil, 3, path))]
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the image ({error})") from None
+    return [(path, image_modes.read_file(path, 3))]
 
 
 def _parse_labels(path: str) -> dict[str, Any]:

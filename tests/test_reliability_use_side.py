@@ -111,34 +111,47 @@ def _flag_errors(module: str, cases: list[list[str]]) -> list[str | None]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize(
-    "module, flag, value",
-    [
-        ("attn_research.translate", "beam", "0"),
-        ("attn_research.translate", "batch_size", "0"),
-        ("attn_research.translate", "alpha", "-1"),
-        ("attn_research.translate", "alpha", "nan"),
-        ("attn_research.translate", "step", "-1"),
-        ("attn_research.translate", "average", "-2"),
-        ("attn_research.translate", "input", "{tmp}/missing.txt"),
-        ("attn_research.translate", "output", "{tmp}/no/such/dir/out.txt"),
-        ("attn_research.translate", "plot", "{tmp}/a_file"),
-        ("attn_research.translate", "workdir", "{tmp}/no_run"),
-        ("attn_research.classify", "top", "0"),
-        ("attn_research.classify", "average", "-1"),
-        ("attn_research.classify", "html", "{tmp}"),
-        ("attn_research.average_checkpoints", "last", "0"),
-        ("attn_research.average_checkpoints", "last", "-3"),
-        ("attn_research.average_checkpoints", "step", "-1"),
-    ],
-)
-def test_a_wrong_flag_value_is_refused_naming_the_flag(module, flag, value, tmp_path):
-    (tmp_path / "a_file").write_text("x")
-    value = value.format(tmp=tmp_path)
-    good = [f"--workdir={tmp_path}"]
-    good, bad = _flag_errors(module, [good, [*good, f"--{flag}={value}"]])
+_FLAG_CASES = [
+    ("attn_research.translate", "beam", "0"),
+    ("attn_research.translate", "batch_size", "0"),
+    ("attn_research.translate", "alpha", "-1"),
+    ("attn_research.translate", "alpha", "nan"),
+    ("attn_research.translate", "step", "-1"),
+    ("attn_research.translate", "average", "-2"),
+    ("attn_research.translate", "input", "{tmp}/missing.txt"),
+    ("attn_research.translate", "output", "{tmp}/no/such/dir/out.txt"),
+    ("attn_research.translate", "plot", "{tmp}/a_file"),
+    ("attn_research.translate", "workdir", "{tmp}/no_run"),
+    ("attn_research.classify", "top", "0"),
+    ("attn_research.classify", "average", "-1"),
+    ("attn_research.classify", "html", "{tmp}"),
+    ("attn_research.average_checkpoints", "last", "0"),
+    ("attn_research.average_checkpoints", "last", "-3"),
+    ("attn_research.average_checkpoints", "step", "-1"),
+]
+
+
+@pytest.fixture(scope="module")
+def flag_errors(tmp_path_factory) -> dict[tuple[str, str, str], tuple]:
+    """(error with valid flags, error with the case's flag) of every case, parsed in one
+    process per command."""
+    tmp = tmp_path_factory.mktemp("flags")
+    (tmp / "a_file").write_text("x")
+    good = [f"--workdir={tmp}"]
+    out = {}
+    for module in dict.fromkeys(m for m, _, _ in _FLAG_CASES):
+        cases = [c for c in _FLAG_CASES if c[0] == module]
+        argvs = [good] + [[*good, f"--{flag}={value.format(tmp=tmp)}"] for _, flag, value in cases]
+        first, *errors = _flag_errors(module, argvs)
+        out.update({case: (first, error) for case, error in zip(cases, errors)})
+    return out
+
+
+@pytest.mark.parametrize("case", _FLAG_CASES, ids=["-".join(c[1:]) for c in _FLAG_CASES])
+def test_a_wrong_flag_value_is_refused_naming_the_flag(case, flag_errors):
+    good, bad = flag_errors[case]
     assert good is None
-    assert bad is not None and f"--{flag}=" in bad
+    assert bad is not None and f"--{case[1]}=" in bad
 
 
 def test_translate_beam_zero_ends_before_any_work_and_keeps_the_output(text_run, tmp_path):
@@ -180,9 +193,10 @@ def test_an_experiment_script_names_its_wrong_flag(tmp_path, monkeypatch, capsys
     from experiments import write_colour_digits
 
     out = str(tmp_path / "out")
+    np.savez(tmp_path / "digits.npz", x_train=np.zeros((1, 2, 2), np.uint8))
     for flags, named in (
         ([f"--npz={tmp_path / 'missing.npz'}", f"--out={out}"], "--npz"),
-        ([f"--npz={tmp_path / 'missing.npz'}", f"--out={out}", "--train=-1"], "--train"),
+        ([f"--npz={tmp_path / 'digits.npz'}", f"--out={out}", "--train=-1"], "--train"),
     ):
         monkeypatch.setattr(sys, "argv", ["write_colour_digits", *flags])
         with pytest.raises(SystemExit) as stopped:

@@ -17,7 +17,6 @@ from attn_research import predict
 from attn_research.command_flags import (
     at_least,
     checked,
-    existing_directory,
     existing_file,
     finite_at_least,
     new_directory,
@@ -26,22 +25,9 @@ from attn_research.command_flags import (
 from attn_research.data import text_files
 from attn_research.evaluation import explorer
 from attn_research.predict import explorer as predict_explorer
-from attn_research.predict import figures, pharaoh
+from attn_research.predict import figures, loader, pharaoh
 
-_WORKDIR = checked(
-    flags.DEFINE_string("workdir", None, "The trained run's workdir."), existing_directory
-)
-_STEP = checked(
-    flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest)."),
-    at_least(0),
-)
-_CHECKPOINT = flags.DEFINE_enum(
-    "checkpoint", "latest", ["latest", "best", "averaged"], "Which checkpoint."
-)
-_AVERAGE = checked(
-    flags.DEFINE_integer("average", 0, "Average the params of the newest N checkpoints."),
-    at_least(0),
-)
+_RUN = loader.define_run_flags()
 _INPUT = checked(
     flags.DEFINE_string("input", None, "Sentences, one a line (default: stdin)."), existing_file
 )
@@ -68,7 +54,6 @@ _PLOT = checked(
 _HTML = checked(
     flags.DEFINE_string("html", None, "Write the attention explorer page here."), new_file
 )
-flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv: list[str]) -> None:
@@ -78,13 +63,13 @@ def main(argv: list[str]) -> None:
             lines = text_files.read_lines(_INPUT.value)
         else:
             lines = text_files.decode_lines(sys.stdin.buffer.read(), "<stdin>")
-        predictor = predict.load(
-            _WORKDIR.value, _STEP.value, checkpoint=_CHECKPOINT.value, average=_AVERAGE.value
-        )
+        predictor = _RUN.load()
     except (predict.RunFilesError, ValueError) as error:
         sys.exit(f"error: {error}")
     if not isinstance(predictor, predict.TranslationPredictor):
-        sys.exit(f"error: {_WORKDIR.value} holds a {predictor.config.task!r} run, not translation")
+        sys.exit(
+            f"error: {_RUN.workdir.value} holds a {predictor.config.task!r} run, not translation"
+        )
     if (_ALIGNMENTS.value or _PLOT.value or _HTML.value) and not predictor.has_attention:
         logging.warning(
             "This model (%s, attention %r) has no attention: no alignments, heatmaps or explorer.",

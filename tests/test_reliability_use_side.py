@@ -169,6 +169,19 @@ def test_translate_beam_zero_ends_before_any_work_and_keeps_the_output(text_run,
     assert (tmp_path / "out.txt").read_text() == "my earlier translations\n"
 
 
+def test_training_with_a_wrong_process_count_ends_at_parsing_and_writes_nothing(tmp_path):
+    config = os.path.join(os.path.dirname(__file__), "train_toy_config.py") + ":tiny"
+    done = subprocess.run(
+        [sys.executable, "-m", "attn_research.main", f"--config={config}"]
+        + [f"--workdir={tmp_path / 'run'}", "--num_processes=0"],
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+    )
+    assert done.returncode != 0 and "flag --num_processes=0: must be >= 1" in done.stderr
+    assert "Traceback" not in done.stderr and not os.path.exists(tmp_path / "run")
+
+
 def test_averaging_zero_checkpoints_writes_nothing(text_run, tmp_path):
     workdir = _copy(text_run, tmp_path)
     with pytest.raises(ValueError, match="last: must be >= 1"):

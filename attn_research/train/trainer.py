@@ -370,7 +370,7 @@ def _train(
     with _closing(ckpt.close, "checkpoints"):
         state, start = _restore_or_init(run, ckpt, data, init_rng)
         evaluate = evaluator.Evaluator(run, workdir, eval_rng)
-        if run.config.best_metric:  # Before the first step and before anything is written.
+        if run.config.best_metric and start < run.durations.total_steps:  # Before the first step.
             evaluate.check_metric("best_metric", run.config.best_metric, state.params, start)
         writer = MetricWriter(workdir, start)
         best = None

@@ -33,6 +33,7 @@ class Evaluator:
         self._evaluators = run.task.evaluators(run.config)
 
     def _batches(self):
+        """This process's eval batches (``Task.eval_data``), a fresh iterable."""
         run = self._run
         return run.task.eval_data(
             run.config,

@@ -217,7 +217,12 @@ def _restore_rolling(workdir: str, step: int | None) -> tuple[Any, int]:
         try:
             return _rolling_params(workdir, candidate), candidate
         except RunFilesError as error:  # Unreadable: try older.
-            logging.warning("%s; trying an older one.", error)
+            logging.warning(
+                "Checkpoint of step %d in %s does not read (%s); trying an older one.",
+                candidate,
+                where,
+                error,
+            )
     raise RunFilesError(f"None of the checkpoints in {where} reads (steps {steps}).")
 
 

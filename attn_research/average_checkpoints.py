@@ -14,18 +14,33 @@ import sys
 
 from absl import app, flags, logging
 
+from attn_research.command_flags import at_least, checked, existing_directory
 from attn_research.predict import run_files
 from attn_research.train import best
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
-_LAST = flags.DEFINE_integer("last", 5, "How many of the newest checkpoints to average.")
-_STEP = flags.DEFINE_integer("step", None, "The newest step to average (default: the newest).")
+_WORKDIR = checked(
+    flags.DEFINE_string("workdir", None, "The trained run's workdir."), existing_directory
+)
+_LAST = checked(
+    flags.DEFINE_integer("last", 5, "How many of the newest checkpoints to average."), at_least(1)
+)
+_STEP = checked(
+    flags.DEFINE_integer("step", None, "The newest step to average (default: the newest)."),
+    at_least(0),
+)
 flags.mark_flags_as_required(["workdir"])
 
 
 def average_checkpoints(workdir: str, last: int, step: int | None = None) -> str:
-    """Writes the average of the newest `last` checkpoints up to `step`; returns its path."""
-    params, newest = run_files.restore_params(workdir, step, average=max(last, 1))
+    """Writes the average of the newest `last` checkpoints up to `step`; returns its path.
+
+    Raises:
+      ValueError: if `last` < 1 (nothing is written).
+      RunFilesError: if there are fewer than `last` complete checkpoints, or one is damaged.
+    """
+    if last < 1:
+        raise ValueError(f"last: must be >= 1 checkpoint to average, got {last}")
+    params, newest = run_files.restore_params(workdir, step, average=last)
     directory = os.path.join(workdir, run_files.AVERAGED_DIRECTORY)
     best.save_params(directory, newest, params)
     return os.path.join(directory, str(newest))

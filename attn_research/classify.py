@@ -13,32 +13,43 @@ import sys
 from absl import app, flags, logging
 
 from attn_research import predict
+from attn_research.command_flags import (
+    at_least,
+    checked,
+    existing_file,
+    new_directory,
+    new_file,
+    problem,
+)
 from attn_research.evaluation import explorer
-from attn_research.predict import classifier, figures
+from attn_research.predict import classifier, figures, loader
 from attn_research.predict import explorer as predict_explorer
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
-_STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
-_CHECKPOINT = flags.DEFINE_enum(
-    "checkpoint", "latest", ["latest", "best", "averaged"], "Which checkpoint."
+_RUN = loader.define_run_flags()
+_TOP = checked(flags.DEFINE_integer("top", 5, "How many classes to print per image."), at_least(1))
+_PLOT = checked(
+    flags.DEFINE_string("plot", None, "Directory for one attention overlay per image."),
+    new_directory,
 )
-_AVERAGE = flags.DEFINE_integer("average", 0, "Average the params of the newest N checkpoints.")
-_TOP = flags.DEFINE_integer("top", 5, "How many classes to print per image.")
-_PLOT = flags.DEFINE_string("plot", None, "Directory for one attention overlay per image.")
-_HTML = flags.DEFINE_string("html", None, "Write the attention explorer page here.")
-flags.mark_flags_as_required(["workdir"])
+_HTML = checked(
+    flags.DEFINE_string("html", None, "Write the attention explorer page here."), new_file
+)
 
 
 def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         sys.exit("error: give one or more IMAGE files (PNG, JPEG or .npz)")
+    for path in paths:
+        found = problem(path, existing_file)
+        if found:
+            sys.exit(f"error: IMAGE {found}")
     try:
-        predictor = predict.load(
-            _WORKDIR.value, _STEP.value, checkpoint=_CHECKPOINT.value, average=_AVERAGE.value
-        )
+        predictor = _RUN.load()
         if not isinstance(predictor, predict.ImagePredictor):
-            sys.exit(f"error: {_WORKDIR.value} holds a {predictor.config.task!r} run, not images")
+            sys.exit(
+                f"error: {_RUN.workdir.value} holds a {predictor.config.task!r} run, not images"
+            )
         named = [item for path in paths for item in classifier.read_images(path)]
         results = predictor.classify([a for _, a in named], [n for n, _ in named], _TOP.value)
     except (predict.RunFilesError, ValueError) as error:

@@ -21,6 +21,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from attn_research.command_flags import at_least, checked
 from attn_research.train import train_and_evaluate
 from attn_research.train.config import check_paths
 from attn_research.train.durations import prefer_given
@@ -35,15 +36,21 @@ _COORDINATOR = flags.DEFINE_string(
     os.environ.get("JAX_COORDINATOR_ADDRESS"),
     "host:port of process 0, for multi-process runs.",
 )
-_NUM_PROCESSES = flags.DEFINE_integer(
-    "num_processes",
-    int(os.environ.get("JAX_NUM_PROCESSES", "1")),
-    "Number of processes of a multi-process run.",
+_NUM_PROCESSES = checked(
+    flags.DEFINE_integer(
+        "num_processes",
+        int(os.environ.get("JAX_NUM_PROCESSES", "1")),
+        "Number of processes of a multi-process run.",
+    ),
+    at_least(1),
 )
-_PROCESS_ID = flags.DEFINE_integer(
-    "process_id",
-    int(os.environ.get("JAX_PROCESS_ID", "0")),
-    "Index of this process in a multi-process run.",
+_PROCESS_ID = checked(
+    flags.DEFINE_integer(
+        "process_id",
+        int(os.environ.get("JAX_PROCESS_ID", "0")),
+        "Index of this process in a multi-process run.",
+    ),
+    at_least(0),
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -78,9 +85,10 @@ def _config_spec(argv: list[str]) -> str | None:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing; an unknown `--config.<path>` raises ValueError naming it."""
+    """absl's flag parsing (a flag that fails its check ends the run, naming it); an unknown
+    `--config.<path>` raises ValueError naming it."""
     try:
-        return flags.FLAGS(argv)
+        return app.parse_flags_with_usage(argv)  # A failed flag check exits naming the flag.
     except (AttributeError, KeyError) as error:  # What ml_collections raises for a bad path.
         failure = error
     spec = _config_spec(argv)

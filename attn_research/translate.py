@@ -14,46 +14,68 @@ import sys
 from absl import app, flags, logging
 
 from attn_research import predict
+from attn_research.command_flags import (
+    at_least,
+    checked,
+    existing_file,
+    finite_at_least,
+    new_directory,
+    new_file,
+)
+from attn_research.data import text_files
 from attn_research.evaluation import explorer
 from attn_research.predict import explorer as predict_explorer
-from attn_research.predict import figures, pharaoh
+from attn_research.predict import figures, loader, pharaoh
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
-_STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
-_CHECKPOINT = flags.DEFINE_enum(
-    "checkpoint", "latest", ["latest", "best", "averaged"], "Which checkpoint."
+_RUN = loader.define_run_flags()
+_INPUT = checked(
+    flags.DEFINE_string("input", None, "Sentences, one a line (default: stdin)."), existing_file
 )
-_AVERAGE = flags.DEFINE_integer("average", 0, "Average the params of the newest N checkpoints.")
-_INPUT = flags.DEFINE_string("input", None, "Sentences, one a line (default: stdin).")
-_OUTPUT = flags.DEFINE_string("output", None, "Where translations go (default: stdout).")
-_BEAM = flags.DEFINE_integer("beam", None, "Beam size; 1 is greedy (default: the run's).")
-_ALPHA = flags.DEFINE_float("alpha", None, "Length penalty exponent (default: the run's).")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Sentences per batch (default: the run's).")
+_OUTPUT = checked(
+    flags.DEFINE_string("output", None, "Where translations go (default: stdout)."), new_file
+)
+_BEAM = checked(
+    flags.DEFINE_integer("beam", None, "Beam size; 1 is greedy (default: the run's)."),
+    at_least(1),
+)
+_ALPHA = checked(
+    flags.DEFINE_float("alpha", None, "Length penalty exponent (default: the run's)."),
+    finite_at_least(0.0),
+)
+_BATCH = checked(
+    flags.DEFINE_integer("batch_size", None, "Sentences per batch (default: the run's)."),
+    at_least(1),
+)
 _ALIGNMENTS = flags.DEFINE_bool("alignments", False, "Append ' ||| ' and Pharaoh i-j links.")
-_PLOT = flags.DEFINE_string("plot", None, "Directory for one attention heatmap per sentence.")
-_HTML = flags.DEFINE_string("html", None, "Write the attention explorer page here.")
-flags.mark_flags_as_required(["workdir"])
+_PLOT = checked(
+    flags.DEFINE_string("plot", None, "Directory for one attention heatmap per sentence."),
+    new_directory,
+)
+_HTML = checked(
+    flags.DEFINE_string("html", None, "Write the attention explorer page here."), new_file
+)
 
 
 def main(argv: list[str]) -> None:
     del argv
     try:
-        predictor = predict.load(
-            _WORKDIR.value, _STEP.value, checkpoint=_CHECKPOINT.value, average=_AVERAGE.value
-        )
+        if _INPUT.value:
+            lines = text_files.read_lines(_INPUT.value)
+        else:
+            lines = text_files.decode_lines(sys.stdin.buffer.read(), "<stdin>")
+        predictor = _RUN.load()
     except (predict.RunFilesError, ValueError) as error:
         sys.exit(f"error: {error}")
     if not isinstance(predictor, predict.TranslationPredictor):
-        sys.exit(f"error: {_WORKDIR.value} holds a {predictor.config.task!r} run, not translation")
+        sys.exit(
+            f"error: {_RUN.workdir.value} holds a {predictor.config.task!r} run, not translation"
+        )
     if (_ALIGNMENTS.value or _PLOT.value or _HTML.value) and not predictor.has_attention:
         logging.warning(
             "This model (%s, attention %r) has no attention: no alignments, heatmaps or explorer.",
             predictor.config.model.name,
             predictor.config.model.get("attention"),
         )
-    source = open(_INPUT.value, encoding="utf-8") if _INPUT.value else sys.stdin
-    with source:
-        lines = [line.rstrip("\n") for line in source]
     translations = predictor.translate(
         lines, beam_size=_BEAM.value, alpha=_ALPHA.value, batch_size=_BATCH.value
     )

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from attn_research.command_flags import argparse_type, at_least
 from attn_research.models.scan import REMAT_POLICIES
 from attn_research.models.transformer_translator import TransformerTranslator
 from attn_research.models.vit import ViT
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     )
     parser.add_argument(
         "--unroll",
-        type=int,
+        type=argparse_type(int, at_least(1)),
         default=1,
         help="layers per scanned-loop iteration (the models' scan_unroll)",
     )

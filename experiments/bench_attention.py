@@ -54,6 +54,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 
+from attn_research.command_flags import argparse_type, finite_at_least
 from experiments.attention_cases import (
     ADDITIVE_DEFAULT_CHUNK,
     FULL,
@@ -280,7 +281,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny shapes (smoke test)")
     parser.add_argument(
         "--max-temp-gib",
-        type=float,
+        type=argparse_type(float, finite_at_least(0.0)),
         default=8.0,
         help="compile but do not run cases whose fwd+bwd needs more temp memory",
     )

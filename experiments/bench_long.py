@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import jax
 
 from attn_research.attention import attend
+from attn_research.command_flags import argparse_type, at_least, finite_at_least, new_file
 from experiments.attention_cases import fwd_bwd, random_inputs, temp_bytes
 
 MiB, GiB = 2**20, 2**30
@@ -156,11 +157,23 @@ def table(records: Sequence[dict[str, Any]], rows: Sequence[tuple[str, str, str]
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", required=True, help="where to write the JSON list of records")
+    parser.add_argument(
+        "--json",
+        required=True,
+        type=argparse_type(str, new_file),
+        help="where to write the JSON list of records",
+    )
     parser.add_argument("--quick", action="store_true", help="small T (smoke test)")
-    parser.add_argument("--max-blocked-tokens", type=int, default=65536)
-    parser.add_argument("--max-temp-gib", type=float, default=4.0)
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls after a warm-up")
+    parser.add_argument("--max-blocked-tokens", type=argparse_type(int, at_least(1)), default=65536)
+    parser.add_argument(
+        "--max-temp-gib", type=argparse_type(float, finite_at_least(0.0)), default=4.0
+    )
+    parser.add_argument(
+        "--repeats",
+        type=argparse_type(int, at_least(1)),
+        default=3,
+        help="timed calls after a warm-up",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     records = []

@@ -27,6 +27,7 @@ import jax
 
 import attn_research
 from attn_research import predict
+from attn_research.command_flags import argparse_type, at_least, existing_directory
 from attn_research.data import image_sources
 from attn_research.tasks.translation import TranslationEvaluator
 
@@ -75,9 +76,9 @@ def _image_modes(predictor: predict.ImagePredictor, examples: int) -> tuple:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--examples", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", required=True, type=argparse_type(str, existing_directory))
+    parser.add_argument("--examples", type=argparse_type(int, at_least(1)), default=512)
+    parser.add_argument("--repeats", type=argparse_type(int, at_least(1)), default=3)
     parser.add_argument("--json", default="")
     parser.add_argument(
         "--batch_sizes", default="", help="Comma-separated batch sizes to time besides the run's."

@@ -30,6 +30,7 @@ import re
 import numpy as np
 
 from attn_research import predict
+from attn_research.command_flags import argparse_type, at_least, existing_directory, finite_at_least
 from attn_research.evaluation import bleu
 from experiments import results as study_results
 from experiments.study import SEED_AXIS
@@ -125,11 +126,27 @@ def lines_by_model(runs: list[dict], search: str) -> dict[str, dict[str, float]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", required=True, action="append", help="a run (repeatable)")
-    parser.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy")
-    parser.add_argument("--alpha", type=float, default=None, help="length-penalty exponent")
     parser.add_argument(
-        "--long-from", type=int, default=40, help="pool the sources of this many words or more"
+        "--workdir",
+        required=True,
+        action="append",
+        type=argparse_type(str, existing_directory),
+        help="a run (repeatable)",
+    )
+    parser.add_argument(
+        "--beam", type=argparse_type(int, at_least(1)), default=1, help="beam size; 1 is greedy"
+    )
+    parser.add_argument(
+        "--alpha",
+        type=argparse_type(float, finite_at_least(0.0)),
+        default=None,
+        help="length-penalty exponent",
+    )
+    parser.add_argument(
+        "--long-from",
+        type=argparse_type(int, at_least(0)),
+        default=40,
+        help="pool the sources of this many words or more",
     )
     parser.add_argument("--json", default=None, help="merge every run's results into this file")
     parser.add_argument("--plot", default=None, help="PNG of the new BLEU by length")

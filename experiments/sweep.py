@@ -20,6 +20,7 @@ import sys
 import time
 from typing import Sequence
 
+from attn_research.command_flags import argparse_type, at_least
 from experiments import results
 from experiments.study import Point, Study, shell_line
 
@@ -79,12 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="path/to/study.py[:variant]")
     parser.add_argument("--root", default="workdirs/studies", help="parent of the study's workdirs")
-    parser.add_argument("--parallel", type=int, default=1, help="points run at the same time")
+    parser.add_argument(
+        "--parallel",
+        type=argparse_type(int, at_least(1)),
+        default=1,
+        help="points run at the same time",
+    )
     parser.add_argument("--print-commands", action="store_true", help="print, don't run")
     parser.add_argument("--results-only", action="store_true", help="only tabulate finished points")
     args = parser.parse_args(argv)
-    if args.parallel < 1:
-        parser.error("--parallel must be >= 1")
     study = load_study(args.study)
     if args.print_commands:
         for point in study.points():

@@ -19,6 +19,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from attn_research.command_flags import argparse_type, at_least, existing_file
+
 SIDE = 32
 NOISE_STD = 8.0  # in 0..255 grey levels
 MIN_CONTRAST = 120.0  # least L2 distance between the digit's and the background's RGB colours
@@ -52,10 +54,25 @@ def write_tree(images: np.ndarray, labels: np.ndarray, root: str, split: str, se
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--npz", required=True, help="MNIST-style .npz (x_train, y_train, ...)")
+    parser.add_argument(
+        "--npz",
+        required=True,
+        type=argparse_type(str, existing_file),
+        help="MNIST-style .npz (x_train, y_train, ...)",
+    )
     parser.add_argument("--out", required=True, help="root of the tree to write")
-    parser.add_argument("--train", type=int, default=60_000, help="train images (the first N)")
-    parser.add_argument("--test", type=int, default=10_000, help="test images (the first N)")
+    parser.add_argument(
+        "--train",
+        type=argparse_type(int, at_least(0)),
+        default=60_000,
+        help="train images (the first N)",
+    )
+    parser.add_argument(
+        "--test",
+        type=argparse_type(int, at_least(0)),
+        default=10_000,
+        help="test images (the first N)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with np.load(args.npz) as data:

@@ -195,8 +195,9 @@ def test_tsv_that_is_not_utf8_names_the_file_and_line(tmp_path):
 
 def test_truncated_image_in_a_folder_is_named(tmp_path):
     for split in ("train", "test"):
-        os.makedirs(tmp_path / split / "cat")
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / split / "cat" / "a.jpg")
+        for name in ("cat", "dog"):  # A classifier needs two classes.
+            os.makedirs(tmp_path / split / name)
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / split / name / "a.jpg")
     whole = (tmp_path / "train" / "cat" / "a.jpg").read_bytes()
     (tmp_path / "train" / "cat" / "b.jpg").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(ValueError, match=r"train/cat/b.jpg: cannot read the image"):

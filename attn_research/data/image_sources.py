@@ -9,8 +9,11 @@ Sources (``config.data.source``):
 - ``npz``: a Keras-style ``.npz`` at ``config.data.path`` holding ``x_train``, ``y_train``,
   ``x_test``, ``y_test``; images uint8 ``[N, H, W]`` (grayscale) or ``[N, H, W, C]``.
 - ``folder``: ``config.data.path/<split>/<class name>/<image file>``; classes are the sorted
-  folder names of the train split; images are read with Pillow as ``L`` (channels=1) or
-  ``RGB`` (channels=3).
+  folder names of the train split (two or more); images in sub-folders of a class folder are
+  read as that class's (the count is logged); files that are not images (by suffix) are
+  skipped and classes without images in a split are warned of, with counts. Every Pillow mode
+  is converted to ``channels`` (1 or 3) by ``image_modes.to_pixels`` (bit depth, palette,
+  alpha, CMYK), or refused by name.
 - ``tfds``: the TFDS dataset ``config.data.name`` read with ``tfds.data_source`` from
   ``config.data.data_dir`` (it must be prepared there; no TensorFlow needed).
 
@@ -30,12 +33,13 @@ from collections.abc import Sequence
 
 import ml_collections
 import numpy as np
+from absl import logging
 from PIL import Image
 
-from attn_research.data import cluttered, cluttered_mnist
+from attn_research.data import cluttered, cluttered_mnist, image_modes
 
 SOURCES = ("cluttered", "cluttered_mnist", "npz", "folder", "tfds")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,36 +127,60 @@ def _npz(path: str) -> dict[str, ArraySplit]:
 
 
 def _folder_classes(root: str) -> list[str]:
+    """The sorted names of the class folders in `root` (a split's directory)."""
     if not os.path.isdir(root):
         raise ValueError(f"config.data.path: no such directory: {root!r}")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not classes:
-        raise ValueError(f"config.data.path: {root!r} holds no class folders")
+    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+
+
+def _train_classes(path: str) -> list[str]:
+    """The classes of a folder source: its train split's class folders, two or more."""
+    root = os.path.join(path, "train")
+    classes = _folder_classes(root)
+    if len(classes) < 2:
+        raise ValueError(
+            f"config.data.path: {root!r} holds {len(classes)} class folder(s) {classes}; a "
+            f"classifier needs two or more (<path>/train/<class name>/<image file>)"
+        )
     return classes
+
+
+def _class_files(directory: str) -> tuple[list[str], list[str], int]:
+    """``(image files, other files, image files in sub-folders)`` under a class folder, read
+    recursively, in sorted order."""
+    found, skipped, nested = [], [], 0
+    for folder, subfolders, files in os.walk(directory):
+        subfolders.sort()
+        for file in sorted(files):
+            path = os.path.join(folder, file)
+            if file.lower().endswith(_IMAGE_SUFFIXES):
+                found.append(path)
+                nested += folder != directory
+            else:
+                skipped.append(path)
+    return found, skipped, nested
 
 
 @functools.lru_cache(maxsize=4)
 def _folder(path: str, split: str, channels: int, image_size: int) -> ArraySplit:
-    """Reads every image of ``path/split/<class>/`` into memory (cached)."""
-    classes = _folder_classes(os.path.join(path, "train"))
+    """Reads every image of ``path/split/<class>/`` (and its sub-folders) into memory (cached).
+
+    Logs how many images came from sub-folders, and warns, with counts, of files that are not
+    images and of classes without images in this split.
+    """
+    classes = _train_classes(path)
     root = os.path.join(path, split)
     images, labels, shape = [], [], None
+    empty, skipped, nested = [], [], 0
     for name in _folder_classes(root):
         if name not in classes:
             raise ValueError(f"{root}: class folder {name!r} is not a class of the train split")
-        directory = os.path.join(root, name)
-        for file in sorted(os.listdir(directory)):
-            if not file.lower().endswith(_IMAGE_SUFFIXES):
-                continue
-            file = os.path.join(directory, file)
-            try:
-                with Image.open(file) as pil:
-                    image = np.asarray(pil.convert("L" if channels == 1 else "RGB"))
-            except OSError as error:  # Truncated, corrupt or not an image at all.
-                raise ValueError(
-                    f"{file}: cannot read the image ({error}); remove or replace the file"
-                ) from None
-            image = image.reshape(*image.shape[:2], channels)
+        files, others, deeper = _class_files(os.path.join(root, name))
+        skipped += others
+        nested += deeper
+        empty += [] if files else [name]
+        for file in files:
+            image = image_modes.read_file(file, channels)
             if image_size:
                 image = fit_image(image, image_size)
             if shape is not None and image.shape != shape:
@@ -165,7 +193,45 @@ def _folder(path: str, split: str, channels: int, image_size: int) -> ArraySplit
             labels.append(classes.index(name))
     if not images:
         raise ValueError(f"{root}: no image files ({', '.join(_IMAGE_SUFFIXES)})")
+    _report(root, classes, labels, empty, skipped, nested)
     return ArraySplit(np.stack(images), np.asarray(labels, np.int32))
+
+
+def _report(
+    root: str,
+    classes: list[str],
+    labels: list[int],
+    empty: list[str],
+    skipped: list[str],
+    nested: int,
+) -> None:
+    """Says what reading a folder split left out or found deeper than the class folders."""
+    missing = sorted(set(classes) - {classes[i] for i in labels})
+    if missing:
+        logging.warning(
+            "%s: %d of the %d classes have no images in this split: %s (empty folders: %s).",
+            root,
+            len(missing),
+            len(classes),
+            missing,
+            sorted(empty) or "none",
+        )
+    if skipped:
+        logging.warning(
+            "%s: skipped %d files that are not images (%s), e.g. %s.",
+            root,
+            len(skipped),
+            ", ".join(_IMAGE_SUFFIXES),
+            skipped[:3],
+        )
+    if nested:
+        logging.info(
+            "%s: %d of the %d images are in sub-folders of their class folder; each counts "
+            "as its class folder's.",
+            root,
+            nested,
+            len(labels),
+        )
 
 
 class TfdsSplit:
@@ -232,7 +298,7 @@ def num_classes(data: ml_collections.ConfigDict) -> int:
     if data.source == "tfds":
         return tfds_info(data)[1]
     if data.source == "folder":
-        return len(_folder_classes(os.path.join(data.path, "train")))
+        return len(_train_classes(data.path))
     return int(_npz(data.path)["train"].labels.max()) + 1
 
 
@@ -240,7 +306,7 @@ def class_names(data: ml_collections.ConfigDict) -> list[str]:
     """The ``num_classes(data)`` class names: folder names, TFDS label names, else indices."""
     names: list[str] = []
     if data.source == "folder":
-        names = _folder_classes(os.path.join(data.path, "train"))
+        names = _train_classes(data.path)
     elif data.source == "tfds":
         names = list(_tfds_builder(data).info.features[data.label_key].names or ())
     return [names[i] if i < len(names) else str(i) for i in range(num_classes(data))]

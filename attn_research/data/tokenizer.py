@@ -97,11 +97,22 @@ def train(texts: Iterable[str], vocab_size: int, path: str) -> Tokenizer:
 
 
 def load(path: str) -> Tokenizer:
-    """The model stored at `path`; ValueError if there is none."""
+    """The model stored at `path`.
+
+    Raises:
+      ValueError: naming `path` if there is none, or it is not a sentencepiece model with
+        this module's special ids.
+    """
     if not os.path.isfile(path):
         raise ValueError(f"tokenizer model {path!r} does not exist")
     with open(path, "rb") as f:
-        return Tokenizer(f.read())
+        proto = f.read()
+    try:
+        return Tokenizer(proto)
+    except (RuntimeError, ValueError) as error:  # sentencepiece's parse error, or our ids'.
+        raise ValueError(
+            f"{path}: not a usable sentencepiece model ({str(error).strip()[:200]})"
+        ) from None
 
 
 def load_or_train(path: str, texts: Iterable[str], vocab_size: int) -> Tokenizer:

@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import ml_collections
 import numpy as np
 
-from attn_research.data import synthetic_parallel
+from attn_research.data import synthetic_parallel, text_files
 
 NAMES = ("synthetic", "tsv", "parallel", "tfds")
 SPLITS = ("train", "validation", "test")
@@ -65,35 +64,55 @@ def _check_file(path: str) -> None:
 
 
 def _read_lines(path: str) -> list[str]:
-    """The lines of the UTF-8 text file at `path`; ValueError naming the line that is not."""
+    """The lines of the UTF-8 text file at `path` (`text_files.read_lines`)."""
     _check_file(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        raise ValueError(
-            f"{path}:{line}: not UTF-8 ({error.reason}: byte {raw[error.start : error.end]!r} at "
-            f"column {column}); convert the file, e.g. `iconv -f latin1 -t utf-8`"
-        ) from None
-    return [line.rstrip("\n").rstrip("\r") for line in io.StringIO(text, newline=None)]
+    return text_files.read_lines(path)
+
+
+def checked_pairs(
+    rows: Iterable[tuple[str, str, str]],
+) -> tuple[list[str], list[str]]:
+    """The rule for sentence pairs, whatever the corpus format: ``(sources, targets)``.
+
+    Each row is ``(where, source, target)``, `where` naming its place (``file:line``). Both
+    sides are stripped; a row empty on both sides is skipped (a blank line); a row with one
+    side empty is refused (a pair that lost a sentence would teach the model to write
+    nothing, or to ignore its input).
+
+    Raises:
+      ValueError: ``<where>: the source|target sentence is empty ...``.
+    """
+    sources, targets = [], []
+    for where, source, target in rows:
+        source, target = source.strip(), target.strip()
+        if not source and not target:
+            continue
+        if not source or not target:
+            side, other = ("source", target) if not source else ("target", source)
+            raise ValueError(
+                f"{where}: the {side} sentence is empty, the other side reads "
+                f"{other[:60]!r}; fix or delete the pair"
+            )
+        sources.append(source)
+        targets.append(target)
+    return sources, targets
 
 
 def read_tsv(path: str) -> tuple[list[str], list[str]]:
-    """(first column, second column) of every non-blank line; extra columns are ignored."""
-    sources, targets = [], []
-    for number, line in enumerate(_read_lines(path), 1):
-        if not line.strip():
-            continue
-        columns = line.split("\t")
-        if len(columns) < 2 or not columns[0].strip() or not columns[1].strip():
-            raise ValueError(
-                f"{path}:{number}: malformed line, expected 'source<TAB>target', got {line[:80]!r}"
-            )
-        sources.append(columns[0].strip())
-        targets.append(columns[1].strip())
+    """(first column, second column) of every non-blank line; extra columns are ignored.
+    Pairs follow `checked_pairs`."""
+
+    def rows():
+        for number, line in enumerate(_read_lines(path), 1):
+            columns = line.split("\t")
+            if line.strip() and len(columns) < 2:
+                raise ValueError(
+                    f"{path}:{number}: malformed line, expected 'source<TAB>target', "
+                    f"got {line[:80]!r}"
+                )
+            yield f"{path}:{number}", columns[0], columns[1] if len(columns) > 1 else ""
+
+    sources, targets = checked_pairs(rows())
     if not sources:
         raise ValueError(f"{path}: empty corpus, no 'source<TAB>target' lines")
     return sources, targets
@@ -102,7 +121,8 @@ def read_tsv(path: str) -> tuple[list[str], list[str]]:
 def _read_parallel(
     pattern: str, split: str, source_lang: str, target_lang: str
 ) -> tuple[list[str], list[str]] | None:
-    """The pairs of one split, or None if its files do not exist (only train is required)."""
+    """The pairs of one split, or None if its files do not exist (only train is required).
+    Line i of each file is a pair, following `checked_pairs`."""
     paths = [pattern.format(split=split, lang=lang) for lang in (source_lang, target_lang)]
     if split != "train" and not all(os.path.isfile(p) for p in paths):
         return None
@@ -112,7 +132,11 @@ def _read_parallel(
             f"{paths[0]} has {len(sources)} lines but {paths[1]} has "
             f"{len(targets)}; parallel files must have one sentence per line each"
         )
-    if not any(s.strip() for s in sources):
+    sources, targets = checked_pairs(
+        (f"{paths[0]}:{i} and {paths[1]}:{i}", s, t)
+        for i, (s, t) in enumerate(zip(sources, targets), 1)
+    )
+    if not sources:
         raise ValueError(f"{paths[0]}: empty corpus")
     return sources, targets
 

@@ -2,9 +2,9 @@
 
 The run's ``labels.json`` (written by the image task when training starts) gives the class
 names and the image shape ``[H, W, C]`` the model takes. An image is brought to it the way the
-training pipeline brings its source's images: channels converted by Pillow (``L`` for 1, ``RGB``
-for 3, as the folder source reads files), resized and centre-cropped when the run has
-``data.image_size`` (``image_sources.fit_image``), and normalized with the run's mean and std
+training pipeline brings its source's images: a file's pixels converted by
+``data.image_modes.to_pixels`` (every Pillow mode, as the folder source reads files), resized
+and centre-cropped when the run has ``data.image_size`` (``image_sources.fit_image``), and normalized with the run's mean and std
 (``data.images.normalize``). An image of another size for a run that never resized is refused,
 naming both shapes.
 """
@@ -12,8 +12,8 @@ naming both shapes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
+import zipfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from attn_research import tasks
-from attn_research.data import image_sources, images
+from attn_research.data import image_modes, image_sources, images
 from attn_research.predict import attention, run_files
 from attn_research.tasks import image as image_task
 
@@ -52,9 +52,9 @@ class Classification:
 
 
 def read_images(path: str) -> list[tuple[str, np.ndarray]]:
-    """``(name, uint8 [H, W] or [H, W, C])`` of a PNG/JPEG file, or of every image in an .npz
-    (its one array, or the one named ``image``, ``images`` or ``x``: ``[H, W(, C)]`` or
-    ``[N, H, W(, C)]``).
+    """``(name, uint8 [H, W] or [H, W, C])`` of an image file (RGB, by
+    ``image_modes.to_pixels``), or of every image in an .npz (its one array, or the one named
+    ``image``, ``images`` or ``x``: ``[H, W(, C)]`` or ``[N, H, W(, C)]``).
 
     Raises:
       ValueError: naming the file if it cannot be read as images.
@@ -62,23 +62,39 @@ def read_images(path: str) -> list[tuple[str, np.ndarray]]:
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file")
     if path.lower().endswith(".npz"):
-        with np.load(path) as npz:
-            keys = [k for k in ("image", "images", "x") if k in npz.files] or npz.files
-            if len(keys) != 1:
-                raise ValueError(
-                    f"{path}: holds arrays {npz.files}; name the images 'image', 'images' or 'x'"
-                )
-            array = npz[keys[0]]
+        try:
+            with np.load(path) as npz:
+                keys = [k for k in ("image", "images", "x") if k in npz.files] or npz.files
+                if len(keys) != 1:
+                    raise ValueError(
+                        f"{path}: holds arrays {npz.files}; name the images 'image', 'images' "
+                        f"or 'x'"
+                    )
+                array = npz[keys[0]]
+        except (OSError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path}: cannot read it as an .npz archive ({error})") from None
         if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3)):
             return [(path, array)]
         if array.ndim in (3, 4):
             return [(f"{path}[{i}]", a) for i, a in enumerate(array)]
         raise ValueError(f"{path}: array {keys[0]!r} of shape {array.shape} is not images")
-    try:
-        with Image.open(path) as pil:
-            return [(path, np.asarray(pil.convert("RGB") if pil.mode not in ("L", "RGB") else pil))]
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the image ({error})") from None
+    return [(path, image_modes.read_file(path, 3))]
+
+
+def _parse_labels(path: str) -> dict[str, Any]:
+    """``labels.json``: ``classes`` (names, at least 2), ``image_shape`` ``[H, W, 1 or 3]``."""
+    labels = run_files.read_json_object(path, ("classes", "image_shape"))
+    classes, shape = labels["classes"], labels["image_shape"]
+    if not isinstance(classes, list) or len(classes) < 2:
+        raise ValueError(f"'classes' must list two or more names, got {classes!r}")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(isinstance(n, int) and n > 0 for n in shape)
+        or shape[-1] not in (1, 3)
+    ):
+        raise ValueError(f"'image_shape' must be [H, W, 1 or 3], got {shape!r}")
+    return labels
 
 
 class ImagePredictor:
@@ -107,14 +123,13 @@ class ImagePredictor:
         cls, workdir: str, config: ml_collections.ConfigDict, params: Any, step: int
     ) -> ImagePredictor:
         """The predictor of an image run's workdir (class names from its ``labels.json``)."""
-        path = os.path.join(workdir, image_task.LABELS_NAME)
-        if not os.path.isfile(path):
-            raise run_files.RunFilesError(
-                f"{path} is missing: it holds the class names and image shape, which the image "
-                f"task writes when training starts (runs trained before it did lack it)."
-            )
-        with open(path, encoding="utf-8") as f:
-            labels = json.load(f)
+        labels = run_files.read_run_file(
+            os.path.join(workdir, image_task.LABELS_NAME),
+            _parse_labels,
+            "it holds the class names and image shape, which the image task writes when "
+            "training starts (runs trained before it did lack it)",
+            'Write it as {"classes": [names in label order], "image_shape": [H, W, C]}',
+        )
         config.data.num_classes = len(labels["classes"])
         model = tasks.get_task(config.task).make_model(config)
         shape = tuple(labels["image_shape"])
@@ -146,8 +161,7 @@ class ImagePredictor:
             raise ValueError(f"{name}: shape {image.shape} is not an image [H, W, 1 or 3]")
         if image.shape[-1] != channels:
             pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-            image = np.asarray(pil.convert("L" if channels == 1 else "RGB"))
-            image = image.reshape(*image.shape[:2], channels)
+            image = image_modes.to_pixels(pil, channels, name)
         if self.config.data.get("image_size"):
             image = image_sources.fit_image(image, self.config.data.image_size)
         if image.shape != self.image_shape:

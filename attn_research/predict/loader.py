@@ -7,6 +7,11 @@ at `step`) and are placed on the default device, whatever devices trained them.
 
 from __future__ import annotations
 
+import dataclasses
+
+from absl import flags
+
+from attn_research.command_flags import at_least, checked, existing_directory
 from attn_research.predict import run_files
 from attn_research.predict.classifier import ImagePredictor
 from attn_research.predict.translator import TranslationPredictor
@@ -35,3 +40,43 @@ def load(
         )
     params, step = run_files.restore_params(workdir, step, which=checkpoint, average=average)
     return PREDICTORS[config.task].from_run(workdir, config, params, step)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFlags:
+    """The flags by which a command names the run and checkpoint it loads."""
+
+    workdir: flags.FlagHolder
+    step: flags.FlagHolder
+    checkpoint: flags.FlagHolder
+    average: flags.FlagHolder
+
+    def load(self) -> TranslationPredictor | ImagePredictor:
+        """`load` of the run and checkpoint the flags name."""
+        return load(
+            self.workdir.value,
+            self.step.value,
+            checkpoint=self.checkpoint.value,
+            average=self.average.value,
+        )
+
+
+def define_run_flags() -> RunFlags:
+    """Defines ``--workdir`` (required), ``--step``, ``--checkpoint`` and ``--average``,
+    checked while they are parsed (``command_flags``)."""
+    workdir = checked(
+        flags.DEFINE_string("workdir", None, "The trained run's workdir."), existing_directory
+    )
+    flags.mark_flags_as_required(["workdir"])
+    return RunFlags(
+        workdir,
+        checked(
+            flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest)."),
+            at_least(0),
+        ),
+        flags.DEFINE_enum("checkpoint", "latest", list(run_files.CHECKPOINTS), "Which checkpoint."),
+        checked(
+            flags.DEFINE_integer("average", 0, "Average the params of the newest N checkpoints."),
+            at_least(0),
+        ),
+    )

@@ -107,15 +107,27 @@ class TranslationPredictor:
             raise run_files.RunFilesError(
                 f"The run's tokenizer is missing: none of {list(dict.fromkeys(candidates))} exists."
             )
+        tokenizer = run_files.read_run_file(
+            found[0],
+            tokenizer_lib.load,
+            "the sentencepiece model the run was trained with",
+            f"Copy that model (config.data.tokenizer, or the {os.path.basename(path)} that "
+            f"training wrote) back to {here}; another tokenizer gives other ids",
+        )
         task = tasks.get_task(config.task)
         model = task.make_model(config)
         abstract = jax.eval_shape(
             lambda rng: task.init_params(model, rng, config), jax.random.key(0)
         )
         params = run_files.place_params(params, abstract, f"The checkpoint of step {step}")
-        return cls(config, params, tokenizer_lib.load(found[0]), step)
+        return cls(config, params, tokenizer, step)
 
     def _encode(self, index: int, text: str) -> _Source:
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            raise ValueError(
+                f"sentence {index}: {text[:60]!r} holds surrogate code points (text decoded "
+                f"with errors='surrogateescape'); give text decoded as UTF-8"
+            )
         longest = self.config.data.max_source_len - 1  # pieces, EOS aside
         pieces = [(word, self.tokenizer.encode(word)) for word in text.split()]
         pieces = [(word, ids) for word, ids in pieces if ids.size]
@@ -195,7 +207,16 @@ class TranslationPredictor:
             greedy search.
           with_attention: False leaves out the attention and alignments (None), which saves
             the teacher-forced pass.
+
+        Raises:
+          ValueError: for beam_size or batch_size < 1, a negative alpha, or a sentence with
+            surrogate code points (naming its index), before anything is compiled.
         """
+        for name, value in (("beam_size", beam_size), ("batch_size", batch_size)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name}: must be >= 1, got {value}")
+        if alpha is not None and not 0 <= alpha < float("inf"):
+            raise ValueError(f"alpha: must be a number >= 0, got {alpha}")
         batch = batch_size or self.config.decode.batch_size
         sources = [self._encode(i, text) for i, text in enumerate(sentences)]
         todo = [i for i, s in enumerate(sources) if s.words]

@@ -103,6 +103,7 @@ class TranslationTask(tasks.Task):
                 f"config.data.bucket_bounds: want strictly ascending positive ints, got {bounds}"
             )
         bleu.check_edges(config.decode.length_buckets)
+        self._check_alignment_layer(model, config)
         if config.data.eval_split not in translation.SPLITS:
             raise ValueError(
                 f"config.data.eval_split: unknown {config.data.eval_split!r}; "
@@ -114,6 +115,25 @@ class TranslationTask(tasks.Task):
             raise ValueError(
                 f"config.batch_size: {config.batch_size} is more than the {pairs} "
                 f"train pairs that fit the maximum lengths"
+            )
+
+    def _check_alignment_layer(self, model: nn.Module, config: ml_collections.ConfigDict) -> None:
+        """``config.decode.alignment_layer`` names one of the model's cross-attention maps
+        (counted from shapes alone: nothing is computed); a model without attention has none
+        to name."""
+        if config.model.get("attention") == "none":
+            return
+        abstract = jax.eval_shape(
+            lambda rng: self.init_params(model, rng, config), jax.random.key(0)
+        )
+        source = jnp.ones((1, config.data.max_source_len), jnp.int32)
+        names = translation_attention.map_names(model, abstract, source)
+        layer = config.decode.alignment_layer
+        if not -len(names) <= layer < len(names):
+            raise ValueError(
+                f"config.decode.alignment_layer: {layer} names none of the model's "
+                f"{len(names)} attention maps {list(names)}; choose -{len(names)}.."
+                f"{len(names) - 1} (-1: the last)"
             )
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:

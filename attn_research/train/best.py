@@ -17,8 +17,6 @@ from typing import Any, Mapping
 import orbax.checkpoint as ocp
 from etils import epath
 
-from attn_research.train import checkpoint
-
 DIRECTORY = "checkpoints_best"
 
 
@@ -76,7 +74,7 @@ class BestCheckpoint:
 
 
 def save_params(directory: str, step: int, params: Any) -> None:
-    """Writes ``params`` as ``<directory>/<step>/params``, the layout `read_params` reads."""
+    """Writes ``params`` as ``<directory>/<step>/params`` (``predict.run_files`` reads it)."""
     with ocp.CheckpointManager(
         epath.Path(directory),
         item_names=("params",),
@@ -85,17 +83,3 @@ def save_params(directory: str, step: int, params: Any) -> None:
         manager.save(
             step, args=ocp.args.Composite(params=ocp.args.StandardSave(params)), force=True
         )
-
-
-def read_params(directory: str) -> tuple[Any, int]:
-    """``(params, step)`` of the newest ``<directory>/<step>/params``, as numpy arrays.
-
-    Raises:
-      FileNotFoundError: if the directory holds no such step.
-    """
-    path = epath.Path(directory)
-    steps = ocp.path.step.checkpoint_steps(path) if path.is_dir() else []
-    if not steps:
-        raise FileNotFoundError(f"No params checkpoint in {path}.")
-    step = max(steps)
-    return checkpoint.read_numpy(path / str(step) / "params"), step

@@ -2,6 +2,7 @@
 set, then its evaluators (BLEU, AER, attention maps...). ``run`` is the trainer's built run
 (config, task, model, shardings)."""
 
+import difflib
 import operator
 from collections.abc import Mapping
 from typing import Any
@@ -31,18 +32,46 @@ class Evaluator:
         )
         self._evaluators = run.task.evaluators(run.config)
 
+    def _batches(self):
+        """This process's eval batches (``Task.eval_data``), a fresh iterable."""
+        run = self._run
+        return run.task.eval_data(
+            run.config,
+            batch_size=(run.config.eval_batch_size or run.config.batch_size) // jax.process_count(),
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+
+    def check_metric(self, field: str, name: str, params: Any, step: int) -> None:
+        """Raises ValueError naming ``config.<field>`` unless an evaluation logs `name`.
+
+        The loss's metrics are known from shapes alone (``jax.eval_shape`` on one eval batch:
+        nothing is compiled); the evaluators' names only by running them, which happens here,
+        once, at `step`, and only when `name` is not a loss metric.
+        """
+        batch = next(iter(self._batches()), None)
+        names = set()
+        if batch is not None:
+            shapes = jax.eval_shape(self._eval_step, params, global_batch(self._run, batch))
+            names = {f"eval/{k}" for k in shapes["sums"]}
+        if name in names:
+            return
+        for evaluator in self._evaluators:
+            names |= {f"eval/{k}" for k in evaluator(params, self._run.model, step, self._workdir)}
+        if name not in names:
+            close = difflib.get_close_matches(name, sorted(names), n=1)
+            hint = f" did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"config.{field}: {name!r} is not an eval metric of this run;{hint} it logs "
+                f"{sorted(names)}."
+            )
+
     def __call__(self, params: Any, step: int) -> dict[str, float]:
         """Returns {'eval/<name>': value}: the loss's metrics, true means over the eval set (each
         batch weighted by its denominator, see ``steps.make_eval_step``), and the evaluators'."""
         run = self._run
-        batch_size = run.config.eval_batch_size or run.config.batch_size
         totals, count = None, 0
-        for local in run.task.eval_data(
-            run.config,
-            batch_size=batch_size // jax.process_count(),
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-        ):
+        for local in self._batches():
             metrics = self._eval_step(params, global_batch(run, local))
             totals = metrics if totals is None else jax.tree.map(operator.add, totals, metrics)
             count += 1

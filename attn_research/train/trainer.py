@@ -5,10 +5,12 @@ Order of a run:
    field), before any compilation.
 2. Build the mesh, the model, the optimizer and the shardings of the train state.
 3. Resume from the newest good checkpoint in `<workdir>/checkpoints`, else initialize.
-4. Loop: dispatch step s, then fetch the metrics of step s-1 (so the host never stalls the
+4. Check the fields that only an evaluation can tell (``config.best_metric``: the loss's
+   metrics from shapes, the evaluators' by running them once), before the first step.
+5. Loop: dispatch step s, then fetch the metrics of step s-1 (so the host never stalls the
    device), log, evaluate and checkpoint at their intervals. The first SIGTERM or SIGINT, from
    the start of `train_and_evaluate` on, finishes the step, saves and stops (exit 0).
-5. Evaluate and save at the end; write `summary.json`.
+6. Evaluate and save at the end; write `summary.json`.
 
 The workdir is locked for the run (`workdir_lock`); a failed save stops the run at once.
 """
@@ -158,7 +160,7 @@ class _Loop:
         best: best_lib.BestCheckpoint | None,
         writer: MetricWriter,
         train_rng: jax.Array,
-        eval_rng: jax.Array,
+        evaluate: evaluator.Evaluator,
     ):
         self._run, self._data, self._ckpt, self._writer = run, data, ckpt, writer
         self._best = best
@@ -170,7 +172,7 @@ class _Loop:
             donate_argnums=0,
         )
         self._steps: dict[tuple, Any] = {}  # compiled train steps by batch shapes
-        self._evaluate = evaluator.Evaluator(run, workdir, eval_rng)
+        self._evaluate = evaluate
         self._workdir = workdir
         self._health = health.Health(
             run.config.optimizer.learning_rate, ckpt.all_steps, f"{workdir}/checkpoints"
@@ -367,6 +369,9 @@ def _train(
     ckpt = checkpoint.Checkpointer(workdir, run.config.keep_checkpoints)
     with _closing(ckpt.close, "checkpoints"):
         state, start = _restore_or_init(run, ckpt, data, init_rng)
+        evaluate = evaluator.Evaluator(run, workdir, eval_rng)
+        if run.config.best_metric and start < run.durations.total_steps:  # Before the first step.
+            evaluate.check_metric("best_metric", run.config.best_metric, state.params, start)
         writer = MetricWriter(workdir, start)
         best = None
         if run.config.best_metric:
@@ -380,7 +385,7 @@ def _train(
             _closing(writer.close, "metric writer"),
             _closing(best.close if best else lambda: None, "best checkpoint"),
         ):
-            loop = _Loop(run, workdir, data, ckpt, best, writer, train_rng, eval_rng)
+            loop = _Loop(run, workdir, data, ckpt, best, writer, train_rng, evaluate)
             summary = loop.run(state, start, stop)
     if not summary["preempted"]:
         run_info.write_json(workdir, "summary.json", summary)

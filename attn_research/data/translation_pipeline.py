@@ -6,6 +6,7 @@ that every attention kind receives):
     source      [B, S]  source pieces + EOS
     target_in   [B, T]  BOS + target pieces      (teacher-forced decoder input)
     target_out  [B, T]  target pieces + EOS      (labels)
+    alignment   [B, T, S] float32, train batches of guided alignment only (`train_iterator`)
 
 Pairs longer than `data.max_source_len` / `data.max_target_len` are dropped from training and
 loss evaluation. Train batches are bucketed by length (`data/bucketing.py`): a pair whose
@@ -14,6 +15,13 @@ allowed length) that holds it, is batched with pairs of its bucket, and S, T are
 the maximum lengths: one compiled train step per bucket. Eval batches keep S, T =
 `max_source_len`, `max_target_len`; decoding (see `tasks/translation.py`) buckets sources by
 length on its own.
+
+Guided alignment (``config.loss.alignment_weight`` > 0) supervises the attention with the word
+links of a statistical aligner (``data.word_aligner``, run once on the train split and cached as
+the tokenizer is). A train batch then holds ``alignment [B, T, S]``: for target piece t, a
+distribution over source pieces, uniform over the pieces of the source words linked to the
+word of ``target_out[t]`` (Garg et al. 2019 normalise each target row of the alignment matrix),
+and all zero where that word has no link, at EOS and at padding (`alignment_targets`).
 """
 
 from __future__ import annotations
@@ -25,20 +33,38 @@ import os
 import grain
 import ml_collections
 import numpy as np
+from absl import logging
 
-from attn_research.data import bucketing, translation
+from attn_research.data import bucketing, translation, word_aligner
 from attn_research.data import tokenizer as tokenizer_lib
 
 _TOKENIZER_SENTENCES = 200_000  # per side
+
+
+def _cache_file(data: ml_collections.ConfigDict, key: tuple, prefix: str, suffix: str) -> str:
+    """``<data.cache_dir>/<prefix>_<hash of key><suffix>`` (default dir ~/.cache/attn_research)."""
+    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+    cache_dir = data.cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "attn_research")
+    return os.path.join(cache_dir, f"{prefix}_{digest}{suffix}")
 
 
 def tokenizer_path(data: ml_collections.ConfigDict) -> str:
     """`data.tokenizer` if given, else a cache file named by the corpus and vocabulary size."""
     if data.tokenizer:
         return data.tokenizer
-    key = repr((translation.corpus_key(data), data.vocab_size)).encode()
-    cache_dir = data.cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "attn_research")
-    return os.path.join(cache_dir, f"spm_{hashlib.sha1(key).hexdigest()[:16]}.model")
+    return _cache_file(data, (translation.corpus_key(data), data.vocab_size), "spm", ".model")
+
+
+def links_path(data: ml_collections.ConfigDict) -> str:
+    """The cache file of the train split's word links, named by the corpus and the aligner."""
+    return _cache_file(data, (translation.corpus_key(data), word_aligner.SETTINGS), "links", ".npz")
+
+
+def train_links(data: ml_collections.ConfigDict) -> list[word_aligner.Links]:
+    """(source word, target word) links of every train pair of the corpus, aligned once and
+    cached in `links_path` (``data.word_aligner``)."""
+    train = translation.load_corpus(data)["train"]
+    return word_aligner.load_or_align(links_path(data), train.sources, train.targets)
 
 
 def get_tokenizer(data: ml_collections.ConfigDict) -> tokenizer_lib.Tokenizer:
@@ -133,21 +159,81 @@ def bucket_bounds(data: ml_collections.ConfigDict) -> tuple[int, ...]:
     return tuple(b for b in data.bucket_bounds if b < longest) + (longest,)
 
 
+def alignment_targets(
+    links: word_aligner.Links, source_words_S: np.ndarray, target_words_T: np.ndarray
+) -> np.ndarray:
+    """``[T, S]`` float32 guided-alignment targets of one pair (see module doc).
+
+    Args:
+      links: (source word, target word) links.
+      source_words_S, target_words_T: each piece's word, -1 for none (``Tokenizer.word_ids``).
+    """
+    words_WtWs = np.zeros((target_words_T.max() + 2, source_words_S.max() + 2), bool)
+    for i, j in links:  # row and column 0 stand for word -1
+        if i <= source_words_S.max() and j <= target_words_T.max():
+            words_WtWs[j + 1, i + 1] = True
+    linked_TS = words_WtWs[target_words_T + 1][:, source_words_S + 1]
+    return (linked_TS / np.maximum(linked_TS.sum(-1, keepdims=True), 1)).astype(np.float32)
+
+
+def _row_links(data: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]) -> list:
+    """The word links of each row of the encoded train `arrays`; none for a pair whose pieces
+    spell a different number of words than its whitespace does (the links would not fit)."""
+    train = translation.load_corpus(data)["train"]
+    links, tok = train_links(data), get_tokenizer(data)
+    rows, mismatched = [], 0
+    for row, index in enumerate(arrays["index"]):
+        words = (
+            tok.word_ids(arrays["source"][row]).max() + 1,
+            tok.word_ids(arrays["target_out"][row]).max() + 1,
+        )
+        fits = words == (len(train.sources[index].split()), len(train.targets[index].split()))
+        rows.append(links[index] if fits else set())
+        mismatched += not fits
+    if mismatched:
+        logging.warning(
+            "guided alignment: %d train pairs whose pieces do not spell their "
+            "whitespace words get no alignment targets",
+            mismatched,
+        )
+    return rows
+
+
+def _with_alignment(
+    tok: tokenizer_lib.Tokenizer, links: list, batch: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The batch with ``alignment [B, T, S]`` from its rows' links, and without ``row``."""
+    batch = dict(batch)
+    rows = batch.pop("row")
+    batch["alignment"] = np.stack(
+        [
+            alignment_targets(links[row], tok.word_ids(source), tok.word_ids(target))
+            for row, source, target in zip(rows, batch["source"], batch["target_out"])
+        ]
+    )
+    return batch
+
+
 def train_iterator(
     data: ml_collections.ConfigDict,
     seed: int,
     batch_size: int,
     process_index: int,
     process_count: int,
+    alignment: bool = False,
 ) -> grain.DatasetIterator:
-    """Infinite, checkpointable iterator of this process's shuffled, length-bucketed batches."""
+    """Infinite, checkpointable iterator of this process's shuffled, length-bucketed batches;
+    with `alignment`, each with its guided-alignment targets (see module doc)."""
     arrays = encoded_split(data, "train")
     lengths_N = np.maximum(
         (arrays["source"] != tokenizer_lib.PAD_ID).sum(-1),
         (arrays["target_in"] != tokenizer_lib.PAD_ID).sum(-1),
     )
+    fields = {f: arrays[f] for f in _FIELDS}
+    if alignment:
+        fields["row"] = np.arange(len(lengths_N))
     dataset = bucketing.bucketed_batches(
-        {f: arrays[f] for f in _FIELDS},
+        fields,
         lengths_N,
         bucket_bounds(data),
         seed,
@@ -155,6 +241,9 @@ def train_iterator(
         process_index,
         process_count,
     )
+    if alignment:
+        links = _row_links(data, arrays)
+        dataset = dataset.map(functools.partial(_with_alignment, get_tokenizer(data), links))
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=0)))
 
 

@@ -135,9 +135,16 @@ def test_alignment_targets_on_a_hand_made_pair():
             [0, 0, 0, 0, 0],
         ]
     )
-    got = translation_pipeline.alignment_targets(links, source_words, target_words)
+    other = np.array([[0, 0], [1, 1]])  # a second pair of 2 source and 2 target words
+    got = translation_pipeline.alignment_targets(
+        [np.array(sorted(links)), other],
+        np.stack([source_words, [0, 1, -1, -1, -1]]),
+        np.stack([target_words, [0, 1, -1, -1, -1]]),
+    )
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(got[0], expected, rtol=1e-6)
+    np.testing.assert_array_equal(got[1, :2, :2], np.eye(2))
+    assert got[1].sum() == 2
 
 
 def _numpy_alignment_loss(attention, targets):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 
 import grain
 import ml_collections
@@ -160,35 +161,52 @@ def bucket_bounds(data: ml_collections.ConfigDict) -> tuple[int, ...]:
 
 
 def alignment_targets(
-    links: word_aligner.Links, source_words_S: np.ndarray, target_words_T: np.ndarray
+    links: Sequence[np.ndarray], source_words_BS: np.ndarray, target_words_BT: np.ndarray
 ) -> np.ndarray:
-    """``[T, S]`` float32 guided-alignment targets of one pair (see module doc).
+    """``[B, T, S]`` float32 guided-alignment targets of a batch (see module doc).
 
     Args:
-      links: (source word, target word) links.
-      source_words_S, target_words_T: each piece's word, -1 for none (``Tokenizer.word_ids``).
+      links: per pair, its (source word, target word) links, ``[links, 2]`` int; a link to a
+        word the pair does not have is ignored.
+      source_words_BS, target_words_BT: each piece's word, -1 for none (``Tokenizer.word_ids``).
     """
-    words_WtWs = np.zeros((target_words_T.max() + 2, source_words_S.max() + 2), bool)
-    for i, j in links:  # row and column 0 stand for word -1
-        if i <= source_words_S.max() and j <= target_words_T.max():
-            words_WtWs[j + 1, i + 1] = True
-    linked_TS = words_WtWs[target_words_T + 1][:, source_words_S + 1]
-    return (linked_TS / np.maximum(linked_TS.sum(-1, keepdims=True), 1)).astype(np.float32)
+    batch = len(links)
+    pair_B = np.repeat(np.arange(batch), [len(x) for x in links])
+    source_L, target_L = np.concatenate([np.reshape(x, (-1, 2)) for x in links]).T
+    fits_L = (source_L <= source_words_BS.max(-1)[pair_B]) & (
+        target_L <= target_words_BT.max(-1)[pair_B]
+    )
+    # Word -1 is index 0 of the word axes, linked to nothing.
+    words_BWW = np.zeros((batch, target_words_BT.max() + 2, source_words_BS.max() + 2), bool)
+    words_BWW[pair_B[fits_L], target_L[fits_L] + 1, source_L[fits_L] + 1] = True
+    linked_BTS = words_BWW[
+        np.arange(batch)[:, None, None],
+        target_words_BT[:, :, None] + 1,
+        source_words_BS[:, None] + 1,
+    ]
+    return (linked_BTS / np.maximum(linked_BTS.sum(-1, keepdims=True), 1)).astype(np.float32)
 
 
-def _row_links(data: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]) -> list:
-    """The word links of each row of the encoded train `arrays`; none for a pair whose pieces
-    spell a different number of words than its whitespace does (the links would not fit)."""
+def _alignment_fields(
+    data: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], list]:
+    """Per row of the encoded train `arrays`: its pieces' words, ``source_words [N, S]`` and
+    ``target_words [N, T]`` (``Tokenizer.word_ids`` of source and target_out), and ``row``;
+    and the word links of each row, ``[links, 2]``, none for a pair whose pieces spell another number of words
+    than its whitespace does (its links would not fit)."""
     train = translation.load_corpus(data)["train"]
     links, tok = train_links(data), get_tokenizer(data)
+    fields = {
+        "source_words": np.stack([tok.word_ids(x) for x in arrays["source"]]),
+        "target_words": np.stack([tok.word_ids(x) for x in arrays["target_out"]]),
+        "row": np.arange(len(arrays["index"])),
+    }
+    words = (fields["source_words"].max(-1) + 1, fields["target_words"].max(-1) + 1)
     rows, mismatched = [], 0
     for row, index in enumerate(arrays["index"]):
-        words = (
-            tok.word_ids(arrays["source"][row]).max() + 1,
-            tok.word_ids(arrays["target_out"][row]).max() + 1,
-        )
-        fits = words == (len(train.sources[index].split()), len(train.targets[index].split()))
-        rows.append(links[index] if fits else set())
+        spelled = (len(train.sources[index].split()), len(train.targets[index].split()))
+        fits = (words[0][row], words[1][row]) == spelled
+        rows.append(np.asarray(sorted(links[index]) if fits else [], np.int32).reshape(-1, 2))
         mismatched += not fits
     if mismatched:
         logging.warning(
@@ -196,21 +214,15 @@ def _row_links(data: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]) -
             "whitespace words get no alignment targets",
             mismatched,
         )
-    return rows
+    return fields, rows
 
 
-def _with_alignment(
-    tok: tokenizer_lib.Tokenizer, links: list, batch: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """The batch with ``alignment [B, T, S]`` from its rows' links, and without ``row``."""
+def _with_alignment(links: list, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The batch with ``alignment [B, T, S]`` from its rows' links and words, in place of
+    ``row``, ``source_words`` and ``target_words``."""
     batch = dict(batch)
-    rows = batch.pop("row")
-    batch["alignment"] = np.stack(
-        [
-            alignment_targets(links[row], tok.word_ids(source), tok.word_ids(target))
-            for row, source, target in zip(rows, batch["source"], batch["target_out"])
-        ]
-    )
+    rows, sources, targets = (batch.pop(f) for f in ("row", "source_words", "target_words"))
+    batch["alignment"] = alignment_targets([links[r] for r in rows], sources, targets)
     return batch
 
 
@@ -231,7 +243,8 @@ def train_iterator(
     )
     fields = {f: arrays[f] for f in _FIELDS}
     if alignment:
-        fields["row"] = np.arange(len(lengths_N))
+        alignment_fields, links = _alignment_fields(data, arrays)
+        fields.update(alignment_fields)
     dataset = bucketing.bucketed_batches(
         fields,
         lengths_N,
@@ -242,8 +255,7 @@ def train_iterator(
         process_count,
     )
     if alignment:
-        links = _row_links(data, arrays)
-        dataset = dataset.map(functools.partial(_with_alignment, get_tokenizer(data), links))
+        dataset = dataset.map(functools.partial(_with_alignment, links))
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=0)))
 
 

@@ -190,10 +190,10 @@ def alignment_targets(
 def _alignment_fields(
     data: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], list]:
-    """Per row of the encoded train `arrays`: its pieces' words, ``source_words [N, S]`` and
-    ``target_words [N, T]`` (``Tokenizer.word_ids`` of source and target_out), and ``row``;
-    and the word links of each row, ``[links, 2]``, none for a pair whose pieces spell another number of words
-    than its whitespace does (its links would not fit)."""
+    """Fields per row of the encoded train `arrays`: its pieces' words, ``source_words [N, S]``
+    and ``target_words [N, T]`` (``Tokenizer.word_ids`` of source and target_out), and
+    ``row``; and each row's word links ``[links, 2]``, none for a pair whose pieces spell
+    another number of words than its whitespace does (its links would not fit)."""
     train = translation.load_corpus(data)["train"]
     links, tok = train_links(data), get_tokenizer(data)
     fields = {

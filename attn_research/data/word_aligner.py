@@ -27,6 +27,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 
+import eflomal
 import numpy as np
 
 Links = set[tuple[int, int]]
@@ -106,8 +107,6 @@ def align_tokens(sources: Sequence[Sequence[str]], targets: Sequence[Sequence[st
     Raises:
       ValueError: if the sides differ in length or a pair has an empty side.
     """
-    import eflomal  # a dependency of guided alignment only
-
     if len(sources) != len(targets):
         raise ValueError(f"{len(sources)} source sentences but {len(targets)} target sentences")
     for i, (source, target) in enumerate(zip(sources, targets)):

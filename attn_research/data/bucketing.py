@@ -58,7 +58,8 @@ def bucketed_batches(
     """The infinite dataset of this process's length-bucketed batches.
 
     Args:
-      arrays: ``[N, L_f]`` padded arrays per field `f`, row ``i`` of each for example ``i``.
+      arrays: ``[N, L_f]`` padded arrays per field `f`, row ``i`` of each for example ``i``;
+        or ``[N]``, one value per example (e.g. its row number), batched as it is.
       lengths_N: each example's length: no field of it has more than that many non-padding
         entries at its start (e.g. the longer of source and target).
       bounds: ascending upper lengths of the buckets; the last must hold every example. A
@@ -87,6 +88,6 @@ def bucketed_batches(
         rows = epoch(index // per_epoch)[index % per_epoch]
         width = bounds[buckets_N[rows].max()]
         mine = rows[process_index::process_count]
-        return {f: x[mine, :width] for f, x in arrays.items()}
+        return {f: x[mine, :width] if x.ndim > 1 else x[mine] for f, x in arrays.items()}
 
     return grain.MapDataset.range(per_epoch).repeat().map_with_index(batch)

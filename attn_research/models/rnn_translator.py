@@ -298,6 +298,25 @@ def decode_step(
     return logits, {"memory": state["memory"], "state": rnn_state}
 
 
+def logits_and_attention(
+    model: RnnTranslator,
+    params: Any,
+    source_BS: Array,
+    target_in_BT: Array,
+    train: bool,
+    rngs: dict[str, Any],
+) -> tuple[Array, Array]:
+    """Teacher-forced logits ``[B, T, V]`` and, from the same pass, the attention that wrote
+    them as ``[layers=1, B, heads=1, T, S]`` (row i wrote y_i), for a loss on the attention;
+    no layer (``[0, B, 1, T, S]``) without attention."""
+    logits, variables = model.apply(
+        {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
+    )
+    (weights_BTS,) = variables["intermediates"]["alignment"]
+    layers = 0 if model.attention == "none" else 1
+    return logits, weights_BTS[None, :, None][:layers]
+
+
 def alignment(model: RnnTranslator, params: Any, source_BS: Array, target_in_BT: Array) -> Array:
     """Teacher-forced attention ``[B, T, S]``: row i is the attention used to write y_i."""
     (attention,) = model.attention_maps(params, source_BS, target_in_BT)

@@ -324,6 +324,23 @@ def decode_step(
     return logits[:, 0], {**state, "cache": cache, "t": t_B + 1}
 
 
+def logits_and_attention(
+    model: TransformerTranslator,
+    params: Any,
+    source_BS: Array,
+    target_in_BT: Array,
+    train: bool,
+    rngs: dict[str, Any],
+) -> tuple[Array, Array]:
+    """Teacher-forced logits ``[B, T, V]`` and, from the same pass, every decoder layer's
+    cross-attention ``[layers, B, H, T, S]`` (row i wrote y_i), for a loss on the attention."""
+    logits, variables = model.clone(sow_weights=True).apply(
+        {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
+    )
+    (weights,) = variables["intermediates"]["decoder"]["cross_attention"]["attention_weights"]
+    return logits, weights
+
+
 def alignment(
     model: TransformerTranslator, params: Any, source_BS: Array, target_in_BT: Array
 ) -> Array:

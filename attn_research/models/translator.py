@@ -27,6 +27,19 @@ class TranslatorFamily(Protocol):
     ) -> tuple[jax.Array, Any]:
         """``(logits [B, V], next state)`` after feeding ``token_B``."""
 
+    def logits_and_attention(
+        self,
+        model: nn.Module,
+        params: Any,
+        source_BS: jax.Array,
+        target_in_BT: jax.Array,
+        train: bool,
+        rngs: dict[str, Any],
+    ) -> tuple[jax.Array, jax.Array]:
+        """Teacher-forced logits ``[B, T, V]`` and the attention over the source of the same
+        pass, ``[layers, B, heads, T, S]``, row t the attention with which target token t was
+        written: the form a loss on the attention reads (guided alignment)."""
+
     def alignment(
         self, model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array
     ) -> jax.Array:

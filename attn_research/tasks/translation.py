@@ -6,7 +6,11 @@ Config sections (see `experiments/configs/translate.py`):
   `RnnTranslator` or `TransformerTranslator` (every other key is an error);
 - `config.data`: the corpus (`data/translation.py`), tokenizer, lengths and length buckets
   of the train batches (`data/translation_pipeline.py`), `eval_split`;
-- `config.loss`: `label_smoothing` ε of the per-token cross-entropy (0: none);
+- `config.loss`: `label_smoothing` ε of the per-token cross-entropy (0: none); guided alignment
+  (`tasks.guided_alignment`), off at `alignment_weight` 0: the weight of a cross-entropy between
+  the attention of decoder layer `alignment_layer` (its first `alignment_heads` heads averaged)
+  and a statistical aligner's links, added to the train loss (the eval loss stays the
+  translation loss, comparable across runs);
 - `config.decode`: beam search (`beam_size`, `alpha`; beam_size 1 is greedy), the maximum
   output length ``max_len_ratio * source_pieces + max_len_offset``, the pieces before EOS is
   allowed (`min_len`), `batch_size`, and what
@@ -52,7 +56,7 @@ from attn_research.evaluation import alignment_figures, bleu, explorer
 from attn_research.evaluation.attention_statistics import AttentionStatistics
 from attn_research.models import fields, rnn_translator, transformer_translator
 from attn_research.models.translator import TranslatorFamily
-from attn_research.tasks import translation_attention, translation_decoding
+from attn_research.tasks import guided_alignment, translation_attention, translation_decoding
 
 NAME = "translate"
 # Each family's module (``models.translator.TranslatorFamily``) and model class.
@@ -102,6 +106,12 @@ class TranslationTask(tasks.Task):
             raise ValueError(
                 f"config.data.bucket_bounds: want strictly ascending positive ints, got {bounds}"
             )
+        if config.loss.alignment_weight < 0:
+            raise ValueError(
+                f"config.loss.alignment_weight: must be >= 0, got {config.loss.alignment_weight}"
+            )
+        if config.loss.alignment_weight > 0:
+            self._check_guided(model, config)
         bleu.check_edges(config.decode.length_buckets)
         self._check_alignment_layer(model, config)
         if config.data.eval_split not in translation.SPLITS:
@@ -136,6 +146,32 @@ class TranslationTask(tasks.Task):
                 f"{len(names) - 1} (-1: the last)"
             )
 
+    def _check_guided(self, model: nn.Module, config: ml_collections.ConfigDict) -> None:
+        """The supervised layer and heads exist in `model` (shapes only; nothing is computed)."""
+        family = FAMILIES[config.model.name][0]
+        ids = jnp.ones((1, 2), jnp.int32)
+
+        def attention():
+            params = model.init(jax.random.key(0), ids, ids)["params"]
+            return family.logits_and_attention(model, params, ids, ids, False, {})[1]
+
+        layers, _, heads, *_ = jax.eval_shape(attention).shape
+        if not layers:
+            raise ValueError(
+                "config.loss.alignment_weight: the model has no attention to supervise "
+                f"(config.model.attention={config.model.get('attention')!r})"
+            )
+        if not -layers <= config.loss.alignment_layer < layers:
+            raise ValueError(
+                f"config.loss.alignment_layer: {config.loss.alignment_layer} is not one of the "
+                f"model's {layers} decoder layers (0 .. {layers - 1}, or negative from the end)"
+            )
+        if not 1 <= config.loss.alignment_heads <= heads:
+            raise ValueError(
+                f"config.loss.alignment_heads: want 1 .. {heads} (the model's heads), got "
+                f"{config.loss.alignment_heads}"
+            )
+
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
         name = config.model.get("name")
         if name not in FAMILIES:
@@ -159,7 +195,12 @@ class TranslationTask(tasks.Task):
 
     def train_data(self, config, *, batch_size, process_index, process_count):
         return translation_pipeline.train_iterator(
-            config.data, config.seed, batch_size, process_index, process_count
+            config.data,
+            config.seed,
+            batch_size,
+            process_index,
+            process_count,
+            alignment=config.loss.alignment_weight > 0,
         )
 
     def eval_data(self, config, *, batch_size, process_index, process_count):
@@ -170,10 +211,20 @@ class TranslationTask(tasks.Task):
     def loss(self, params, batch, rng, model, train, config):
         """Per-token cross-entropy against the targets smoothed by ``config.loss.label_smoothing``
         ε (Szegedy et al. 2016): ``q = (1 - ε) onehot(y) + ε / V``. Metrics: ``nll``, the
-        unsmoothed cross-entropy, beside the loss; ``token_accuracy``."""
-        logits_BTV = model.apply(
-            {"params": params}, batch["source"], batch["target_in"], train, rngs={"dropout": rng}
-        )
+        unsmoothed cross-entropy, beside the loss; ``token_accuracy``. In training with
+        ``config.loss.alignment_weight`` λ > 0, plus λ times the guided-alignment loss on the
+        batch's ``alignment`` (``tasks.guided_alignment``), logged as ``alignment_loss``; at
+        λ = 0 the model is applied as without it (no weights sown)."""
+        guided = train and config.loss.alignment_weight > 0
+        rngs = {"dropout": rng}
+        if guided:
+            logits_BTV, weights_LBHTS = FAMILIES[config.model.name][0].logits_and_attention(
+                model, params, batch["source"], batch["target_in"], train, rngs
+            )
+        else:
+            logits_BTV = model.apply(
+                {"params": params}, batch["source"], batch["target_in"], train, rngs=rngs
+            )
         labels_BT = batch["target_out"]
         weights_BT = (labels_BT != tokenizer_lib.PAD_ID).astype(jnp.float32)
         tokens = jnp.maximum(weights_BT.sum(), 1.0)
@@ -183,11 +234,21 @@ class TranslationTask(tasks.Task):
         metrics = {"token_accuracy": accuracy, "nll": mean(nll_BT), "denominator": weights_BT.sum()}
         smoothing = config.loss.label_smoothing
         if not smoothing:
-            return mean(nll_BT), metrics
-        targets_BTV = optax.smooth_labels(
-            jax.nn.one_hot(labels_BT, logits_BTV.shape[-1]), smoothing
-        )
-        return mean(optax.softmax_cross_entropy(logits_BTV, targets_BTV)), metrics
+            loss = mean(nll_BT)
+        else:
+            targets_BTV = optax.smooth_labels(
+                jax.nn.one_hot(labels_BT, logits_BTV.shape[-1]), smoothing
+            )
+            loss = mean(optax.softmax_cross_entropy(logits_BTV, targets_BTV))
+        if guided:
+            attention_BTS = guided_alignment.supervised_attention(
+                weights_LBHTS, config.loss.alignment_layer, config.loss.alignment_heads
+            )
+            metrics["alignment_loss"] = guided_alignment.alignment_loss(
+                attention_BTS, batch["alignment"]
+            )
+            loss = loss + config.loss.alignment_weight * metrics["alignment_loss"]
+        return loss, metrics
 
     def evaluators(self, config: ml_collections.ConfigDict):
         return (TranslationEvaluator(config),)

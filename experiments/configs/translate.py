@@ -33,6 +33,11 @@ it reaches on a 2-core CPU). Args (comma-separated, `translate.py:model=transfor
   of 10 words up to 60+ (spa-eng's 5-15-word sentences become 5-80-word pairs). Batches of 64
   and 6000 steps (about 15 epochs of joined spa-eng), 1500 with `small`: after 500 steps of 32
   every beam output was still empty
+- guided: guided alignment training (Garg et al. 2019; `tasks.guided_alignment`): the
+  decoder's attention (Transformer: the first head of the last layer's cross-attention) also
+  learns the train split's word links from eflomal, run once and cached beside the tokenizer
+  (`data.word_aligner`); `config.loss.alignment_weight` (``GUIDED_WEIGHTS``),
+  `alignment_layer`, `alignment_heads`. docs/guided_alignment.md
 - small: a minutes-long run that still learns (the studies' small variant): 500 steps; on
   the embedded corpus 10k pairs of 1-2 clauses (up to ~25 words)
 - tiny: a seconds-long run on a small corpus (the tests' variant)
@@ -81,6 +86,13 @@ def _luong_scales(luong: dict) -> dict:
         options.update(learned_gain=True, gain_init=LUONG_DOT_GAIN_INIT)
     return options
 
+
+# Guided alignment's weight λ of the attention's cross-entropy beside the translation loss.
+# Transformer: Garg et al. 2019's λ = 0.05 (with fairseq's loss summed over tokens, a per-token
+# mean here), on one head of many, leaving the other heads free. RNN: its single attention both
+# translates and aligns, and eflomal's links are the alignment it should learn anyway, so the two
+# losses are weighed on a par (the joint cost of Chen et al. 2016).
+GUIDED_WEIGHTS = {"rnn": 1.0, "transformer": 0.05}
 
 # Transformer sizes: embed_dim, num_heads, layers (encoder and decoder each), mlp_dim, dropout.
 TRANSFORMER_SIZES = {
@@ -235,6 +247,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         reverse=False,
         size="small",
         join=1,
+        guided=False,
         wmt14=False,
         small=False,
         tiny=False,
@@ -249,7 +262,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Label smoothing (Szegedy et al. 2016) of the Transformer papers; 0 for the RNNs of
     # Bahdanau et al. and Luong et al., and for the tests' tiny runs.
     smoothing = 0.1 if arg.model == "transformer" and not arg.tiny else 0.0
-    config.loss = ml_collections.ConfigDict({"label_smoothing": smoothing})
+    config.loss = ml_collections.ConfigDict(
+        {
+            "label_smoothing": smoothing,
+            # Guided alignment (`tasks.guided_alignment`): off at weight 0; `guided` turns it on.
+            "alignment_weight": GUIDED_WEIGHTS[arg.model] if arg.guided else 0.0,
+            "alignment_layer": -1,  # the layer whose AER the evaluation reports
+            "alignment_heads": 1,  # the first head, as fairseq's default --alignment-heads
+        }
+    )
     config.decode = ml_collections.ConfigDict(
         {
             "beam_size": 4,

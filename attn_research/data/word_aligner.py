@@ -1,0 +1,181 @@
+"""Word links of a parallel corpus from the statistical aligner eflomal, run once and cached.
+
+eflomal (Östling & Tiedemann 2016, "Efficient word alignment with Markov Chain Monte Carlo")
+samples IBM model 1, HMM and fertility alignments in both directions: source -> target, where
+each target word has at most one source word, and target -> source. The two are symmetrized
+with grow-diag-final-and (Koehn et al. 2005, the heuristic of Moses and of fast_align's
+``atools``, which eflomal's documentation uses): start from their intersection, grow it with
+neighbouring links (diagonals included) of their union whose source or target word is still
+unaligned, then add links of each direction whose source and target words are both unaligned.
+
+Words. A translator's words are the whitespace tokens of the raw text (``Tokenizer.word_ids``),
+punctuation attached: "dog." and "dog" would be two words to the aligner, and most spa-eng
+sentences end in such a word. So the aligner sees each whitespace word split into *tokens* by
+`tokenize` (lowercased; a run of letters and digits, an apostrophe with the letters after it
+inside a word as in "don" "'t" and "presidency" "'s", or any other single character), the way
+the Europarl gold sets are tokenized; a link between two tokens links the whitespace words that
+hold them. Text that is tokenized already keeps its tokens (a token splits no further).
+
+eflomal takes no seed: two runs may differ in a few links. `load_or_align` therefore runs it once
+per corpus and keeps the links in a file, so that every run on the corpus reads the same links.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+
+import eflomal
+import numpy as np
+
+Links = set[tuple[int, int]]
+
+# A token: an apostrophe and letters after a letter (a clitic: 's, 't, 'm), a run of letters and
+# digits, or one other visible character (punctuation, symbols).
+_TOKEN = re.compile(r"(?<=\w)['’]\w+|\w+|[^\w\s]")
+# What `load_or_align` runs; part of its cache key, so a change here is a new cache file.
+SETTINGS = ("eflomal", "model=3", "grow-diag-final-and", _TOKEN.pattern)
+_NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def tokenize(text: str) -> tuple[list[str], list[int]]:
+    """The tokens of `text` (see module doc) and, for each, the index of its whitespace word.
+
+    >>> tokenize("Don't go, Tom!")
+    (['don', "'t", 'go', ',', 'tom', '!'], [0, 0, 1, 1, 2, 2])
+    """
+    tokens, words = [], []
+    for index, word in enumerate(text.split()):
+        pieces = _TOKEN.findall(word.lower())
+        tokens += pieces
+        words += [index] * len(pieces)
+    return tokens, words
+
+
+def grow_diag_final_and(forward: Links, reverse: Links, sizes: tuple[int, int]) -> Links:
+    """Koehn et al. 2005's symmetrization of two directional alignments of one pair.
+
+    Args:
+      forward, reverse: (source, target) links of the two directions.
+      sizes: (source words, target words).
+    """
+    union = forward | reverse
+    links = forward & reverse
+    aligned_source, aligned_target = {i for i, _ in links}, {j for _, j in links}
+
+    def add(link: tuple[int, int]) -> None:
+        links.add(link)
+        aligned_source.add(link[0])
+        aligned_target.add(link[1])
+
+    grown = True
+    while grown:
+        grown = False
+        for i in range(sizes[0]):
+            for j in range(sizes[1]):
+                if (i, j) not in links:
+                    continue
+                for di, dj in _NEIGHBOURS:
+                    new = (i + di, j + dj)
+                    if (
+                        new in union
+                        and new not in links
+                        and (new[0] not in aligned_source or new[1] not in aligned_target)
+                    ):
+                        add(new)
+                        grown = True
+    for direction in (forward, reverse):
+        for new in sorted(direction):
+            if new[0] not in aligned_source and new[1] not in aligned_target:
+                add(new)
+    return links
+
+
+def _read_pharaoh(path: str) -> list[Links]:
+    with open(path, encoding="utf-8") as f:
+        return [
+            {tuple(int(x) for x in link.split("-")) for link in line.split()}
+            for line in f.read().splitlines()
+        ]
+
+
+def align_tokens(sources: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]) -> list[Links]:
+    """eflomal's symmetrized (source token, target token) links of each tokenized pair.
+
+    Raises:
+      ValueError: if the sides differ in length or a pair has an empty side.
+    """
+    if len(sources) != len(targets):
+        raise ValueError(f"{len(sources)} source sentences but {len(targets)} target sentences")
+    for i, (source, target) in enumerate(zip(sources, targets)):
+        if not source or not target:
+            raise ValueError(f"pair {i}: an empty side cannot be aligned ({source!r}, {target!r})")
+    with tempfile.TemporaryDirectory() as tmp:
+        forward, reverse = os.path.join(tmp, "forward"), os.path.join(tmp, "reverse")
+        eflomal.Aligner(model=3).align(
+            [" ".join(s) + "\n" for s in sources],
+            [" ".join(t) + "\n" for t in targets],
+            links_filename_fwd=forward,
+            links_filename_rev=reverse,
+        )
+        directions = zip(_read_pharaoh(forward), _read_pharaoh(reverse))
+        return [
+            grow_diag_final_and(f, r, (len(s), len(t)))
+            for (f, r), s, t in zip(directions, sources, targets)
+        ]
+
+
+def align_words(sources: Sequence[str], targets: Sequence[str]) -> list[Links]:
+    """(source word, target word) links of each pair of raw texts, words being whitespace
+    tokens: eflomal aligns their `tokenize` tokens (see module doc)."""
+    source_split, target_split = [tokenize(s) for s in sources], [tokenize(t) for t in targets]
+    token_links = align_tokens([s for s, _ in source_split], [t for t, _ in target_split])
+    return [
+        {(source_words[i], target_words[j]) for i, j in links}
+        for links, (_, source_words), (_, target_words) in zip(
+            token_links, source_split, target_split
+        )
+    ]
+
+
+def save(path: str, links: Sequence[Links]) -> None:
+    """Writes the links of every pair to `path` (an ``.npz``, atomically)."""
+    flat = [sorted(pair) for pair in links]
+    offsets = np.cumsum([0] + [len(pair) for pair in flat])
+    pairs = np.asarray([link for pair in flat for link in pair], np.int32).reshape(-1, 2)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez(tmp, links=pairs, offsets=offsets)
+    os.replace(tmp, path)
+
+
+def load(path: str) -> list[Links]:
+    """The links that `save` wrote to `path`."""
+    with np.load(path) as stored:
+        pairs, offsets = stored["links"], stored["offsets"]
+    return [
+        {(int(i), int(j)) for i, j in pairs[start:end]}
+        for start, end in zip(offsets[:-1], offsets[1:])
+    ]
+
+
+def load_or_align(path: str, sources: Sequence[str], targets: Sequence[str]) -> list[Links]:
+    """The word links of the pairs, read from `path`, or aligned by `align_words` and saved
+    there first.
+
+    Raises:
+      ValueError: if the file at `path` holds links of a different number of pairs.
+    """
+    if os.path.isfile(path):
+        links = load(path)
+        if len(links) != len(sources):
+            raise ValueError(
+                f"word links {path!r} hold {len(links)} pairs, the corpus has {len(sources)}: "
+                "the file belongs to another corpus; delete it to align this one"
+            )
+        return links
+    links = align_words(sources, targets)
+    save(path, links)
+    return links

@@ -1,0 +1,146 @@
+"""The statistical aligner's score on hand-aligned pairs: the baseline beside every attention AER.
+
+    python -m experiments.align_baseline --corpus ../shared/data/spa-eng/spa.txt --tokenize \\
+        --source ../shared/data/gold/en-es/en.txt --target ../shared/data/gold/en-es/es.txt \\
+        --gold ../shared/data/gold/en-es/gold.txt --json docs/alignment_baseline_en_es.json
+
+eflomal (``data.word_aligner``: both directions, grow-diag-final-and) aligns the pairs of the
+training corpus (``--corpus``, "source<TAB>target" lines as spa-eng's "English<TAB>Spanish
+<TAB>attribution") together with the gold pairs (``--source`` / ``--target``, one sentence a
+line, whitespace-tokenized), as an aligner is normally run: unsupervised, on all the text there
+is, the test pairs included. Its links on the gold pairs are scored against the gold Sure and
+Possible links (``--gold``, Pharaoh ``i-j``, i the source word; ``i-jp`` or ``i?j`` Possible):
+
+    AER = 1 - (|A ∩ S| + |A ∩ P|) / (|A| + |S|),  precision = |A ∩ P| / |A|,
+    recall = |A ∩ S| / |S|   (Och & Ney 2003; P includes S).
+
+``--tokenize`` splits the corpus's words as the gold is tokenized (``word_aligner.tokenize``:
+punctuation and clitics apart, lowercased), so that "dog." in the corpus and "dog" "." in the
+gold are the same tokens; the gold text is taken as it is. eflomal lowercases every token
+itself, so no separate lowercasing is needed. The corpus's links are not kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from attn_research.data import translation, word_aligner
+from attn_research.evaluation import alignment
+
+
+def _tokens(path: str) -> list[list[str]]:
+    """The whitespace tokens of each line of `path`; ValueError naming an empty line."""
+    with open(path, encoding="utf-8") as f:
+        lines = [line.split() for line in f.read().splitlines()]
+    for number, tokens in enumerate(lines, 1):
+        if not tokens:
+            raise ValueError(f"{path}:{number}: empty sentence")
+    return lines
+
+
+# To be replaced by the gold reader of `attn_research.evaluation` when the branches merge.
+def read_pharaoh_gold(path: str) -> tuple[list[set], list[set]]:
+    """(Sure links, Possible links ⊇ Sure) per line of a Pharaoh gold file: ``i-j`` Sure,
+    ``i-jp`` or ``i?j`` Possible; ValueError naming the file, line and link it cannot read."""
+    sure, possible = [], []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f.read().splitlines(), 1):
+            s, p = set(), set()
+            for link in line.split():
+                is_possible = "?" in link or link.endswith("p")
+                i, _, j = link.rstrip("p").replace("?", "-").partition("-")
+                if not (i.isdigit() and j.isdigit()):
+                    raise ValueError(f"{path}:{number}: {link!r} is not a link i-j, i-jp or i?j")
+                p.add((int(i), int(j)))
+                if not is_possible:
+                    s.add((int(i), int(j)))
+            sure.append(s)
+            possible.append(p)
+    return sure, possible
+
+
+# To be replaced by the precision and recall of `attn_research.evaluation` when merged.
+def precision_recall(predicted: list[set], sure: list[set], possible: list[set]) -> tuple:
+    """Corpus ``|A ∩ P| / |A|`` and ``|A ∩ S| / |S|``."""
+    found = sum(len(a) for a in predicted)
+    precision = sum(len(a & p) for a, p in zip(predicted, possible)) / max(found, 1)
+    recall = sum(len(a & s) for a, s in zip(predicted, sure)) / max(sum(map(len, sure)), 1)
+    return precision, recall
+
+
+def score(
+    corpus: tuple[list[str], list[str]],
+    gold_sources: list[list[str]],
+    gold_targets: list[list[str]],
+    sure: list[set],
+    possible: list[set],
+    tokenize: bool,
+) -> dict:
+    """eflomal on the corpus plus the gold pairs, scored on the gold pairs."""
+    split = (lambda text: word_aligner.tokenize(text)[0]) if tokenize else str.split
+    sources = [split(s) for s in corpus[0]] + gold_sources
+    targets = [split(t) for t in corpus[1]] + gold_targets
+    predicted = word_aligner.align_tokens(sources, targets)[-len(gold_sources) :]
+    precision, recall = precision_recall(predicted, sure, possible)
+    return {
+        "aer": alignment.aer(predicted, sure, possible),
+        "precision": precision,
+        "recall": recall,
+        "gold_pairs": len(gold_sources),
+        "corpus_pairs": len(corpus[0]),
+        "sure_links": sum(map(len, sure)),
+        "possible_links": sum(map(len, possible)),
+        "predicted_links": sum(map(len, predicted)),
+        "aligner": list(word_aligner.SETTINGS),
+        "tokenize": tokenize,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", required=True, help="source<TAB>target training pairs")
+    parser.add_argument("--source", required=True, help="gold source sentences, tokenized")
+    parser.add_argument("--target", required=True, help="gold target sentences, tokenized")
+    parser.add_argument("--gold", required=True, help="gold links, Pharaoh (i-jp: Possible)")
+    parser.add_argument("--json", help="write the scores here")
+    parser.add_argument(
+        "--tokenize", action="store_true", help="split the corpus's punctuation and clitics"
+    )
+    args = parser.parse_args(argv)
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise ValueError(f"--json {args.json}: its directory does not exist")
+    corpus = translation.read_tsv(args.corpus)
+    gold_sources, gold_targets = _tokens(args.source), _tokens(args.target)
+    sure, possible = read_pharaoh_gold(args.gold)
+    if not len(gold_sources) == len(gold_targets) == len(sure):
+        raise ValueError(
+            f"{args.source}, {args.target} and {args.gold} hold {len(gold_sources)}, "
+            f"{len(gold_targets)} and {len(sure)} lines: one pair a line in each"
+        )
+    for number, (s, t, p) in enumerate(zip(gold_sources, gold_targets, possible), 1):
+        if any(i >= len(s) or j >= len(t) for i, j in p):
+            raise ValueError(
+                f"{args.gold}:{number}: a link beyond the pair's {len(s)} source and "
+                f"{len(t)} target words"
+            )
+    result = score(corpus, gold_sources, gold_targets, sure, possible, args.tokenize)
+    result["command"] = "python -m experiments.align_baseline " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    print(
+        f"eflomal on {result['corpus_pairs']} corpus + {result['gold_pairs']} gold pairs: "
+        f"AER {result['aer']:.3f}  precision {result['precision']:.3f}  "
+        f"recall {result['recall']:.3f}"
+    )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

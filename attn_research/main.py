@@ -1,4 +1,4 @@
-"""Entry point: `python -m attn_research.main --config <file>.py[:args] --workdir <dir>`.
+r"""Entry point: `python -m attn_research.main --config <file>.py[:args] --workdir <dir>`.
 
     python -m attn_research.main --config experiments/configs/<name>.py:tiny --workdir /tmp/run \
         --config.optimizer.learning_rate=3e-4
@@ -21,7 +21,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from attn_research.command_flags import at_least, checked
+from attn_research.command_flags import at_least, checked, run_command
 from attn_research.train import train_and_evaluate
 from attn_research.train.config import check_paths
 from attn_research.train.durations import prefer_given
@@ -112,5 +112,10 @@ def main(argv: list[str]) -> None:
     train_and_evaluate(config, _WORKDIR.value)
 
 
+def run() -> None:
+    """The console script `attn-train`: absl parses sys.argv, then `main`."""
+    run_command(main, __name__, flags_parser=_parse_flags)
+
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    run()

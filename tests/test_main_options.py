@@ -1,0 +1,39 @@
+"""`--dry_run` for every config file in experiments/configs/ (its `tiny` variant), in process:
+the report holds the parameter count of the model the trainer would build, the mesh and the
+kernel `auto` picks; nothing is written to the workdir."""
+
+import importlib
+import pathlib
+
+import jax
+import pytest
+
+from attn_research import tasks
+from attn_research.train import dry_run, trainer
+from attn_research.train.config import check_config
+
+_CONFIGS = sorted(
+    p.stem for p in (pathlib.Path(__file__).parent.parent / "experiments/configs").glob("*.py")
+)
+
+
+@pytest.mark.parametrize("name", [c for c in _CONFIGS if c != "__init__"])
+def test_dry_run_reports_every_config(name, tmp_path):
+    config = importlib.import_module(f"experiments.configs.{name}").get_config("tiny")
+    report = dry_run.describe(config.copy_and_resolve_references())
+    task = tasks.get_task(config.task)
+    run = trainer.prepare(
+        check_config(config, task.config_keys), task, str(tmp_path), jax.devices()
+    )
+    count = sum(leaf.size for leaf in jax.tree_util.tree_leaves(run.abstract_state.params))
+    assert f"parameters: {count:,}\n" in report
+    assert f"mesh: {{'data': {jax.device_count()}}}" in report
+    assert "attention kernels:\n  " in report
+    assert "config:\n" in report and f"task: {config.task}" in report
+
+
+def test_dry_run_names_auto_kernel_choices():
+    config = importlib.import_module("experiments.configs.vit").get_config(
+        "attention=local_2d,tiny"
+    )
+    assert "attention kernel auto -> " in dry_run.describe(config)

@@ -373,6 +373,10 @@ def _train(
         if run.config.best_metric and start < run.durations.total_steps:  # Before the first step.
             evaluate.check_metric("best_metric", run.config.best_metric, state.params, start)
         writer = MetricWriter(workdir, start)
+        signatures = dict(run.task.metric_signatures(run.config))
+        writer.write_config(run.config, signatures)
+        for metric, text in signatures.items():
+            logging.info("%s is %s", metric, text)
         best = None
         if run.config.best_metric:
             best = best_lib.BestCheckpoint(
@@ -387,6 +391,8 @@ def _train(
         ):
             loop = _Loop(run, workdir, data, ckpt, best, writer, train_rng, evaluate)
             summary = loop.run(state, start, stop)
+    if signatures:
+        summary["signatures"] = signatures
     if not summary["preempted"]:
         run_info.write_json(workdir, "summary.json", summary)
     return summary

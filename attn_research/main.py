@@ -94,7 +94,7 @@ def _config_spec(argv: list[str]) -> str | None:
     for i, arg in enumerate(argv):
         match = re.fullmatch(r"-{1,2}config(?:=(.*))?", arg)
         if match:
-            return match.group(1) if match.group(1) is not None else argv[i + 1 : i + 2][0]
+            return match.group(1) if match.group(1) is not None else next(iter(argv[i + 1 :]), None)
     return None
 
 
@@ -107,12 +107,16 @@ def _config_file_doc(spec: str) -> str:
 
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing (a flag that fails its check ends the run, naming it); an unknown
-    `--config.<path>` raises ValueError naming it."""
+    `--config.<path>` raises ValueError naming it. With --help and a --config, the config
+    file's arguments (its docstring) come before the flags."""
+    spec = _config_spec(argv)
+    asks_help = {"--help", "--helpfull", "-help", "-helpfull"} & set(argv)
+    if asks_help and spec is not None and os.path.isfile(spec.partition(":")[0]):
+        print(_config_file_doc(spec), end="\n\n")
     try:
         return app.parse_flags_with_usage(argv)  # A failed flag check exits naming the flag.
     except (AttributeError, KeyError) as error:  # What ml_collections raises for a bad path.
         failure = error
-    spec = _config_spec(argv)
     if spec is not None:  # Outside the `except`: the ValueError alone is shown.
         check_paths(flags.FLAGS["config"].parser.parse(spec), _config_overrides(argv))
     raise failure

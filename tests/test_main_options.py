@@ -4,6 +4,8 @@ kernel `auto` picks; nothing is written to the workdir."""
 
 import importlib
 import pathlib
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -37,3 +39,25 @@ def test_dry_run_names_auto_kernel_choices():
         "attention=local_2d,tiny"
     )
     assert "attention kernel auto -> " in dry_run.describe(config)
+
+
+def _main(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "attn_research.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=pathlib.Path(__file__).parent.parent,
+    )
+
+
+def test_print_config_and_help_show_the_config_files_arguments(tmp_path):
+    config = "--config=experiments/configs/vit.py:tiny"
+    shown = _main(config, f"--workdir={tmp_path}", "--print_config", "--config.batch_size=12")
+    assert shown.returncode == 0, shown.stderr
+    assert "Args (``vit.py:key=value,...``):" in shown.stdout
+    assert "\nbatch_size: 12\n" in shown.stdout and "\nmodel:\n" in shown.stdout
+    assert not list(tmp_path.iterdir())
+    helped = _main(config, "--helpfull")
+    assert "Args (``vit.py:key=value,...``):" in helped.stdout and "--dry_run" in helped.stdout
+    assert "--workdir /tmp/run \\\n" in helped.stdout  # main's docstring keeps its backslash.

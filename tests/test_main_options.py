@@ -11,7 +11,7 @@ import jax
 import pytest
 
 from attn_research import tasks
-from attn_research.train import dry_run, trainer
+from attn_research.train import dry_run
 from attn_research.train.config import check_config
 
 _CONFIGS = sorted(
@@ -23,11 +23,13 @@ _CONFIGS = sorted(
 def test_dry_run_reports_every_config(name, tmp_path):
     config = importlib.import_module(f"experiments.configs.{name}").get_config("tiny")
     report = dry_run.describe(config.copy_and_resolve_references())
+    # The reference: the task's own initialization, shapes only, outside the trainer.
     task = tasks.get_task(config.task)
-    run = trainer.prepare(
-        check_config(config, task.config_keys), task, str(tmp_path), jax.devices()
-    )
-    count = sum(leaf.size for leaf in jax.tree_util.tree_leaves(run.abstract_state.params))
+    config = check_config(config, task.config_keys)
+    task.use_workdir(config, str(tmp_path))
+    model = task.make_model(config)
+    params = jax.eval_shape(lambda rng: task.init_params(model, rng, config), jax.random.key(0))
+    count = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
     assert f"parameters: {count:,}\n" in report
     assert f"mesh: {{'data': {jax.device_count()}}}" in report
     assert "attention kernels:\n  " in report

@@ -12,9 +12,9 @@ averages at load time instead, writing nothing.
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from attn_research.command_flags import at_least, checked, existing_directory
+from attn_research.command_flags import at_least, checked, existing_directory, run_command
 from attn_research.predict import run_files
 from attn_research.train import best
 
@@ -55,5 +55,10 @@ def main(argv: list[str]) -> None:
     logging.info("Wrote the average of %d checkpoints to %s.", _LAST.value, path)
 
 
+def run() -> None:
+    """The console script: absl parses sys.argv, then `main`."""
+    run_command(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -10,7 +10,7 @@ over it, --html FILE the attention explorer (a map selector per image). See
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from attn_research import predict
 from attn_research.command_flags import (
@@ -20,6 +20,7 @@ from attn_research.command_flags import (
     new_directory,
     new_file,
     problem,
+    run_command,
 )
 from attn_research.evaluation import explorer
 from attn_research.predict import classifier, figures, loader
@@ -65,5 +66,10 @@ def main(argv: list[str]) -> None:
         logging.info("Wrote %d overlays to %s.", len(written), _PLOT.value)
 
 
+def run() -> None:
+    """The console script: absl parses sys.argv, then `main`."""
+    run_command(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from absl import flags
+from absl import app, flags
 
 # A check: the problem with a value, in words ("must be >= 1, got 0"), or None if it is fine.
 Check = Callable[[Any], "str | None"]
@@ -123,3 +124,16 @@ def argparse_type(convert: Callable[[str], Any], *checks: Check) -> Callable[[st
         return value
 
     return parse
+
+
+def run_command(main: Callable[[list[str]], None], module_name: str, **run_options: Any) -> None:
+    """Runs the absl command `main` of module `module_name` (``app.run``), the same whether it is
+    started as ``python -m <module>`` or as an installed console script: the module's flags are
+    declared key flags of the program, so ``--help`` lists them and shows the module's docstring
+    (absl lists only the flags of the program's own file, which for a console script is a stub)."""
+    module = sys.modules[module_name]
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    program = sys.modules["__main__"]
+    program.__doc__ = program.__doc__ or module.__doc__
+    app.run(main, **run_options)

@@ -1,4 +1,4 @@
-"""Entry point: `python -m attn_research.main --config <file>.py[:args] --workdir <dir>`.
+r"""Entry point: `python -m attn_research.main --config <file>.py[:args] --workdir <dir>`.
 
     python -m attn_research.main --config experiments/configs/<name>.py:tiny --workdir /tmp/run \
         --config.optimizer.learning_rate=3e-4
@@ -7,11 +7,16 @@ For several processes (multi-host), start one per host with --coordinator_addres
 --num_processes and --process_id (or the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
 JAX_PROCESS_ID environment variables); on Cloud TPU, --distributed alone lets JAX find them.
 
+--print_config prints the config file's docstring (its arguments) and the resolved config, and
+exits; --dry_run also builds the model without compiling and prints its parameter count, the
+mesh and the kernel `auto` picks for each attention (`attn_research.train.dry_run`), and exits.
+
 An unknown `--config.<path>` is a ValueError naming it and the closest known field. Of the two
 fields of a duration (`--config.total_steps` / `--config.total_epochs`), the one given on the
 command line wins over the config file's, and of two given there, the last.
 """
 
+import ast
 import logging as std_logging
 import os
 import re
@@ -21,9 +26,10 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from attn_research.command_flags import at_least, checked
-from attn_research.train import train_and_evaluate
-from attn_research.train.config import check_paths
+from attn_research import tasks
+from attn_research.command_flags import at_least, checked, run_command
+from attn_research.train import dry_run, train_and_evaluate
+from attn_research.train.config import check_config, check_paths
 from attn_research.train.durations import prefer_given
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:args].")
@@ -51,6 +57,14 @@ _PROCESS_ID = checked(
         "Index of this process in a multi-process run.",
     ),
     at_least(0),
+)
+_PRINT_CONFIG = flags.DEFINE_bool(
+    "print_config", False, "Print the config file's arguments and the resolved config; exit."
+)
+_DRY_RUN = flags.DEFINE_bool(
+    "dry_run",
+    False,
+    "Print the resolved config, parameter count, mesh and attention kernels; exit untrained.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -80,18 +94,29 @@ def _config_spec(argv: list[str]) -> str | None:
     for i, arg in enumerate(argv):
         match = re.fullmatch(r"-{1,2}config(?:=(.*))?", arg)
         if match:
-            return match.group(1) if match.group(1) is not None else argv[i + 1 : i + 2][0]
+            return match.group(1) if match.group(1) is not None else next(iter(argv[i + 1 :]), None)
     return None
+
+
+def _config_file_doc(spec: str) -> str:
+    """The docstring of the config file of `spec` ('file.py:args'): its command and arguments."""
+    path = spec.partition(":")[0]
+    with open(path, encoding="utf-8") as f:
+        return ast.get_docstring(ast.parse(f.read(), path)) or f"{path} has no docstring."
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing (a flag that fails its check ends the run, naming it); an unknown
-    `--config.<path>` raises ValueError naming it."""
+    `--config.<path>` raises ValueError naming it. With --help and a --config, the config
+    file's arguments (its docstring) come before the flags."""
+    spec = _config_spec(argv)
+    asks_help = {"--help", "--helpfull", "-help", "-helpfull"} & set(argv)
+    if asks_help and spec is not None and os.path.isfile(spec.partition(":")[0]):
+        print(_config_file_doc(spec), end="\n\n")
     try:
         return app.parse_flags_with_usage(argv)  # A failed flag check exits naming the flag.
     except (AttributeError, KeyError) as error:  # What ml_collections raises for a bad path.
         failure = error
-    spec = _config_spec(argv)
     if spec is not None:  # Outside the `except`: the ValueError alone is shown.
         check_paths(flags.FLAGS["config"].parser.parse(spec), _config_overrides(argv))
     raise failure
@@ -109,8 +134,19 @@ def main(argv: list[str]) -> None:
     )
     config = _CONFIG.value
     prefer_given(config, _config_overrides(sys.argv))
-    train_and_evaluate(config, _WORKDIR.value)
+    if _PRINT_CONFIG.value:
+        print(_config_file_doc(_config_spec(sys.argv)))
+        print(check_config(config, tasks.get_task(config.get("task", "")).config_keys))
+    elif _DRY_RUN.value:
+        print(dry_run.describe(config))
+    else:
+        train_and_evaluate(config, _WORKDIR.value)
+
+
+def run() -> None:
+    """The console script `attn-train`: absl parses sys.argv, then `main`."""
+    run_command(main, __name__, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    run()

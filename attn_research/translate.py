@@ -11,7 +11,7 @@ words it attends to). See `attn_research.predict`.
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from attn_research import predict
 from attn_research.command_flags import (
@@ -21,6 +21,7 @@ from attn_research.command_flags import (
     finite_at_least,
     new_directory,
     new_file,
+    run_command,
 )
 from attn_research.data import text_files
 from attn_research.evaluation import explorer
@@ -93,5 +94,10 @@ def main(argv: list[str]) -> None:
         explorer.write(_HTML.value, predict_explorer.translation_page(translations, title))
 
 
+def run() -> None:
+    """The console script: absl parses sys.argv, then `main`."""
+    run_command(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -280,7 +280,7 @@ def local_cases(sizes: Sizes) -> list[Case]:
 
 def local_dense_cases(sizes: Sizes) -> list[Case]:
     """jax.nn's dense-masked window at ``local_dense_lengths``, in rounds of their own: its
-    gigabytes of temporaries slow down whatever runs next in a round (README)."""
+    gigabytes of temporaries slow down whatever runs next in a round (docs/attention.md)."""
     window = sizes.local_window
     return [
         _local_case(

@@ -2,6 +2,7 @@
 
 import struct
 
+import ml_collections
 import numpy as np
 from PIL import Image
 from tensorboardX.proto import event_pb2
@@ -59,3 +60,27 @@ def test_new_figures_go_to_tensorboard_at_the_step_of_the_write(tmp_path):
         "figures/attention_0": [(10, 20, 30)],
         "figures/bleu_by_length": [(10, 8, 9)],
     }
+
+
+def test_config_goes_to_hparams_and_signatures_to_text(tmp_path):
+    config = ml_collections.ConfigDict(
+        {"seed": 3, "mesh": {"data": -1}, "optimizer": {"learning_rate": 1e-3}, "dims": (1, 2)}
+    )
+    assert metric_writer.flat_hparams(config) == {
+        "seed": 3,
+        "mesh.data": -1,
+        "optimizer.learning_rate": 1e-3,
+        "dims": "(1, 2)",
+    }
+    writer = MetricWriter(str(tmp_path), 0)
+    writer.write_config(config, {"eval/bleu": "nrefs:1|tok:13a"})
+    writer.close()
+    values = [value for event in read_events(tmp_path) for value in event.summary.value]
+    hparams = b"".join(
+        v.metadata.plugin_data.content
+        for v in values
+        if v.metadata.plugin_data.plugin_name == "hparams"
+    )
+    assert b"optimizer.learning_rate" in hparams and b"mesh.data" in hparams
+    texts = {v.tag: v.tensor.string_val for v in values if v.tag.startswith("signatures/")}
+    assert [b"nrefs:1|tok:13a"] in texts.values() and all("eval/bleu" in t for t in texts)

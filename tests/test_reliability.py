@@ -1,4 +1,4 @@
-"""Faults and bad input, in process: what the README's reliability section promises.
+"""Faults and bad input, in process: what docs/training.md's reliability section promises.
 
 Each test breaks one thing (a changed model, a full disk, a diverging run, a taken workdir, a
 corpus that is not UTF-8, ...) and checks that the run says what is wrong and loses nothing.

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ import attn_research
 from attn_research import average_checkpoints, predict
 from attn_research.data import image_sources, translation
 from attn_research.data.image_config import data_config
-from attn_research.predict import classifier
+from attn_research.predict import classifier, run_files
 from attn_research.tasks import translation as translation_task
 from attn_research.train import train_and_evaluate
 from experiments.configs import translate, vit
@@ -538,3 +539,11 @@ def test_an_alignment_layer_the_model_lacks_is_refused(tmp_path):
         translation_task.TranslationTask().validate(config)
     config.decode.alignment_layer = -1
     translation_task.TranslationTask().validate(config)
+
+
+def test_params_of_another_model_are_named_as_the_trainer_names_them():
+    """One spelling of a parameter's path in every error: '/'-joined, as train/paths.py."""
+    params = {"encoder": {"layer": {"kernel": np.zeros((8, 16))}}}
+    abstract = {"encoder": {"layer": {"kernel": jax.ShapeDtypeStruct((8, 32), np.float32)}}}
+    with pytest.raises(ValueError, match=r"encoder/layer/kernel: saved \(8, 16\), model \(8, 32\)"):
+        run_files.place_params(params, abstract, "checkpoint 5")

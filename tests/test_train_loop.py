@@ -34,7 +34,9 @@ def test_loss_decreases_in_bfloat16_with_float32_params(tmp_path, monkeypatch):
     assert summary["num_params"] == sum(leaf.size for leaf in jax.tree.leaves(state["params"]))
     # What the workdir records about the run.
     with open(os.path.join(workdir, "summary.json")) as f:
-        assert json.load(f)["eval"] == summary["eval"]
+        written = json.load(f)
+    assert written["eval"] == summary["eval"]
+    assert written["signatures"] == {"eval/param_norm": "l2 norm of every parameter"}
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["dtype"] == "bfloat16"
     with open(os.path.join(workdir, "run_info.json")) as f:

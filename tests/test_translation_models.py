@@ -231,6 +231,15 @@ def test_bleu_matches_the_papers_formula_and_chrf_sacrebleu():
         bleu.bleu_by_length(["a"], ["a"], ["a"], (1, 5))
 
 
+def test_bleu_signature_is_sacrebleus_for_one_reference():
+    hyps, refs = ["el gato se sentó", "un perro"], ["el gato se sentó en la alfombra", "un perro"]
+    reference = sacrebleu.BLEU()
+    reference.corpus_score(hyps, [refs])
+    assert bleu.signature() == str(reference.get_signature())
+    assert bleu.signature().startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
+    assert bleu.signature("chrf").startswith("nrefs:1|")
+
+
 def test_length_ratio_by_length_is_output_over_reference_words():
     sources = ["a b", "c d", " ".join("w" * 12)]
     hyps = ["el gato", "un perro grande", "hola"]

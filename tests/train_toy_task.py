@@ -182,5 +182,9 @@ class ToyTask(tasks.Task):
         del config
         return (lambda params, model, step, workdir: {"param_norm": optax.tree.norm(params)},)
 
+    def metric_signatures(self, config: ml_collections.ConfigDict):
+        del config
+        return {"eval/param_norm": "l2 norm of every parameter"}
+
 
 tasks.register_task(NAME, ToyTask)

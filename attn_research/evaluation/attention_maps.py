@@ -18,7 +18,7 @@ covers; the mass inside a box is then the sum over the box's pixels, i.e. every 
 weighted by the fraction of its pixels inside the box. Its reference level for a grid is
 ``box_cells``: a map spread evenly over the cells the box touches, which is what a model that
 "looks at the object" at cell resolution scores, so scores above it need maps sharper than the
-object (README, Images, gives its level on the cluttered data).
+object (docs/images.md gives its level on the cluttered data).
 
 Localization, as the field measures it (``localization``), for each map and for each head:
 

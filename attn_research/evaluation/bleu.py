@@ -12,14 +12,31 @@ import sacrebleu
 EDGES = (0, 10, 20, 30, 40, 50)
 
 
+# The metrics as computed here: sacrebleu's defaults (BLEU: 13a tokenization, exp smoothing).
+_METRICS = {"bleu": sacrebleu.BLEU, "chrf": sacrebleu.CHRF}
+
+
+def _score(name: str, hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    return _METRICS[name]().corpus_score(list(hypotheses), [list(references)]).score
+
+
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """sacrebleu corpus BLEU (13a tokenization) in [0, 100]."""
-    return sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score
+    return _score("bleu", hypotheses, references)
 
 
 def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """sacrebleu corpus chrF in [0, 100]."""
-    return sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score
+    return _score("chrf", hypotheses, references)
+
+
+def signature(name: str = "bleu") -> str:
+    """sacrebleu's signature of `bleu` or `chrf` as computed here, with one reference per
+    sentence: ``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:...`` for BLEU, the line
+    that makes a BLEU comparable across papers (Post 2018)."""
+    metric = _METRICS[name]()
+    metric.corpus_score([""], [[""]])  # sacrebleu tells the reference count after a score.
+    return str(metric.get_signature())
 
 
 def check_edges(edges: Sequence[int]) -> None:

@@ -17,12 +17,12 @@ less saves memory and, on CPU, time:
 - 'none': everything (no rematerialization);
 - 'dots': the outputs of matmuls without batch dimensions (the Dense layers); elementwise ops
   (LayerNorm, GELU, softmax) and the attention scores are recomputed. On a CPU it makes the
-  train steps faster (README, train-step benchmark);
+  train steps faster (docs/benchmarks.md, train-step benchmark);
 - 'full': only the layer inputs; the whole layer is recomputed (a third more FLOPs).
 
 `unroll` is `nn.scan`'s: layers per iteration of the compiled loop. 1 (the default) compiles one
 layer whatever the depth; the depth removes the loop, and its `[layers, ...]` buffers, at a
-compile time that grows with depth (README, train-step benchmark, measures both).
+compile time that grows with depth (docs/benchmarks.md, train-step benchmark, measures both).
 """
 
 from typing import Any

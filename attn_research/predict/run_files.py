@@ -27,6 +27,7 @@ from etils import epath
 from orbax.checkpoint import path as ocp_path
 
 from attn_research.train import best, checkpoint
+from attn_research.train.paths import path_names
 
 CONFIG_NAME = "config.json"
 T = TypeVar("T")
@@ -238,8 +239,12 @@ def place_params(params: Any, abstract: Any, what: str) -> Any:
       ValueError: naming the parameters whose shapes differ (a config.json that is not the
         checkpoint's).
     """
-    saved = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree.leaves_with_path(params)}
-    wanted = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree.leaves_with_path(abstract)}
+    # Named as the trainer's errors name them ('encoder/layer/kernel': train/paths.py).
+    saved = dict(zip(jax.tree.leaves(path_names(params)), map(np.shape, jax.tree.leaves(params))))
+    wanted = {
+        name: leaf.shape
+        for name, leaf in zip(jax.tree.leaves(path_names(abstract)), jax.tree.leaves(abstract))
+    }
     changed = [
         f"{name}: saved {saved.get(name, 'nothing')}, model {wanted.get(name, 'nothing')}"
         for name in sorted(saved.keys() | wanted.keys())

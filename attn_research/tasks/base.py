@@ -120,3 +120,10 @@ class Task(abc.ABC):
         """Returns the evaluators run at each evaluation (BLEU, attention figures, ...)."""
         del config
         return ()
+
+    def metric_signatures(self, config: ml_collections.ConfigDict) -> Mapping[str, str]:
+        """{eval metric name: how it is computed}, for the metrics that carry such a signature
+        (sacrebleu's for ``eval/bleu``); the trainer puts them in the summary, the logs and
+        TensorBoard. Default: none."""
+        del config
+        return {}

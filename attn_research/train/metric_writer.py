@@ -6,21 +6,45 @@ other processes the writer does nothing.
 The PNG figures that evaluators draw into `<workdir>/figures/` go to TensorBoard too, as images
 of the step they were written at: each `write` adds those written since the last one, tagged
 `figures/<file name without its step>` (`attention_0_step_1000.png` -> `figures/attention_0`).
+
+The config goes to TensorBoard's HParams tab once per run start (`write_config`), its fields
+flattened to dotted names (`optimizer.learning_rate`), as the flax examples write them; metric
+signatures (sacrebleu's of BLEU) go as text, tagged `signatures/<metric>`.
 """
 
 import json
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 import tensorboardX
 from PIL import Image
+from tensorboardX.summary import hparams
 
 JSONL_NAME = "metrics.jsonl"
 FIGURES_DIR = "figures"
 _STEP_SUFFIX = re.compile(r"(_step)?_\d+$")
+
+
+def flat_hparams(config: ml_collections.ConfigDict) -> dict[str, bool | int | float | str]:
+    """The config's leaves by dotted path; what TensorBoard's HParams cannot show (None, tuples,
+    lists) as their text."""
+    out = {}
+
+    def visit(prefix: str, node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                visit(f"{prefix}{key}.", value)
+        else:
+            keep = isinstance(node, (bool, int, float, str))
+            out[prefix[:-1]] = node if keep else str(node)
+
+    visit("", config.to_dict())
+    return out
 
 
 def figure_tag(file_name: str) -> str:
@@ -67,6 +91,18 @@ class MetricWriter:
                 pixels = np.asarray(image.convert("RGB"))
             self._tensorboard.add_image(figure_tag(name), pixels, step, dataformats="HWC")
         self._seen = times
+
+    def write_config(
+        self, config: ml_collections.ConfigDict, signatures: Mapping[str, str]
+    ) -> None:
+        """Writes the config as hyper-parameters and each metric's signature as text."""
+        if not self._active:
+            return
+        writer = self._tensorboard._get_file_writer()  # add_hparams would open another run.
+        for summary in hparams(flat_hparams(config), metric_dict={}):
+            writer.add_summary(summary)
+        for metric, text in signatures.items():
+            self._tensorboard.add_text(f"signatures/{metric}", text)
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         """Writes scalar `metrics` of `step`, and the figures drawn since the last write."""

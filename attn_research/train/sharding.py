@@ -16,7 +16,6 @@ from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from attn_research.train import paths
@@ -50,7 +49,11 @@ def make_mesh(mesh_config: ml_collections.ConfigDict, devices: Sequence[jax.Devi
             f"config.mesh: sizes {dict(zip(names, sizes))} need {math.prod(sizes)} "
             f"devices, have {len(devices)}."
         )
-    return Mesh(np.asarray(devices).reshape(sizes), names)
+    # jax.make_mesh orders the devices by their physical topology (TPU slices); Auto axes keep
+    # the trainer's jit with NamedShardings (Explicit would type every array by its sharding).
+    return jax.make_mesh(
+        tuple(sizes), names, (jax.sharding.AxisType.Auto,) * len(names), devices=list(devices)
+    )
 
 
 def batch_sharding(mesh: Mesh, batch_axes: Sequence[str]) -> NamedSharding:

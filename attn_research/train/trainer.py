@@ -47,7 +47,7 @@ from attn_research.train.metric_writer import JSONL_NAME, MetricWriter
 
 
 @dataclasses.dataclass
-class _Run:
+class Run:
     """The checked, built pieces of a run (nothing compiled yet)."""
 
     config: ml_collections.ConfigDict
@@ -68,12 +68,12 @@ def _check_divisible(field: str, batch_size: int, parts: int, what: str) -> None
         raise ValueError(f"config.{field}: {batch_size} is not divisible by the {parts} {what}.")
 
 
-def _prepare(
+def prepare(
     config: ml_collections.ConfigDict,
     task: tasks.Task,
     workdir: str,
     devices: Sequence[jax.Device],
-) -> _Run:
+) -> Run:
     """Checks the task's fields and those that need the devices or the dataset size, and
     builds everything that does not need compiling (the config's trainer fields are checked).
 
@@ -100,7 +100,7 @@ def _prepare(
     init = steps.make_init(task, model, tx, config)
     abstract_state = jax.eval_shape(init, jax.random.key(0))
     state_shardings = sharding.state_shardings(abstract_state, config.param_sharding, mesh)
-    return _Run(
+    return Run(
         config,
         task,
         resolved,
@@ -124,7 +124,7 @@ def _log_line(step: int, total: int, loss: float, speed: Mapping[str, float]) ->
 
 
 def _restore_or_init(
-    run: _Run, ckpt: checkpoint.Checkpointer, data: Any, init_rng: jax.Array
+    run: Run, ckpt: checkpoint.Checkpointer, data: Any, init_rng: jax.Array
 ) -> tuple[steps.TrainState, int]:
     """Returns (state, step) of the newest good checkpoint, or a fresh state at step 0.
 
@@ -153,7 +153,7 @@ class _Loop:
 
     def __init__(
         self,
-        run: _Run,
+        run: Run,
         workdir: str,
         data: Any,
         ckpt: checkpoint.Checkpointer,
@@ -357,7 +357,7 @@ def _train(
     stop: preemption.StopRequest,
 ) -> dict[str, Any]:
     """`train_and_evaluate` in the locked workdir, with its signals handled."""
-    run = _prepare(config, task, workdir, devices)
+    run = prepare(config, task, workdir, devices)
     run_info.write_run_info(workdir, run.config, run.durations)
     init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(run.config.seed), 3)
     data = run.task.train_data(
@@ -373,6 +373,10 @@ def _train(
         if run.config.best_metric and start < run.durations.total_steps:  # Before the first step.
             evaluate.check_metric("best_metric", run.config.best_metric, state.params, start)
         writer = MetricWriter(workdir, start)
+        signatures = dict(run.task.metric_signatures(run.config))
+        writer.write_config(run.config, signatures)
+        for metric, text in signatures.items():
+            logging.info("%s is %s", metric, text)
         best = None
         if run.config.best_metric:
             best = best_lib.BestCheckpoint(
@@ -387,6 +391,8 @@ def _train(
         ):
             loop = _Loop(run, workdir, data, ckpt, best, writer, train_rng, evaluate)
             summary = loop.run(state, start, stop)
+    if signatures:
+        summary["signatures"] = signatures
     if not summary["preempted"]:
         run_info.write_json(workdir, "summary.json", summary)
     return summary

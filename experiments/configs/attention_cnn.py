@@ -1,4 +1,4 @@
-"""Attention CNN: a small conv net whose classifier reads a soft-attention pool of its feature map.
+r"""Attention CNN: a small conv net whose classifier reads a soft-attention pool of its feature map.
 
     python -m attn_research.main --config experiments/configs/attention_cnn.py \
         --workdir /tmp/cnn_cluttered
@@ -23,9 +23,9 @@ pixels (its receptive field) of the 32-pixel canvas. The earlier three stages (1
 and the map spread beyond it.
 
 Epochs: 3, and CLUTTERED_MNIST_EPOCHS on cluttered_mnist, whose fresh clutter keeps giving the
-model new canvases: the README measures 3 against 6 there, against RAM's error.
+model new canvases: docs/images.md measures 3 against 6 there, against RAM's error.
 
-What these runs reach on the 2-core CPU is measured in the README (Images).
+What these runs reach on the 2-core CPU is measured in docs/images.md.
 """
 
 import ml_collections

@@ -1,4 +1,4 @@
-"""The Long Range Arena's classification tasks (Tay et al. 2020) with any attention kind.
+r"""The Long Range Arena's classification tasks (Tay et al. 2020) with any attention kind.
 
     python -m attn_research.main --config experiments/configs/lra.py:task=listops,small \
         --workdir /tmp/lra_listops_small
@@ -25,7 +25,7 @@ examples of 500-2000 tokens; Pathfinder 160k / 20k) and models (ListOps: 6 layer
 width 32, 2 heads, MLP 32, mean pool, fixed positions), LRA's batch sizes and learning rates with
 this trainer's AdamW and cosine schedule (LRA's own ListOps schedule is rsqrt, its query-key
 width half the model's on Pathfinder). What the small runs reach on the 2-core CPU is in the
-README (Long Range Arena); the base configs were not run.
+docs/long_sequences.md; the base configs were not run.
 """
 
 import ml_collections

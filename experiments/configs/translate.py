@@ -1,4 +1,4 @@
-"""Translation: RNN and Transformer translators with every attention kind (task 'translate').
+r"""Translation: RNN and Transformer translators with every attention kind (task 'translate').
 
     python -m attn_research.main --config experiments/configs/translate.py --workdir /tmp/tr
 

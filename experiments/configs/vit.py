@@ -1,4 +1,4 @@
-"""Vision Transformer with any attention kind, on generated, local or TFDS images.
+r"""Vision Transformer with any attention kind, on generated, local or TFDS images.
 
     python -m attn_research.main --config experiments/configs/vit.py:attention=dot_product \
         --workdir /tmp/vit_cluttered
@@ -30,11 +30,11 @@ Args (``vit.py:key=value,...``):
   stem: grey (GREY_STEM: two 3 x 3 convolutions before the patches; the default on the grey
     data: cluttered, cluttered_mnist and MNIST-like) | none (patches straight from the pixels;
     the default elsewhere).
-  MNIST-like data (28 x 28 grey images) get the recipe chosen by measurement on MNIST (README,
-    Images): ViT mu with 7 x 7 patches after a stem of two 3 x 3 convolutions (GREY_STEM),
+  MNIST-like data (28 x 28 grey images) get the recipe chosen by measurement on MNIST
+    (docs/images.md): ViT mu with 7 x 7 patches after a stem of two 3 x 3 convolutions (GREY_STEM),
     AdamW's weight decay GREY28_WEIGHT_DECAY (DeiT's 0.05), crops padded by 2, 8 epochs.
   cluttered_mnist and the generated cluttered glyphs get the same stem before their patches
-    (measured in the README against the plain patches); cluttered_mnist's augmentation is its
+    (measured in docs/images.md against the plain patches); cluttered_mnist's augmentation is its
     fresh clutter.
   colour32: the recipe for 32 x 32 colour images from a folder (CIFAR-10 laid out as
     ``train/<class>/*.jpg``) or TFDS: RGB resized to 32, crops of the image padded by 4, flips
@@ -44,7 +44,7 @@ Args (``vit.py:key=value,...``):
     8k training images, or 1 epoch of other data.
   tiny: seconds-long run for tests.
 
-What these runs reach on the 2-core CPU is measured in the README (Images).
+What these runs reach on the 2-core CPU is measured in docs/images.md.
 """
 
 import ml_collections

@@ -17,9 +17,9 @@ so no AER).
 The Luong points use the config's ``luong_scales``: the dot and general scores divided by
 sqrt(d) and local-p's position pre-activation by sqrt(units) (``attention.scores.General``,
 ``attention.positions.Centre``). Without these opt-in options the rows saturate early and
-whether dot, general, local-m or local-p learn depends on the seed (README, Studies). The
+whether dot, general, local-m or local-p learn depends on the seed (docs/studies.md). The
 local variants use the half-window D = 16 source pieces, at which they learn within the small
-variant's 500 steps; at the config's D = 8 they learn more slowly (README, Studies).
+variant's 500 steps; at the config's D = 8 they learn more slowly (docs/studies.md).
 """
 
 from experiments.study import Study, parse_variant

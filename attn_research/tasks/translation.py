@@ -253,6 +253,10 @@ class TranslationTask(tasks.Task):
     def evaluators(self, config: ml_collections.ConfigDict):
         return (TranslationEvaluator(config),)
 
+    def metric_signatures(self, config: ml_collections.ConfigDict) -> dict[str, str]:
+        del config
+        return {"eval/bleu": bleu.signature(), "eval/chrf": bleu.signature("chrf")}
+
 
 class TranslationEvaluator:
     """BLEU, chrF, BLEU by length, AER, example translations and figures (see module doc)."""

@@ -24,6 +24,7 @@ from absl import app, flags, logging
 from attn_research import predict
 from attn_research.evaluation import alignment, alignment_readouts, explorer, gold_alignments
 from attn_research.evaluation import symmetrize as symmetrize_lib
+from attn_research.predict import explorer as predict_explorer
 from attn_research.predict import pharaoh
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
@@ -190,12 +191,16 @@ def main(argv: list[str]) -> None:
     else:
         sys.stdout.write(text)
     if gold is not None:
-        rows = score_rows(forward, reverse, gold, (layers[0], layers[-1] if reverse else None))
+        try:
+            rows = score_rows(forward, reverse, gold, (layers[0], layers[-1] if reverse else None))
+        except ValueError as error:  # neither links nor gold links: no rate is defined
+            sys.exit(f"error: {_GOLD.value}: {error}")
         print(_table(rows), file=sys.stderr if not _OUTPUT.value else sys.stdout)
         if _JSON.value:
             with open(_JSON.value, "w", encoding="utf-8") as f:
                 json.dump(
                     {
+                        "command": " ".join(["python -m attn_research.align", *sys.argv[1:]]),
                         "workdir": _WORKDIR.value,
                         "step": models[0].step,
                         "reverse_workdir": _REVERSE_WORKDIR.value,
@@ -210,15 +215,9 @@ def main(argv: list[str]) -> None:
                     indent=1,
                 )
     if _HTML.value:
-        aligned = [i for i, a in enumerate(forward) if a.attention is not None]
-        pairs = [
-            (forward[i].source_words, forward[i].target_words, forward[i].attention.views)
-            for i in aligned
-        ]
-        marks = None if gold is None else [(gold.sure[i], gold.possible[i]) for i in aligned]
         title = f"{models[0].config.model.name} step {models[0].step}: forced alignment"
-        explorer.write(_HTML.value, explorer.translation_page(pairs, title, marks))
-        logging.info("Wrote the explorer of %d pairs to %s.", len(pairs), _HTML.value)
+        explorer.write(_HTML.value, predict_explorer.alignment_page(forward, title, gold))
+        logging.info("Wrote the explorer to %s.", _HTML.value)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from test_predict_translation import _train
+import test_predict_translation
 
 import attn_research
 from attn_research import predict
@@ -17,15 +17,8 @@ from attn_research.predict import pharaoh
 from attn_research.tasks import translation_gold
 from attn_research.tasks.translation import TranslationEvaluator, TranslationTask
 
-
-@pytest.fixture(scope="module")
-def rnn(tmp_path_factory):
-    return _train(tmp_path_factory, "tiny")
-
-
-@pytest.fixture(scope="module")
-def transformer(tmp_path_factory):
-    return _train(tmp_path_factory, "model=transformer,tiny")
+# Tiny runs trained as in tests/test_predict_translation.py (module-scoped: once per module).
+rnn, transformer = test_predict_translation.rnn, test_predict_translation.transformer
 
 
 def _eval_pairs(predictor, n):
@@ -169,3 +162,23 @@ def test_cli_names_a_bad_gold_line_before_aligning(rnn, tmp_path):
     )
     assert done.returncode != 0 and "line 1: '1-x' is not a Pharaoh link" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cli_symmetrizes_with_a_model_of_the_other_direction(rnn, tmp_path):
+    predictor = attn_research.load(rnn)  # the synthetic corpus shares one vocabulary
+    sources, targets, gold = _eval_pairs(predictor, 3)
+    _write_gold(tmp_path, sources, targets, gold)
+    out, scores = tmp_path / "links.txt", tmp_path / "scores.json"
+    command = [sys.executable, "-m", "attn_research.align", f"--workdir={rnn}"]
+    command += [f"--source={tmp_path / 'src.txt'}", f"--target={tmp_path / 'tgt.txt'}"]
+    command += [f"--reverse_workdir={rnn}", f"--output={out}", "--symmetrize=intersection"]
+    command += [f"--gold={tmp_path / 'gold.txt'}", f"--json={scores}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    forward = predictor.align(sources, targets)
+    backward = predictor.align(targets, sources)
+    expected = [set(f.links) & {(j, i) for i, j in b.links} for f, b in zip(forward, backward)]
+    assert out.read_text().split("\n")[:-1] == [pharaoh.format_links(e) for e in expected]
+    rows = json.loads(scores.read_text())["rows"]
+    (row,) = [r for r in rows if (r["method"], r["selection"]) == ("argmax_target", "intersection")]
+    assert row["aer"] == pytest.approx(alignment.aer(expected, [set(g) for g in gold]))

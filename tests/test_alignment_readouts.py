@@ -1,7 +1,5 @@
 """Word alignment read-outs, symmetrization, gold formats and AER, each on a hand-worked example."""
 
-import pathlib
-
 import numpy as np
 import pytest
 
@@ -168,16 +166,15 @@ def test_bad_gold_is_named_by_file_and_line(tmp_path, text, fmt, message):
         gold_alignments.read(str(tmp_path / "g"), fmt, [(3, 3), (3, 2)])
 
 
-_EN_ES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "gold" / "en-es"
-
-
-@pytest.mark.skipif(not _EN_ES.is_dir(), reason=f"{_EN_ES} is absent")
-def test_the_en_es_gold_files_give_the_same_links():
-    sources = (_EN_ES / "en.txt").read_text().splitlines()
-    targets = (_EN_ES / "es.txt").read_text().splitlines()
+def test_the_en_es_gold_files_give_the_same_links(shared_data):
+    folder = shared_data / "gold" / "en-es"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    sources = (folder / "en.txt").read_text().splitlines()
+    targets = (folder / "es.txt").read_text().splitlines()
     lengths = [(len(s.split()), len(t.split())) for s, t in zip(sources, targets)]
-    pharaoh = gold_alignments.read(str(_EN_ES / "gold.txt"), "pharaoh", lengths)
-    naacl = gold_alignments.read(str(_EN_ES / "naacl.wa"), "naacl", lengths)
+    pharaoh = gold_alignments.read(str(folder / "gold.txt"), "pharaoh", lengths)
+    naacl = gold_alignments.read(str(folder / "naacl.wa"), "naacl", lengths)
     assert pharaoh == naacl
     # Its README: 835 Sure and 560 Possible-only links.
     assert sum(map(len, pharaoh.sure)) == 835

@@ -126,6 +126,7 @@ def pair_views(
     each word. Every pair needs a word on each side."""
     limit = model.length_limit
     names = map_names(model, params, sources[0].ids[None])
+    # Rounded up to a bucket, capped at the limit (a model without one: never capped).
     pad_to = lambda n: translation_decoding.bucket_width(
         n, limit or n + translation_decoding.BUCKET
     )

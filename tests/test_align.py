@@ -16,6 +16,8 @@ from attn_research.evaluation import alignment, gold_alignments
 from attn_research.predict import pharaoh
 from attn_research.tasks import translation_gold
 from attn_research.tasks.translation import TranslationEvaluator, TranslationTask
+from attn_research.train import train_and_evaluate
+from experiments.configs import translate
 
 # Tiny runs trained as in tests/test_predict_translation.py (module-scoped: once per module).
 rnn, transformer = test_predict_translation.rnn, test_predict_translation.transformer
@@ -118,7 +120,23 @@ def test_the_training_evaluation_scores_a_gold_set_as_forced_alignment_does(rnn,
     assert metrics["recall_gold"] == pytest.approx(expected.recall)
     config.decode.gold_links = str(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="config.decode.gold_links: .*missing.txt does not exist"):
-        translation_gold.check(config.decode)
+        TranslationTask().validate(config)
+
+
+def test_a_run_with_a_gold_set_logs_its_aer_at_each_evaluation(rnn, tmp_path):
+    predictor = attn_research.load(rnn)
+    _write_gold(tmp_path, *_eval_pairs(predictor, 4))
+    config = translate.get_config("tiny")
+    config.total_steps = config.eval_every_steps = config.checkpoint_every_steps = 2
+    config.decode.examples = config.decode.aer_examples = 4
+    config.decode.gold_source = str(tmp_path / "src.txt")
+    config.decode.gold_target = str(tmp_path / "tgt.txt")
+    config.decode.gold_links = str(tmp_path / "gold.txt")
+    train_and_evaluate(config, str(tmp_path / "run"))
+    saved = json.loads((tmp_path / "run" / "translations" / "step_2_metrics.json").read_text())
+    metrics = saved["metrics"]
+    for key in ("aer_gold", "precision_gold", "recall_gold", "aer_gold/decoder/attention"):
+        assert 0.0 <= metrics[key] <= 1.0
 
 
 def test_cli_writes_links_scores_and_an_explorer_with_the_gold(rnn, tmp_path):

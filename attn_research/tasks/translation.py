@@ -110,7 +110,7 @@ class TranslationTask(tasks.Task):
                 f"config.data.eval_split: unknown {config.data.eval_split!r}; "
                 f"choose one of {translation.SPLITS}"
             )
-        translation_gold.check(config.decode)
+        translation_gold.check(config.decode)  # before the tokenizer is trained
         translation.load_corpus(config.data)  # raises ValueError naming the bad input
         pairs = len(translation_pipeline.encoded_split(config.data, "train")["index"])
         if pairs < config.batch_size:
@@ -118,6 +118,8 @@ class TranslationTask(tasks.Task):
                 f"config.batch_size: {config.batch_size} is more than the {pairs} "
                 f"train pairs that fit the maximum lengths"
             )
+        # Its pairs fit the model's length limit (the tokenizer exists now).
+        translation_gold.load(config.decode, translation_pipeline.get_tokenizer(config.data), model)
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
         name = config.model.get("name")

@@ -111,7 +111,7 @@ def _read(method: str, alignments: list[predict.ForcedAlignment], layer: int) ->
     return alignment_readouts.read(method, attentions, _selection(method, layer), _THRESHOLD.value)
 
 
-def score_rows(
+def _score_rows(
     forward: list[predict.ForcedAlignment],
     reverse: list[predict.ForcedAlignment] | None,
     gold: gold_alignments.Gold,
@@ -192,7 +192,7 @@ def main(argv: list[str]) -> None:
         sys.stdout.write(text)
     if gold is not None:
         try:
-            rows = score_rows(forward, reverse, gold, (layers[0], layers[-1] if reverse else None))
+            rows = _score_rows(forward, reverse, gold, (layers[0], layers[-1] if reverse else None))
         except ValueError as error:  # neither links nor gold links: no rate is defined
             sys.exit(f"error: {_GOLD.value}: {error}")
         print(_table(rows), file=sys.stderr if not _OUTPUT.value else sys.stdout)

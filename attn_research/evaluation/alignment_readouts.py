@@ -80,9 +80,9 @@ class Selection:
         return np.mean(chosen, axis=0)
 
     def label(self, views: Views) -> str:
-        """E.g. ``decoder/cross/layer2 head 1+3`` or ``all layers average``."""
-        layers = "all layers" if self.layers is None else "+".join(self._names(list(views)))
-        heads = "average" if self.heads is None else "head " + "+".join(map(str, self.heads))
+        """E.g. ``decoder/cross/layer2 head 1+3`` or ``all layers, heads averaged``."""
+        layers = "all layers," if self.layers is None else "+".join(self._names(list(views)))
+        heads = "heads averaged" if self.heads is None else "head " + "+".join(map(str, self.heads))
         return f"{layers} {heads}"
 
 

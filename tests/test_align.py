@@ -64,7 +64,7 @@ def test_an_rnn_aligns_a_pair_longer_than_its_training_length(rnn):
 
 
 def test_a_sinusoidal_transformer_takes_any_length_and_a_learned_one_names_its_limit(
-    transformer,
+    transformer, tmp_path
 ):
     predictor = attn_research.load(transformer)
     assert predictor.model.length_limit is None
@@ -82,6 +82,12 @@ def test_a_sinusoidal_transformer_takes_any_length_and_a_learned_one_names_its_l
     learned = predict.TranslationPredictor(config, params, predictor.tokenizer, 0)
     with pytest.raises(ValueError, match="pair 2: .* reads at most 16"):
         learned.align(["a b", long_source], ["c", "d"])
+    _write_gold(tmp_path, ["a b", long_source], ["c", "d"], [{(0, 0)}, {(0, 0)}])
+    config.decode.gold_source = str(tmp_path / "src.txt")
+    config.decode.gold_target = str(tmp_path / "tgt.txt")
+    config.decode.gold_links = str(tmp_path / "gold.txt")
+    with pytest.raises(ValueError, match="config.decode.gold_source: pair 2: .* at most 16"):
+        translation_gold.load(config.decode, predictor.tokenizer, model)
 
 
 def test_empty_lines_give_empty_alignments_and_keep_the_count(rnn):

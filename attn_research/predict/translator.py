@@ -247,7 +247,7 @@ class TranslationPredictor:
         selection = selection or readout.default_selection(layer)
         source_sentences = [translation_attention.encode(self.tokenizer, s) for s in sources]
         target_sentences = [translation_attention.encode(self.tokenizer, t) for t in targets]
-        self._check_lengths(source_sentences, target_sentences)
+        translation_attention.check_lengths(self.model, source_sentences, target_sentences)
         todo = [
             i
             for i, (s, t) in enumerate(zip(source_sentences, target_sentences))
@@ -280,19 +280,3 @@ class TranslationPredictor:
                 out[i].source_words, out[i].target_words, attention_pair, tuple(sorted(links))
             )
         return out
-
-    def _check_lengths(
-        self,
-        sources: Sequence[translation_attention.Sentence],
-        targets: Sequence[translation_attention.Sentence],
-    ) -> None:
-        limit = self.model.length_limit
-        if limit is None:
-            return
-        for i, (s, t) in enumerate(zip(sources, targets)):
-            if max(s.ids.size, t.ids.size) > limit:
-                raise ValueError(
-                    f"pair {i + 1}: its source has {s.ids.size} pieces and its target "
-                    f"{t.ids.size} (EOS included), but this model reads at most {limit} "
-                    "(config.model.max_len of its learned positions, the model's length_limit)"
-                )

@@ -110,6 +110,21 @@ def encode(tokenizer: tokenizer_lib.Tokenizer, text: str) -> Sentence:
     )
 
 
+def check_lengths(
+    model: nn.Module, sources: Sequence[Sentence], targets: Sequence[Sentence]
+) -> None:
+    """Raises ValueError naming the first pair (1-based) with a side longer than the model's
+    ``length_limit`` (none for a model without one)."""
+    limit = model.length_limit
+    for i, (s, t) in enumerate(zip(sources, targets)):
+        if limit is not None and max(s.ids.size, t.ids.size) > limit:
+            raise ValueError(
+                f"pair {i + 1}: its source has {s.ids.size} pieces and its target "
+                f"{t.ids.size} (EOS included), but this model reads at most {limit} "
+                "(its length_limit: config.model.max_len of learned positions)"
+            )
+
+
 def pair_views(
     model: nn.Module,
     params: Any,

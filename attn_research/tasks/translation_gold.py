@@ -89,25 +89,18 @@ def load(
         return None
     sources, targets = _read_lines(decode.gold_source), _read_lines(decode.gold_target)
     gold = _gold(decode, sources, targets)
-    kept = [i for i, (s, t) in enumerate(zip(sources, targets)) if s.split() and t.split()]
     encoded = [
-        (
-            translation_attention.encode(tokenizer, sources[i]),
-            translation_attention.encode(tokenizer, targets[i]),
-        )
-        for i in kept
+        (translation_attention.encode(tokenizer, s), translation_attention.encode(tokenizer, t))
+        for s, t in zip(sources, targets)
     ]
-    limit = model.length_limit
-    for i, (s, t) in zip(kept, encoded):
-        if limit is not None and max(s.ids.size, t.ids.size) > limit:
-            raise ValueError(
-                f"config.decode.gold_source: pair {i + 1} has {s.ids.size} source and "
-                f"{t.ids.size} target pieces (EOS included), more than the model's "
-                f"length_limit {limit}"
-            )
+    try:
+        translation_attention.check_lengths(model, [s for s, _ in encoded], [t for _, t in encoded])
+    except ValueError as error:
+        raise ValueError(f"config.decode.gold_source: {error}") from None
+    kept = [i for i, (s, t) in enumerate(encoded) if s.words and t.words]
     return GoldSet(
-        [s for s, _ in encoded],
-        [t for _, t in encoded],
+        [encoded[i][0] for i in kept],
+        [encoded[i][1] for i in kept],
         gold_alignments.Gold(
             tuple(gold.sure[i] for i in kept), tuple(gold.possible[i] for i in kept)
         ),

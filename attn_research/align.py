@@ -204,6 +204,7 @@ def main(argv: list[str]) -> None:
                         "workdir": _WORKDIR.value,
                         "step": models[0].step,
                         "reverse_workdir": _REVERSE_WORKDIR.value,
+                        "reverse_step": models[-1].step if reverse else None,
                         "source": _SOURCE.value,
                         "target": _TARGET.value,
                         "gold": _GOLD.value,

@@ -131,3 +131,20 @@ def test_image_page_shows_the_selected_map(browser, tmp_path):
     assert shown() == [("layer1", "head 2")]
     select("select.layer", "rollout")
     assert shown() == [("rollout", "average")]
+
+
+def test_hovering_a_target_word_rings_its_gold_sure_and_possible_links(browser, tmp_path):
+    weights = np.asarray([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])  # [2 target words, 3 source words]
+    views = {"decoder/attention": {"average": weights}}
+    # Target word 1: Sure to source 1, Possible to source 2 (and Sure beats Possible at 0).
+    sure, possible = {(0, 0), (1, 1), (0, 1)}, {(0, 0), (1, 1), (0, 1), (2, 1)}
+    page = explorer.translation_page(
+        [("a b c".split(), "x y".split(), views)], "t", [(sure, possible)]
+    )
+    path = tmp_path / "gold.html"
+    explorer.write(str(path), page)
+    _, top = hover_weights(browser, str(path), 0, 1)
+    spans = browser.find_elements(By.CSS_SELECTOR, ".item .src span")
+    classes = [set(s.get_attribute("class").split()) for s in spans]
+    assert top == [2]
+    assert classes == [{"sure"}, {"sure"}, {"top", "possible"}]

@@ -79,7 +79,7 @@ def test_translations_equal_the_training_time_evaluation(run, beam, request):
         predictor.tokenizer, sources, predictor.config.data.max_source_len
     )
     for i, source in enumerate(sources):
-        encoded = predictor._encode(i, source).ids
+        encoded = predictor._encode(i, source)[0].ids
         np.testing.assert_array_equal(encoded, ids[i, : encoded.size])
 
 
@@ -319,7 +319,7 @@ def test_views_are_every_attention_map_and_head_in_words(transformer):
     predictor = attn_research.load(transformer)
     sentence = next(s for s in _sources(predictor) if predictor.translate([s], beam_size=1)[0].text)
     (result,) = predictor.translate([sentence], beam_size=1)
-    source = predictor._encode(0, sentence)
+    source, _ = predictor._encode(0, sentence)
     (tokens,) = predictor._decoders(
         predictor.model, predictor.params, source.ids[None], beam_size=1
     )

@@ -2,16 +2,19 @@
 
 Attention ``a [T, S]`` between subword pieces becomes word-level by summing over the pieces
 of each source word and averaging over the pieces of each target word; the hard alignment
-links each target word to its argmax source word. Against sure links S and possible links P
-(Och & Ney 2003),
+links each target word to its argmax source word (``evaluation.alignment_readouts`` has the
+other read-outs). Against sure links S and possible links P ⊇ S (Och & Ney 2003), summed over
+the corpus,
 
+    precision = |A ∩ P| / |A|,    recall = |A ∩ S| / |S|,
     AER = 1 - (|A ∩ S| + |A ∩ P|) / (|A| + |S|),
 
-with S = P = the gold links here (so AER = 1 - 2 |A ∩ G| / (|A| + |G|)).
+with S = P = the gold links of a generated corpus (AER = 1 - 2 |A ∩ G| / (|A| + |G|)).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 import numpy as np
@@ -20,14 +23,18 @@ Links = set[tuple[int, int]]
 
 
 def word_attention(
-    weights_TS: np.ndarray, target_words_T: np.ndarray, source_words_S: np.ndarray
+    weights_TS: np.ndarray,
+    target_words_T: np.ndarray,
+    source_words_S: np.ndarray,
+    shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """``[target words, source words]`` attention from piece-level ``[T, S]``.
 
     ``target_words_T`` / ``source_words_S`` give each piece's word index (-1: special or
-    padding, ignored), as `Tokenizer.word_ids` returns.
+    padding, ignored), as `Tokenizer.word_ids` returns; `shape` the word counts (default: the
+    largest indices + 1; a word with no piece gets zeros).
     """
-    n_t, n_s = int(target_words_T.max()) + 1, int(source_words_S.max()) + 1
+    n_t, n_s = shape or (int(target_words_T.max()) + 1, int(source_words_S.max()) + 1)
     t_onehot = (target_words_T[:, None] == np.arange(n_t)).astype(np.float64)  # [T, Wt]
     s_onehot = (source_words_S[:, None] == np.arange(n_s)).astype(np.float64)  # [S, Ws]
     summed = t_onehot.T @ np.asarray(weights_TS, np.float64) @ s_onehot
@@ -39,15 +46,61 @@ def hard_alignment(word_weights: np.ndarray) -> Links:
     return {(int(s), t) for t, s in enumerate(np.argmax(word_weights, axis=1))}
 
 
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """Corpus counts of predicted links A against sure S and possible P links, and the rates
+    of the module doc (precision 0 when nothing is predicted, recall 0 without sure links)."""
+
+    predicted: int  # |A|
+    sure: int  # |S|
+    hits_sure: int  # |A ∩ S|
+    hits_possible: int  # |A ∩ P|
+
+    @property
+    def precision(self) -> float:
+        return self.hits_possible / self.predicted if self.predicted else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.hits_sure / self.sure if self.sure else 0.0
+
+    @property
+    def aer(self) -> float:
+        return 1.0 - (self.hits_sure + self.hits_possible) / (self.predicted + self.sure)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"aer": self.aer, "precision": self.precision, "recall": self.recall}
+
+
+def score(
+    predicted: Iterable[Links], sure: Iterable[Links], possible: Iterable[Links] | None = None
+) -> Scores:
+    """Counts of predicted links against sure links and possible ones (P = possible ∪ sure;
+    default P = S), summed over the pairs, which are zipped (all three of one length).
+
+    Raises:
+      ValueError: if the lists differ in length, or there are neither predicted nor sure links.
+    """
+    predicted, sure = list(predicted), list(sure)
+    possible = sure if possible is None else list(possible)
+    if not len(predicted) == len(sure) == len(possible):
+        raise ValueError(
+            f"{len(predicted)} predicted alignments against {len(sure)} gold ones "
+            f"({len(possible)} possible)"
+        )
+    scores = Scores(
+        sum(len(a) for a in predicted),
+        sum(len(s) for s in sure),
+        sum(len(a & s) for a, s in zip(predicted, sure)),
+        sum(len(a & (p | s)) for a, s, p in zip(predicted, sure, possible)),
+    )
+    if scores.predicted + scores.sure == 0:
+        raise ValueError("AER of empty alignments")
+    return scores
+
+
 def aer(
     predicted: Iterable[Links], sure: Iterable[Links], possible: Iterable[Links] | None = None
 ) -> float:
     """Corpus AER of predicted links against sure (and possible, default = sure) links."""
-    predicted, sure = list(predicted), list(sure)
-    possible = sure if possible is None else list(possible)
-    hits_sure = sum(len(a & s) for a, s in zip(predicted, sure))
-    hits_possible = sum(len(a & (p | s)) for a, s, p in zip(predicted, sure, possible))
-    total = sum(len(a) for a in predicted) + sum(len(s) for s in sure)
-    if total == 0:
-        raise ValueError("AER of empty alignments")
-    return 1.0 - (hits_sure + hits_possible) / total
+    return score(predicted, sure, possible).aer

@@ -2,7 +2,10 @@
 
 - Translation (`translation_page`): each sentence pair as words; hovering a target word shades
   every source word by the weight it gets (its ``data-weight``, the shade scaled to the row's
-  largest weight) and marks the most attended one (class ``top``).
+  largest weight) and marks the most attended one (class ``top``). Given gold links, it also
+  outlines the source words gold links to the hovered word: green and solid for Sure (class
+  ``sure``), dashed for Possible (class ``possible``), so that a miss shows as a red box apart
+  from the green one.
 - Images (`image_page`): each image with one attention map over it.
 
 Each input comes with its *views* (`views`): ``{layer: {head: array}}``, where a layer is one
@@ -19,7 +22,7 @@ import html
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -32,6 +35,9 @@ body { font-family: sans-serif; margin: 1em; }
 .tgt span { cursor: pointer; border-bottom: 1px dotted #888; }
 .tgt span.hover { outline: 1px solid #333; }
 .src span.top { outline: 2px solid #b00; }
+.src span.sure { box-shadow: 0 0 0 3px #080; }
+.src span.possible { box-shadow: 0 0 0 3px #8c8; border: 1px dashed #080; }
+.legend { font-size: small; color: #555; }
 .stack { position: relative; display: inline-block; }
 .stack img { width: 192px; image-rendering: pixelated; display: block; }
 .stack img.overlay { position: absolute; top: 0; left: 0; }
@@ -55,12 +61,15 @@ function selectors(item, heads, onChange) {
   fill();
 }
 const data = JSON.parse(document.getElementById('data').textContent);
+const goldElement = document.getElementById('gold');
+const goldLinks = goldElement ? JSON.parse(goldElement.textContent) : null;
 """
 
 _TRANSLATION_SCRIPT = """
 function clear(item) {
   item.querySelectorAll('.src span').forEach(s => {
-    s.style.backgroundColor = ''; s.classList.remove('top'); delete s.dataset.weight; });
+    s.style.backgroundColor = ''; s.classList.remove('top', 'sure', 'possible');
+    delete s.dataset.weight; });
   item.querySelectorAll('.tgt span').forEach(t => t.classList.remove('hover'));
 }
 function show(item, j) {
@@ -76,6 +85,12 @@ function show(item, j) {
     s.style.backgroundColor = `rgba(220, 40, 40, ${row[i] / top})`;
     if (i === best) s.classList.add('top');
   });
+  const gold = (goldLinks || [])[item.dataset.index];
+  if (!gold) return;
+  const spans = item.querySelectorAll('.src span');
+  gold.possible.forEach(([i, t]) => { if (t === j) spans[i].classList.add('possible'); });
+  gold.sure.forEach(([i, t]) => {
+    if (t === j) { spans[i].classList.remove('possible'); spans[i].classList.add('sure'); } });
 }
 document.querySelectorAll('.item').forEach(item => {
   item.querySelectorAll('.tgt span').forEach((t, j) => {
@@ -100,6 +115,10 @@ document.querySelectorAll('.item').forEach(item => {
 
 
 Views = Mapping[str, Mapping[str, np.ndarray]]  # {layer: {head: array}}, see the module doc
+_LEGEND = (
+    '<p class="legend">Gold links of the hovered word: <span class="src"><span class="sure">'
+    'Sure</span> <span class="possible">Possible</span></span>; red outline: most attended.</p>'
+)
 
 
 def views(
@@ -115,13 +134,17 @@ def views(
     return out
 
 
-def _page(title: str, body: str, script: str, data: object) -> str:
+def _json(element_id: str, data: object) -> str:
     # "</" cannot close the script element inside JSON strings.
     text = json.dumps(data).replace("</", "<\\/")
+    return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
+def _page(title: str, body: str, script: str, data: object, gold: object = None) -> str:
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
         f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}"
-        f'<script type="application/json" id="data">{text}</script>'
+        f"{_json('data', data)}{'' if gold is None else _json('gold', gold)}"
         f"<script>{_SELECTORS}{script}</script></body></html>\n"
     )
 
@@ -139,10 +162,14 @@ def _words(css: str, words: Sequence[str]) -> str:
 
 
 def translation_page(
-    pairs: Sequence[tuple[Sequence[str], Sequence[str], Views]], title: str
+    pairs: Sequence[tuple[Sequence[str], Sequence[str], Views]],
+    title: str,
+    gold: Sequence[tuple[Collection[tuple[int, int]], Collection[tuple[int, int]]]] | None = None,
 ) -> str:
     """The page of sentence pairs ``(source words, target words, views)``, each view a
-    ``[target words, source words]`` attention; the first layer's average is shown first."""
+    ``[target words, source words]`` attention; the first layer's average is shown first.
+    `gold` gives each pair's Sure and Possible links ``(source i, target j)``, marked on
+    hover (in the page's JSON ``gold``: ``[{"sure": [[i, j]...], "possible": [...]}]``)."""
     items, data = [], []
     for index, (source, target, pair_views) in enumerate(pairs):
         items.append(
@@ -155,7 +182,17 @@ def translation_page(
                 for layer, heads in pair_views.items()
             }
         )
-    return _page(title, "".join(items), _TRANSLATION_SCRIPT, data)
+    marks = None
+    if gold is not None:
+        marks = [
+            {
+                "sure": sorted(map(list, sure)),
+                "possible": sorted(map(list, set(possible) - set(sure))),
+            }
+            for sure, possible in gold
+        ]
+        items.insert(0, _LEGEND)
+    return _page(title, "".join(items), _TRANSLATION_SCRIPT, data, marks)
 
 
 def _png(rgba_HWC: np.ndarray) -> str:

@@ -161,6 +161,12 @@ class RnnTranslator(nn.Module):
             fields.check_attention("attention", PRESETS[self.attention], options)
         super().__post_init__()
 
+    @property
+    def length_limit(self) -> int | None:
+        """The most pieces (EOS included) of a source or target the model reads: None, an RNN
+        reads any length."""
+        return None
+
     def _attention_options(self) -> FrozenDict:
         if self.attention == "none":
             return FrozenDict()

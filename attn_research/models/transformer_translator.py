@@ -123,7 +123,7 @@ class TransformerTranslator(nn.Module):
       share_embeddings: one embedding table for source and target.
       tie_output: the logits are ``LN(y) E^T`` with the target embedding ``E``, no output
         matrix of their own (Press & Wolf 2017; Vaswani et al. 2017 share all three).
-      position_embedding: 'sinusoidal' or 'learned' (up to `max_len` positions).
+      position_embedding: 'sinusoidal' or 'learned' (up to `max_len` positions; `length_limit`).
       decode: decoder runs one step over the key/value cache.
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]`` in 'intermediates'.
       remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
@@ -163,6 +163,12 @@ class TransformerTranslator(nn.Module):
             except ValueError as error:
                 raise ValueError(f"{field}: {error}") from None
         super().__post_init__()
+
+    @property
+    def length_limit(self) -> int | None:
+        """The most pieces (EOS included) of a source or target the model reads: `max_len` for
+        learned positions, None for sinusoids, which extend to any length."""
+        return self.max_len if self.position_embedding == "learned" else None
 
     def setup(self) -> None:
         # N(0, 1/d) scaled by sqrt(d): unit-variance tokens, on a par with the positions.
@@ -219,7 +225,9 @@ class TransformerTranslator(nn.Module):
         if self.position_embedding == "learned":
             x = x + self.position_embed(positions_BT)
         else:
-            x = x + jnp.asarray(sinusoids(self.max_len, self.embed_dim))[positions_BT]
+            # As long as the sequence, so that a teacher-forced pass reads any length.
+            length = max(self.max_len, ids_BT.shape[1])
+            x = x + jnp.asarray(sinusoids(length, self.embed_dim))[positions_BT]
         return self.dropout(x.astype(self.dtype), deterministic=not train)
 
     def encode(self, source_BS: Array, train: bool = False) -> Array:

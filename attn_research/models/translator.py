@@ -2,7 +2,8 @@
 
 A family is a module with a Flax model class, whose instances map ``source [B, S]`` and
 ``target_in [B, T]`` to logits ``[B, T, vocab]`` and show their attention through
-``attention_maps(params, source, target_in)`` (``models.maps``), and these functions, which
+``attention_maps(params, source, target_in)`` (``models.maps``), say the longest sequence they
+read as ``length_limit`` (pieces, EOS included; None for any length), and these functions, which
 ``models.decoding`` and the translation task call:
 """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from attn_research.evaluation import gold_alignments
 from attn_research.predict.translator import Translation
 
 SEPARATOR = " ||| "
@@ -19,18 +20,16 @@ def format_links(links: Iterable[tuple[int, int]]) -> str:
 
 
 def parse_links(text: str) -> set[tuple[int, int]]:
-    """``'0-0 2-1'`` -> ``{(0, 0), (2, 1)}``.
+    """``'0-0 2-1'`` -> ``{(0, 0), (2, 1)}`` (``evaluation.gold_alignments.parse_pharaoh``
+    reads gold lines with Possible links too).
 
     Raises:
       ValueError: naming a link that is not ``i-j`` of two non-negative integers.
     """
-    links = set()
-    for link in text.split():
-        i, sep, j = link.partition("-")
-        if not (sep and i.isdigit() and j.isdigit()):
-            raise ValueError(f"{link!r} is not a Pharaoh link i-j")
-        links.add((int(i), int(j)))
-    return links
+    sure, possible = gold_alignments.parse_pharaoh(text)
+    if possible:
+        raise ValueError(f"{text!r} marks Possible links; plain Pharaoh links are i-j")
+    return sure
 
 
 def output_line(translation: Translation, alignments: bool) -> str:

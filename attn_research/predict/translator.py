@@ -1,4 +1,5 @@
-"""Translating new sentences with a trained translator, with the attention it used.
+"""Translating new sentences with a trained translator, with the attention it used, and
+aligning given sentence pairs.
 
 Sources are encoded word by word with the run's tokenizer (the pieces of a sentence are those of
 its whitespace-separated words, so every piece knows its word, whatever characters the
@@ -8,7 +9,10 @@ beam. The attention is then read teacher-forced on the decoded tokens, which giv
 each output token was written with, every layer and head (``predict.attention``), and summed
 over source pieces and averaged over target pieces to words
 (``evaluation.alignment.word_attention``), as the evaluation's AER and explorer read it.
-"""
+
+`TranslationPredictor.align` teacher-forces given targets instead (forced alignment), whole,
+whatever their length where the model has no ``length_limit``, and reads links out of the
+attention by a named read-out (``evaluation.alignment_readouts``)."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from attn_research import tasks
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
+from attn_research.evaluation import alignment_readouts
 from attn_research.predict import attention, run_files
 from attn_research.tasks import translation, translation_attention, translation_decoding
 
@@ -59,13 +64,20 @@ class Translation:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Source:
-    """A sentence encoded: ids ``[<= max_source_len]`` ending in EOS, the word of each id."""
+class ForcedAlignment:
+    """One given pair, aligned.
 
-    ids: np.ndarray
-    word_ids: np.ndarray  # -1 at EOS
-    words: tuple[str, ...]
-    truncated: int
+    Attributes:
+      source_words, target_words: the whitespace tokens of each side.
+      attention: the word-level attention of every map and head, as written and shifted
+        (``evaluation.alignment_readouts.PairAttention``); None for a pair with an empty side.
+      links: Pharaoh links ``(i, j)``, source word i to target word j, sorted.
+    """
+
+    source_words: tuple[str, ...]
+    target_words: tuple[str, ...]
+    attention: alignment_readouts.PairAttention | None
+    links: tuple[tuple[int, int], ...]
 
 
 def _target(tokens: np.ndarray) -> np.ndarray:
@@ -122,73 +134,33 @@ class TranslationPredictor:
         params = run_files.place_params(params, abstract, f"The checkpoint of step {step}")
         return cls(config, params, tokenizer, step)
 
-    def _encode(self, index: int, text: str) -> _Source:
+    def _encode(self, index: int, text: str) -> tuple[translation_attention.Sentence, int]:
+        """Sentence `index` (``translation_attention.encode``) cut to the model's
+        ``max_source_len``, and how many pieces were cut."""
         if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
             raise ValueError(
                 f"sentence {index}: {text[:60]!r} holds surrogate code points (text decoded "
                 f"with errors='surrogateescape'); give text decoded as UTF-8"
             )
+        sentence = translation_attention.encode(self.tokenizer, text)
         longest = self.config.data.max_source_len - 1  # pieces, EOS aside
-        pieces = [(word, self.tokenizer.encode(word)) for word in text.split()]
-        pieces = [(word, ids) for word, ids in pieces if ids.size]
-        ids = np.concatenate([ids for _, ids in pieces] + [np.zeros(0, np.int32)])
-        word_ids = np.concatenate(
-            [np.full(ids.size, i, np.int32) for i, (_, ids) in enumerate(pieces)]
-            + [np.zeros(0, np.int32)]
-        )
-        truncated = max(0, ids.size - longest)
-        if truncated:
-            kept = int(word_ids[longest - 1]) + 1
-            logging.warning(
-                "Sentence %d has %d pieces, more than the %d the model reads: its last %d "
-                "pieces are cut (%d of its %d words kept).",
-                index,
-                ids.size,
-                longest,
-                truncated,
-                kept,
-                len(pieces),
-            )
-            ids, word_ids, pieces = ids[:longest], word_ids[:longest], pieces[:kept]
-        eos = np.asarray([tokenizer_lib.EOS_ID], np.int32)
-        return _Source(
-            np.concatenate([ids, eos]),
-            np.concatenate([word_ids, [-1]]).astype(np.int32),
-            tuple(word for word, _ in pieces),
+        truncated = max(0, sentence.ids.size - 1 - longest)
+        if not truncated:
+            return sentence, 0
+        kept = int(sentence.word_ids[longest - 1]) + 1
+        logging.warning(
+            "Sentence %d has %d pieces, more than the %d the model reads: its last %d "
+            "pieces are cut (%d of its %d words kept).",
+            index,
+            sentence.ids.size - 1,
+            longest,
             truncated,
+            kept,
+            len(sentence.words),
         )
-
-    def _word_views(
-        self, sources: Sequence[_Source], targets: Sequence[np.ndarray], batch: int
-    ) -> list[dict[str, dict[str, np.ndarray]]]:
-        """The word-level views (`Translation.views`) of each pair."""
-        longest = self.config.data.max_source_len
-        names = attention.cross_attention_names(self.model, self.params, sources[0].ids[None])
-        out = []
-        for start in range(0, len(sources), batch):
-            part_s, part_t = sources[start : start + batch], targets[start : start + batch]
-            width = translation_decoding.bucket_width(max(s.ids.size for s in part_s), longest)
-            length = -(-max(t.size for t in part_t) // translation_decoding.BUCKET)
-            source_BS = translation_pipeline.pad([s.ids for s in part_s], width)
-            bos = [np.asarray([tokenizer_lib.BOS_ID], np.int32)]
-            target_in_BT = translation_pipeline.pad(
-                [np.concatenate(bos + [t[:-1]]) for t in part_t],
-                length * translation_decoding.BUCKET,
-            )
-            average_MBTS, heads_MBHTS = attention.cross_attention(
-                self.model, self.params, source_BS, target_in_BT
-            )
-            for b, (s, t) in enumerate(zip(part_s, part_t)):
-                out.append(
-                    translation_attention.word_views(
-                        names,
-                        average_MBTS[:, b, : t.size, : s.ids.size],
-                        heads_MBHTS[:, b, :, : t.size, : s.ids.size],
-                        self.tokenizer.word_ids(t),
-                        s.word_ids,
-                    )
-                )
-        return out
+        ids = np.append(sentence.ids[:longest], tokenizer_lib.EOS_ID).astype(np.int32)
+        word_ids = np.append(sentence.word_ids[:longest], -1).astype(np.int32)
+        return translation_attention.Sentence(ids, word_ids, sentence.words[:kept]), truncated
 
     def translate(
         self,
@@ -218,7 +190,8 @@ class TranslationPredictor:
         if alpha is not None and not 0 <= alpha < float("inf"):
             raise ValueError(f"alpha: must be a number >= 0, got {alpha}")
         batch = batch_size or self.config.decode.batch_size
-        sources = [self._encode(i, text) for i, text in enumerate(sentences)]
+        encoded = [self._encode(i, text) for i, text in enumerate(sentences)]
+        sources = [sentence for sentence, _ in encoded]
         todo = [i for i, s in enumerate(sources) if s.words]
         ids = translation_pipeline.pad(
             [sources[i].ids for i in todo], self.config.data.max_source_len
@@ -226,27 +199,105 @@ class TranslationPredictor:
         tokens = self._decoders(
             self.model, self.params, ids, beam_size=beam_size, alpha=alpha, batch_size=batch
         )
-        targets = [_target(row) for row in tokens]
-        words = [None] * len(todo)
+        targets = []
+        for row in tokens:
+            target = _target(row)
+            word_ids = self.tokenizer.word_ids(target)
+            words = tuple(
+                self.tokenizer.decode(target[word_ids == j])
+                for j in range(word_ids.max(initial=-1) + 1)
+            )
+            targets.append(translation_attention.Sentence(target, word_ids, words))
+        views = [None] * len(todo)
         if self.has_attention and with_attention and todo:
-            words = self._word_views([sources[i] for i in todo], targets, batch)
+            views = translation_attention.pair_views(
+                self.model, self.params, [sources[i] for i in todo], targets, batch
+            )
         links = () if self.has_attention else None
         out = [Translation(text, "", (), (), links, None) for text in sentences]
         layer = self.config.decode.alignment_layer
-        for i, target, views in zip(todo, targets, words):
-            matrix = None if views is None else list(views.values())[layer]["average"]
-            word_ids = self.tokenizer.word_ids(target)
+        for i, target, pair_views in zip(todo, targets, views):
+            matrix = None if pair_views is None else list(pair_views.values())[layer]["average"]
             out[i] = Translation(
                 sentences[i],
-                self.tokenizer.decode(target),
+                self.tokenizer.decode(target.ids),
                 sources[i].words,
-                tuple(
-                    self.tokenizer.decode(target[word_ids == j])
-                    for j in range(word_ids.max(initial=-1) + 1)
-                ),
+                target.words,
                 None if matrix is None else tuple(sorted(alignment_lib.hard_alignment(matrix))),
                 matrix,
-                sources[i].truncated,
-                views,
+                encoded[i][1],
+                pair_views,
+            )
+        return out
+
+    def align(
+        self,
+        sources: Sequence[str],
+        targets: Sequence[str],
+        *,
+        method: str = "argmax_target",
+        selection: alignment_readouts.Selection | None = None,
+        threshold: float = 0.2,
+        batch_size: int | None = None,
+    ) -> list[ForcedAlignment]:
+        """Forced alignments of the given pairs, in their order: each target teacher-forced,
+        its attention read out in words by `method` (``evaluation.alignment_readouts``).
+
+        Every pair is aligned whatever its length; a pair with no word on a side gets no
+        links. `selection` defaults to the layer ``config.decode.alignment_layer``, heads
+        averaged (every layer and head for a pooled read-out such as ``mean``).
+
+        Raises:
+          ValueError: before any compilation, if the model has no attention, the lists differ
+            in length, `method` or `selection` is unknown to the model, or a pair is longer
+            than the model's ``length_limit`` (naming the pair, 1-based, and the limit).
+        """
+        if not self.has_attention:
+            raise ValueError(
+                f"This model (attention {self.config.model.get('attention')!r}) has no "
+                "attention to align with"
+            )
+        if len(sources) != len(targets):
+            raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
+        if method not in alignment_readouts.READOUTS:
+            raise ValueError(
+                f"unknown method {method!r}; choose one of {tuple(alignment_readouts.READOUTS)}"
+            )
+        readout = alignment_readouts.READOUTS[method]
+        layer = self.config.decode.alignment_layer
+        selection = selection or readout.default_selection(layer)
+        source_sentences = [translation_attention.encode(self.tokenizer, s) for s in sources]
+        target_sentences = [translation_attention.encode(self.tokenizer, t) for t in targets]
+        translation_attention.check_lengths(self.model, source_sentences, target_sentences)
+        todo = [
+            i
+            for i, (s, t) in enumerate(zip(source_sentences, target_sentences))
+            if s.words and t.words
+        ]
+        for i, (s, t) in enumerate(zip(source_sentences, target_sentences)):
+            if bool(s.words) != bool(t.words):
+                logging.warning("Pair %d has words on one side only: it gets no links.", i + 1)
+        out = [
+            ForcedAlignment(s.words, t.words, None, ())
+            for s, t in zip(source_sentences, target_sentences)
+        ]
+        if not todo:
+            return out
+        heads = translation_attention.map_heads(
+            self.model, self.params, source_sentences[todo[0]].ids[None]
+        )
+        selection.check(heads)
+        alignment_readouts.Selection((layer,)).check(heads)
+        batch = batch_size or self.config.decode.batch_size
+        pairs = ([source_sentences[i] for i in todo], [target_sentences[i] for i in todo])
+        views = translation_attention.pair_views(self.model, self.params, *pairs, batch)
+        shifted = translation_attention.pair_views(
+            self.model, self.params, *pairs, batch, shift=True
+        )
+        for i, pair_views, pair_shifted in zip(todo, views, shifted):
+            attention_pair = alignment_readouts.PairAttention(pair_views, pair_shifted)
+            links = readout(attention_pair, selection, threshold)
+            out[i] = ForcedAlignment(
+                out[i].source_words, out[i].target_words, attention_pair, tuple(sorted(links))
             )
         return out

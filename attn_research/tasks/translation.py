@@ -14,7 +14,9 @@ Config sections (see `experiments/configs/translate.py`):
 - `config.decode`: beam search (`beam_size`, `alpha`; beam_size 1 is greedy), the maximum
   output length ``max_len_ratio * source_pieces + max_len_offset``, the pieces before EOS is
   allowed (`min_len`), `batch_size`, and what
-  each evaluation decodes (`examples`), aligns (`aer_examples`) and draws (`num_figures`).
+  each evaluation decodes (`examples`), aligns (`aer_examples`) and draws (`num_figures`),
+  and a hand-aligned gold set (`gold_source`, `gold_target`, `gold_links`, `gold_format`,
+  `gold_reverse`; `tasks.translation_gold`), scored as `aer_gold` at each evaluation.
 
 At each evaluation the evaluator translates the first `decode.examples` sentences of
 `data.eval_split` (sources bucketed by length to multiples of 16 pieces, one compiled
@@ -56,7 +58,12 @@ from attn_research.evaluation import alignment_figures, bleu, explorer
 from attn_research.evaluation.attention_statistics import AttentionStatistics
 from attn_research.models import fields, rnn_translator, transformer_translator
 from attn_research.models.translator import TranslatorFamily
-from attn_research.tasks import guided_alignment, translation_attention, translation_decoding
+from attn_research.tasks import (
+    guided_alignment,
+    translation_attention,
+    translation_decoding,
+    translation_gold,
+)
 
 NAME = "translate"
 # Each family's module (``models.translator.TranslatorFamily``) and model class.
@@ -84,9 +91,9 @@ class TranslationTask(tasks.Task):
                 f"config.loss.label_smoothing: must be in [0, 1), got {config.loss.label_smoothing}"
             )
         longest = max(config.data.max_source_len, config.data.max_target_len)
-        if getattr(model, "max_len", longest) < longest:
+        if model.length_limit is not None and model.length_limit < longest:
             raise ValueError(
-                f"config.model.max_len: {model.max_len} is shorter than the longest "
+                f"config.model.max_len: {model.length_limit} is shorter than the longest "
                 f"sequence ({longest})"
             )
         for path in (
@@ -119,6 +126,7 @@ class TranslationTask(tasks.Task):
                 f"config.data.eval_split: unknown {config.data.eval_split!r}; "
                 f"choose one of {translation.SPLITS}"
             )
+        translation_gold.check(config.decode)  # before the tokenizer is trained
         translation.load_corpus(config.data)  # raises ValueError naming the bad input
         pairs = len(translation_pipeline.encoded_split(config.data, "train")["index"])
         if pairs < config.batch_size:
@@ -126,6 +134,8 @@ class TranslationTask(tasks.Task):
                 f"config.batch_size: {config.batch_size} is more than the {pairs} "
                 f"train pairs that fit the maximum lengths"
             )
+        # Its pairs fit the model's length limit (the tokenizer exists now).
+        translation_gold.load(config.decode, translation_pipeline.get_tokenizer(config.data), model)
 
     def _check_alignment_layer(self, model: nn.Module, config: ml_collections.ConfigDict) -> None:
         """``config.decode.alignment_layer`` names one of the model's cross-attention maps
@@ -270,6 +280,9 @@ class TranslationEvaluator:
         self._sources, self._references = list(split.sources[:n]), list(split.targets[:n])
         self._split = split
         self._decoders = translation_decoding.Decoders(self._family, config.decode)
+        self._gold = translation_gold.load(
+            config.decode, self._tokenizer, TranslationTask().make_model(config)
+        )
 
     def translate(self, params, model: nn.Module, sources: list[str]) -> list[str]:
         """Detokenized translations of `sources`, decoded in length buckets."""
@@ -364,6 +377,8 @@ class TranslationEvaluator:
         metrics.update({f"bleu_len_{name}": value for name, (value, _) in by_length.items()})
         aer_metrics, pairs = self._alignments(params, model)
         metrics.update(aer_metrics)
+        if self._gold is not None and self._config.model.get("attention") != "none":
+            metrics.update(translation_gold.metrics(self._gold, model, params, self._config.decode))
         for i in range(min(self._config.decode.log_examples, len(hypotheses))):
             logging.info(
                 "step %d example %d\n  source: %s\n  output: %s\n  reference: %s",

@@ -3,20 +3,28 @@
 The translation evaluator (AER, heatmaps, ``figures/explorer.html``) and the predictor
 (``attn_research.predict``) read a translator's attention here, through its ``attention_maps``
 (``models.maps``: one map per attention, ``[B, H, T, S]``), so that both give the same weights
-and the same explorer.
+and the same explorer. Given sentence pairs are read in words by `encode` and `pair_views`
+(the predictor's translations and forced alignments, the evaluator's gold set): the words are
+the whitespace tokens, each encoded alone, so that a gold alignment tokenized by someone else
+lines up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import numpy as np
 
-from attn_research.evaluation import alignment, explorer
+from attn_research.data import tokenizer as tokenizer_lib
+from attn_research.data import translation_pipeline
+from attn_research.evaluation import alignment, alignment_readouts, explorer
 from attn_research.models import maps
+from attn_research.tasks import translation_decoding
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -43,10 +51,15 @@ def stacked_weights(attention: list[maps.AttentionMap]) -> np.ndarray:
     return np.stack([np.asarray(m.weights) for m in attention])
 
 
+def map_heads(model: nn.Module, params: Any, source_BS: jax.Array) -> dict[str, int]:
+    """``{name: heads}`` of the maps of `teacher_forced_maps`, in order (nothing is computed)."""
+    shapes = jax.eval_shape(model.attention_maps, params, source_BS, source_BS)
+    return {m.name: m.weights.shape[1] for m in shapes}
+
+
 def map_names(model: nn.Module, params: Any, source_BS: jax.Array) -> tuple[str, ...]:
     """The names of the maps of `teacher_forced_maps`, in order (nothing is computed)."""
-    shapes = jax.eval_shape(model.attention_maps, params, source_BS, source_BS)
-    return tuple(m.name for m in shapes)
+    return tuple(map_heads(model, params, source_BS))
 
 
 def word_views(
@@ -55,15 +68,105 @@ def word_views(
     heads_MHTS: np.ndarray,
     target_words_T: np.ndarray,
     source_words_S: np.ndarray,
+    shape: tuple[int, int] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """The explorer's views of one sentence pair (``evaluation.explorer.views``): per map, its
     head average and each of its heads as ``[target words, source words]`` attention
-    (``evaluation.alignment.word_attention``; word ids as ``Tokenizer.word_ids`` gives)."""
+    (``evaluation.alignment.word_attention``; word ids as ``Tokenizer.word_ids`` gives;
+    `shape` the word counts, default the largest word ids + 1)."""
     words = functools.partial(
-        alignment.word_attention, target_words_T=target_words_T, source_words_S=source_words_S
+        alignment.word_attention,
+        target_words_T=target_words_T,
+        source_words_S=source_words_S,
+        shape=shape,
     )
     return explorer.views(
         names,
         [words(w_TS) for w_TS in average_MTS],
         [np.stack([words(w_TS) for w_TS in w_HTS]) for w_HTS in heads_MHTS],
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Sentence:
+    """A sentence in pieces: ids ``[N]`` ending in EOS, the word of each ``[N]`` (-1 at EOS),
+    and its words (a word with no piece keeps its index, and reads as zero attention)."""
+
+    ids: np.ndarray
+    word_ids: np.ndarray
+    words: tuple[str, ...]
+
+
+def encode(tokenizer: tokenizer_lib.Tokenizer, text: str) -> Sentence:
+    """`text`'s whitespace words, each encoded alone, and EOS."""
+    words = tuple(text.split())
+    pieces = [tokenizer.encode(word) for word in words]
+    return Sentence(
+        np.concatenate(pieces + [np.asarray([tokenizer_lib.EOS_ID], np.int32)]).astype(np.int32),
+        np.concatenate(
+            [np.full(p.size, i, np.int32) for i, p in enumerate(pieces)] + [[-1]]
+        ).astype(np.int32),
+        words,
+    )
+
+
+def check_lengths(
+    model: nn.Module, sources: Sequence[Sentence], targets: Sequence[Sentence]
+) -> None:
+    """Raises ValueError naming the first pair (1-based) with a side longer than the model's
+    ``length_limit`` (none for a model without one)."""
+    limit = model.length_limit
+    for i, (s, t) in enumerate(zip(sources, targets)):
+        if limit is not None and max(s.ids.size, t.ids.size) > limit:
+            raise ValueError(
+                f"pair {i + 1}: its source has {s.ids.size} pieces and its target "
+                f"{t.ids.size} (EOS included), but this model reads at most {limit} "
+                "(its length_limit: config.model.max_len of learned positions)"
+            )
+
+
+def pair_views(
+    model: nn.Module,
+    params: Any,
+    sources: Sequence[Sentence],
+    targets: Sequence[Sentence],
+    batch: int,
+    *,
+    shift: bool = False,
+) -> list[dict[str, dict[str, np.ndarray]]]:
+    """The word-level views (`word_views`) of each pair, teacher-forced on the target's ids
+    (ending in EOS), in batches of `batch` pairs padded to multiples of
+    ``translation_decoding.BUCKET`` pieces (at most the model's ``length_limit``). `shift`
+    reads Shift-Att's rows (``alignment_readouts.shift_rows``) instead of the rows that wrote
+    each word. Every pair needs a word on each side."""
+    limit = model.length_limit
+    names = map_names(model, params, sources[0].ids[None])
+    # Rounded up to a bucket, capped at the limit (a model without one: never capped).
+    pad_to = lambda n: translation_decoding.bucket_width(
+        n, limit or n + translation_decoding.BUCKET
+    )
+    out = []
+    for start in range(0, len(sources), batch):
+        part_s, part_t = sources[start : start + batch], targets[start : start + batch]
+        source_BS = translation_pipeline.pad(
+            [s.ids for s in part_s], pad_to(max(s.ids.size for s in part_s))
+        )
+        bos = [np.asarray([tokenizer_lib.BOS_ID], np.int32)]
+        target_in_BT = translation_pipeline.pad(
+            [np.concatenate(bos + [t.ids[:-1]]) for t in part_t],
+            pad_to(max(t.ids.size for t in part_t)),
+        )
+        average_MBTS, heads_MBHTS = cross_attention(model, params, source_BS, target_in_BT)
+        for b, (s, t) in enumerate(zip(part_s, part_t)):
+            rows = alignment_readouts.shift_rows(t.word_ids) if shift else t.word_ids
+            out.append(
+                word_views(
+                    names,
+                    average_MBTS[:, b, : t.ids.size, : s.ids.size],
+                    heads_MBHTS[:, b, :, : t.ids.size, : s.ids.size],
+                    rows,
+                    s.word_ids,
+                    (len(t.words), len(s.words)),
+                )
+            )
+    return out

@@ -285,6 +285,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "num_figures": 3 if not arg.tiny else 1,
             "alignment_layer": -1,
             "log_examples": 3,
+            # A hand-aligned gold set scored at each evaluation (tasks.translation_gold): the
+            # three files together, or none.
+            "gold_source": "",
+            "gold_target": "",
+            "gold_links": "",
+            "gold_format": "pharaoh",
+            "gold_reverse": False,
             # BLEU by source length: bucket lower edges in words (corpora of short sentences such
             # as spa-eng, mostly under 15 words, get finer buckets).
             "length_buckets": (

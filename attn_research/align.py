@@ -1,0 +1,225 @@
+"""Align given sentence pairs with a trained translator's attention: `python -m attn_research.align`.
+
+    python -m attn_research.align --workdir W --source en.txt --target es.txt --output links.txt
+    python -m attn_research.align --workdir W --source en.txt --target es.txt \\
+        --gold gold.txt [--gold_format naacl] [--reverse] --json scores.json
+
+teacher-forces each target line on its source line (forced alignment, whatever their length
+where the model has no length limit) and writes one line of Pharaoh links ``i-j`` (source word
+i, target word j, 0-based, words being the whitespace tokens) per pair, stdout or --output; an
+empty line gives an empty line. --method picks the read-out (``evaluation.alignment_readouts``),
+--layer and --heads its layers and heads. --reverse_workdir W2 aligns with a second model
+trained the other way too and writes the --symmetrize of the two (``evaluation.symmetrize``).
+--gold scores every read-out at every layer and head (and the symmetrizations) against gold
+Sure and Possible links (``evaluation.gold_alignments``): AER, precision and recall, printed
+as a table and written to --json. --html FILE writes the attention explorer with the gold links
+marked. See docs/alignment.md.
+"""
+
+import json
+import sys
+
+from absl import app, flags, logging
+
+from attn_research import predict
+from attn_research.evaluation import alignment, alignment_readouts, explorer, gold_alignments
+from attn_research.evaluation import symmetrize as symmetrize_lib
+from attn_research.predict import explorer as predict_explorer
+from attn_research.predict import pharaoh
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
+_STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
+_CHECKPOINT = flags.DEFINE_enum(
+    "checkpoint", "latest", ["latest", "best", "averaged"], "Which checkpoint."
+)
+_SOURCE = flags.DEFINE_string("source", None, "Source sentences, one a line.")
+_TARGET = flags.DEFINE_string("target", None, "Their translations, one a line.")
+_OUTPUT = flags.DEFINE_string("output", None, "Where the links go (default: stdout).")
+_GOLD = flags.DEFINE_string("gold", None, "Gold links of the pairs: score against them.")
+_GOLD_FORMAT = flags.DEFINE_enum(
+    "gold_format", "pharaoh", list(gold_alignments.FORMATS), "The gold file's format."
+)
+_REVERSE = flags.DEFINE_bool("reverse", False, "The gold links are target-source: swap them.")
+_METHOD = flags.DEFINE_enum(
+    "method", "argmax_target", list(alignment_readouts.READOUTS), "The read-out."
+)
+_LAYER = flags.DEFINE_list(
+    "layer", None, "Map indices (negative from the end) to read (default: the run's)."
+)
+_HEADS = flags.DEFINE_list("heads", None, "Heads, 1-based, to average (default: all, averaged).")
+_THRESHOLD = flags.DEFINE_float("threshold", 0.2, "τ of the threshold read-out.")
+_REVERSE_WORKDIR = flags.DEFINE_string(
+    "reverse_workdir", None, "A model trained the other way (its source is our target)."
+)
+_SYMMETRIZE = flags.DEFINE_enum(
+    "symmetrize",
+    "grow_diag_final_and",
+    list(symmetrize_lib.SYMMETRIZATIONS),
+    "How the two directions' links are joined (with --reverse_workdir).",
+)
+_BATCH = flags.DEFINE_integer("batch_size", None, "Pairs per batch (default: the run's).")
+_JSON = flags.DEFINE_string("json", None, "Write the scores (with --gold) here as JSON.")
+_HTML = flags.DEFINE_string("html", None, "Write the attention explorer page here.")
+flags.mark_flags_as_required(["workdir", "source", "target"])
+
+
+def _ints(values: list[str] | None, flag: str) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise ValueError(f"--{flag}: want integers, got {','.join(values)!r}") from None
+
+
+def _lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def _load(workdir: str) -> predict.TranslationPredictor:
+    predictor = predict.load(workdir, _STEP.value, checkpoint=_CHECKPOINT.value)
+    if not isinstance(predictor, predict.TranslationPredictor):
+        raise ValueError(f"{workdir} holds a {predictor.config.task!r} run, not translation")
+    return predictor
+
+
+def _selection(method: str, default_layer: int) -> alignment_readouts.Selection:
+    """The read-out's selection from --layer and --heads (their defaults where not given)."""
+    default = alignment_readouts.READOUTS[method].default_selection(default_layer)
+    layers, heads = _ints(_LAYER.value, "layer"), _ints(_HEADS.value, "heads")
+    return alignment_readouts.Selection(
+        default.layers if layers is None else layers, default.heads if heads is None else heads
+    )
+
+
+def _heads(alignments: list[predict.ForcedAlignment]) -> dict[str, int]:
+    """``{map: heads}`` of the views of the first aligned pair (``{}`` if none is)."""
+    for a in alignments:
+        if a.attention is not None:
+            return {m: max(1, len(v) - 1) for m, v in a.attention.views.items()}
+    return {}
+
+
+def _swap(links: list[alignment.Links]) -> list[alignment.Links]:
+    return [{(j, i) for i, j in pair} for pair in links]
+
+
+def _read(method: str, alignments: list[predict.ForcedAlignment], layer: int) -> list:
+    """The links of `method` under --layer/--heads (default: the model's `layer`)."""
+    attentions = [a.attention for a in alignments]
+    return alignment_readouts.read(method, attentions, _selection(method, layer), _THRESHOLD.value)
+
+
+def _score_rows(
+    forward: list[predict.ForcedAlignment],
+    reverse: list[predict.ForcedAlignment] | None,
+    gold: gold_alignments.Gold,
+    layers: tuple[int, int | None],
+) -> list[dict]:
+    """AER, precision and recall of every read-out at every map and head (a pooled one under
+    --layer/--heads), then, with a reverse model, of each read-out under --layer/--heads (each
+    model's `layers` by default) from the reverse model alone and symmetrized."""
+    rows = []
+
+    def add(method: str, selection: str, links: list[alignment.Links]) -> None:
+        scores = alignment.score(links, gold.sure, gold.possible)
+        rows.append({"method": method, "selection": selection, **scores.as_dict()})
+
+    attentions = [a.attention for a in forward]
+    shown = next((a.views for a in attentions if a is not None), {})
+    pooled = _selection("mean", layers[0])
+    for method, chosen in alignment_readouts.grid(_heads(forward), pooled):
+        links = alignment_readouts.read(method, attentions, chosen, _THRESHOLD.value)
+        add(method, chosen.label(shown), links)
+    for method in alignment_readouts.READOUTS if reverse is not None else ():
+        ours = _read(method, forward, layers[0])
+        theirs = _swap(_read(method, reverse, layers[1]))
+        add(method, "reverse model", theirs)
+        for name, join in symmetrize_lib.SYMMETRIZATIONS.items():
+            add(method, name, [join(a, b) for a, b in zip(ours, theirs)])
+    return rows
+
+
+def _table(rows: list[dict]) -> str:
+    width = max(len(r["selection"]) for r in rows)
+    lines = [f"{'method':<14} {'selection':<{width}}    AER  precision  recall"]
+    lines += [
+        f"{r['method']:<14} {r['selection']:<{width}} {r['aer']:6.3f} {r['precision']:10.3f}"
+        f" {r['recall']:7.3f}"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    try:
+        sources, targets = _lines(_SOURCE.value), _lines(_TARGET.value)
+        if len(sources) != len(targets):
+            raise ValueError(
+                f"{_SOURCE.value} has {len(sources)} lines but {_TARGET.value} {len(targets)}"
+            )
+        gold = None
+        if _GOLD.value:
+            lengths = [(len(s.split()), len(t.split())) for s, t in zip(sources, targets)]
+            gold = gold_alignments.read(
+                _GOLD.value, _GOLD_FORMAT.value, lengths, reverse=_REVERSE.value
+            )
+        models = [_load(_WORKDIR.value)]
+        if _REVERSE_WORKDIR.value:
+            models.append(_load(_REVERSE_WORKDIR.value))
+        layers = [m.config.decode.alignment_layer for m in models]
+        options = dict(method=_METHOD.value, threshold=_THRESHOLD.value, batch_size=_BATCH.value)
+        forward = models[0].align(
+            sources, targets, selection=_selection(_METHOD.value, layers[0]), **options
+        )
+        reverse = None
+        links = [set(a.links) for a in forward]
+        if len(models) > 1:
+            reverse = models[1].align(
+                targets, sources, selection=_selection(_METHOD.value, layers[1]), **options
+            )
+            join = symmetrize_lib.SYMMETRIZATIONS[_SYMMETRIZE.value]
+            links = [join(a, b) for a, b in zip(links, _swap([set(r.links) for r in reverse]))]
+    except (predict.RunFilesError, ValueError, OSError) as error:
+        sys.exit(f"error: {error}")
+    text = "".join(pharaoh.format_links(pair) + "\n" for pair in links)
+    if _OUTPUT.value:
+        with open(_OUTPUT.value, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    if gold is not None:
+        try:
+            rows = _score_rows(forward, reverse, gold, (layers[0], layers[-1] if reverse else None))
+        except ValueError as error:  # neither links nor gold links: no rate is defined
+            sys.exit(f"error: {_GOLD.value}: {error}")
+        print(_table(rows), file=sys.stderr if not _OUTPUT.value else sys.stdout)
+        if _JSON.value:
+            with open(_JSON.value, "w", encoding="utf-8") as f:
+                json.dump(
+                    {
+                        "command": " ".join(["python -m attn_research.align", *sys.argv[1:]]),
+                        "workdir": _WORKDIR.value,
+                        "step": models[0].step,
+                        "reverse_workdir": _REVERSE_WORKDIR.value,
+                        "reverse_step": models[-1].step if reverse else None,
+                        "source": _SOURCE.value,
+                        "target": _TARGET.value,
+                        "gold": _GOLD.value,
+                        "pairs": len(sources),
+                        "threshold": _THRESHOLD.value,
+                        "rows": rows,
+                    },
+                    f,
+                    indent=1,
+                )
+    if _HTML.value:
+        title = f"{models[0].config.model.name} step {models[0].step}: forced alignment"
+        explorer.write(_HTML.value, predict_explorer.alignment_page(forward, title, gold))
+        logging.info("Wrote the explorer to %s.", _HTML.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

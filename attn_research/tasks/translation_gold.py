@@ -1,0 +1,131 @@
+"""The translation evaluation's gold set: hand-aligned pairs scored at every evaluation.
+
+``config.decode.gold_source`` and ``gold_target`` (one sentence a line) and ``gold_links``
+(``gold_format`` 'pharaoh' or 'naacl', ``gold_reverse`` for target-source links; see
+``evaluation.gold_alignments``) name the set; empty (the default) turns it off. Each target is
+teacher-forced whole on its source and read as the predictor's forced alignment reads it
+(``tasks.translation_attention.pair_views``); each target word links to its most attended
+source word (``argmax_target``) in every map, heads averaged. The metrics are
+
+    aer_gold, precision_gold, recall_gold                 map decode.alignment_layer
+    aer_gold/<map>, precision_gold/<map>, recall_gold/<map>   every map, e.g. decoder/attention
+
+(Och & Ney 2003, ``evaluation.alignment.score``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import flax.linen as nn
+import ml_collections
+
+from attn_research.data import tokenizer as tokenizer_lib
+from attn_research.evaluation import alignment, alignment_readouts, gold_alignments
+from attn_research.tasks import translation_attention
+
+FIELDS = ("gold_source", "gold_target", "gold_links")
+
+
+@dataclasses.dataclass(frozen=True)
+class GoldSet:
+    """The encoded pairs (those with words on both sides) and their gold links."""
+
+    sources: list[translation_attention.Sentence]
+    targets: list[translation_attention.Sentence]
+    gold: gold_alignments.Gold
+
+
+def _read_lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def check(decode: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming the field if the gold set is named in part or its files are
+    missing, its sides differ in length, or its links do not read."""
+    paths = {field: decode.get(field, "") for field in FIELDS}
+    if not any(paths.values()):
+        return
+    for field, path in paths.items():
+        if not path:
+            raise ValueError(f"config.decode.{field}: empty, but {FIELDS} go together")
+        if not os.path.isfile(path):
+            raise ValueError(f"config.decode.{field}: {path} does not exist")
+    sources, targets = _read_lines(paths["gold_source"]), _read_lines(paths["gold_target"])
+    if len(sources) != len(targets):
+        raise ValueError(
+            f"config.decode.gold_target: {len(targets)} lines, but gold_source has {len(sources)}"
+        )
+    try:
+        _gold(decode, sources, targets)
+    except ValueError as error:
+        raise ValueError(f"config.decode.gold_links: {error}") from None
+
+
+def _gold(decode: ml_collections.ConfigDict, sources: list[str], targets: list[str]):
+    lengths = [(len(s.split()), len(t.split())) for s, t in zip(sources, targets)]
+    return gold_alignments.read(
+        decode.gold_links,
+        decode.get("gold_format", "pharaoh"),
+        lengths,
+        reverse=decode.get("gold_reverse", False),
+    )
+
+
+def load(
+    decode: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer, model: nn.Module
+) -> GoldSet | None:
+    """The gold set of `decode` (None if it names none), checked (`check`).
+
+    Raises:
+      ValueError: naming the field and pair if a pair is longer than the model's
+        ``length_limit``.
+    """
+    check(decode)
+    if not decode.get("gold_source", ""):
+        return None
+    sources, targets = _read_lines(decode.gold_source), _read_lines(decode.gold_target)
+    gold = _gold(decode, sources, targets)
+    encoded = [
+        (translation_attention.encode(tokenizer, s), translation_attention.encode(tokenizer, t))
+        for s, t in zip(sources, targets)
+    ]
+    try:
+        translation_attention.check_lengths(model, [s for s, _ in encoded], [t for _, t in encoded])
+    except ValueError as error:
+        raise ValueError(f"config.decode.gold_source: {error}") from None
+    kept = [i for i, (s, t) in enumerate(encoded) if s.words and t.words]
+    return GoldSet(
+        [encoded[i][0] for i in kept],
+        [encoded[i][1] for i in kept],
+        gold_alignments.Gold(
+            tuple(gold.sure[i] for i in kept), tuple(gold.possible[i] for i in kept)
+        ),
+    )
+
+
+def metrics(
+    gold_set: GoldSet, model: nn.Module, params: Any, decode: ml_collections.ConfigDict
+) -> dict[str, float]:
+    """The metrics of the module doc, on the current params."""
+    if not gold_set.sources:
+        return {}
+    views = translation_attention.pair_views(
+        model, params, gold_set.sources, gold_set.targets, decode.batch_size
+    )
+    attentions = [alignment_readouts.PairAttention(v, {}) for v in views]
+    names = list(views[0])
+    out = {}
+    for index, name in enumerate(names):
+        links = alignment_readouts.read(
+            "argmax_target", attentions, alignment_readouts.Selection((index,)), 0.0
+        )
+        scores = alignment.score(links, gold_set.gold.sure, gold_set.gold.possible).as_dict()
+        for key, value in scores.items():
+            out[f"{key}_gold/{name}"] = value
+            if index == decode.alignment_layer % len(names):
+                out[f"{key}_gold"] = value
+    return out

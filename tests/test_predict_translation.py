@@ -375,3 +375,9 @@ def test_every_family_translates_as_its_evaluation_does(arg, tmp_path_factory):
         assert t.attention.shape == (len(t.target_words), len(t.source_words))
         # Rows sum to 1 less the weight on the source's EOS, which is no word.
         assert np.all(t.attention.sum(-1) <= 1.0 + 1e-5) and np.all(t.attention >= 0)
+
+
+def test_a_workdir_given_as_a_relative_path_loads(rnn, monkeypatch):
+    monkeypatch.chdir(os.path.dirname(rnn))
+    relative = attn_research.load(os.path.basename(rnn))
+    assert relative.step == attn_research.load(rnn).step

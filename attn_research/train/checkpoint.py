@@ -300,7 +300,9 @@ def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
 
 def read_numpy(path: epath.Path) -> Any:
     """The tree saved at ``path`` (an orbax StandardSave item) as numpy arrays, read on the
-    host whatever devices wrote it."""
+    host whatever devices wrote it. A relative path is resolved first: orbax finds no metadata
+    under one."""
+    path = epath.Path(path).resolve()
     as_numpy = jax.tree.map(
         lambda _: ocp.RestoreArgs(restore_type=np.ndarray), _read_state_metadata(path)
     )

@@ -19,23 +19,38 @@ marked. See docs/alignment.md.
 import json
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from attn_research import predict
+from attn_research.command_flags import (
+    at_least,
+    checked,
+    existing_directory,
+    existing_file,
+    finite_at_least,
+    new_file,
+    run_command,
+)
+from attn_research.data import text_files
 from attn_research.evaluation import alignment, alignment_readouts, explorer, gold_alignments
 from attn_research.evaluation import symmetrize as symmetrize_lib
 from attn_research.predict import explorer as predict_explorer
-from attn_research.predict import pharaoh
+from attn_research.predict import loader, pharaoh
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The trained run's workdir.")
-_STEP = flags.DEFINE_integer("step", None, "The checkpoint's step (default: the newest).")
-_CHECKPOINT = flags.DEFINE_enum(
-    "checkpoint", "latest", ["latest", "best", "averaged"], "Which checkpoint."
+_RUN = loader.define_run_flags()
+_SOURCE = checked(
+    flags.DEFINE_string("source", None, "Source sentences, one a line."), existing_file
 )
-_SOURCE = flags.DEFINE_string("source", None, "Source sentences, one a line.")
-_TARGET = flags.DEFINE_string("target", None, "Their translations, one a line.")
-_OUTPUT = flags.DEFINE_string("output", None, "Where the links go (default: stdout).")
-_GOLD = flags.DEFINE_string("gold", None, "Gold links of the pairs: score against them.")
+_TARGET = checked(
+    flags.DEFINE_string("target", None, "Their translations, one a line."), existing_file
+)
+_OUTPUT = checked(
+    flags.DEFINE_string("output", None, "Where the links go (default: stdout)."), new_file
+)
+_GOLD = checked(
+    flags.DEFINE_string("gold", None, "Gold links of the pairs: score against them."),
+    existing_file,
+)
 _GOLD_FORMAT = flags.DEFINE_enum(
     "gold_format", "pharaoh", list(gold_alignments.FORMATS), "The gold file's format."
 )
@@ -47,9 +62,14 @@ _LAYER = flags.DEFINE_list(
     "layer", None, "Map indices (negative from the end) to read (default: the run's)."
 )
 _HEADS = flags.DEFINE_list("heads", None, "Heads, 1-based, to average (default: all, averaged).")
-_THRESHOLD = flags.DEFINE_float("threshold", 0.2, "τ of the threshold read-out.")
-_REVERSE_WORKDIR = flags.DEFINE_string(
-    "reverse_workdir", None, "A model trained the other way (its source is our target)."
+_THRESHOLD = checked(
+    flags.DEFINE_float("threshold", 0.2, "τ of the threshold read-out."), finite_at_least(0.0)
+)
+_REVERSE_WORKDIR = checked(
+    flags.DEFINE_string(
+        "reverse_workdir", None, "A model trained the other way (its source is our target)."
+    ),
+    existing_directory,
 )
 _SYMMETRIZE = flags.DEFINE_enum(
     "symmetrize",
@@ -57,10 +77,17 @@ _SYMMETRIZE = flags.DEFINE_enum(
     list(symmetrize_lib.SYMMETRIZATIONS),
     "How the two directions' links are joined (with --reverse_workdir).",
 )
-_BATCH = flags.DEFINE_integer("batch_size", None, "Pairs per batch (default: the run's).")
-_JSON = flags.DEFINE_string("json", None, "Write the scores (with --gold) here as JSON.")
-_HTML = flags.DEFINE_string("html", None, "Write the attention explorer page here.")
-flags.mark_flags_as_required(["workdir", "source", "target"])
+_BATCH = checked(
+    flags.DEFINE_integer("batch_size", None, "Pairs per batch (default: the run's)."),
+    at_least(1),
+)
+_JSON = checked(
+    flags.DEFINE_string("json", None, "Write the scores (with --gold) here as JSON."), new_file
+)
+_HTML = checked(
+    flags.DEFINE_string("html", None, "Write the attention explorer page here."), new_file
+)
+flags.mark_flags_as_required(["source", "target"])
 
 
 def _ints(values: list[str] | None, flag: str) -> tuple[int, ...] | None:
@@ -72,13 +99,10 @@ def _ints(values: list[str] | None, flag: str) -> tuple[int, ...] | None:
         raise ValueError(f"--{flag}: want integers, got {','.join(values)!r}") from None
 
 
-def _lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
-
-
 def _load(workdir: str) -> predict.TranslationPredictor:
-    predictor = predict.load(workdir, _STEP.value, checkpoint=_CHECKPOINT.value)
+    predictor = predict.load(
+        workdir, _RUN.step.value, checkpoint=_RUN.checkpoint.value, average=_RUN.average.value
+    )
     if not isinstance(predictor, predict.TranslationPredictor):
         raise ValueError(f"{workdir} holds a {predictor.config.task!r} run, not translation")
     return predictor
@@ -155,7 +179,10 @@ def _table(rows: list[dict]) -> str:
 def main(argv: list[str]) -> None:
     del argv
     try:
-        sources, targets = _lines(_SOURCE.value), _lines(_TARGET.value)
+        sources, targets = (
+            text_files.read_lines(_SOURCE.value),
+            text_files.read_lines(_TARGET.value),
+        )
         if len(sources) != len(targets):
             raise ValueError(
                 f"{_SOURCE.value} has {len(sources)} lines but {_TARGET.value} {len(targets)}"
@@ -166,7 +193,7 @@ def main(argv: list[str]) -> None:
             gold = gold_alignments.read(
                 _GOLD.value, _GOLD_FORMAT.value, lengths, reverse=_REVERSE.value
             )
-        models = [_load(_WORKDIR.value)]
+        models = [_load(_RUN.workdir.value)]
         if _REVERSE_WORKDIR.value:
             models.append(_load(_REVERSE_WORKDIR.value))
         layers = [m.config.decode.alignment_layer for m in models]
@@ -201,7 +228,7 @@ def main(argv: list[str]) -> None:
                 json.dump(
                     {
                         "command": " ".join(["python -m attn_research.align", *sys.argv[1:]]),
-                        "workdir": _WORKDIR.value,
+                        "workdir": _RUN.workdir.value,
                         "step": models[0].step,
                         "reverse_workdir": _REVERSE_WORKDIR.value,
                         "reverse_step": models[-1].step if reverse else None,
@@ -221,5 +248,10 @@ def main(argv: list[str]) -> None:
         logging.info("Wrote the explorer to %s.", _HTML.value)
 
 
+def run() -> None:
+    """The console script: absl parses sys.argv, then `main`."""
+    run_command(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

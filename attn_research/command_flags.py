@@ -71,6 +71,19 @@ def new_file(value: str) -> str | None:
     return None
 
 
+def creatable_file(value: str) -> str | None:
+    """The value can be written as a file once its missing directories are made: not a
+    directory, and its nearest existing ancestor is a writable directory."""
+    if os.path.isdir(value):
+        return f"{value!r} is a directory; give a file name"
+    ancestor = os.path.dirname(os.path.abspath(value))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK):
+        return f"{ancestor!r} is not a writable directory"
+    return None
+
+
 def new_directory(value: str) -> str | None:
     """The value is a writable directory, or one that can be made (its parent exists)."""
     if os.path.exists(value) and not os.path.isdir(value):

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import jax
 
 from attn_research.attention import attend
-from attn_research.command_flags import argparse_type, at_least, finite_at_least, new_file
+from attn_research.command_flags import argparse_type, at_least, creatable_file, finite_at_least
 from experiments.attention_cases import fwd_bwd, random_inputs, temp_bytes
 
 MiB, GiB = 2**20, 2**30
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--json",
         required=True,
-        type=argparse_type(str, new_file),
+        type=argparse_type(str, creatable_file),
         help="where to write the JSON list of records",
     )
     parser.add_argument("--quick", action="store_true", help="small T (smoke test)")

@@ -21,7 +21,7 @@ import train_toy_config
 from PIL import Image
 
 import attn_research
-from attn_research import average_checkpoints, predict
+from attn_research import average_checkpoints, command_flags, predict
 from attn_research.data import image_sources, translation
 from attn_research.data.image_config import data_config
 from attn_research.predict import classifier, run_files
@@ -547,3 +547,12 @@ def test_params_of_another_model_are_named_as_the_trainer_names_them():
     abstract = {"encoder": {"layer": {"kernel": jax.ShapeDtypeStruct((8, 32), np.float32)}}}
     with pytest.raises(ValueError, match=r"encoder/layer/kernel: saved \(8, 16\), model \(8, 32\)"):
         run_files.place_params(params, abstract, "checkpoint 5")
+
+
+def test_a_benchmark_output_may_sit_in_folders_still_to_be_made(tmp_path):
+    assert command_flags.creatable_file(str(tmp_path / "new" / "deeper" / "out.json")) is None
+    assert "is a directory" in command_flags.creatable_file(str(tmp_path))
+    (tmp_path / "a_file").write_text("")
+    assert "not a writable directory" in command_flags.creatable_file(
+        str(tmp_path / "a_file" / "out.json")
+    )

@@ -6,8 +6,8 @@ its whitespace-separated words, so every piece knows its word, whatever characte
 tokenizer lacks), cut to the model's maximum length, and decoded by the training-time
 evaluator's decoder (``tasks.translation_decoding``): length-sorted batches under jit, the same
 beam. The attention is then read teacher-forced on the decoded tokens, which gives the weights
-each output token was written with, every layer and head (``predict.attention``), and summed
-over source pieces and averaged over target pieces to words
+each output token was written with, every layer and head (``tasks.translation_attention``),
+and summed over source pieces and averaged over target pieces to words
 (``evaluation.alignment.word_attention``), as the evaluation's AER and explorer read it.
 
 `TranslationPredictor.align` teacher-forces given targets instead (forced alignment), whole,
@@ -31,7 +31,7 @@ from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation_pipeline
 from attn_research.evaluation import alignment as alignment_lib
 from attn_research.evaluation import alignment_readouts
-from attn_research.predict import attention, run_files
+from attn_research.predict import run_files
 from attn_research.tasks import translation, translation_attention, translation_decoding
 
 
@@ -103,7 +103,7 @@ class TranslationPredictor:
         self.config, self.params, self.tokenizer, self.step = config, params, tokenizer, step
         self.model = tasks.get_task(config.task).make_model(config)
         self.family = translation.FAMILIES[config.model.name][0]
-        self.has_attention = attention.has_attention(config)
+        self.has_attention = translation_attention.has_attention(config)
         self._decoders = translation_decoding.Decoders(self.family, config.decode)
 
     @classmethod
@@ -210,9 +210,12 @@ class TranslationPredictor:
             targets.append(translation_attention.Sentence(target, word_ids, words))
         views = [None] * len(todo)
         if self.has_attention and with_attention and todo:
-            views = translation_attention.pair_views(
-                self.model, self.params, [sources[i] for i in todo], targets, batch
-            )
+            views = [
+                pair.views
+                for pair in translation_attention.pair_views(
+                    self.model, self.params, [sources[i] for i in todo], targets, batch
+                )
+            ]
         links = () if self.has_attention else None
         out = [Translation(text, "", (), (), links, None) for text in sentences]
         layer = self.config.decode.alignment_layer
@@ -290,12 +293,10 @@ class TranslationPredictor:
         alignment_readouts.Selection((layer,)).check(heads)
         batch = batch_size or self.config.decode.batch_size
         pairs = ([source_sentences[i] for i in todo], [target_sentences[i] for i in todo])
-        views = translation_attention.pair_views(self.model, self.params, *pairs, batch)
-        shifted = translation_attention.pair_views(
-            self.model, self.params, *pairs, batch, shift=True
+        attentions = translation_attention.pair_views(
+            self.model, self.params, *pairs, batch, shifted=True
         )
-        for i, pair_views, pair_shifted in zip(todo, views, shifted):
-            attention_pair = alignment_readouts.PairAttention(pair_views, pair_shifted)
+        for i, attention_pair in zip(todo, attentions):
             links = readout(attention_pair, selection, threshold)
             out[i] = ForcedAlignment(
                 out[i].source_words, out[i].target_words, attention_pair, tuple(sorted(links))

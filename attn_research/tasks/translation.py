@@ -141,7 +141,7 @@ class TranslationTask(tasks.Task):
         """``config.decode.alignment_layer`` names one of the model's cross-attention maps
         (counted from shapes alone: nothing is computed); a model without attention has none
         to name."""
-        if config.model.get("attention") == "none":
+        if not translation_attention.has_attention(config):
             return
         abstract = jax.eval_shape(
             lambda rng: self.init_params(model, rng, config), jax.random.key(0)
@@ -297,7 +297,7 @@ class TranslationEvaluator:
         decode = self._config.decode
         arrays = translation_pipeline.encoded_split(self._config.data, self._config.data.eval_split)
         n = min(len(arrays["index"]), max(decode.aer_examples, decode.num_figures))
-        if n == 0 or self._config.model.get("attention") == "none":
+        if n == 0 or not translation_attention.has_attention(self._config):
             return {}, []
         shown = min(n, decode.num_figures)
         weights, shown_heads, statistics = [], [], None
@@ -377,7 +377,7 @@ class TranslationEvaluator:
         metrics.update({f"bleu_len_{name}": value for name, (value, _) in by_length.items()})
         aer_metrics, pairs = self._alignments(params, model)
         metrics.update(aer_metrics)
-        if self._gold is not None and self._config.model.get("attention") != "none":
+        if self._gold is not None and translation_attention.has_attention(self._config):
             metrics.update(translation_gold.metrics(self._gold, model, params, self._config.decode))
         for i in range(min(self._config.decode.log_examples, len(hypotheses))):
             logging.info(

@@ -18,6 +18,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import ml_collections
 import numpy as np
 
 from attn_research.data import tokenizer as tokenizer_lib
@@ -25,6 +26,11 @@ from attn_research.data import translation_pipeline
 from attn_research.evaluation import alignment, alignment_readouts, explorer
 from attn_research.models import maps
 from attn_research.tasks import translation_decoding
+
+
+def has_attention(config: ml_collections.ConfigDict) -> bool:
+    """Whether the run's translator attends to its source (the RNN without attention does not)."""
+    return config.model.get("attention") != "none"
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -132,13 +138,13 @@ def pair_views(
     targets: Sequence[Sentence],
     batch: int,
     *,
-    shift: bool = False,
-) -> list[dict[str, dict[str, np.ndarray]]]:
-    """The word-level views (`word_views`) of each pair, teacher-forced on the target's ids
-    (ending in EOS), in batches of `batch` pairs padded to multiples of
-    ``translation_decoding.BUCKET`` pieces (at most the model's ``length_limit``). `shift`
-    reads Shift-Att's rows (``alignment_readouts.shift_rows``) instead of the rows that wrote
-    each word. Every pair needs a word on each side."""
+    shifted: bool = False,
+) -> list[alignment_readouts.PairAttention]:
+    """The word-level attention of each pair, teacher-forced on the target's ids (ending in
+    EOS), in batches of `batch` pairs padded to multiples of ``translation_decoding.BUCKET``
+    pieces (at most the model's ``length_limit``): the views (`word_views`) of the rows that
+    wrote each word and, with `shifted`, from the same pass, those of Shift-Att's rows
+    (``alignment_readouts.shift_rows``; else empty). Every pair needs a word on each side."""
     limit = model.length_limit
     names = map_names(model, params, sources[0].ids[None])
     # Rounded up to a bucket, capped at the limit (a model without one: never capped).
@@ -158,15 +164,18 @@ def pair_views(
         )
         average_MBTS, heads_MBHTS = cross_attention(model, params, source_BS, target_in_BT)
         for b, (s, t) in enumerate(zip(part_s, part_t)):
-            rows = alignment_readouts.shift_rows(t.word_ids) if shift else t.word_ids
+            views = functools.partial(
+                word_views,
+                names,
+                average_MBTS[:, b, : t.ids.size, : s.ids.size],
+                heads_MBHTS[:, b, :, : t.ids.size, : s.ids.size],
+                source_words_S=s.word_ids,
+                shape=(len(t.words), len(s.words)),
+            )
             out.append(
-                word_views(
-                    names,
-                    average_MBTS[:, b, : t.ids.size, : s.ids.size],
-                    heads_MBHTS[:, b, :, : t.ids.size, : s.ids.size],
-                    rows,
-                    s.word_ids,
-                    (len(t.words), len(s.words)),
+                alignment_readouts.PairAttention(
+                    views(t.word_ids),
+                    views(alignment_readouts.shift_rows(t.word_ids)) if shifted else {},
                 )
             )
     return out

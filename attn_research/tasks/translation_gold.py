@@ -22,6 +22,7 @@ from typing import Any
 import flax.linen as nn
 import ml_collections
 
+from attn_research.data import text_files
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.evaluation import alignment, alignment_readouts, gold_alignments
 from attn_research.tasks import translation_attention
@@ -38,31 +39,39 @@ class GoldSet:
     gold: gold_alignments.Gold
 
 
-def _read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
+def _read(
+    decode: ml_collections.ConfigDict,
+) -> tuple[list[str], list[str], gold_alignments.Gold] | None:
+    """The gold set's sentences and links, or None if `decode` names none.
 
-
-def check(decode: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming the field if the gold set is named in part or its files are
-    missing, its sides differ in length, or its links do not read."""
+    Raises:
+      ValueError: naming the field if the set is named in part or its files are missing, its
+        sides differ in length, or its links do not read.
+    """
     paths = {field: decode.get(field, "") for field in FIELDS}
     if not any(paths.values()):
-        return
+        return None
     for field, path in paths.items():
         if not path:
             raise ValueError(f"config.decode.{field}: empty, but {FIELDS} go together")
         if not os.path.isfile(path):
             raise ValueError(f"config.decode.{field}: {path} does not exist")
-    sources, targets = _read_lines(paths["gold_source"]), _read_lines(paths["gold_target"])
+    sources = text_files.read_lines(paths["gold_source"])
+    targets = text_files.read_lines(paths["gold_target"])
     if len(sources) != len(targets):
         raise ValueError(
             f"config.decode.gold_target: {len(targets)} lines, but gold_source has {len(sources)}"
         )
     try:
-        _gold(decode, sources, targets)
+        return sources, targets, _gold(decode, sources, targets)
     except ValueError as error:
         raise ValueError(f"config.decode.gold_links: {error}") from None
+
+
+def check(decode: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming the field if the gold set is named in part or its files are
+    missing, its sides differ in length, or its links do not read (`_read`)."""
+    _read(decode)
 
 
 def _gold(decode: ml_collections.ConfigDict, sources: list[str], targets: list[str]):
@@ -84,11 +93,10 @@ def load(
       ValueError: naming the field and pair if a pair is longer than the model's
         ``length_limit``.
     """
-    check(decode)
-    if not decode.get("gold_source", ""):
+    read = _read(decode)
+    if read is None:
         return None
-    sources, targets = _read_lines(decode.gold_source), _read_lines(decode.gold_target)
-    gold = _gold(decode, sources, targets)
+    sources, targets, gold = read
     encoded = [
         (translation_attention.encode(tokenizer, s), translation_attention.encode(tokenizer, t))
         for s, t in zip(sources, targets)
@@ -113,11 +121,10 @@ def metrics(
     """The metrics of the module doc, on the current params."""
     if not gold_set.sources:
         return {}
-    views = translation_attention.pair_views(
+    attentions = translation_attention.pair_views(
         model, params, gold_set.sources, gold_set.targets, decode.batch_size
     )
-    attentions = [alignment_readouts.PairAttention(v, {}) for v in views]
-    names = list(views[0])
+    names = list(attentions[0].views)
     out = {}
     for index, name in enumerate(names):
         links = alignment_readouts.read(

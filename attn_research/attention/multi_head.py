@@ -49,8 +49,7 @@ class MultiHeadAttention(nn.Module):
     """
 
     num_heads: int
-    kind: str = "dot_product"
-    options: Mapping[str, Any] = FrozenDict()
+    attention: presets.Spec = presets.resolve("dot_product")
     num_kv_heads: int | None = None
     qkv_features: int | None = None
     out_features: int | None = None
@@ -136,7 +135,7 @@ class MultiHeadAttention(nn.Module):
         Returns:
           ``[batch..., Tq, out_features]``.
         """
-        spec = presets.resolve(self.kind, self.options)
+        spec = self.attention
         inputs_kv = inputs_q if inputs_kv is None else inputs_kv
         features = self.qkv_features or inputs_q.shape[-1]
         heads, kv_heads, head_dim = self._heads(features)

@@ -328,3 +328,6 @@ register("window", window)
 register("window_2d", window_2d)
 register("luong_local_m", luong_local_m)
 register("luong_local_p", luong_local_p)
+
+register("local_m", luong_local_m)  # shim until the kernels branch lands
+register("local_p", luong_local_p)

@@ -47,6 +47,7 @@ class Kind:
     kernel: str = "auto"
     defaults: Mapping[str, Any] = FrozenDict()
     aliases: Mapping[str, tuple[str, Mapping[str, str]]] = FrozenDict()
+    recurrence: str = "luong"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Spec:
     kernel: str
     kernel_options: Mapping[str, Any]
     precision: Any = None
+    recurrence: str = "luong"
 
     @property
     def has_params(self) -> bool:
@@ -155,17 +157,18 @@ def resolve(kind: str, options: Mapping[str, Any] = FrozenDict()) -> Spec:
     return Spec(
         rule,
         chosen["score"],
-        routed["score"],
+        FrozenDict(routed["score"]),
         chosen["kernel"],
-        routed["kernel"],
+        FrozenDict(routed["kernel"]),
         precision,
+        preset.recurrence,
     )
 
 
 register(Kind("dot_product", "Vaswani et al. 2017"))
 register(Kind("local", "sliding window; Beltagy et al. 2020", positions="window"))
 register(Kind("local_2d", "2-D neighbourhood; Ramachandran et al. 2019", positions="window_2d"))
-register(Kind("additive", "Bahdanau et al. 2014", score="additive"))
+register(Kind("additive", "Bahdanau et al. 2014", score="additive", recurrence="bahdanau"))
 register(
     Kind(
         "luong",
@@ -179,3 +182,7 @@ register(
         ),
     )
 )
+
+
+def renamed_options(kind, options):  # shim until the kernels branch lands
+    return kind, dict(options)

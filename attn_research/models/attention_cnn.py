@@ -16,13 +16,14 @@ multi-head attention) is also the ViT's ``map`` head.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.core import FrozenDict
 
-from attn_research.attention import MultiHeadAttention
+from attn_research.attention import MultiHeadAttention, Spec, resolve
 from attn_research.models import fields, maps
 
 # The pooling's one query.
@@ -37,7 +38,7 @@ class AttentionPool(nn.Module):
     """
 
     num_heads: int
-    kind: str = "dot_product"
+    attention: Spec = resolve("dot_product")
     dtype: Any = jnp.float32
     sow_weights: bool = False
 
@@ -49,7 +50,7 @@ class AttentionPool(nn.Module):
         probe_B1F = jnp.broadcast_to(probe, (batch, 1, features)).astype(self.dtype)
         attention = MultiHeadAttention(
             self.num_heads,
-            kind=self.kind,
+            attention=self.attention,
             dtype=self.dtype,
             sow_weights=self.sow_weights,
             name="attention",
@@ -71,7 +72,7 @@ class ConvStage(nn.Module):
         return x
 
 
-class AttentionCNN(nn.Module):
+class AttentionCNN(fields.Attends, nn.Module):
     """Images ``[B, H, W, C]`` -> logits ``[B, num_classes]`` (float32).
 
     Attributes:
@@ -79,7 +80,8 @@ class AttentionCNN(nn.Module):
       stages: channels of the conv stages; a ``2x2`` max-pool follows each stage but the last,
         so the feature map is ``H / 2^(len(stages)-1)`` on a side.
       num_heads: heads of the attention pooling.
-      attention: attention kind scoring the positions (``additive`` or ``dot_product``).
+      attention: the preset scoring the positions (``additive`` or ``dot_product``), with
+        ``attention_options``.
       sow_weights: sow the pooling's weights into 'intermediates' (``attention_maps``).
     """
 
@@ -87,12 +89,13 @@ class AttentionCNN(nn.Module):
     stages: Sequence[int] = (32, 64, 128)
     num_heads: int = 1
     attention: str = "additive"
+    attention_options: Mapping[str, Any] = FrozenDict()
     dropout_rate: float = 0.0
     dtype: Any = jnp.float32
     sow_weights: bool = False
 
     def __post_init__(self) -> None:
-        fields.check_attention("attention", self.attention, {})
+        _ = self.spec  # resolved and checked before anything is traced
         super().__post_init__()
 
     @nn.compact
@@ -102,9 +105,9 @@ class AttentionCNN(nn.Module):
             if i:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
             x = ConvStage(features, self.dtype, name=f"stage{i}")(x)
-        z_BF = AttentionPool(
-            self.num_heads, self.attention, self.dtype, self.sow_weights, name="pool"
-        )(x)
+        z_BF = AttentionPool(self.num_heads, self.spec, self.dtype, self.sow_weights, name="pool")(
+            x
+        )
         z_BF = nn.Dropout(self.dropout_rate)(z_BF, deterministic=not train)
         return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(z_BF).astype(jnp.float32)
 

@@ -15,9 +15,8 @@ from typing import Any, Mapping
 
 import flax.linen as nn
 import jax.numpy as jnp
-from flax.core import FrozenDict
 
-from attn_research.attention import MultiHeadAttention
+from attn_research.attention import MultiHeadAttention, Spec, resolve
 from attn_research.models.scan import scan_layers
 
 Array = jnp.ndarray
@@ -43,8 +42,7 @@ class EncoderBlock(nn.Module):
 
     num_heads: int
     mlp_dim: int
-    attention: str = "dot_product"
-    attention_options: Mapping[str, Any] = FrozenDict()
+    attention: Spec = resolve("dot_product")
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     dtype: Any = None
@@ -61,8 +59,7 @@ class EncoderBlock(nn.Module):
         y = nn.LayerNorm(dtype=self.dtype, name="ln_attention")(x)
         y = MultiHeadAttention(
             num_heads=self.num_heads,
-            kind=self.attention,
-            options=self.attention_options,
+            attention=self.attention,
             dropout_rate=self.attention_dropout_rate,
             dtype=self.dtype,
             sow_weights=self.sow_weights,
@@ -119,8 +116,7 @@ def classifier_encoder(
     block = dict(
         num_heads=owner.num_heads,
         mlp_dim=owner.mlp_dim,
-        attention=owner.attention,
-        attention_options=FrozenDict(owner.attention_options),
+        attention=owner.spec,
         grid=grid,
         dropout_rate=owner.dropout_rate,
         sow_weights=sow_weights,

@@ -11,6 +11,7 @@ longest sentence).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,15 @@ def check_attention(field: str, kind: str, options: Mapping[str, Any]) -> preset
         return presets.resolve(kind, dict(options))
     except ValueError as error:
         raise ValueError(f"{field}: {error}") from None
+
+
+class Attends:
+    """For models with the fields ``attention`` (a preset) and ``attention_options``: their
+    resolved ``spec``, once per model, which every attention layer receives."""
+
+    @functools.cached_property
+    def spec(self) -> presets.Spec:
+        return check_attention("attention", self.attention, self.attention_options)
 
 
 def config_fields(cls: type[nn.Module], set_by_task: Mapping[str, Any]) -> tuple[str, ...]:

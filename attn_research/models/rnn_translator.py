@@ -2,40 +2,38 @@
 
 Encoder: embeddings and a bidirectional GRU or LSTM, ``h_j = [h->_j; h<-_j]`` ``[B, S, 2H]``.
 The decoder is one cell (`DecoderCell`) run by ``nn.scan`` over the target when teacher-forced
-and called step by step when decoding, with the same parameters. Its attention:
+and called step by step when decoding, with the same parameters. Its attention is any preset
+(``attention.resolve``), wired as its ``recurrence`` says:
 
-- ``bahdanau`` (Bahdanau, Cho & Bengio 2014): the *previous* state queries the encoder,
+- ``bahdanau`` (Bahdanau, Cho & Bengio 2014; the ``additive`` preset): the *previous* state
+  queries the encoder,
       e_ij = v^T tanh(W s_{i-1} + U h_j),  c_i = sum_j a_ij h_j,
       s_i = RNN(s_{i-1}, [E y_{i-1}; c_i]),  logits_i = W_o tanh(W_r [s_i; c_i; E y_{i-1}]).
-- ``luong`` (Luong, Pham & Manning 2015): the *current* state queries the encoder
-  (score dot / general / concat; align global / local_m / local_p, half-window D), with
-  input feeding:
+- ``luong`` (Luong, Pham & Manning 2015; the ``luong`` preset): the *current* state queries
+  the encoder, with input feeding:
       h_t = RNN(h_{t-1}, [E y_{t-1}; h~_{t-1}]),  c_t = sum_s a_t(s) W_m h_s,
       h~_t = tanh(W_c [c_t; h_t]),  logits_t = W_o h~_t.
-- ``none`` (the fixed-vector encoder-decoder of Cho et al. 2014 / Sutskever et al. 2014):
+- no attention (``attention=None``; Cho et al. 2014, Sutskever et al. 2014):
   c = tanh(W_f [h->_S; h<-_1]) for every step, s_i = RNN(s_{i-1}, [E y_{i-1}; c]).
 
 The decoder starts from ``s_0 = tanh(W_s [h->_S; h<-_1])``. Padding (id 0) is masked out of the
-encoder (sequence lengths) and of every attention. Attention weights ``[B, T, S]`` are sown
-in 'intermediates' as ``alignment``; local-p's ``p_t / S`` (``attention.positions.Centre``)
-is sown at each step and gathered over the target, ``[B, T, 1, 1]``.
+encoder and of every attention. Attention weights ``[B, T, S]`` are sown in 'intermediates' as
+``alignment``; local-p's ``p_t / S`` is sown at each step and gathered, ``[B, T, 1, 1]``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import flax.linen as nn
 import jax.numpy as jnp
 from flax.core import FrozenDict
 
-from attn_research.attention import key_padding_mask, presets
+from attn_research.attention import Spec, key_padding_mask
 from attn_research.models import decoding, fields, maps
 
 Array = jnp.ndarray
-ATTENTIONS = ("bahdanau", "luong", "none")
-# The attention kind of each decoder (``attention.presets``).
-PRESETS = {"bahdanau": "additive", "luong": "luong"}
 CELLS = ("gru", "lstm")
 # Decoder state: (RNN carry, feed [B, F], step t [B]); feed is c_i (bahdanau, none) or h~_t.
 State = tuple[Any, Array, Array]
@@ -59,21 +57,20 @@ class DecoderCell(nn.Module):
 
     ``memory`` holds the encoder side, computed once per sentence: ``values [B, S, V]``,
     ``keys [B, S, U]`` (``U h_j`` for bahdanau, ``W_m h_j`` for luong), ``valid [B, S]`` and
-    ``fixed [B, 2H]`` (the no-attention context).
+    ``fixed [B, 2H]`` (the no-attention context). ``attention`` names the attention submodule.
     """
 
-    attention: str
+    attention: str | None
+    spec: Spec | None
     cell: str
     hidden: int
-    attention_options: Mapping[str, Any] = FrozenDict()
     dtype: Any = None
 
     def _attend(
         self, q_B1U: Array, keys_BS1U: Array, values_BS1V: Array, memory: dict, t_B: Array
     ) -> tuple[Array, Array]:
         """Context ``[B, V]`` and weights ``[B, S]`` of one query per sentence at step ``t``."""
-        preset = PRESETS[self.attention]
-        context, weights = presets.resolve(preset, self.attention_options).module(name=preset)(
+        context, weights = self.spec.module(name=self.attention)(
             q_B1U[:, :, None, :],
             keys_BS1U,
             values_BS1V,
@@ -83,83 +80,86 @@ class DecoderCell(nn.Module):
         )
         return context[:, 0, 0], weights[:, 0, 0]
 
+    def _bahdanau(self, rnn, carry, feed_BF, t_B, y_BE, memory):
+        values_BS1V = memory["values"][:, :, None, :]
+        keys_BS1U = memory["keys"][:, :, None, :]
+        q_B1U = nn.Dense(keys_BS1U.shape[-1], use_bias=False, dtype=self.dtype, name="query")(
+            _hidden(carry)
+        )[:, None, :]
+        context_BV, weights_BS = self._attend(q_B1U, keys_BS1U, values_BS1V, memory, t_B)
+        carry, s_BH = rnn(carry, jnp.concatenate([y_BE, context_BV], -1))
+        readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
+            jnp.concatenate([s_BH, context_BV, y_BE], -1)
+        )
+        return (carry, context_BV, t_B + 1), (jnp.tanh(readout), weights_BS)
+
+    def _luong(self, rnn, carry, feed_BF, t_B, y_BE, memory):
+        keys_BS1U = memory["keys"][:, :, None, :]
+        carry, h_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
+        context_BU, weights_BS = self._attend(h_BH[:, None, :], keys_BS1U, keys_BS1U, memory, t_B)
+        h_tilde = jnp.tanh(
+            nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="combine")(
+                jnp.concatenate([context_BU, h_BH], -1)
+            )
+        )
+        return (carry, h_tilde, t_B + 1), (h_tilde, weights_BS)
+
+    def _fixed(self, rnn, carry, feed_BF, t_B, y_BE, memory):
+        carry, s_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
+        readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
+            jnp.concatenate([s_BH, feed_BF, y_BE], -1)
+        )
+        weights = jnp.zeros(memory["valid"].shape, jnp.float32)
+        return (carry, feed_BF, t_B + 1), (jnp.tanh(readout), weights)
+
     @nn.compact
     def __call__(
         self, state: State, y_BE: Array, memory: dict[str, Array]
     ) -> tuple[State, tuple[Array, Array]]:
         carry, feed_BF, t_B = state
         rnn = _cell(self.cell, self.hidden, self.dtype, name="rnn")
-        values_BS1V = memory["values"][:, :, None, :]
-        keys_BS1U = memory["keys"][:, :, None, :]
-        if self.attention == "bahdanau":
-            q_B1U = nn.Dense(keys_BS1U.shape[-1], use_bias=False, dtype=self.dtype, name="query")(
-                _hidden(carry)
-            )[:, None, :]
-            context_BV, weights_BS = self._attend(q_B1U, keys_BS1U, values_BS1V, memory, t_B)
-            carry, s_BH = rnn(carry, jnp.concatenate([y_BE, context_BV], -1))
-            readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
-                jnp.concatenate([s_BH, context_BV, y_BE], -1)
-            )
-            return (carry, context_BV, t_B + 1), (jnp.tanh(readout), weights_BS)
-        if self.attention == "luong":
-            carry, h_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
-            context_BU, weights_BS = self._attend(
-                h_BH[:, None, :], keys_BS1U, keys_BS1U, memory, t_B
-            )
-            h_tilde = jnp.tanh(
-                nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="combine")(
-                    jnp.concatenate([context_BU, h_BH], -1)
-                )
-            )
-            return (carry, h_tilde, t_B + 1), (h_tilde, weights_BS)
-        if self.attention == "none":
-            carry, s_BH = rnn(carry, jnp.concatenate([y_BE, feed_BF], -1))
-            readout = nn.Dense(self.hidden, dtype=self.dtype, name="readout")(
-                jnp.concatenate([s_BH, feed_BF, y_BE], -1)
-            )
-            weights = jnp.zeros(memory["valid"].shape, jnp.float32)
-            return (carry, feed_BF, t_B + 1), (jnp.tanh(readout), weights)
-        raise ValueError(
-            f"attention: unknown RNN attention {self.attention!r}; choose one of {ATTENTIONS}"
-        )
+        if self.spec is None:
+            step = self._fixed
+        else:
+            step = {"bahdanau": self._bahdanau, "luong": self._luong}[self.spec.recurrence]
+        return step(rnn, carry, feed_BF, t_B, y_BE, memory)
 
 
 class RnnTranslator(nn.Module):
     """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
 
     Attributes:
-      attention: one of ATTENTIONS; `score`, `align` (luong) and `window` configure its
-        attention, and `attention_options` may add or replace any of its options and axes
-        (``attention.presets.resolve``: e.g. ``{"positions": "window"}`` for bahdanau in a
-        window of `window` source positions around the target position).
+      attention: the decoder's attention preset (``attention.resolve``), wired as its
+        ``recurrence`` says; None: the fixed-vector encoder-decoder, no attention.
+      attention_options: its options and axis replacements, e.g. ``{"score": "general",
+        "positions": "local_p", "window": 10}`` for luong.
       cell: 'gru' or 'lstm' (encoder and decoder).
       hidden: H, the state size of each encoder direction and of the decoder.
-      attention_units: U, the size of the additive (bahdanau) scores.
+      attention_units: U, the size of Bahdanau's keys ``U h_j`` (Luong's are H wide).
     """
 
     vocab_size: int
-    attention: str = "bahdanau"
+    attention: str | None = "additive"
+    attention_options: Mapping[str, Any] = FrozenDict()
     cell: str = "gru"
     embed_dim: int = 128
     hidden: int = 256
     attention_units: int = 256
-    score: str = "dot"
-    align: str = "global"
-    window: int = 10
-    attention_options: Mapping[str, Any] = FrozenDict()
     dropout_rate: float = 0.0
     dtype: Any = None
 
     def __post_init__(self) -> None:
-        fields.check_choice("attention", self.attention, ATTENTIONS)
         fields.check_choice("cell", self.cell, CELLS)
-        if self.attention != "none":
-            try:
-                options = self._attention_options()
-            except ValueError as error:
-                raise ValueError(f"attention_options: {error}") from None
-            fields.check_attention("attention", PRESETS[self.attention], options)
+        if self.attention is not None:
+            fields.check_attention("attention", self.attention, self.attention_options)
         super().__post_init__()
+
+    @functools.cached_property
+    def spec(self) -> Spec | None:
+        """The resolved attention, or None without attention."""
+        if self.attention is None:
+            return None
+        return fields.check_attention("attention", self.attention, self.attention_options)
 
     @property
     def length_limit(self) -> int | None:
@@ -167,15 +167,9 @@ class RnnTranslator(nn.Module):
         reads any length."""
         return None
 
-    def _attention_options(self) -> FrozenDict:
-        if self.attention == "none":
-            return FrozenDict()
-        generic = {"window": self.window}
-        if self.attention == "luong":
-            generic.update(score=self.score, align=self.align)
-        return FrozenDict(
-            presets.applicable(PRESETS[self.attention], generic, self.attention_options)
-        )
+    @property
+    def recurrence(self) -> str | None:
+        return None if self.spec is None else self.spec.recurrence
 
     def setup(self) -> None:
         self.source_embed = nn.Embed(self.vocab_size, self.embed_dim, name="source_embed")
@@ -187,15 +181,10 @@ class RnnTranslator(nn.Module):
         )
         self.initial = nn.Dense(self.hidden, dtype=self.dtype, name="initial")
         self.fixed = nn.Dense(2 * self.hidden, dtype=self.dtype, name="fixed")
-        units = self.attention_units if self.attention == "bahdanau" else self.hidden
+        units = {"bahdanau": self.attention_units}.get(self.recurrence, self.hidden)
         self.keys = nn.Dense(units, use_bias=False, dtype=self.dtype, name="keys")
         self.decoder = DecoderCell(
-            self.attention,
-            self.cell,
-            self.hidden,
-            self._attention_options(),
-            self.dtype,
-            name="decoder",
+            self.attention, self.spec, self.cell, self.hidden, self.dtype, name="decoder"
         )
         self.output = nn.Dense(self.vocab_size, dtype=self.dtype, name="output")
         self.dropout = nn.Dropout(self.dropout_rate)
@@ -220,8 +209,8 @@ class RnnTranslator(nn.Module):
         feed = {
             "bahdanau": jnp.zeros_like(h_BS2H[:, 0]),
             "luong": jnp.zeros_like(s0_BH),
-            "none": memory["fixed"],
-        }[self.attention]
+            None: memory["fixed"],
+        }[self.recurrence]
         return memory, (carry, feed, jnp.zeros(source_BS.shape[:1], jnp.int32))
 
     def step(
@@ -237,13 +226,13 @@ class RnnTranslator(nn.Module):
     ) -> list[maps.AttentionMap]:
         """The decoder's teacher-forced attention over the source, ``[B, 1, T, S]``
         (``models.maps``); none without attention."""
-        if self.attention == "none":
+        if self.attention is None:
             return []
         _, variables = self.apply(
             {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
         )
         (weights_BTS,) = variables["intermediates"]["alignment"]
-        sown = variables["intermediates"].get("decoder", {}).get(PRESETS[self.attention], {})
+        sown = variables["intermediates"].get("decoder", {}).get(self.attention, {})
         fraction = None
         if "centre" in sown:
             (fraction_BT11,) = sown["centre"]["position_fraction"]
@@ -319,7 +308,7 @@ def logits_and_attention(
         {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
     )
     (weights_BTS,) = variables["intermediates"]["alignment"]
-    layers = 0 if model.attention == "none" else 1
+    layers = 0 if model.attention is None else 1
     return logits, weights_BTS[None, :, None][:layers]
 
 

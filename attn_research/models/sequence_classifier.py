@@ -39,7 +39,7 @@ def sincos_positions(length: int, width: int, temperature: float = 10_000.0) -> 
     return np.concatenate([np.sin(angle), np.cos(angle)], axis=1).astype(np.float32)
 
 
-class SequenceClassifier(nn.Module):
+class SequenceClassifier(fields.Attends, nn.Module):
     """Token ids ``int [B, T]`` and lengths ``int [B]`` -> logits ``float32 [B, num_classes]``.
 
     Attributes:
@@ -76,7 +76,7 @@ class SequenceClassifier(nn.Module):
         fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
         check_remat(self.remat)
         check_unroll(self.scan_unroll, "scan_unroll")
-        spec = fields.check_attention("attention", self.attention, self.attention_options)
+        spec = self.spec
         tokens = self.max_len + (self.pool == "token")
         try:
             spec.positions.check(tokens, tokens, self.grid)

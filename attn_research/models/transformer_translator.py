@@ -7,11 +7,9 @@
       x <- x + Dropout(MLP(LN(x)))
     logits = W_o LN(x)
 
-The encoder self-, decoder self- and cross-attention kinds are each any registered sequence
-kind or combination (``attn_research.attention.KINDS``; `window` goes to the kinds that take
-one: local cross-attention attends source positions |j - i| <= window of target position i).
-Token embeddings are scaled by
-sqrt(d) and added to sinusoidal or learned positions; source and target may share one
+The encoder self-, decoder self- and cross-attention are each a preset with options
+(``attention.resolve``; local cross-attention attends source positions |j - i| <= window of
+target position i). Token embeddings are scaled by sqrt(d) and added to sinusoidal or learned positions; source and target may share one
 embedding table. With ``decode=True`` the decoder runs one position at a time over a
 key/value cache ('cache' collection, `MultiHeadAttention(decode=True)`); `start_decoding` and
 `decode_step` wrap that for `models.decoding`.
@@ -19,6 +17,7 @@ key/value cache ('cache' collection, `MultiHeadAttention(decode=True)`); `start_
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -28,8 +27,7 @@ import numpy as np
 from flax import traverse_util
 from flax.core import FrozenDict
 
-from attn_research.attention import MultiHeadAttention, key_padding_mask
-from attn_research.attention.presets import applicable
+from attn_research.attention import MultiHeadAttention, Spec, key_padding_mask, resolve
 from attn_research.models import decoding, fields, maps
 from attn_research.models.encoder import Encoder, Mlp
 from attn_research.models.scan import check_remat, check_unroll, scan_layers
@@ -38,9 +36,7 @@ Array = jnp.ndarray
 POSITION_EMBEDDINGS = ("sinusoidal", "learned")
 
 
-def attention_options(kind: str, window: int) -> FrozenDict:
-    """The options of ``kind`` in this model: ``window`` positions each side, if it has one."""
-    return FrozenDict(applicable(kind, {"window": window}))
+ROLES = ("encoder_attention", "decoder_attention", "cross_attention")
 
 
 def sinusoids(length: int, dim: int) -> np.ndarray:
@@ -58,10 +54,8 @@ class DecoderBlock(nn.Module):
 
     num_heads: int
     mlp_dim: int
-    self_attention: str = "dot_product"
-    cross_attention: str = "dot_product"
-    self_options: Mapping[str, Any] = FrozenDict()
-    cross_options: Mapping[str, Any] = FrozenDict()
+    self_attention: Spec = resolve("dot_product")
+    cross_attention: Spec = resolve("dot_product")
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     dtype: Any = None
@@ -83,8 +77,7 @@ class DecoderBlock(nn.Module):
         y = nn.LayerNorm(dtype=self.dtype, name="ln_self")(x)
         y = MultiHeadAttention(
             num_heads=self.num_heads,
-            kind=self.self_attention,
-            options=self.self_options,
+            attention=self.self_attention,
             dropout_rate=self.attention_dropout_rate,
             dtype=self.dtype,
             decode=self.decode,
@@ -94,8 +87,7 @@ class DecoderBlock(nn.Module):
         y = nn.LayerNorm(dtype=self.dtype, name="ln_cross")(x)
         y = MultiHeadAttention(
             num_heads=self.num_heads,
-            kind=self.cross_attention,
-            options=self.cross_options,
+            attention=self.cross_attention,
             dropout_rate=self.attention_dropout_rate,
             dtype=self.dtype,
             sow_weights=self.sow_weights,
@@ -117,9 +109,9 @@ class TransformerTranslator(nn.Module):
     """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
 
     Attributes:
-      encoder_attention, decoder_attention, cross_attention: attention kinds
-        (``attn_research.attention.KINDS``).
-      window: half-window of the kinds with a window.
+      encoder_attention, decoder_attention, cross_attention: attention presets
+        (``attention.resolve``), each with its ``<role>_options``, e.g.
+        ``cross_attention="local"``, ``cross_attention_options={"window": 8}``.
       share_embeddings: one embedding table for source and target.
       tie_output: the logits are ``LN(y) E^T`` with the target embedding ``E``, no output
         matrix of their own (Press & Wolf 2017; Vaswani et al. 2017 share all three).
@@ -136,9 +128,11 @@ class TransformerTranslator(nn.Module):
     num_layers: int = 2
     mlp_dim: int = 512
     encoder_attention: str = "dot_product"
+    encoder_attention_options: Mapping[str, Any] = FrozenDict()
     decoder_attention: str = "dot_product"
+    decoder_attention_options: Mapping[str, Any] = FrozenDict()
     cross_attention: str = "dot_product"
-    window: int = 16
+    cross_attention_options: Mapping[str, Any] = FrozenDict()
     share_embeddings: bool = False
     tie_output: bool = False
     position_embedding: str = "sinusoidal"
@@ -155,14 +149,22 @@ class TransformerTranslator(nn.Module):
         fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
         check_remat(self.remat)
         check_unroll(self.scan_unroll, "scan_unroll")
-        for field in ("encoder_attention", "decoder_attention", "cross_attention"):
-            kind = getattr(self, field)
-            spec = fields.check_attention(field, kind, attention_options(kind, self.window))
+        for role, spec in self.specs.items():
             try:
                 spec.positions.check(1, 1, None)  # sentences, not a grid
             except ValueError as error:
-                raise ValueError(f"{field}: {error}") from None
+                raise ValueError(f"{role}: {error}") from None
         super().__post_init__()
+
+    @functools.cached_property
+    def specs(self) -> dict[str, Spec]:
+        """Each role's resolved attention."""
+        return {
+            role: fields.check_attention(
+                role, getattr(self, role), getattr(self, f"{role}_options")
+            )
+            for role in ROLES
+        }
 
     @property
     def length_limit(self) -> int | None:
@@ -194,11 +196,7 @@ class TransformerTranslator(nn.Module):
             dtype=self.dtype,
             remat=self.remat,
             scan_unroll=self.scan_unroll,
-            block=dict(
-                attention=self.encoder_attention,
-                attention_options=attention_options(self.encoder_attention, self.window),
-                **common,
-            ),
+            block=dict(attention=self.specs["encoder_attention"], **common),
         )
         self.decoder = scan_layers(
             DecoderBlock,
@@ -206,10 +204,8 @@ class TransformerTranslator(nn.Module):
             remat=self.remat,
             unroll=self.scan_unroll,
             static_args=(4,),
-            self_attention=self.decoder_attention,
-            cross_attention=self.cross_attention,
-            self_options=attention_options(self.decoder_attention, self.window),
-            cross_options=attention_options(self.cross_attention, self.window),
+            self_attention=self.specs["decoder_attention"],
+            cross_attention=self.specs["cross_attention"],
             dtype=self.dtype,
             decode=self.decode,
             sow_weights=self.sow_weights,

@@ -79,7 +79,7 @@ def sincos_2d_positions(
     return np.concatenate([np.sin(r), np.cos(r), np.sin(c), np.cos(c)], axis=1).astype(np.float32)
 
 
-class ViT(nn.Module):
+class ViT(fields.Attends, nn.Module):
     """Images ``[B, H, W, C]`` (float, normalized) -> logits ``[B, num_classes]`` (float32).
 
     Attributes:
@@ -127,7 +127,7 @@ class ViT(nn.Module):
             raise ValueError(f"num_registers: must be >= 0, got {self.num_registers}")
         check_remat(self.remat)
         check_unroll(self.scan_unroll, "scan_unroll")
-        fields.check_attention("attention", self.attention, self.attention_options)
+        _ = self.spec  # resolved and checked before anything is traced
         super().__post_init__()
 
     @nn.compact

@@ -26,23 +26,12 @@ from absl import logging
 from etils import epath
 from orbax.checkpoint import path as ocp_path
 
+from attn_research.models import renamed_fields
 from attn_research.train import best, checkpoint
 from attn_research.train.paths import path_names
 
 CONFIG_NAME = "config.json"
 T = TypeVar("T")
-# config.model fields renamed since runs began writing config.json: old name -> new name.
-_RENAMED_MODEL_FIELDS = {
-    "family": "name",
-    "emb_dim": "embed_dim",
-    "width": "embed_dim",
-    "depth": "num_layers",
-    "posemb": "position_embedding",
-    "positions": "position_embedding",
-}
-_RENAMED_VALUES = {("position_embedding", "learn"): "learned"}
-
-
 class RunFilesError(FileNotFoundError, ValueError):
     """A file of the workdir that prediction needs is missing, unreadable or damaged; the
     message names it and says what to do."""
@@ -108,11 +97,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
         "Without it the checkpoints cannot be rebuilt into a model: restore it from a copy "
         "(it is the config the run was started with, as JSON), or train the run again",
     )
-    model = config["model"]
-    for old, new in _RENAMED_MODEL_FIELDS.items():
-        if old in model and new not in model:
-            value = model.pop(old)
-            model[new] = _RENAMED_VALUES.get((new, value), value)
+    renamed_fields.renamed(config["model"])
     return ml_collections.ConfigDict(config)
 
 

@@ -37,7 +37,6 @@ import numpy as np
 import optax
 
 from attn_research import tasks
-from attn_research.attention import presets
 from attn_research.data import image_sources, images
 from attn_research.evaluation import attention_maps, explorer, image_figures
 from attn_research.models import fields
@@ -94,9 +93,7 @@ def _check_model_on(model: nn.Module, image_shape: tuple[int, ...]) -> None:
     grid = (height // model.patch, width // model.patch)
     tokens = grid[0] * grid[1] + len(model.prefix_roles())
     try:
-        presets.resolve(model.attention, dict(model.attention_options)).positions.check(
-            tokens, tokens, grid
-        )
+        model.spec.positions.check(tokens, tokens, grid)
     except ValueError as error:
         field = "num_registers" if model.num_registers else "pool"
         raise ValueError(f"config.model.{field}: {error}") from None

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import flax.linen as nn
 import jax
@@ -408,14 +408,12 @@ class TranslationEvaluator:
         with open(os.path.join(workdir, "translations", f"step_{step}_metrics.json"), "w") as f:
             json.dump({"metrics": metrics, "bleu_by_length": by_length}, f, indent=1)
         model = self._config.model
-        shown = (
-            ("score", "align")
-            if model.get("attention") == "luong"
-            else ("encoder_attention", "decoder_attention", "cross_attention")
-        )
-        label = f"{model.name} {model.get('attention', '')} " + " ".join(
-            f"{k}={model[k]}" for k in shown if k in model
-        )
+        attention = [
+            f"{k}={dict(v) if isinstance(v, (Mapping, ml_collections.ConfigDict)) else v}"
+            for k, v in model.items()
+            if k.endswith(("attention", "attention_options")) and v
+        ]
+        label = " ".join([model.name, *attention])
         figures = os.path.join(workdir, "figures")
         alignment_figures.bleu_by_length_plot(
             by_length, f"{label} step {step}", os.path.join(figures, f"bleu_by_length_{step}.png")

@@ -29,8 +29,9 @@ from attn_research.tasks import translation_decoding
 
 
 def has_attention(config: ml_collections.ConfigDict) -> bool:
-    """Whether the run's translator attends to its source (the RNN without attention does not)."""
-    return config.model.get("attention") != "none"
+    """Whether the run's translator attends to its source (the RNN with ``attention=None``
+    does not)."""
+    return config.model.get("attention", "") is not None
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -166,8 +166,22 @@ def resolve(kind: str, options: Mapping[str, Any] = FrozenDict()) -> Spec:
 
 
 register(Kind("dot_product", "Vaswani et al. 2017"))
-register(Kind("local", "sliding window; Beltagy et al. 2020", positions="window"))
-register(Kind("local_2d", "2-D neighbourhood; Ramachandran et al. 2019", positions="window_2d"))
+register(
+    Kind(
+        "local",
+        "sliding window; Beltagy et al. 2020",
+        positions="window",
+        defaults=FrozenDict(window=8),
+    )
+)
+register(
+    Kind(
+        "local_2d",
+        "2-D neighbourhood; Ramachandran et al. 2019",
+        positions="window_2d",
+        defaults=FrozenDict(window=3),
+    )
+)
 register(Kind("additive", "Bahdanau et al. 2014", score="additive", recurrence="bahdanau"))
 register(
     Kind(

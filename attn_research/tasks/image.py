@@ -51,35 +51,6 @@ LABELS_NAME = "labels.json"
 MODELS: Mapping[str, type[nn.Module]] = {"vit": ViT, "attention_cnn": AttentionCNN}
 
 
-def tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Shrinks an image config to the seconds-long run the tests use (8 steps of 32 images)."""
-    config.batch_size = 32
-    config.total_steps = 8
-    config.total_epochs = None
-    config.optimizer.warmup_epochs = None
-    config.eval_every_epochs = config.checkpoint_every_epochs = None
-    config.evaluation.num_examples = 16
-    config.evaluation.num_figures = 2
-    return config
-
-
-def small(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Shrinks an image config to a minutes-long run that still learns (the studies' small
-    variant): the cluttered data with 8k training images for 5 epochs, or 1 epoch of other data.
-    """
-    if config.data.source == "cluttered":
-        config.data.cluttered.num_train, config.data.cluttered.num_eval = 8_000, 1_000
-        config.total_epochs = 5.0
-    else:
-        config.total_epochs = 1.0
-    config.total_steps = None
-    config.optimizer.warmup_epochs = 0.2 * config.total_epochs
-    config.optimizer.warmup_steps = None
-    config.eval_every_epochs = config.checkpoint_every_epochs = config.total_epochs
-    config.eval_every_steps = config.checkpoint_every_steps = None
-    return config
-
-
 def _check_model_on(model: nn.Module, image_shape: tuple[int, ...]) -> None:
     """Raises ValueError naming the ``config.model`` field that does not fit these images."""
     if not isinstance(model, ViT):

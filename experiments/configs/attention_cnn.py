@@ -17,13 +17,9 @@ Args (``attention_cnn.py:key=value,...``):
   small: a minutes-long run that still learns (the studies' small variant; see vit.py).
   tiny: seconds-long run for tests.
 
-Stages: two, (16, 32), so the attention map is 16 x 16 cells of 2 pixels, each cell seeing 14 x 14
-pixels (its receptive field) of the 32-pixel canvas. The earlier three stages (16, 32, 64) gave an
-8 x 8 map whose cells see 32 x 32 pixels, the whole canvas: every cell could report the object,
-and the map spread beyond it.
-
-Epochs: 3, and CLUTTERED_MNIST_EPOCHS on cluttered_mnist, whose fresh clutter keeps giving the
-model new canvases: docs/images.md measures 3 against 6 there, against RAM's error.
+Stages: two, (16, 32): the attention map is 16 x 16 cells of 2 pixels, each seeing 14 x 14
+pixels of the 32-pixel canvas. Epochs: 3, and CLUTTERED_MNIST_EPOCHS on cluttered_mnist, whose
+fresh clutter keeps giving the model new canvases (docs/images.md).
 
 What these runs reach on the 2-core CPU is measured in docs/images.md.
 """
@@ -51,20 +47,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "stages": (8, 16) if arg.tiny else (16, 32),
             "num_heads": arg.heads,
             "attention": arg.attention,
+            "attention_options": {},
             "dropout_rate": 0.0,
         }
     )
-    config.evaluation = ml_collections.ConfigDict({"num_examples": 512, "num_figures": 6})
-
-    config.batch_size = 128
+    config.evaluation = ml_collections.ConfigDict()
+    config.evaluation.num_examples = 16 if arg.tiny else 512
+    config.evaluation.num_figures = 2 if arg.tiny else 6
+    config.batch_size = 32 if arg.tiny else 128
     config.optimizer.learning_rate = 1e-3
     config.optimizer.weight_decay = 1e-4
     config.optimizer.grad_clip_norm = 1.0
-    config.total_epochs = CLUTTERED_MNIST_EPOCHS if arg.data == "cluttered_mnist" else 3.0
-    config.optimizer.warmup_epochs = 0.2
-    config.eval_every_epochs = 1.0
-    config.checkpoint_every_epochs = 1.0
+    if arg.small and arg.data == "cluttered":
+        config.data.cluttered.num_train, config.data.cluttered.num_eval = 8_000, 1_000
     config.log_every_steps = 100
-    if arg.small:
-        image.small(config)
-    return image.tiny(config) if arg.tiny else config
+    if arg.tiny:  # seconds: the tests' run
+        config.total_steps = 8
+    elif arg.small:  # minutes, and still learns: the studies' run
+        config.total_epochs = 5.0 if arg.data == "cluttered" else 1.0
+        config.optimizer.warmup_epochs = 0.2 * config.total_epochs
+        config.eval_every_epochs = config.checkpoint_every_epochs = config.total_epochs
+    else:
+        config.total_epochs = CLUTTERED_MNIST_EPOCHS if arg.data == "cluttered_mnist" else 3.0
+        config.optimizer.warmup_epochs = 0.2
+        config.eval_every_epochs = config.checkpoint_every_epochs = 1.0
+    return config

@@ -12,7 +12,8 @@ r"""The Long Range Arena's classification tasks (Tay et al. 2020) with any atten
 Args (``lra.py:key=value,...``):
   task: listops (default) | image | pathfinder.
   attention: dot_product | local | additive | local_2d (image and pathfinder) | any kind.
-  window: the local window (each side); local_2d's neighbourhood side.
+  window: the attention's window (local: each side; local_2d: the neighbourhood's side);
+    unset: the preset's own.
   path: image: the ``.npz`` file or folder root of 32 x 32 images.
   image_data: image: npz (default) | folder | a TFDS name (cifar10, as in LRA).
   small: a minutes-long run on 2 CPU cores: ListOps of 50-200 tokens, 4k examples, a
@@ -30,7 +31,6 @@ docs/long_sequences.md; the base configs were not run.
 
 import ml_collections
 
-from attn_research.attention import presets
 from attn_research.data.image_config import data_config
 from attn_research.tasks import sequence_classification
 from attn_research.train import default_config, parse_arg
@@ -81,7 +81,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         arg,
         task="listops",
         attention="dot_product",
-        window=32,
+        window=0,
         path="",
         image_data="npz",
         small=False,
@@ -100,7 +100,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         batch_size, learning_rate, epochs = (16, 1e-3, 1.0) if arg.tiny else (32, 1e-3, 4.0)
     if arg.attention != "dot_product":
         pool = "mean"  # a class token is off local_2d's grid, and sees one window of local
-    options = presets.applicable(arg.attention, {"window": arg.window})
+    options = {"window": arg.window} if arg.window else {}
     config.model = ml_collections.ConfigDict(
         {
             "name": "transformer",

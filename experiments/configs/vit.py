@@ -17,29 +17,25 @@ Args (``vit.py:key=value,...``):
     .npz in clutter, with boxes; the 100 x 100 variant: --config.data.cluttered_mnist.canvas=100
     --config.data.cluttered_mnist.distractors=8) | npz | folder | a TFDS name.
   path: the .npz file or folder root (required for cluttered_mnist, npz and folder).
-  size: nano (0.14M params; default on cluttered) | mu (0.5M; default on MNIST-like data) |
-    ti | s | b (ViT-Ti/S/B, 12 layers).
+  size: nano (default on cluttered) | mu (default on MNIST-like data) | ti | s | b
+    (ViT-Ti/S/B, 12 layers).
   heads: attention heads (default: the size's; 1 on cluttered, see below).
   patch: patch side; default 7 for MNIST-like data (npz, mnist, fashion_mnist), 10 for
-    cluttered_mnist, else 4. 10 divides both canvases (60 and 100) and gives 6 x 6 tokens on 60,
-    near MNIST's 4 x 4 in cost, while the 28-pixel digit still spans 3-4 cells a side, so the map
-    can resolve it from the clutter; 6 (100 tokens) does not divide 100, 5 costs 144 tokens.
-  window: local_2d neighbourhood side (odd).
+    cluttered_mnist (it divides both canvases, 60 and 100), else 4.
+  window: the attention's window (local_2d: the neighbourhood's odd side); unset: the
+    preset's own.
   pool: token | gap | map; default token, gap for local_2d (a class token is off the grid).
   registers: register tokens (Darcet et al. 2023; default 0), not with local_2d.
   stem: grey (GREY_STEM: two 3 x 3 convolutions before the patches; the default on the grey
     data: cluttered, cluttered_mnist and MNIST-like) | none (patches straight from the pixels;
     the default elsewhere).
-  MNIST-like data (28 x 28 grey images) get the recipe chosen by measurement on MNIST
-    (docs/images.md): ViT mu with 7 x 7 patches after a stem of two 3 x 3 convolutions (GREY_STEM),
-    AdamW's weight decay GREY28_WEIGHT_DECAY (DeiT's 0.05), crops padded by 2, 8 epochs.
-  cluttered_mnist and the generated cluttered glyphs get the same stem before their patches
-    (measured in docs/images.md against the plain patches); cluttered_mnist's augmentation is its
-    fresh clutter.
+  MNIST-like data (28 x 28 grey images) get the recipe of docs/images.md: ViT mu with 7 x 7
+    patches after GREY_STEM, AdamW's weight decay GREY28_WEIGHT_DECAY, crops padded by 2.
+  cluttered_mnist and the generated cluttered glyphs get the same stem.
   colour32: the recipe for 32 x 32 colour images from a folder (CIFAR-10 laid out as
     ``train/<class>/*.jpg``) or TFDS: RGB resized to 32, crops of the image padded by 4, flips
     (``image_config.colour32``), ViT mu with 4 x 4 patches (64 tokens), for COLOUR32_EPOCHS
-    epochs: about 30 CPU minutes for 50k images on 2 cores.
+    epochs.
   small: a minutes-long run that still learns (the studies' small variant): cluttered with
     8k training images, or 1 epoch of other data.
   tiny: seconds-long run for tests.
@@ -49,7 +45,6 @@ What these runs reach on the 2-core CPU is measured in docs/images.md.
 
 import ml_collections
 
-from attn_research.attention import presets
 from attn_research.data.image_config import colour32, data_config
 from attn_research.tasks import image
 from attn_research.train import default_config, parse_arg
@@ -80,7 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         size="",
         heads=0,
         patch=0,
-        window=3,
+        window=0,
         pool="",
         registers=0,
         stem="",
@@ -107,8 +102,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg.colour32:
         colour32(config.data)
     embed_dim, num_layers, heads, mlp_dim = (16, 1, 2, 32) if arg.tiny else SIZES[size]
-    # On the cluttered data one head: the maps average heads, and several heads looking at
-    # different places dilute the mass in the box (see the measurements above).
+    # One head on the cluttered data: the maps average heads (docs/images.md).
     heads = arg.heads or (1 if arg.data == "cluttered" and not arg.tiny else heads)
     config.model = ml_collections.ConfigDict(
         {
@@ -121,30 +115,34 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "mlp_dim": mlp_dim,
             "dropout_rate": 0.0,
             "attention": arg.attention,
-            "attention_options": presets.applicable(arg.attention, {"window": arg.window}),
+            "attention_options": {"window": arg.window} if arg.window else {},
             "pool": arg.pool or ("gap" if arg.attention == "local_2d" else "token"),
             "num_registers": arg.registers,
             "position_embedding": "learned",
-            # the backward pass keeps only Dense outputs: 12-23% faster train steps on CPU
-            "remat": "dots",
-            # Layers per scanned-loop iteration; the depth unrolls the loop: about 5% faster train
-            # steps on CPU, at a compile time that grows with depth.
-            "scan_unroll": 1,
+            "remat": "dots",  # the backward pass keeps only Dense outputs (docs/training.md)
+            "scan_unroll": 1,  # layers per scanned-loop iteration
         }
     )
-    config.evaluation = ml_collections.ConfigDict({"num_examples": 512, "num_figures": 6})
-
-    config.batch_size = 128
+    config.evaluation = ml_collections.ConfigDict()
+    config.evaluation.num_examples = 16 if arg.tiny else 512
+    config.evaluation.num_figures = 2 if arg.tiny else 6
+    config.batch_size = 32 if arg.tiny else 128
     config.optimizer.learning_rate = 1e-3
     config.optimizer.weight_decay = GREY28_WEIGHT_DECAY if mnist_like else 1e-4
     config.optimizer.grad_clip_norm = 1.0
-    config.total_epochs = 8.0 if mnist_like else (COLOUR32_EPOCHS if arg.colour32 else 15.0)
     if mnist_like:
         config.data.crop_padding = 2
-    config.optimizer.warmup_epochs = 0.5
-    config.eval_every_epochs = 2.0
-    config.checkpoint_every_epochs = 2.0
+    if arg.small and arg.data == "cluttered":
+        config.data.cluttered.num_train, config.data.cluttered.num_eval = 8_000, 1_000
     config.log_every_steps = 100
-    if arg.small:
-        image.small(config)
-    return image.tiny(config) if arg.tiny else config
+    if arg.tiny:  # seconds: the tests' run
+        config.total_steps = 8
+    elif arg.small:  # minutes, and still learns: the studies' run
+        config.total_epochs = 5.0 if arg.data == "cluttered" else 1.0
+        config.optimizer.warmup_epochs = 0.2 * config.total_epochs
+        config.eval_every_epochs = config.checkpoint_every_epochs = config.total_epochs
+    else:
+        config.total_epochs = 8.0 if mnist_like else (COLOUR32_EPOCHS if arg.colour32 else 15.0)
+        config.optimizer.warmup_epochs = 0.5
+        config.eval_every_epochs = config.checkpoint_every_epochs = 2.0
+    return config

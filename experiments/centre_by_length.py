@@ -90,6 +90,7 @@ def centre_by_length(workdir: str, batch_size: int = 64) -> dict:
             f"{workdir}: the run's attention predicts no window centre "
             f"(model {config.model.to_dict()}); only Luong local-p does."
         )
+    window = predictor.model.spec.positions.half_width  # local-p's D
     rows = []
     for start in range(0, len(sources), batch_size):
         part = slice(start, start + batch_size)
@@ -100,12 +101,12 @@ def centre_by_length(workdir: str, batch_size: int = 64) -> dict:
         source_lens = (source_BS[part] != tokenizer_lib.PAD_ID).sum(axis=1)
         target_lens = (arrays["target_out"][part] != tokenizer_lib.PAD_ID).sum(axis=1)
         for fractions_HT, s, t in zip(fractions_BHT, source_lens, target_lens):
-            rows.append(row_statistics(fractions_HT[:, :t], int(s), config.model.window))
+            rows.append(row_statistics(fractions_HT[:, :t], int(s), window))
     buckets = bleu.buckets_by_length(sources, tuple(config.decode.length_buckets))
     return {
         "workdir": workdir,
         "step": predictor.step,
-        "window": config.model.window,
+        "window": window,
         "by_length": {
             name: summarize([rows[i] for i in chosen]) for name, chosen in buckets.items()
         },

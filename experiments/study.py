@@ -11,7 +11,7 @@ An axis is named either by a key of the config's arg string (``attention`` ->
 together (an RNN with Luong scores, a Transformer with local attention) stay together::
 
     Study(name="kinds", config="experiments/configs/translate.py", fixed="tiny",
-          grid=[{"model": ["rnn"], "attention": ["none", "bahdanau"]},
+          grid=[{"model": ["rnn"], "attention": ["none", "additive"]},
                 {"model": ["transformer"], "attention": ["dot_product", "local"]}],
           seeds=[0, 1], metrics=["eval/bleu", "eval/aer"])
 """

@@ -73,9 +73,7 @@ def test_rnn_local_p_map_centres_are_where_its_weights_are():
     model = RnnTranslator(
         30,
         attention="luong",
-        score="general",
-        align="local_p",
-        window=window,
+        attention_options={"score": "general", "positions": "local_p", "window": window},
         embed_dim=8,
         hidden=8,
     )

@@ -31,15 +31,15 @@ def test_write_results_averages_seeds_per_model(tmp_path, monkeypatch):
     study = Study(
         name="toy",
         config="experiments/configs/translate.py",
-        grid=[{"attention": ["none", "bahdanau"]}],
+        grid=[{"attention": ["none", "additive"]}],
         seeds=[0, 1],
         metrics=["eval/bleu"],
     )
     fake = {  # (attention, seed) -> {bucket: BLEU}
         ("none", 0): {"0-9": 30.0, "40-49": 4.0},
         ("none", 1): {"0-9": 20.0, "40-49": 2.0},
-        ("bahdanau", 0): {"0-9": 33.0, "40-49": 30.0},
-        ("bahdanau", 1): {"0-9": 31.0, "40-49": 28.0},
+        ("additive", 0): {"0-9": 33.0, "40-49": 30.0},
+        ("additive", 1): {"0-9": 31.0, "40-49": 28.0},
     }
     for (attention, seed), buckets in fake.items():
         workdir = tmp_path / f"attention={attention},config.seed={seed}"
@@ -56,7 +56,7 @@ def test_write_results_averages_seeds_per_model(tmp_path, monkeypatch):
     assert calls == [
         {
             "attention=none": [("0-9", 25.0), ("40-49", 3.0)],
-            "attention=bahdanau": [("0-9", 32.0), ("40-49", 29.0)],
+            "attention=additive": [("0-9", 32.0), ("40-49", 29.0)],
         }
     ]
 
@@ -66,15 +66,15 @@ def test_long_sentences_study_points():
     small, full = (load_study(spec.format(v)) for v in ("small", "full"))
     assert [p.group for p in small.points()] == [
         "model=rnn,attention=none",
-        "model=rnn,attention=bahdanau",
+        "model=rnn,attention=additive",
         "model=transformer,attention=dot_product",
         "model=transformer,attention=local",
     ]
     assert len(full.points()) == 15
     assert {p.group for p in full.points()} == {
         "model=rnn,attention=none",
-        "model=rnn,attention=bahdanau",
-        "model=rnn,attention=luong_local_p,window=16",
+        "model=rnn,attention=additive",
+        "model=rnn,attention=luong,score=general,positions=local_p,window=16",
         "model=transformer,attention=dot_product",
         "model=transformer,attention=local",
     }

@@ -15,7 +15,7 @@ from experiments.configs import translate
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("local_p"))
-    config = translate.get_config("tiny,attention=luong_local_p")
+    config = translate.get_config("tiny,attention=luong,score=general,positions=local_p")
     config.decode.aer_examples = config.data.eval_examples  # the statistics of every pair
     summary = train_and_evaluate(config, workdir)
     return workdir, summary
@@ -61,6 +61,6 @@ def test_cli_writes_json(run, tmp_path):
 
 def test_a_run_without_a_centre_is_named(tmp_path):
     workdir = str(tmp_path)
-    train_and_evaluate(translate.get_config("tiny,attention=bahdanau"), workdir)
+    train_and_evaluate(translate.get_config("tiny,attention=additive"), workdir)
     with pytest.raises(ValueError, match="predicts no window centre"):
         centre_by_length.centre_by_length(workdir)

@@ -13,8 +13,8 @@ from attn_research.train import train_and_evaluate
 from experiments.configs import translate
 
 TINY_GUIDED = {
-    "rnn_bahdanau": "model=rnn,attention=bahdanau,tiny,guided",
-    "rnn_luong": "model=rnn,attention=luong_general,tiny,guided",
+    "rnn_bahdanau": "model=rnn,attention=additive,tiny,guided",
+    "rnn_luong": "model=rnn,attention=luong,score=general,tiny,guided",
     "transformer": "model=transformer,attention=dot_product,tiny,guided",
 }
 

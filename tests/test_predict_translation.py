@@ -357,8 +357,8 @@ def test_the_explorer_written_in_training_shows_every_layer_and_head(transformer
 @pytest.mark.parametrize(
     "arg",
     [
-        "attention=luong_general",
-        "attention=luong_local_p,window=3",
+        "attention=luong,score=general",
+        "attention=luong,score=general,positions=local_p,window=3",
         "cell=lstm",
         "model=transformer,attention=local,window=4",
         "model=transformer,attention=additive",

@@ -28,7 +28,7 @@ def test_points_are_the_union_of_products_times_seeds():
         metrics=["eval/x"],
         seeds=[0, 1],
         grid=[
-            {"model": ["rnn"], "attention": ["none", "bahdanau"]},
+            {"model": ["rnn"], "attention": ["none", "additive"]},
             {"model": ["transformer"], "attention": ["local"], "config.dtype": ["bfloat16"]},
         ],
     )
@@ -36,8 +36,8 @@ def test_points_are_the_union_of_products_times_seeds():
     assert names == [
         "model=rnn,attention=none,config.seed=0",
         "model=rnn,attention=none,config.seed=1",
-        "model=rnn,attention=bahdanau,config.seed=0",
-        "model=rnn,attention=bahdanau,config.seed=1",
+        "model=rnn,attention=additive,config.seed=0",
+        "model=rnn,attention=additive,config.seed=1",
         "model=transformer,attention=local,config.dtype=bfloat16,config.seed=0",
         "model=transformer,attention=local,config.dtype=bfloat16,config.seed=1",
     ]

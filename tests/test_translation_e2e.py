@@ -20,7 +20,7 @@ def _run(arg: str, tmp_path, cache: bool = True):
 
 
 def test_rnn_bahdanau_tiny(tmp_path):
-    summary = _run("model=rnn,attention=bahdanau,tiny", tmp_path, cache=False)
+    summary = _run("model=rnn,attention=additive,tiny", tmp_path, cache=False)
     assert summary["step"] == 30
     for key in ("eval/loss", "eval/bleu", "eval/chrf", "eval/aer", "eval/bleu_len_0-9"):
         assert key in summary["eval"], key
@@ -42,8 +42,12 @@ def test_rnn_bahdanau_tiny(tmp_path):
 
 
 def test_rnn_luong_local_p_with_scales_logs_its_centres(tmp_path):
-    config = translate.get_config("model=rnn,attention=luong_local_p,luong_scales,tiny")
+    config = translate.get_config(
+        "model=rnn,attention=luong,score=general,positions=local_p,luong_scales,tiny"
+    )
     assert config.model.attention_options.to_dict() == {
+        "score": "general",
+        "positions": "local_p",
         "divide_by_sqrt_depth": True,
         "divide_position_by_sqrt_units": True,
     }
@@ -55,8 +59,9 @@ def test_rnn_luong_local_p_with_scales_logs_its_centres(tmp_path):
 
 
 def test_rnn_luong_dot_with_scales_trains_its_score_gain(tmp_path):
-    config = translate.get_config("model=rnn,attention=luong_dot,luong_scales,tiny")
+    config = translate.get_config("model=rnn,attention=luong,score=dot,luong_scales,tiny")
     assert config.model.attention_options.to_dict() == {
+        "score": "dot",
         "divide_by_sqrt_depth": True,
         "learned_gain": True,
         "gain_init": translate.LUONG_DOT_GAIN_INIT,

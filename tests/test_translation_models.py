@@ -17,11 +17,17 @@ from attn_research.models import decoding, rnn_translator, transformer_translato
 V, BOS, EOS = 30, 2, 3
 # Every attention of each family appears at least once (scores and alignments combined).
 RNN_VARIANTS = [
-    dict(attention="bahdanau", cell="lstm"),
-    dict(attention="luong", score="dot"),
-    dict(attention="luong", score="concat", align="local_m", window=2),
-    dict(attention="luong", score="general", align="local_p", window=2),
-    dict(attention="none"),
+    dict(attention="additive", cell="lstm"),
+    dict(attention="luong", attention_options={"score": "dot"}),
+    dict(
+        attention="luong",
+        attention_options={"score": "concat", "positions": "local_m", "window": 2},
+    ),
+    dict(
+        attention="luong",
+        attention_options={"score": "general", "positions": "local_p", "window": 2},
+    ),
+    dict(attention=None),
 ]
 TRANSFORMER_VARIANTS = [
     ("dot_product",) * 3,
@@ -32,6 +38,13 @@ TRANSFORMER_VARIANTS = [
 
 def _rnn(**kw):
     return rnn_translator.RnnTranslator(V, embed_dim=8, hidden=16, attention_units=8, **kw)
+
+
+ROLES = ("encoder_attention", "decoder_attention", "cross_attention")
+
+
+def _window(kind):
+    return {"window": 2} if kind == "local" else {}
 
 
 def _transformer(kinds, **kw):
@@ -45,7 +58,7 @@ def _transformer(kinds, **kw):
         encoder_attention=enc,
         decoder_attention=dec,
         cross_attention=cross,
-        window=2,
+        **{f"{role}_options": _window(kind) for role, kind in zip(ROLES, kinds)},
         max_len=16,
         dropout_rate=0.0,
         **kw,

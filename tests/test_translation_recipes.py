@@ -11,13 +11,20 @@ from experiments.configs import translate
 
 
 def test_luong2015_is_sgd_at_one_halved_after_epoch_8_on_uniform_init():
-    config = translate.get_config("luong2015,attention=luong_local_p,window=10")
+    config = translate.get_config(
+        "luong2015,attention=luong,score=general,positions=local_p,window=10"
+    )
     merged = config_lib.check_config(config, translation.TranslationTask.config_keys)
     opt = merged.optimizer
     assert (opt.name, opt.learning_rate, opt.momentum, opt.grad_clip_norm) == ("sgd", 1.0, 0, 5)
     assert (merged.init_uniform, merged.batch_size) == (0.1, 128)
-    assert (merged.model.cell, merged.model.dropout_rate, merged.model.window) == ("lstm", 0.2, 10)
-    assert merged.model.attention_options.to_dict() == {}  # the paper's formulas
+    assert (merged.model.cell, merged.model.dropout_rate) == ("lstm", 0.2)
+    # the paper's formulas: no luong_scales options
+    assert merged.model.attention_options.to_dict() == {
+        "score": "general",
+        "positions": "local_p",
+        "window": 10,
+    }
     for batch_size in (128, 64):  # epochs follow the batch size
         merged.batch_size = batch_size
         resolved = durations.resolve_durations(merged, num_train_examples=40_000)

@@ -29,12 +29,18 @@ from experiments.study import Study, parse_variant
 
 JOIN = 8
 SMALL_GRID = [
-    {"model": ["rnn"], "attention": ["none", "bahdanau"]},
+    {"model": ["rnn"], "attention": ["none", "additive"]},
     {"model": ["transformer"], "attention": ["dot_product", "local"]},
 ]
 FULL_GRID = [
-    {"model": ["rnn"], "attention": ["none", "bahdanau"]},
-    {"model": ["rnn"], "attention": ["luong_local_p"], "window": [LUONG_WINDOW]},
+    {"model": ["rnn"], "attention": ["none", "additive"]},
+    {
+        "model": ["rnn"],
+        "attention": ["luong"],
+        "score": ["general"],
+        "positions": ["local_p"],
+        "window": [LUONG_WINDOW],
+    },
     {"model": ["transformer"], "attention": ["dot_product", "local"]},
 ]
 BUCKETS = ("0-9", "10-19", "20-29", "30-39", "40-49", "50-59")

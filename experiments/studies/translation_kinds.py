@@ -14,19 +14,15 @@ Args: ``small`` (the config's ``small`` run: 500 steps on 10k short pairs; one s
 ``path=FILE`` trains on that TSV corpus instead of the embedded one (no gold alignments there,
 so no AER).
 
-The Luong points use the config's ``luong_scales``: the dot and general scores divided by
-sqrt(d) and local-p's position pre-activation by sqrt(units) (``attention.scores.General``,
-``attention.positions.Centre``). Without these opt-in options the rows saturate early and
-whether dot, general, local-m or local-p learn depends on the seed (docs/studies.md). The
-local variants use the half-window D = 16 source pieces, at which they learn within the small
-variant's 500 steps; at the config's D = 8 they learn more slowly (docs/studies.md).
+The Luong points use the config's ``luong_scales`` and the local variants a half-window of
+LUONG_WINDOW source pieces: the choices at which they learn within the small run
+(docs/studies.md).
 """
 
 from experiments.study import Study, parse_variant
 
-RNN_ATTENTION = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat")
-# Luong's local variants, with the half-window D at which they learn here.
-LUONG_LOCAL, LUONG_WINDOW = ("luong_local_m", "luong_local_p"), 16
+# Luong's local variants use the half-window D at which they learn here.
+LUONG_WINDOW = 16
 TRANSFORMER_ATTENTION = ("dot_product", "additive", "local")
 
 
@@ -42,8 +38,15 @@ def get_study(arg: str | None = None) -> Study:
         config="experiments/configs/translate.py",
         fixed=fixed,
         grid=[
-            {"model": ["rnn"], "attention": list(RNN_ATTENTION)},
-            {"model": ["rnn"], "attention": list(LUONG_LOCAL), "window": [LUONG_WINDOW]},
+            {"model": ["rnn"], "attention": ["none", "additive"]},
+            {"model": ["rnn"], "attention": ["luong"], "score": ["dot", "general", "concat"]},
+            {
+                "model": ["rnn"],
+                "attention": ["luong"],
+                "score": ["general"],
+                "positions": ["local_m", "local_p"],
+                "window": [LUONG_WINDOW],
+            },
             {"model": ["transformer"], "attention": list(TRANSFORMER_ATTENTION)},
         ],
         seeds=[0] if small else [0, 1, 2],

@@ -12,11 +12,12 @@ run time by `durations.resolve_durations` (see there for the defaults):
 `optimizer.halve_every_*`.
 """
 
-import difflib
 from collections.abc import Iterable, Sequence
 
 import ml_collections
 from ml_collections.config_dict import placeholder
+
+from attn_research.names import unknown_field_error
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt", "halving")
@@ -88,14 +89,6 @@ def default_config() -> ml_collections.ConfigDict:
     # (regex on the param path, PartitionSpec as a tuple); first match wins; default replicated.
     config.param_sharding = ()
     return config
-
-
-def unknown_field_error(path: str, known: Iterable[str]) -> ValueError:
-    """The error for `config.<path>`, whose last key is none of `known` (its siblings)."""
-    known = sorted(known)
-    close = difflib.get_close_matches(path.rpartition(".")[2], known, n=1)
-    hint = f" did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"config.{path}: unknown field;{hint} known: {known}.")
 
 
 def check_paths(config: ml_collections.ConfigDict, paths: Sequence[str]) -> None:

@@ -2,7 +2,6 @@
 set, then its evaluators (BLEU, AER, attention maps...). ``run`` is the trainer's built run
 (config, task, model, shardings)."""
 
-import difflib
 import operator
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from attn_research.names import did_you_mean
 from attn_research.train import steps
 
 
@@ -59,8 +59,7 @@ class Evaluator:
         for evaluator in self._evaluators:
             names |= {f"eval/{k}" for k in evaluator(params, self._run.model, step, self._workdir)}
         if name not in names:
-            close = difflib.get_close_matches(name, sorted(names), n=1)
-            hint = f" did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, names)
             raise ValueError(
                 f"config.{field}: {name!r} is not an eval metric of this run;{hint} it logs "
                 f"{sorted(names)}."

@@ -90,7 +90,7 @@ def prefer_given(config: ml_collections.ConfigDict, given: Sequence[str]) -> Non
     Args:
       config: the config as the config file and the command line made it.
       given: the paths the command line set ('total_steps', 'optimizer.warmup_epochs', ...),
-        ordered by where each was given last.
+        in the order given (ml_collections' ``override_values``).
     """
     for name in DURATIONS:
         pair = (f"{name}_steps", f"{name}_epochs")

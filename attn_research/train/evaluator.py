@@ -43,12 +43,8 @@ class Evaluator:
         )
 
     def check_metric(self, field: str, name: str, params: Any, step: int) -> None:
-        """Raises ValueError naming ``config.<field>`` unless an evaluation logs `name`.
-
-        The loss's metrics are known from shapes alone (``jax.eval_shape`` on one eval batch:
-        nothing is compiled); the evaluators' names only by running them, which happens here,
-        once, at `step`, and only when `name` is not a loss metric.
-        """
+        """Raises ValueError naming ``config.<field>`` unless an evaluation logs `name`: the loss's
+        metrics come from shapes (``jax.eval_shape``), the evaluators' from one run at `step`."""
         batch = next(iter(self._batches()), None)
         names = set()
         if batch is not None:
@@ -66,8 +62,8 @@ class Evaluator:
             )
 
     def __call__(self, params: Any, step: int) -> dict[str, float]:
-        """Returns {'eval/<name>': value}: the loss's metrics, true means over the eval set (each
-        batch weighted by its denominator, see ``steps.make_eval_step``), and the evaluators'."""
+        """{'eval/<name>': value}: the loss's metrics as true means over the eval set (batches
+        weighted by their denominator), and the evaluators'."""
         run = self._run
         totals, count = None, 0
         for local in self._batches():

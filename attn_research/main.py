@@ -69,8 +69,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _quiet_orbax(record: std_logging.LogRecord) -> bool:
-    """Drops orbax's INFO chatter (several lines per save) and the tracebacks of its errors (the
-    trainer reports a failed save once, with its cause); keeps its warning and error lines."""
+    """Drops orbax's INFO lines and its errors' tracebacks (the trainer reports a failed save
+    once); keeps its warning and error lines."""
     if "/orbax/" not in record.pathname:
         return True
     record.exc_info = record.exc_text = None
@@ -104,9 +104,8 @@ def _config_file_doc(spec: str) -> str:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing (a flag that fails its check ends the run, naming it); an unknown
-    `--config.<path>` raises ValueError naming it. With --help and a --config, the config
-    file's arguments (its docstring) come before the flags."""
+    """absl's flag parsing; an unknown `--config.<path>` raises ValueError naming it, and
+    --help with a --config shows the config file's arguments (its docstring) first."""
     spec = _config_spec(argv)
     asks_help = {"--help", "--helpfull", "-help", "-helpfull"} & set(argv)
     if asks_help and spec is not None and os.path.isfile(spec.partition(":")[0]):

@@ -1,8 +1,7 @@
 """attn_research: attention mechanisms in JAX/Flax, with shared training loops.
 
-``attn_research.load(workdir, step=None)`` gives the predictor of a trained run
-(``attn_research.predict``); it is imported on first use, so that importing the attention
-library alone stays light.
+``attn_research.load(workdir, step=None)`` gives the predictor of a trained run, imported on
+first use.
 """
 
 

@@ -4,16 +4,12 @@
     python -m attn_research.align --workdir W --source en.txt --target es.txt \\
         --gold gold.txt [--gold_format naacl] [--reverse] --json scores.json
 
-teacher-forces each target line on its source line (forced alignment, whatever their length
-where the model has no length limit) and writes one line of Pharaoh links ``i-j`` (source word
-i, target word j, 0-based, words being the whitespace tokens) per pair, stdout or --output; an
-empty line gives an empty line. --method picks the read-out (``evaluation.alignment_readouts``),
---layer and --heads its layers and heads. --reverse_workdir W2 aligns with a second model
-trained the other way too and writes the --symmetrize of the two (``evaluation.symmetrize``).
---gold scores every read-out at every layer and head (and the symmetrizations) against gold
-Sure and Possible links (``evaluation.gold_alignments``): AER, precision and recall, printed
-as a table and written to --json. --html FILE writes the attention explorer with the gold links
-marked. See docs/alignment.md.
+teacher-forces each target line on its source line and writes one line of Pharaoh links
+``i-j`` (source word i, target word j, 0-based whitespace words) per pair. --method picks the
+read-out, --layer and --heads what it reads; --reverse_workdir W2 adds a model trained the
+other way and writes the --symmetrize of the two. --gold scores every read-out at every layer
+and head against gold Sure and Possible links (AER, precision, recall; a table and --json).
+--html FILE writes the attention explorer with the gold links. See docs/alignment.md.
 """
 
 import json

@@ -2,11 +2,10 @@
 
     python -m attn_research.average_checkpoints --workdir W --last 5
 
-writes the leaf-wise mean of the params of the newest N complete checkpoints as
-``<workdir>/checkpoints_averaged/<newest step>/params`` (the rolling checkpoints are left as
-they are), which ``attn_research.load(W, checkpoint="averaged")`` and the ``translate`` and
-``classify`` commands (``--checkpoint averaged``) read. ``--average N`` on those commands
-averages at load time instead, writing nothing.
+writes the leaf-wise mean of the newest N complete checkpoints' params as
+``<workdir>/checkpoints_averaged/<newest step>/params``, which ``--checkpoint averaged`` (and
+``attn_research.load(W, checkpoint="averaged")``) reads; ``--average N`` on the commands
+averages at load time instead.
 """
 
 import os

@@ -1,20 +1,8 @@
-"""The checks of the commands' flags, run while the flags are parsed, before any work.
-
-Every command (``translate``, ``classify``, ``average_checkpoints``, the scripts in
-``experiments/``) states what each numeric or path flag must be with the checks here, so a
-wrong value ends the command at once with an error that names the flag and says what it must
-be, and nothing has been read, compiled or written. A flag left unset (None) is not checked.
-
-absl commands:
+"""The checks of the commands' flags, run while the flags are parsed, before any work: a wrong
+value ends the command with an error naming the flag and what it must be; None is not checked.
 
     _BEAM = command_flags.checked(flags.DEFINE_integer("beam", None, "..."), at_least(1))
-
-(absl then exits with ``FATAL Flags parsing error: flag --beam=0: must be >= 1, got 0``);
-argparse commands:
-
     parser.add_argument("--repeats", type=command_flags.argparse_type(int, at_least(1)))
-
-(argparse exits with ``argument --repeats: must be >= 1, got 0``).
 """
 
 from __future__ import annotations
@@ -140,10 +128,10 @@ def argparse_type(convert: Callable[[str], Any], *checks: Check) -> Callable[[st
 
 
 def run_command(main: Callable[[list[str]], None], module_name: str, **run_options: Any) -> None:
-    """Runs the absl command `main` of module `module_name` (``app.run``), the same whether it is
-    started as ``python -m <module>`` or as an installed console script: the module's flags are
-    declared key flags of the program, so ``--help`` lists them and shows the module's docstring
-    (absl lists only the flags of the program's own file, which for a console script is a stub)."""
+    """Runs the absl command `main` of module `module_name` (``app.run``), the same as ``python -m``
+    or as a console script: the module's flags become the program's key flags, so ``--help``
+    lists them with the module's docstring.
+    """
     module = sys.modules[module_name]
     for flag in flags.FLAGS.get_key_flags_for_module(module):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)

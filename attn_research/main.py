@@ -13,14 +13,13 @@ mesh and the kernel `auto` picks for each attention (`attn_research.train.dry_ru
 
 An unknown `--config.<path>` is a ValueError naming it and the closest known field. Of the two
 fields of a duration (`--config.total_steps` / `--config.total_epochs`), the one given on the
-command line wins over the config file's, and of two given there, the last.
+command line wins over the config file's, and of two given there, the one given later.
 """
 
 import ast
 import logging as std_logging
 import os
 import re
-import sys
 
 import jax
 from absl import app, flags, logging
@@ -70,32 +69,31 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _quiet_orbax(record: std_logging.LogRecord) -> bool:
-    """Drops orbax's INFO chatter (several lines per save) and the tracebacks of its errors (the
-    trainer reports a failed save once, with its cause); keeps its warning and error lines."""
+    """Drops orbax's INFO lines and its errors' tracebacks (the trainer reports a failed save
+    once); keeps its warning and error lines."""
     if "/orbax/" not in record.pathname:
         return True
     record.exc_info = record.exc_text = None
     return record.levelno >= std_logging.WARNING
 
 
-def _config_overrides(argv: list[str]) -> list[str]:
-    """The paths of the `--config.<path>[=value]` flags in `argv`, ordered by their last use."""
-    paths: dict[str, None] = {}
-    for arg in argv:
-        match = re.match(r"-{1,2}(?:no)?config\.([^=]+)", arg)
-        if match:
-            paths.pop(match.group(1), None)
-            paths[match.group(1)] = None
-    return list(paths)
-
-
 def _config_spec(argv: list[str]) -> str | None:
-    """The `--config` value ('file.py:args') in `argv`, or None."""
-    for i, arg in enumerate(argv):
-        match = re.fullmatch(r"-{1,2}config(?:=(.*))?", arg)
-        if match:
-            return match.group(1) if match.group(1) is not None else next(iter(argv[i + 1 :]), None)
-    return None
+    """The `--config` value ('file.py:args') in `argv`, or None, read by absl on its own: the full
+    parse exits on `--help` before it has read the config flag, and a bad override fails it."""
+    scratch = flags.FlagValues()
+    flags.DEFINE_string("config", None, "", flag_values=scratch)
+    scratch(argv, known_only=True)
+    return scratch.config
+
+
+def _given_paths(argv: list[str]) -> list[str]:
+    """The paths of the `--config.<path>[=value]` flags in `argv`.
+
+    This must read `argv` itself: ml_collections lists the overrides while it parses but keeps
+    the list private, and its public `override_values` exist only after a parse that an
+    unknown path has failed.
+    """
+    return [m.group(1) for m in map(re.compile(r"-{1,2}(?:no)?config\.([^=]+)").match, argv) if m]
 
 
 def _config_file_doc(spec: str) -> str:
@@ -106,9 +104,8 @@ def _config_file_doc(spec: str) -> str:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing (a flag that fails its check ends the run, naming it); an unknown
-    `--config.<path>` raises ValueError naming it. With --help and a --config, the config
-    file's arguments (its docstring) come before the flags."""
+    """absl's flag parsing; an unknown `--config.<path>` raises ValueError naming it, and
+    --help with a --config shows the config file's arguments (its docstring) first."""
     spec = _config_spec(argv)
     asks_help = {"--help", "--helpfull", "-help", "-helpfull"} & set(argv)
     if asks_help and spec is not None and os.path.isfile(spec.partition(":")[0]):
@@ -118,7 +115,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
     except (AttributeError, KeyError) as error:  # What ml_collections raises for a bad path.
         failure = error
     if spec is not None:  # Outside the `except`: the ValueError alone is shown.
-        check_paths(flags.FLAGS["config"].parser.parse(spec), _config_overrides(argv))
+        check_paths(flags.FLAGS["config"].parser.parse(spec), _given_paths(argv))
     raise failure
 
 
@@ -133,9 +130,9 @@ def main(argv: list[str]) -> None:
         "Process %d of %d, devices: %s", jax.process_index(), jax.process_count(), jax.devices()
     )
     config = _CONFIG.value
-    prefer_given(config, _config_overrides(sys.argv))
+    prefer_given(config, list(config_flags.get_override_values(flags.FLAGS["config"])))
     if _PRINT_CONFIG.value:
-        print(_config_file_doc(_config_spec(sys.argv)))
+        print(_config_file_doc(config_flags.get_config_filename(flags.FLAGS["config"])))
         print(check_config(config, tasks.get_task(config.get("task", "")).config_keys))
     elif _DRY_RUN.value:
         print(dry_run.describe(config))

@@ -6,7 +6,7 @@
 In one process:
 - the f32 matmul peak of this run (a jitted 2048^3 matmul), the yardstick for FLOP rates. It
   is timed in the same interleaved rounds as each model's steps, and each model's fraction of
-  the peak uses the peak of its own rounds: the machine's speed drifts by 10% from run to run;
+  the peak uses the peak of its own rounds: the machine's speed drifts (docs/benchmarks.md);
 - a Transformer encoder train step (token embedding, pre-LN blocks, per-token softmax head,
   adam), the Transformer translator's train step (encoder-decoder, teacher forcing) and a ViT
   train step, each built twice: with our ``MultiHeadAttention`` and with

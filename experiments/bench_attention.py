@@ -38,9 +38,7 @@ It prints one table of all records, then the issue's targets with PASS/FAIL, and
 records as a JSON list of ``{"name", "kind", "kernel", "shape", "fwd_ms", "fwd_bwd_ms",
 "temp_bytes", ...}`` (and the fastest call, ``fwd_min_ms``/``fwd_bwd_min_ms``). Timings
 depend on the machine's load: each record keeps the 1-minute load average when it was
-measured. The full run took 9 minutes on a shared 2-core CPU at a load average of 8-10 (12 at
-12; the dense-masked jax.nn local attention at T = 8192, 30-45 s per fwd+bwd, is half of it);
-``--quick`` runs tiny shapes in seconds (the smoke test).
+measured (its duration: docs/attention.md). ``--quick`` runs tiny shapes (the smoke test).
 """
 
 from __future__ import annotations

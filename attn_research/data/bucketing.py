@@ -1,16 +1,10 @@
 """Batching by length: each train batch holds pairs of similar length, padded to a few shapes.
 
-Padding every pair to the longest allowed length wastes most of a step on short corpora (on
-spa-eng 20% of a batch padded to 48+48 pieces is real). Here each example falls in the
-first bucket whose upper length `bounds[k]` holds it, and a batch is padded to its bucket's
-bound: a handful of shapes, so the trainer compiles a handful of train steps.
-
-An epoch is a permutation of the examples (seeded by the seed and the epoch number): each
-bucket's examples, in permuted order, are cut into full global batches; the leftovers of all
-buckets, in bucket order, are cut into more batches (padded to the wider bucket they touch);
-the batches are then shuffled. Every epoch thus has exactly ``N // global_batch`` batches and
-skips fewer than `global_batch` examples, and batch ``i`` of the run is a pure function of
-``i``: the iteration is deterministic and resumable from the position alone.
+An example falls in the first bucket whose bound `bounds[k]` holds it, and its batch is padded
+to that bound (one compiled train step per bucket). An epoch permutes the examples (seeded by
+seed and epoch), cuts each bucket into full global batches, cuts the leftovers, in bucket
+order, into more, and shuffles the batches: ``N // global_batch`` batches per epoch, and batch
+``i`` of the run a pure function of ``i`` (resumable from the position alone).
 """
 
 from __future__ import annotations
@@ -58,16 +52,13 @@ def bucketed_batches(
     """The infinite dataset of this process's length-bucketed batches.
 
     Args:
-      arrays: ``[N, L_f]`` padded arrays per field `f`, row ``i`` of each for example ``i``;
-        or ``[N]``, one value per example (e.g. its row number), batched as it is.
-      lengths_N: each example's length: no field of it has more than that many non-padding
-        entries at its start (e.g. the longer of source and target).
-      bounds: ascending upper lengths of the buckets; the last must hold every example. A
-        batch of bucket ``k`` has arrays ``[batch_size, min(bounds[k], L_f)]``.
-      seed: seeds every epoch's permutation (with the epoch number).
-      batch_size: examples per batch on this process; a global batch is
-        ``batch_size * process_count`` examples, of which this process takes every
-        `process_count`-th from `process_index`, so all processes agree on the shape.
+      arrays: ``[N, L_f]`` padded arrays per field `f` (or ``[N]``, batched as it is).
+      lengths_N: each example's length (no field has more non-padding entries at its start).
+      bounds: ascending bucket bounds, the last holding every example; bucket ``k`` batches
+        arrays ``[batch_size, min(bounds[k], L_f)]``.
+      seed: seeds every epoch's permutation.
+      batch_size: examples per batch on this process, which takes every `process_count`-th
+        example of a global batch from `process_index`.
 
     Raises:
       ValueError: if the examples do not fill one global batch, or one exceeds the last bound.

@@ -1,14 +1,9 @@
-"""Cluttered objects: a generated image dataset that needs no download and knows its objects' boxes.
+"""Cluttered objects: a generated image dataset that needs no download and knows its boxes.
 
-Each image is a noisy ``canvas x canvas`` grayscale canvas holding one class-defining glyph (a
-fixed ``7 x 7`` binary pattern per class, drawn at ``7..9`` pixels a side) at a random position,
-plus distractor fragments (small crops of random glyphs) placed outside the object's box
-(grown by one pixel). The
-label is the glyph's class; ``box`` is the glyph's tight bounding box ``(top, left, bottom,
-right)`` in pixels, bottom/right exclusive, so models' attention can be scored against it.
-
-Example ``i`` of a split is drawn from ``np.random.default_rng((seed, split, i))``: the dataset
-is a deterministic function of its seed, readable in any order (a grain source).
+A noisy ``canvas x canvas`` grayscale image holds one class glyph (a fixed ``7 x 7`` pattern
+per class, ``7..9`` pixels a side) at a random position, and distractor fragments of glyphs
+outside its box. ``box`` is the glyph's tight box ``(top, left, bottom, right)``, bottom/right
+exclusive. Example ``i`` draws from ``np.random.default_rng((seed, split, i))``.
 """
 
 from __future__ import annotations
@@ -56,11 +51,8 @@ class Clutter:
 
 @functools.lru_cache(maxsize=None)
 def glyphs(num_classes: int) -> np.ndarray:
-    """Fixed class patterns, bool ``[num_classes, 7, 7]``.
-
-    Random patterns of density 1/2 whose border rows and columns are all inked (so the tight box
-    of a glyph is its whole square) and that differ pairwise in at least 14 of 49 pixels.
-    """
+    """Fixed class patterns, bool ``[num_classes, 7, 7]``: random, density 1/2, border rows and
+    columns inked, pairwise different in at least 14 of 49 pixels."""
     rng = np.random.default_rng(_BANK_SEED)
     bank: list[np.ndarray] = []
     while len(bank) < num_classes:

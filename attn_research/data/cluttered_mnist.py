@@ -1,22 +1,12 @@
 """Cluttered translated MNIST (Mnih et al. 2014, "Recurrent Models of Visual Attention", RAM).
 
-Built from any MNIST-style split of digits (uint8 ``[N, h, w]``, e.g. a Keras ``.npz``): example
-``i`` of a split is its digit ``i`` placed at a uniformly random position of a blank
-``canvas x canvas`` image, plus ``distractors`` random ``fragment x fragment`` crops of other
-digits of the same split (chosen uniformly, never digit ``i`` itself), each at a uniformly random
-position. Digit and fragments are added and the intensities clipped to ``[0, 1]``. The paper's
-setting is a 60 x 60 canvas with 4 distractors of 8 x 8; a 100 x 100 canvas with 8 is its
-harder variant.
-
-The label is the digit's; ``box`` is the tight box of the digit's ink (its non-zero pixels) on the
-canvas, ``(top, left, bottom, right)`` in pixels, bottom/right exclusive, as in
-``data/cluttered.py``. Example ``i`` is drawn from ``np.random.default_rng((seed, split, i))``:
-the data is a deterministic function of its seed and the digits, readable in any order.
-
-With ``redraw`` (train split only), a train pipeline draws digit ``i`` anew each time it reads
-it, at a new position among new distractors (``ClutteredMnistSource.draw`` with the pipeline's
-own per-element generator), as the data of RAM is generated on the fly: a model then cannot
-memorize a fixed canvas per digit.
+Example ``i`` of a split is its digit ``i`` (uint8 ``[N, h, w]`` digits) at a uniformly random
+position of a blank ``canvas x canvas`` image, plus ``distractors`` random ``fragment x
+fragment`` crops of other digits of the split, added and clipped to ``[0, 1]``; the paper uses
+a 60 x 60 canvas with 4 fragments of 8 x 8 (and 100 x 100 with 8). ``box`` is the tight box of
+the digit's ink, ``(top, left, bottom, right)``, bottom/right exclusive. Example ``i`` draws
+from ``np.random.default_rng((seed, split, i))``. With ``redraw`` (train only), the pipeline
+draws each digit anew at every read, as RAM generates its data.
 """
 
 from __future__ import annotations
@@ -91,8 +81,7 @@ class ClutteredMnistSource:
       digits: uint8 ``[N, h, w]`` (or ``[N, h, w, 1]``) digits of the split, ``N >= 2``.
       labels: int ``[N]``, their labels.
       clutter: the drawing parameters; seed: the data's seed; split: ``train`` or ``test``.
-      redraw: whether a train pipeline should draw each digit anew every time it reads it
-        (``draw``); ``source[i]`` stays the fixed draw either way.
+      redraw: whether a train pipeline draws each digit anew at every read (``draw``).
     """
 
     def __init__(

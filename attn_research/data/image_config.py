@@ -1,12 +1,8 @@
 """``config.data`` of image tasks: every field with its default, and presets by dataset.
 
-``data_config(data, path)`` is what the image experiment configs call with their ``data=`` and
-``path=`` args: ``data`` is ``cluttered`` (the generated default), ``cluttered_mnist`` (the digits
-of an MNIST-style ``.npz`` in clutter), ``npz`` (a Keras-style file,
-default the shared MNIST), ``folder`` (class-per-folder images), or the name of any TFDS image
-classification dataset (``mnist``, ``fashion_mnist``, ``cifar10``, ``imagenette``, ...). Any
-field can then be overridden on the command line, e.g. ``--config.data.path=/data/x.npz`` or
-``--config.data.crop_padding=4``.
+``data_config(data, path)`` takes the image configs' ``data=`` and ``path=`` args: ``data`` is
+``cluttered``, ``cluttered_mnist``, ``npz``, ``folder``, or a TFDS image classification
+dataset (``mnist``, ``cifar10``, ``imagenette``, ...).
 """
 
 from __future__ import annotations
@@ -25,12 +21,9 @@ _COLOUR_AUGMENTED = ("cifar10", "cifar100", "imagenette", "svhn_cropped")
 
 
 def colour32(config: ml_collections.ConfigDict) -> None:
-    """Sets ``config.data`` (in place) for 32 x 32 RGB images, as CIFAR-10 recipes train them.
-
-    Images resized to 32 x 32 and read as RGB, random crops of the image zero-padded by 4 and
-    horizontal flips (the augmentation of He et al. 2016's CIFAR-10 runs); a folder is
-    normalized with CIFAR-10's channel statistics, near those of natural photographs (set
-    ``mean`` and ``std`` for other data), a TFDS data set with its own.
+    """Sets ``config.data`` (in place) for 32 x 32 RGB images: random crops zero-padded by 4 and
+    flips (He et al. 2016's CIFAR-10 augmentation); folders are normalized with CIFAR-10's channel
+    statistics, TFDS data with its own.
     """
     config.image_size, config.channels = 32, 3
     config.crop_padding, config.flip = 4, True
@@ -57,10 +50,8 @@ def cluttered_config(tiny: bool = False) -> ml_collections.ConfigDict:
 
 
 def cluttered_mnist_config() -> ml_collections.ConfigDict:
-    """``config.data.cluttered_mnist``: see ``attn_research.data.cluttered_mnist.Clutter``;
-    the 100 x 100 variant is ``canvas=100, distractors=8``. ``redraw``: new clutter for every
-    train digit each time it is read (``ClutteredMnistSource``), as RAM's data is drawn; with
-    ``False``, digit ``i`` keeps one canvas, which a model can memorize."""
+    """``config.data.cluttered_mnist`` (``data.cluttered_mnist.Clutter``); ``redraw``: new clutter
+    for every train digit at each read, as RAM's data is drawn."""
     return ml_collections.ConfigDict(
         {"seed": 0, "canvas": 60, "distractors": 4, "fragment": 8, "redraw": True}
     )

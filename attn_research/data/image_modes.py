@@ -1,9 +1,6 @@
-"""Pillow images to the uint8 pixels the image models read: one rule for every Pillow mode.
-
-Used by the folder source when training (``image_sources``) and by ``classify`` /
-``ImagePredictor`` (``predict.classifier``), so a file is read the same way by both. An image
-is first brought to 8-bit RGB, then, for a one-channel model, to grey by Pillow's ITU-R 601-2
-luma ``L = (299 R + 587 G + 114 B) / 1000`` (grey images come back unchanged).
+"""Pillow images to the uint8 pixels the image models read, for training (``image_sources``) and
+prediction (``predict.classifier``) alike: first 8-bit RGB, then for one channel Pillow's
+ITU-R 601-2 luma ``L = (299 R + 587 G + 114 B) / 1000``.
 
 | mode | read as |
 | --- | --- |
@@ -12,15 +9,14 @@ luma ``L = (299 R + 587 G + 114 B) / 1000`` (grey images come back unchanged).
 | ``RGBX`` | RGB, the padding band dropped |
 | ``CMYK`` | ``R = (255 - C)(255 - K) / 255`` (and G, B likewise), rounded |
 | ``YCbCr`` | JPEG's (BT.601 full-range) ``R = Y + 1.402 (Cr - 128)`` and so on |
-| ``LA``, ``PA``, ``RGBA``, and ``L``, ``RGB``, ``P`` with a transparent colour (``tRNS``) | composited over black: ``round(c * alpha / 255)`` |
-| ``La``, ``RGBa`` (alpha premultiplied) | the colour bands as stored: already composited over black |
-| ``I;16``, ``I;16L``, ``I;16B``, ``I;16N`` (16-bit grey) | ``round(v / 257)``: 65535 is 255 |
-| ``I`` (32-bit integers, as Pillow opens some 16-bit files) | read as 16-bit: values must lie in 0..65535 |
-| ``F`` (32-bit floats) | read as intensity in [0, 1]: ``round(255 v)``; values must lie in [0, 1] |
+| ``LA``, ``PA``, ``RGBA``, and ``L``, ``RGB``, ``P`` with ``tRNS`` | over black: ``round(c * alpha / 255)`` |
+| ``La``, ``RGBa`` (premultiplied) | the colour bands as stored |
+| ``I;16``, ``I;16L``, ``I;16B``, ``I;16N`` | ``round(v / 257)`` |
+| ``I`` (32-bit integers) | as 16-bit: values in 0..65535 |
+| ``F`` (32-bit floats) | ``round(255 v)``: values in [0, 1] |
 
-Transparent pixels become black because black (0) is also what the training pipeline pads
-crops with. Every other mode (``LAB``, ``HSV``, ``I;16S``, ...) and an ``I`` or ``F`` image with
-values outside its range is refused with a ValueError naming the image and its mode.
+Other modes (``LAB``, ``HSV``, ``I;16S``, ...) and values out of range raise a ValueError naming
+the image and its mode.
 """
 
 from __future__ import annotations
@@ -39,8 +35,7 @@ def read_file(path: str, channels: int) -> np.ndarray:
     """uint8 ``[H, W, channels]`` of the image file at `path` (`to_pixels`).
 
     Raises:
-      ValueError: naming `path` if Pillow cannot read it (truncated, corrupt, not an image:
-        Pillow's decoders raise many kinds of error), or by `to_pixels`.
+      ValueError: naming `path` if Pillow cannot read it, or from `to_pixels`.
     """
     try:
         with Image.open(path) as pil:
@@ -56,11 +51,10 @@ def read_file(path: str, channels: int) -> np.ndarray:
 
 
 def to_pixels(pil: Image.Image, channels: int, name: str) -> np.ndarray:
-    """uint8 ``[H, W, channels]`` (channels 1 or 3) of `pil`, by the table of the module doc.
+    """uint8 ``[H, W, channels]`` (channels 1 or 3) of `pil`, by the module's table.
 
     Raises:
-      ValueError: naming `name` and the mode, for a mode that is not read or values outside
-        its range.
+      ValueError: naming `name` and the mode, for a mode not read or values out of range.
     """
     rgb_HW3 = _rgb(pil, name)
     if channels == 3:

@@ -1,22 +1,15 @@
 """Image input pipelines: augmentation, normalization and batching with grain.
 
-Train (one infinite, checkpointable iterator, a function of ``seed`` only):
+Train (one infinite, checkpointable iterator, a function of ``seed`` only): shuffle, repeat,
+this process's slice, a fresh draw for a source that redraws (``source.draw``), random crop
+with zero padding and flip (seeded by (seed, element)), normalize, batch, mixup (seeded by
+(seed, batch)).
 
-    source -> shuffle(seed) -> repeat (reshuffled each epoch) -> this process's slice
-           -> for a source that redraws its examples (``source.redraw``, a generated source
-              such as cluttered MNIST): ``source.draw(index, rng)``, a fresh example each read
-           -> random crop with zero padding, horizontal flip (grain ``random_map``: the
-              generator of element i is seeded by (seed, i), so a resumed run redraws the same)
-           -> normalize -> batch -> mixup (seeded by (seed, batch index)) -> iterator
-
-Batches hold ``image`` float32 ``[B, H, W, C]``, normalized as ``(x / 255 - mean) / std`` per
-channel, and ``label`` int32 ``[B]``; with mixup (Zhang et al. 2018,
-``x = lam x_i + (1 - lam) x_j``, ``lam ~ Beta(alpha, alpha)``) also ``soft_label`` float32
-``[B, num_classes]``, the same mixture of the one-hot labels.
-
-Eval batches add ``weight`` float32 ``[B]`` (0 on the padding of the last batch) scaled so that
-the trainer's mean over batches of ``sum(weight * metric) / global_batch`` is the exact mean over
-the examples, and ``box`` int32 ``[B, 4]`` when the source has boxes.
+Batches hold ``image`` float32 ``[B, H, W, C]`` = ``(x / 255 - mean) / std`` and ``label``
+int32 ``[B]``; with mixup (Zhang et al. 2018, ``x = lam x_i + (1 - lam) x_j``,
+``lam ~ Beta(alpha, alpha)``) also ``soft_label`` float32 ``[B, num_classes]``. Eval batches
+add ``weight`` float32 ``[B]`` (0 on padding, scaled so the trainer's means are exact) and
+``box`` int32 ``[B, 4]`` when the source has boxes.
 """
 
 from __future__ import annotations
@@ -73,11 +66,11 @@ def train_iterator(
     process_count: int,
     num_classes: int,
 ) -> grain.DatasetIterator:
-    """The infinite train iterator of this process (see the module docstring).
+    """This process's infinite train iterator (module doc).
 
     Args:
-      source: random-access records ``{'image': uint8 [H, W, C], 'label': int}``; if its
-        ``redraw`` is true, its ``draw(index, rng)`` gives a fresh record each read.
+      source: records ``{'image': uint8 [H, W, C], 'label': int}``; with ``redraw`` true, its
+        ``draw(index, rng)`` gives a fresh record each read.
       data: ``config.data`` (``crop_padding``, ``flip``, ``mixup_alpha``, ``mean``, ``std``).
       seed: seeds the order, the augmentation and mixup.
       batch_size: examples per batch on this process.

@@ -1,23 +1,15 @@
 """ListOps (Nangia & Bowman 2018), as generated for the Long Range Arena (Tay et al. 2020).
 
-An example is a prefix expression over the digits 0-9 and four operators, its label the
-expression's value (10 classes):
+A prefix expression over the digits 0-9 and four operators, labelled by its value:
 
     [MAX 2 9 [MIN 4 7 ] 0 ]                -> 9
     [SM [MED 3 8 1 ] 5 ]                    -> 8     (SM: sum mod 10)
 
-The tree is drawn as in LRA's ``listops.py``: below ``max_depth`` a node is an operator with
-probability ``VALUE_P`` (else a digit), at ``max_depth`` always a digit; an operator takes
-2..``max_args`` arguments, uniformly. Trees whose length (in tokens: ``[OP`` and ``]`` count one
-each, as in LRA's count) lies outside ``[min_len, max_len]`` are drawn again (LRA excludes
-the bounds themselves); a tree stops being drawn as soon as it outgrows ``max_len``.
-``MED`` is ``int(numpy.median(args))``, LRA's convention: of an even count, the mean of the two
-middle values rounded down (``MED 2 5`` = 3), neither the lower nor the upper median.
-
-Example ``i`` of a split is drawn from ``numpy.random.default_rng((seed, split, i))``: the same
-for any seed, any access order and any split size. ``split`` materializes a split as token ids
-(the vocabulary ``TOKENS``, 0 = padding) padded to ``max_len``, cached in memory and, when a
-cache directory is given, in an ``.npz`` file there.
+Drawn as LRA's ``listops.py`` draws it: below ``max_depth`` a node is an operator with
+probability ``VALUE_P`` and 2..``max_args`` arguments; trees whose token count lies outside
+``[min_len, max_len]`` are redrawn. ``MED`` is ``int(numpy.median(args))``
+(``MED 2 5`` = 3). Example ``i`` draws from ``numpy.random.default_rng((seed, split, i))``;
+``split`` gives token ids (``TOKENS``, 0 = padding) padded to ``max_len``, cached.
 """
 
 from __future__ import annotations

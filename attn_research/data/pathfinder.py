@@ -1,21 +1,12 @@
 """Pathfinder (Linsley et al. 2018), as used by the Long Range Arena (Tay et al. 2020).
 
-A ``size x size`` grey image holds two dashed curves of ``contour_length`` dashes each, and
-``distractors`` short dashed curves. Two end points carry a marker (a 3 x 3 square at full
-brightness, curves at ``CURVE``): both ends of the first curve (label 1, connected), or one end
-of each long curve (label 0). Both classes thus draw the same curves; only where the markers sit
-differs. LRA's Pathfinder-32 reads such images as a sequence of 1024 pixels.
-
-A curve walks unit steps from a random point, turning by at most ``max_turn`` radians per dash
-(a dash that would leave the image or touch another curve tries another turn); of every
-``dash + gap`` steps, ``dash`` are drawn (each step's point rounded to a pixel), so
-consecutive drawn pixels of one curve are at most ``gap + 1`` apart (Chebyshev). Every pixel of
-another curve stays at least ``gap + 2`` away (curves are redrawn until they fit), so whether
-the markers are connected can be read off the pixels: through drawn pixels, in jumps of at most
-``gap + 1``. This rendering is our own; LRA's images come from Linsley et al.'s generator.
-
-Image ``i`` of a split is drawn from ``numpy.random.default_rng((seed, split, i))``; its label
-alternates (``i % 2``), so every split is balanced.
+A ``size x size`` grey image holds two dashed curves of ``contour_length`` dashes and
+``distractors`` short ones. Two markers (3 x 3 squares) sit at both ends of the first curve
+(label 1) or at one end of each long curve (label 0). A curve walks unit steps, turning at most
+``max_turn`` per dash, drawing ``dash`` of every ``dash + gap`` steps; other curves keep
+``gap + 2`` pixels away, so connection can be read off the pixels. The rendering is this
+project's own. Image ``i`` draws from ``numpy.random.default_rng((seed, split, i))``; labels
+alternate (``i % 2``).
 """
 
 from __future__ import annotations

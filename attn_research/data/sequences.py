@@ -1,19 +1,14 @@
 """The Long Range Arena's classification data as token sequences, and their grain pipelines.
 
-Sources (``config.data.source``), each a random-access split of records
-``{'tokens': int32 [T], 'length': int32, 'label': int32}`` (``tokens`` right-padded with 0
-beyond ``length``; image sequences fill all ``T``):
+Sources (``config.data.source``) give records ``{'tokens': int32 [T], 'length': int32,
+'label': int32}``, ``tokens`` right-padded with 0:
 
 - ``listops``: generated expressions (``data/listops.py``), ``T = listops.max_len``.
-- ``pathfinder``: generated images (``data/pathfinder.py``) read row-major,
-  ``T = size * size`` grey levels.
-- ``image``: any image source of ``data/image_sources.py`` (``config.data.image``, e.g. an
-  ``.npz`` or a class-per-folder tree of 32 x 32 images, CIFAR-10 in LRA), converted to grey
-  as ITU-R 601 luma, ``L = (19595 R + 38470 G + 7471 B + 2^15) >> 16`` (Pillow's ``L``), and read
-  row-major: ``T = H * W`` levels in 0..255.
+- ``pathfinder``: generated images (``data/pathfinder.py``), row-major, ``T = size * size``.
+- ``image``: an image source of ``data/image_sources.py`` (``config.data.image``) in grey,
+  ``L = (19595 R + 38470 G + 7471 B + 2^15) >> 16`` (Pillow's ``L``), row-major.
 
-Train batches: ``source -> shuffle(seed) -> repeat -> this process's slice -> batch``; eval
-batches hold every example once, the last batch padded with ``weight`` 0 examples.
+Eval batches hold every example once, the last padded with ``weight`` 0 examples.
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
-"""An embedded English -> Spanish-like parallel corpus with gold word alignments.
-
-Sentences come from a small lexicon and grammar, in the spirit of "the cat sat on the mat" ->
-"el gato se sentó en la alfombra". They exercise what makes attention useful:
-
-- adjective-noun reordering: "the red cat" -> "el gato rojo";
-- articles that do not map one to one: "the" -> el / la / los / las by gender and number,
-  "to the" -> "al" and "from the" -> "del" (two source words, one target word);
-- one word becoming two: "sat" -> "se sentó", "under" -> "debajo de";
-- agreement: Spanish verbs and adjectives follow the subject's number and the noun's gender;
-- long sentences: 1 to `max_clauses` clauses joined by "and" / "but" / "while" / "because"
-  (3 to ~70 words).
-
-Every pair carries its gold alignment: a set of (source word, target word) index pairs, every
-target word linked to at least one source word. The corpus is a pure function of its seed.
+"""An embedded English -> Spanish-like parallel corpus with gold word alignments, a pure function
+of its seed, from a small lexicon and grammar ("the red cat" -> "el gato rojo"). It has
+adjective-noun reordering, articles that are not one to one ("to the" -> "al"), one word
+becoming two ("sat" -> "se sentó"), agreement in number and gender, and 1 to `max_clauses`
+joined clauses. Each pair's gold alignment is a set of (source word, target word) links, every
+target word linked.
 """
 
 from __future__ import annotations

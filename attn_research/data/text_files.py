@@ -1,10 +1,5 @@
-"""Text input as lines of UTF-8, refused with the place of the first byte that is not.
-
-Every reader of user text goes through `decode_lines`: the corpus files of training
-(``data.translation``) and the sentences ``translate`` reads from a file or stdin. Undecodable
-input is a ValueError naming its source, line, column and byte, never a string with surrogates
-that a library (sentencepiece) fails on later.
-"""
+"""Text input as lines of UTF-8 (corpus files, ``translate``'s input): undecodable input is a
+ValueError naming its source, line, column and byte."""
 
 from __future__ import annotations
 
@@ -15,13 +10,8 @@ _CONVERT_HINT = "convert it, e.g. `iconv -f latin1 -t utf-8`"
 
 
 def decode_lines(raw: bytes, name: str) -> list[str]:
-    """The lines of `raw` (UTF-8) without their ``\\n``, ``\\r\\n`` or ``\\r`` ends.
-
-    A UTF-8 byte-order mark at the start is dropped.
-
-    Args:
-      raw: the bytes of a file or stream.
-      name: names it in the error (a path, or ``<stdin>``).
+    """The lines of `raw` (UTF-8, a leading byte-order mark dropped) without their line ends;
+    `name` (a path, ``<stdin>``) names it in errors.
 
     Raises:
       ValueError: ``<name>:<line>: not UTF-8 (...: byte b'\\xe9' at column <c>)``.

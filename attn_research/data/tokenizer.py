@@ -1,12 +1,7 @@
-"""A sentencepiece subword tokenizer (Kudo & Richardson 2018), shared by source and target.
-
-One BPE model is trained on the training split (both sides, so embeddings can be shared)
-and cached as `<cache_dir>/<name>.model`; a given model file is used as is. Special ids:
-PAD_ID = 0, UNK_ID = 1, BOS_ID = 2, EOS_ID = 3.
-
-A word is a piece starting with "▁" and the pieces up to the next one, so `word_ids` maps
-subword positions back to the whitespace-separated words they spell (used to aggregate
-attention to words).
+"""A sentencepiece BPE tokenizer (Kudo & Richardson 2018), shared by source and target, trained
+on both sides of the train split and cached as `<cache_dir>/<name>.model`. PAD_ID = 0,
+UNK_ID = 1, BOS_ID = 2, EOS_ID = 3. A word is a piece starting with "▁" and the pieces up to
+the next one (`word_ids`).
 """
 
 from __future__ import annotations
@@ -64,10 +59,8 @@ class Tokenizer:
 
 
 def train(texts: Iterable[str], vocab_size: int, path: str) -> Tokenizer:
-    """Trains a BPE model on `texts` and writes it to `path` (atomically).
-
-    The vocabulary may come out smaller than `vocab_size` on a small corpus.
-    """
+    """Trains a BPE model on `texts` and writes it to `path` atomically (a small corpus may give
+    fewer than `vocab_size` pieces)."""
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("cannot train a tokenizer on an empty corpus")
@@ -116,11 +109,8 @@ def load(path: str) -> Tokenizer:
 
 
 def load_or_train(path: str, texts: Iterable[str], vocab_size: int) -> Tokenizer:
-    """The model at `path`, trained on `texts` first if it is not there yet.
-
-    Warns when it has fewer pieces than `vocab_size` (the config's `data.vocab_size`, which
-    sizes the model's embeddings and output layer): a small corpus yields no more.
-    """
+    """The model at `path`, trained on `texts` first if absent; warns if it has fewer pieces than
+    `vocab_size`."""
     tokenizer = load(path) if os.path.isfile(path) else train(texts, vocab_size, path)
     if tokenizer.vocab_size < vocab_size:
         logging.warning(

@@ -1,31 +1,18 @@
-"""Parallel corpora by name: the embedded synthetic corpus, local files and TFDS datasets.
+"""Parallel corpora by name (`config.data.name`) and the `config.data` fields each reads:
 
-`config.data.name` selects the source; the other `config.data` fields used here:
+- ``synthetic``: the embedded English -> Spanish-like corpus with gold word alignments
+  (`synthetic_parallel`); `num_train`, `num_validation`, `num_test`, `max_clauses`, `seed`.
+- ``tsv``: "source<TAB>target[<TAB>more]" per line (Tatoeba's spa.txt); `path`.
+- ``parallel``: one file per split and language, line i of each side a pair; `path` is a
+  pattern such as ``/data/iwslt/{split}.{lang}`` (only train is required).
+- ``tfds``: a TFDS translation dataset `tfds_name` prepared in `data_dir`, read with
+  ``tfds.data_source``; `source_lang` / `target_lang` name its features.
 
-- ``synthetic``: the embedded English -> Spanish-like corpus (`synthetic_parallel`), with gold
-  word alignments; `num_train`, `num_validation`, `num_test`, `max_clauses`, `seed`.
-- ``tsv``: one file of tab-separated pairs, "source<TAB>target[<TAB>more columns]" per line (the
-  Anki / Tatoeba format of spa-eng/spa.txt: "English<TAB>Spanish<TAB>attribution"); `path`.
-- ``parallel``: one text file per split and language, one sentence per line, line i of each
-  side a pair; `path` is a pattern with ``{split}`` and ``{lang}``, e.g.
-  ``/data/iwslt/{split}.{lang}``, filled with train / validation / test and `source_lang` /
-  `target_lang`. Only the train files are required.
-- ``tfds``: any TFDS translation dataset, `tfds_name` (e.g. ``wmt14_translate/de-en``,
-  ``ted_hrlr_translate/pt_to_en``) prepared in `data_dir` (default TFDS's), read with
-  ``tfds.data_source`` (no TensorFlow); `source_lang` / `target_lang` name its features
-  (default: its supervised keys).
-
-`reverse=True` swaps source and target (either translation direction). `join_min` / `join_max`
-(default 1 / 1: the corpus as it is) join runs of consecutive pairs into longer pairs, to turn a
-corpus of short sentences (Tatoeba) into one of long real-language sentences: each split, after
-splitting, is cut into runs of k pairs, k drawn uniformly from ``join_min..join_max`` with
-`join_seed` (a fixed k when both are k), and each run becomes one pair of the sentences joined
-by spaces (see `join_pairs`). Joining after splitting keeps every split's sentences its own: no
-validation or test sentence appears inside a training pair. A corpus without a
-validation or test split gets them by a deterministic shuffle of its pairs (`split_seed`,
-`validation_fraction`, `test_fraction`). Every problem with the input (missing file, empty
-corpus, malformed line, unknown dataset) is a ValueError naming it, raised by `load_corpus`
-before anything is compiled.
+`reverse=True` swaps the sides. `join_min` / `join_max` join runs of k consecutive pairs of a
+split (k uniform in ``join_min..join_max``, `join_seed`) into one pair (`join_pairs`), after
+splitting, so no split's sentence appears in another's. A corpus without validation or test
+splits gets them by a seeded shuffle (`split_seed`, `validation_fraction`, `test_fraction`).
+`load_corpus` raises a ValueError naming each problem with the input.
 """
 
 from __future__ import annotations
@@ -72,12 +59,8 @@ def _read_lines(path: str) -> list[str]:
 def checked_pairs(
     rows: Iterable[tuple[str, str, str]],
 ) -> tuple[list[str], list[str]]:
-    """The rule for sentence pairs, whatever the corpus format: ``(sources, targets)``.
-
-    Each row is ``(where, source, target)``, `where` naming its place (``file:line``). Both
-    sides are stripped; a row empty on both sides is skipped (a blank line); a row with one
-    side empty is refused (a pair that lost a sentence would teach the model to write
-    nothing, or to ignore its input).
+    """``(sources, targets)`` of rows ``(where, source, target)`` (`where`: ``file:line``), both
+    sides stripped; a blank row is skipped, a row with one side empty is refused.
 
     Raises:
       ValueError: ``<where>: the source|target sentence is empty ...``.
@@ -185,12 +168,8 @@ def join_sizes(n: int, low: int, high: int, seed: int) -> list[int]:
 
 
 def join_pairs(split: Split, sizes: Sequence[int]) -> Split:
-    """Split whose pair j joins the next `sizes[j]` consecutive pairs of `split` by spaces.
-
-    The sources (targets) of pairs i..i+k-1 become one source (target) of their words in order;
-    gold links (s, t) of pair i+m move to (s + source words before it, t + target words before
-    it). `sizes` must sum to ``len(split)``.
-    """
+    """Split whose pair j joins the next `sizes[j]` pairs of `split` (summing to ``len(split)``) by
+    spaces; gold links move by the words before their pair."""
     if sum(sizes) != len(split):
         raise ValueError(f"join sizes sum to {sum(sizes)}, not the split's {len(split)} pairs")
     starts = np.cumsum([0, *sizes])

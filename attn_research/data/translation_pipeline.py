@@ -1,27 +1,21 @@
 """Translation batches: tokenize, filter by length, pad, bucket by length, batch with grain.
 
-A batch is a dict of int32 arrays (PAD_ID = 0 marks padding, so `x != 0` is the padding mask
-that every attention kind receives):
+A batch is a dict of int32 arrays (PAD_ID = 0, so `x != 0` is the padding mask):
 
     source      [B, S]  source pieces + EOS
     target_in   [B, T]  BOS + target pieces      (teacher-forced decoder input)
     target_out  [B, T]  target pieces + EOS      (labels)
-    alignment   [B, T, S] float32, train batches of guided alignment only (`train_iterator`)
+    alignment   [B, T, S] float32, train batches of guided alignment only
 
 Pairs longer than `data.max_source_len` / `data.max_target_len` are dropped from training and
-loss evaluation. Train batches are bucketed by length (`data/bucketing.py`): a pair whose
-longer side has at most `b` pieces, for the first `b` of `data.bucket_bounds` (or the longest
-allowed length) that holds it, is batched with pairs of its bucket, and S, T are `b` capped at
-the maximum lengths: one compiled train step per bucket. Eval batches keep S, T =
-`max_source_len`, `max_target_len`; decoding (see `tasks/translation.py`) buckets sources by
-length on its own.
+loss evaluation. Train batches are bucketed by their longer side at `data.bucket_bounds`
+(`data/bucketing.py`; one compiled step per bucket); eval batches are padded to the maximum
+lengths.
 
-Guided alignment (``config.loss.alignment_weight`` > 0) supervises the attention with the word
-links of a statistical aligner (``data.word_aligner``, run once on the train split and cached as
-the tokenizer is). A train batch then holds ``alignment [B, T, S]``: for target piece t, a
-distribution over source pieces, uniform over the pieces of the source words linked to the
-word of ``target_out[t]`` (Garg et al. 2019 normalise each target row of the alignment matrix),
-and all zero where that word has no link, at EOS and at padding (`alignment_targets`).
+Guided alignment (``config.loss.alignment_weight`` > 0; Garg et al. 2019) supervises the
+attention with a statistical aligner's word links (``data.word_aligner``, cached): row t of
+``alignment`` is uniform over the pieces of the source words linked to the word of
+``target_out[t]``, all zero where it has no link, at EOS and at padding (`alignment_targets`).
 """
 
 from __future__ import annotations
@@ -190,10 +184,10 @@ def alignment_targets(
 def _alignment_fields(
     data: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], list]:
-    """Fields per row of the encoded train `arrays`: its pieces' words, ``source_words [N, S]``
-    and ``target_words [N, T]`` (``Tokenizer.word_ids`` of source and target_out), and
-    ``row``; and each row's word links ``[links, 2]``, none for a pair whose pieces spell
-    another number of words than its whitespace does (its links would not fit)."""
+    """Fields per row of the encoded train `arrays`: ``source_words [N, S]``, ``target_words
+    [N, T]`` (``Tokenizer.word_ids``) and ``row``; and each row's links ``[links, 2]``, none for a
+    pair whose pieces spell another number of words than its whitespace does.
+    """
     train = translation.load_corpus(data)["train"]
     links, tok = train_links(data), get_tokenizer(data)
     fields = {

@@ -1,23 +1,14 @@
 """Word links of a parallel corpus from the statistical aligner eflomal, run once and cached.
 
 eflomal (Östling & Tiedemann 2016, "Efficient word alignment with Markov Chain Monte Carlo")
-samples IBM model 1, HMM and fertility alignments in both directions: source -> target, where
-each target word has at most one source word, and target -> source. The two are symmetrized
-with grow-diag-final-and (Koehn et al. 2005, the heuristic of Moses and of fast_align's
-``atools``, which eflomal's documentation uses): start from their intersection, grow it with
-neighbouring links (diagonals included) of their union whose source or target word is still
-unaligned, then add links of each direction whose source and target words are both unaligned.
+aligns both directions; they are symmetrized with grow-diag-final-and (Koehn et al. 2005):
+start from the intersection, add neighbouring links (diagonals included) of the union whose
+source or target word is unaligned, then links of each direction whose words are both
+unaligned.
 
-Words. A translator's words are the whitespace tokens of the raw text (``Tokenizer.word_ids``),
-punctuation attached: "dog." and "dog" would be two words to the aligner, and most spa-eng
-sentences end in such a word. So the aligner sees each whitespace word split into *tokens* by
-`tokenize` (lowercased; a run of letters and digits, an apostrophe with the letters after it
-inside a word as in "don" "'t" and "presidency" "'s", or any other single character), the way
-the Europarl gold sets are tokenized; a link between two tokens links the whitespace words that
-hold them. Text that is tokenized already keeps its tokens (a token splits no further).
-
-eflomal takes no seed: two runs may differ in a few links. `load_or_align` therefore runs it once
-per corpus and keeps the links in a file, so that every run on the corpus reads the same links.
+A translator's words are whitespace tokens, punctuation attached; the aligner sees each split
+into `tokenize`'s tokens (as the Europarl gold sets are), and a link between tokens links the
+words that hold them. eflomal takes no seed, so `load_or_align` keeps one run's links in a file.
 """
 
 from __future__ import annotations
@@ -41,7 +32,8 @@ _NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1,
 
 
 def tokenize(text: str) -> tuple[list[str], list[int]]:
-    """The tokens of `text` (see module doc) and, for each, the index of its whitespace word.
+    """The tokens of `text` (lowercased; a run of letters and digits, an apostrophe with the letters
+    after it inside a word, or any other single character) and each one's whitespace word.
 
     >>> tokenize("Don't go, Tom!")
     (['don', "'t", 'go', ',', 'tom', '!'], [0, 0, 1, 1, 2, 2])
@@ -55,12 +47,8 @@ def tokenize(text: str) -> tuple[list[str], list[int]]:
 
 
 def grow_diag_final_and(forward: Links, reverse: Links, sizes: tuple[int, int]) -> Links:
-    """Koehn et al. 2005's symmetrization of two directional alignments of one pair.
-
-    Args:
-      forward, reverse: (source, target) links of the two directions.
-      sizes: (source words, target words).
-    """
+    """Koehn et al. 2005's symmetrization of the (source, target) links `forward` and `reverse` of
+    one pair of `sizes` (source words, target words)."""
     union = forward | reverse
     links = forward & reverse
     aligned_source, aligned_target = {i for i, _ in links}, {j for _, j in links}
@@ -162,8 +150,7 @@ def load(path: str) -> list[Links]:
 
 
 def load_or_align(path: str, sources: Sequence[str], targets: Sequence[str]) -> list[Links]:
-    """The word links of the pairs, read from `path`, or aligned by `align_words` and saved
-    there first.
+    """The word links of the pairs, read from `path`, or aligned by `align_words` and saved there.
 
     Raises:
       ValueError: if the file at `path` holds links of a different number of pairs.

@@ -28,11 +28,9 @@ def word_attention(
     source_words_S: np.ndarray,
     shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """``[target words, source words]`` attention from piece-level ``[T, S]``.
-
-    ``target_words_T`` / ``source_words_S`` give each piece's word index (-1: special or
-    padding, ignored), as `Tokenizer.word_ids` returns; `shape` the word counts (default: the
-    largest indices + 1; a word with no piece gets zeros).
+    """``[target words, source words]`` attention from piece-level ``[T, S]``: summed over each
+    source word's pieces, averaged over each target word's. ``*_words`` give each piece's word
+    (-1: ignored; `Tokenizer.word_ids`); `shape` the word counts (default: largest index + 1).
     """
     n_t, n_s = shape or (int(target_words_T.max()) + 1, int(source_words_S.max()) + 1)
     t_onehot = (target_words_T[:, None] == np.arange(n_t)).astype(np.float64)  # [T, Wt]
@@ -75,8 +73,8 @@ class Scores:
 def score(
     predicted: Iterable[Links], sure: Iterable[Links], possible: Iterable[Links] | None = None
 ) -> Scores:
-    """Counts of predicted links against sure links and possible ones (P = possible ∪ sure;
-    default P = S), summed over the pairs, which are zipped (all three of one length).
+    """Counts of predicted links against sure and possible ones (P = possible ∪ sure; default
+    P = S), summed over the zipped pairs.
 
     Raises:
       ValueError: if the lists differ in length, or there are neither predicted nor sure links.

@@ -1,27 +1,18 @@
-"""Read-outs: word links ``{(source word i, target word j)}`` from word-level attention.
+"""Read-outs: word links ``{(source word i, target word j)}`` from word-level attention ``W``.
 
-A pair's attention comes as views (``evaluation.explorer.views``): per map (decoder layer; one
-for an RNN) its head ``average`` and each ``head h``, ``[target words, source words]``. Two
-readings of the rows exist (`PairAttention`): row j is the attention with which target word j
-was written, or (Shift-Att) the attention at the step where word j is the decoder's input.
+A pair's attention comes as views (``evaluation.explorer.views``), per map and head,
+``[target words, source words]``; row j is the attention that wrote word j, or (Shift-Att) the
+one at the step where word j is the decoder's input (`PairAttention`). `READOUTS` names them:
 
-Each read-out is named in `READOUTS`, so that a command picks it by name (``--method``):
-
-- ``argmax_target``: each target word j to its most attended source word,
-  ``{(argmax_i W[j, i], j)}``;
-- ``argmax_source``: each source word i to the target word that attends it most,
-  ``{(i, argmax_j W[j, i])}``;
+- ``argmax_target``: ``{(argmax_i W[j, i], j)}``;
+- ``argmax_source``: ``{(i, argmax_j W[j, i])}``;
 - ``threshold``: every pair with ``W[j, i] >= τ``;
 - ``shift``: Shift-Att (Chen et al. 2020, "Accurate Word Alignment Induction from Neural
-  Machine Translation"): ``argmax_target`` of the shifted rows. A word's row is the step after
-  its last piece, whose decoder input is that piece; the last word's is the step that writes
-  EOS (`shift_rows`);
-- ``mean``: ``argmax_target`` of the mean over the chosen layers and heads, by default every
-  layer and every head.
+  Machine Translation"), ``argmax_target`` of the shifted rows (`shift_rows`);
+- ``mean``: ``argmax_target`` of the mean over the chosen layers and heads (default all).
 
-The other read-outs read one matrix: by default the evaluation's layer
-(``config.decode.alignment_layer``), heads averaged; a `Selection` of several layers or heads
-reads their mean.
+The others read the evaluation's layer (``config.decode.alignment_layer``), heads averaged,
+or the mean of a `Selection`.
 """
 
 from __future__ import annotations

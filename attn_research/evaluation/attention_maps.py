@@ -1,37 +1,24 @@
 """Where image models look: attention maps, attention rollout, and how well they find the object.
 
-Attention rollout (Abnar & Zuidema 2020, as in the ViT paper's Figure 6): with ``A_l`` layer
-``l``'s attention averaged over heads, add the residual connection and renormalize the rows,
+Attention rollout (Abnar & Zuidema 2020; ViT paper, Figure 6), with ``A_l`` layer ``l``'s
+attention averaged over heads:
 
-    Â_l = (A_l + I) / rowsum(A_l + I),      R = Â_L Â_{L-1} ... Â_1,
+    Â_l = (A_l + I) / rowsum(A_l + I),      R = Â_L Â_{L-1} ... Â_1.
 
-so ``R[i, j]`` is how much of output token ``i`` flows from input token ``j``.
+A model's readout ``r [T]`` is the distribution over final tokens its classifier reads (class
+token, mean of the tokens, or the MAP probe's attention); its maps are ``r A_l`` per layer and
+``r R`` for rollout over the patch tokens, renormalized, on the patch grid. A cell's mass is
+spread evenly over its pixels.
 
-A model's *readout* ``r [T]`` is the distribution over final tokens its classifier reads: the
-class token (one-hot), the mean of the tokens (uniform, ``gap``), or the MAP probe's attention.
-Its maps are ``r A_l`` per layer and ``r R`` for rollout, over the patch tokens (renormalized
-without the class token), reshaped to the patch grid. The attention CNN's map is its pooling
-attention over the feature map.
+Localization (``localization``), per map and per head:
 
-Cell-level maps become pixel maps by spreading each cell's mass evenly over the pixels it
-covers; the mass inside a box is then the sum over the box's pixels, i.e. every cell's mass
-weighted by the fraction of its pixels inside the box. Its reference level for a grid is
-``box_cells``: a map spread evenly over the cells the box touches, which is what a model that
-"looks at the object" at cell resolution scores, so scores above it need maps sharper than the
-object (docs/images.md gives its level on the cluttered data).
+- energy-based pointing game (Wang et al. 2020, "Score-CAM"): the map's mass inside the box,
+  ``mass_in_box/<map>``;
+- pointing game (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop"): a hit
+  when the map's maximal cell is at most one cell from a cell the box touches (tied maxima
+  count the fraction that hit), ``pointing_game/<map>``.
 
-Localization, as the field measures it (``localization``), for each map and for each head:
-
-- the *energy-based pointing game* (Wang et al. 2020, "Score-CAM"): the map's mass inside the
-  box over its total mass. It is the mass in the box above, logged as ``mass_in_box/<map>``.
-- the *pointing game* (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop"): a
-  hit when the map's maximum lies inside the box, with a tolerance (there 15 pixels, here one
-  map cell: the maximal cell is at most one cell away from a cell the box touches), logged as
-  ``pointing_game/<map>``, the fraction hits / (hits + misses). A map with tied maxima counts
-  the fraction of its maximal cells that hit (a random choice among them, in expectation), so a
-  uniform map scores the share of cells near the box.
-
-References: ``uniform`` (the same mass on every cell: chance) and ``box_cells`` (above).
+References: ``uniform`` (chance) and ``box_cells`` (uniform over the cells the box touches).
 """
 
 from __future__ import annotations
@@ -150,13 +137,9 @@ def localization(
       boxes_B4: ``(top, left, bottom, right)`` in pixels, bottom and right exclusive.
 
     Returns:
-      ``<score>/<name>`` for each map and for the references ``uniform`` and ``box_cells``,
-      ``<score>/best_map`` (the maximum over the maps, not the references: a ViT's best layer
-      or its rollout),
-      and ``<score>/<name>/head<i>`` and ``<score>/<name>/best_head`` (the best head's score,
-      the maximum over heads of their means) for each entry of ``heads``; each score
-      (``mass_in_box``: energy-based pointing game, ``pointing_game``) the mean over the ``B``
-      examples.
+      The means over ``B`` of ``<score>/<name>`` for each map and reference, ``<score>/best_map``
+      (over the maps), and ``<score>/<name>/head<i>`` and ``<score>/<name>/best_head`` for each
+      entry of ``heads``; ``<score>`` is ``mass_in_box`` or ``pointing_game``.
     """
     grid = next(iter(maps.values())).shape[1:]
     references = {
@@ -220,12 +203,9 @@ def maps_and_heads(
 
 
 def attention_maps(model: nn.Module, params: Any, images_BHWC: jax.Array) -> jax.Array:
-    """The model's maps ``[B, len(map_names), h, w]`` over its grid, rows summing to 1.
-
-    Read from the model's ``attention_maps`` (``models.maps``): with self-attention layers
-    (a ViT), the readout's maps per layer (``layer<i>``) and by rollout (``rollout``); without
-    (an attention CNN), the readout itself (``attention``); heads averaged. Keys off the grid (a
-    class token) are dropped and the rest renormalized.
+    """The model's maps ``[B, len(map_names), h, w]`` over its grid, rows summing to 1: per layer
+    (``layer<i>``) and ``rollout`` with self-attention, else the readout (``attention``); heads
+    averaged, keys off the grid dropped.
     """
     return maps_and_heads(model, params, images_BHWC)[0]
 

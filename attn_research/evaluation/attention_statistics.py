@@ -1,16 +1,12 @@
-"""Statistics of an attention's rows that show a collapse coming: entropy, peaked rows, centres.
+"""Statistics of an attention's rows that show a collapse (a softmax locked onto one key, a
+local-p centre ``p_t`` onto one end). Over the valid rows ``a_i`` of every head (a local-p row
+includes its Gaussian factor):
 
-A Luong attention can saturate early in training (its softmax locks onto one key, local-p's
-predicted centre ``p_t`` onto one end of the sentence) and then learns little. Over the rows
-``a_i`` of an attention map (``models.maps.AttentionMap``), each normalized to sum to 1 (a
-local-p row sums to less, its Gaussian factor included):
-
-    entropy         = mean_i  -sum_j a_ij log a_ij     (nats; log of the keys for a uniform row)
+    entropy         = mean_i  -sum_j a_ij log a_ij     (nats)
     peaked_share    = mean_i  [max_j a_ij > PEAKED]
     centre_fraction = p_t / S, its mean and QUANTILES (attention with a position model)
 
-Rows are those of the valid queries (not padding), over every head. Batches are added as they
-come; quantiles are taken over all rows at the end.
+Quantiles are taken over all rows at the end.
 """
 
 from __future__ import annotations
@@ -37,9 +33,10 @@ class AttentionStatistics:
         valid_BQ: np.ndarray,
         centre_fraction_BHQ: np.ndarray | None = None,
     ) -> None:
-        """Adds the rows of ``weights [B, H, Tq, Tk]`` whose query is valid (``valid [B, Tq]``
-        bool), and their ``centre_fraction [B, H, Tq]`` (None: no position model). Rows with no
-        weight (no allowed key) are left out."""
+        """Adds the rows of ``weights [B, H, Tq, Tk]`` whose query is valid (``valid [B, Tq]``), and
+        their ``centre_fraction [B, H, Tq]`` (None: no position model); rows with no weight are left
+        out.
+        """
         weights = np.asarray(weights_BHQK, np.float64)
         total = weights.sum(-1, keepdims=True)
         rows = np.broadcast_to(np.asarray(valid_BQ, bool)[:, None], weights.shape[:-1])

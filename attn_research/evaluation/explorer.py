@@ -1,18 +1,13 @@
-"""The attention explorer: one self-contained HTML page (no network, nothing from a CDN).
+"""The attention explorer: one self-contained HTML page (no network).
 
-- Translation (`translation_page`): each sentence pair as words; hovering a target word shades
-  every source word by the weight it gets (its ``data-weight``, the shade scaled to the row's
-  largest weight) and marks the most attended one (class ``top``). Given gold links, it also
-  outlines the source words gold links to the hovered word: green and solid for Sure (class
-  ``sure``), dashed for Possible (class ``possible``), so that a miss shows as a red box apart
-  from the green one.
+- Translation (`translation_page`): hovering a target word shades every source word by its
+  weight (scaled to the row's largest), marks the most attended (class ``top``), and outlines
+  the gold Sure (``sure``) and Possible (``possible``) links.
 - Images (`image_page`): each image with one attention map over it.
 
-Each input comes with its *views* (`views`): ``{layer: {head: array}}``, where a layer is one
-attention of the model (``decoder/cross/layer2``, ``layer1``, ``rollout``) and a head is
-``average`` or ``head <h>``. Two selectors (``select.layer``, ``select.head``) pick the view;
-one with a single choice is hidden. The data rides in the page as JSON; images as base64 PNG.
-Callers give plain words, matrices and arrays, so the page knows nothing of models.
+Each input has views (`views`), ``{layer: {head: array}}`` (``decoder/cross/layer2``,
+``rollout``; ``average`` or ``head <h>``), picked by two selectors. The data rides in the page
+as JSON, images as base64 PNG; callers give plain words and arrays.
 """
 
 from __future__ import annotations
@@ -166,10 +161,10 @@ def translation_page(
     title: str,
     gold: Sequence[tuple[Collection[tuple[int, int]], Collection[tuple[int, int]]]] | None = None,
 ) -> str:
-    """The page of sentence pairs ``(source words, target words, views)``, each view a
-    ``[target words, source words]`` attention; the first layer's average is shown first.
-    `gold` gives each pair's Sure and Possible links ``(source i, target j)``, marked on
-    hover (in the page's JSON ``gold``: ``[{"sure": [[i, j]...], "possible": [...]}]``)."""
+    """The page of sentence pairs ``(source words, target words, views)``, each view a ``[target
+    words, source words]`` attention; `gold` gives each pair's Sure and Possible links ``(i, j)``
+    (the page's JSON ``gold``: ``[{"sure": [[i, j]...], "possible": [...]}]``).
+    """
     items, data = [], []
     for index, (source, target, pair_views) in enumerate(pairs):
         items.append(

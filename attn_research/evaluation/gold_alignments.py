@@ -1,17 +1,13 @@
-"""Gold word alignments written by people: Sure and Possible links, read from the common formats.
+"""Gold word alignments written by people: Sure and Possible links ``(i, j)``, source word i to
+target word j, 0-based, words being whitespace tokens. Formats:
 
-Links are ``(i, j)``, source word i to target word j, 0-based, words being the whitespace tokens
-of each side. Two formats:
+- ``pharaoh``: one line per pair, links ``i-j`` (Sure) and ``i-jp`` or ``i?j`` (Possible), as
+  Graça et al. 2008's gold sets and fast_align's ``atools`` write them;
+- ``naacl``: the HLT-NAACL 2003 shared task's (Mihalcea & Pedersen 2003), ``sentence i j
+  [S|P] [confidence]`` a line, 1-based, S by default, confidence ignored, position 0 (NULL)
+  no link.
 
-- ``pharaoh``: one line per pair, links ``i-j`` (Sure) and ``i-jp`` or ``i?j`` (Possible),
-  0-based, as the gold sets of Graça et al. 2008 and the ``atools`` of fast_align write them;
-- ``naacl``: the HLT-NAACL 2003 shared task's (Mihalcea & Pedersen 2003), one link a line,
-  ``sentence i j [S|P] [confidence]``, all 1-based: the sentence is the pair's line number, the
-  S|P column defaults to S, a confidence is read and ignored, and position 0 (the NULL word, an
-  unaligned token) gives no link.
-
-A Possible link set P holds the Sure ones too (P ⊇ S), as AER wants (``evaluation.alignment``).
-``reverse`` swaps every link to ``(j, i)``, for gold written the other way round.
+Possible sets include the Sure links (P ⊇ S, as AER wants); ``reverse`` swaps each link.
 """
 
 from __future__ import annotations
@@ -110,15 +106,12 @@ def _read_naacl(lines: Sequence[str], path: str, pairs: int) -> tuple[list[Links
 
 
 def read(path: str, fmt: str, lengths: Sequence[tuple[int, int]], *, reverse: bool = False) -> Gold:
-    """The gold links of the pairs whose ``(source words, target words)`` are `lengths`.
-
-    Args:
-      path: the gold file; fmt: one of `FORMATS`.
-      reverse: the file's links are ``target-source``: swap them.
+    """The gold links of the pairs whose ``(source words, target words)`` are `lengths`, from `path`
+    in format `fmt` (`FORMATS`); `reverse`: the file's links are ``target-source``.
 
     Raises:
-      ValueError: naming the file and line of a malformed link, a Pharaoh file whose line
-        count is not the number of pairs, or a link past the end of its sentence.
+      ValueError: naming the file and line of a malformed link, a Pharaoh file whose line count
+        is not the number of pairs, or a link past the end of its sentence.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown gold format {fmt!r}; choose one of {FORMATS}")

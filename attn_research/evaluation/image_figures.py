@@ -23,16 +23,9 @@ def save_attention_figure(
     boxes_B4: np.ndarray | None = None,
     title: str = "",
 ) -> None:
-    """Writes a grid to ``path``: one row per example, the input then each map over it.
-
-    Args:
-      path: the PNG file to write (its directory is created).
-      images_BHWC: the inputs, any range (each is rescaled to [0, 1] for display).
-      maps_BMhw: ``M`` attention maps per example on an ``h x w`` grid covering the image.
-      names: the ``M`` map names (column titles).
-      labels, predictions: int ``[B]``, shown on the input.
-      boxes_B4: object boxes ``(top, left, bottom, right)`` in pixels, drawn if given.
-      title: the figure's title.
+    """Writes to ``path`` (PNG) a grid, one row per example: the input (rescaled to [0, 1]), then
+    its ``M`` maps ``maps_BMhw`` over it, titled by `names`; `labels` and `predictions` (int
+    ``[B]``) shown on the input, ``boxes_B4`` (pixels) drawn if given.
     """
     batch, num_maps = maps_BMhw.shape[:2]
     height, width = images_BHWC.shape[1:3]

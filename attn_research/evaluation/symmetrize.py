@@ -1,15 +1,10 @@
-"""Symmetrization of two word alignments of the same pairs, one from each translation direction.
+"""Symmetrization of two word alignments ``{(source word i, target word j)}`` of the same pairs,
+one per translation direction (`SYMMETRIZATIONS`):
 
-Both alignments are given as ``{(source word i, target word j)}`` (the reverse model's links
-swapped back). `SYMMETRIZATIONS` names them:
-
-- ``intersection``: A_fwd ∩ A_rev (high precision);
-- ``union``: A_fwd ∪ A_rev (high recall);
-- ``grow_diag_final_and``: Koehn et al. 2005 (Edinburgh's IWSLT system; Moses'
-  ``symal -alignment=grow -diagonal=yes -final=yes -both=yes``): start from the intersection,
-  grow it into neighbouring union points (diagonal neighbours too) that link a word not yet
-  linked, until nothing changes; then add the points of each direction whose two words are
-  both still unlinked.
+- ``intersection``: A_fwd ∩ A_rev;
+- ``union``: A_fwd ∪ A_rev;
+- ``grow_diag_final_and``: Koehn et al. 2005 (Moses' ``symal -alignment=grow -diagonal=yes
+  -final=yes -both=yes``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import flax.linen as nn
 from flax.core import FrozenDict
 
 from attn_research.attention import presets
-from attn_research.train.config import unknown_field_error
+from attn_research.names import unknown_field_error
 
 # Fields that the program switches (decoding, sown attention maps), never a config.
 MODES = ("decode", "sow_weights")

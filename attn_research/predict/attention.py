@@ -1,9 +1,5 @@
-"""Where the image predictor reads a model's attention: through the models' attention maps
-(``models.maps``), by the same functions as the training-time evaluation
-(``evaluation.attention_maps``: the maps, and each head's), so that the two give the same
-weights and the same explorer views. The translation predictor reads
-``tasks.translation_attention`` as the translation evaluation does.
-"""
+"""Where the image predictor reads a model's attention: the training-time evaluation's functions
+(``evaluation.attention_maps``), so both give the same weights and explorer views."""
 
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
 """Classifying new images with a trained image model, with its attention maps.
 
-The run's ``labels.json`` (written by the image task when training starts) gives the class
-names and the image shape ``[H, W, C]`` the model takes. An image is brought to it the way the
-training pipeline brings its source's images: a file's pixels converted by
-``data.image_modes.to_pixels`` (every Pillow mode, as the folder source reads files), resized
-and centre-cropped when the run has ``data.image_size`` (``image_sources.fit_image``), and normalized with the run's mean and std
-(``data.images.normalize``). An image of another size for a run that never resized is refused,
-naming both shapes.
+The run's ``labels.json`` gives the class names and the image shape ``[H, W, C]``. An image
+is brought to it as training brings its source's images: ``data.image_modes.to_pixels``,
+resized and centre-cropped when the run has ``data.image_size``, normalized with the run's
+mean and std; another size for a run that never resized is refused, naming both shapes.
 """
 
 from __future__ import annotations
@@ -38,8 +35,7 @@ class Classification:
       top: the ``k`` most probable ``(class name, probability)``, most probable first.
       probabilities: float32 ``[num_classes]``.
       maps: float32 ``[M, h, w]`` attention maps over the model's grid, named by `map_names`.
-      head_maps: float32 ``[L, H, h, w]``, the maps of each head of the first L maps (a ViT's
-        layers, a CNN's attention; ``evaluation.attention_maps.maps_and_heads``).
+      head_maps: float32 ``[L, H, h, w]``, each head of the first L maps.
     """
 
     name: str
@@ -52,9 +48,8 @@ class Classification:
 
 
 def read_images(path: str) -> list[tuple[str, np.ndarray]]:
-    """``(name, uint8 [H, W] or [H, W, C])`` of an image file (RGB, by
-    ``image_modes.to_pixels``), or of every image in an .npz (its one array, or the one named
-    ``image``, ``images`` or ``x``: ``[H, W(, C)]`` or ``[N, H, W(, C)]``).
+    """``(name, uint8 [H, W] or [H, W, C])`` of an image file, or of every image of an .npz (its
+    one array, or ``image``, ``images`` or ``x``).
 
     Raises:
       ValueError: naming the file if it cannot be read as images.
@@ -148,8 +143,8 @@ class ImagePredictor:
         """uint8 ``[H, W, C]`` of the model's shape from an image ``[h, w]`` or ``[h, w, c]``.
 
         Raises:
-          ValueError: naming the shapes, for an image that the training pipeline would not
-            have brought to the model's shape, or one that is not 8-bit.
+          ValueError: naming the shapes, for an image the training pipeline would not have brought
+            to the model's shape, or one that is not 8-bit.
         """
         height, width, channels = self.image_shape
         image = np.asarray(image)

@@ -1,8 +1,5 @@
-"""Figures of predictions: word x word attention heatmaps, and attention over images (PNG).
-
-Drawn by the training-time figure functions (``evaluation.alignment_figures``,
-``evaluation.image_figures``), one file per input, numbered in input order.
-"""
+"""Figures of predictions (PNG, one per input, numbered in input order), drawn by the training
+figure functions."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""`load(workdir, step=None)`: the predictor of a trained run, from its workdir alone.
-
-The task in ``config.json`` picks the predictor: a `TranslationPredictor` for translation, an
-`ImagePredictor` for images. The params come from the newest complete checkpoint (or the one
-at `step`) and are placed on the default device, whatever devices trained them.
+"""`load(workdir, step=None)`: the predictor of a trained run, from its workdir alone: a
+`TranslationPredictor` or an `ImagePredictor` by the task in ``config.json``, its params on
+the default device.
 """
 
 from __future__ import annotations
@@ -23,10 +21,9 @@ PREDICTORS = {translation.NAME: TranslationPredictor, image.NAME: ImagePredictor
 def load(
     workdir: str, step: int | None = None, *, checkpoint: str = "latest", average: int = 0
 ) -> TranslationPredictor | ImagePredictor:
-    """The predictor of the run in `workdir`, at checkpoint `step` (default: the newest).
-
+    """The predictor of the run in `workdir`, at checkpoint `step` (default: the newest);
     ``checkpoint``: ``latest``, ``best`` or ``averaged``; ``average=N``: the mean params of the
-    newest N checkpoints (``run_files.restore_params``).
+    newest N checkpoints.
 
     Raises:
       RunFilesError: naming the file the workdir lacks (config, checkpoint, tokenizer, labels).

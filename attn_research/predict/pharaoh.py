@@ -1,8 +1,5 @@
-"""Word alignments as Pharaoh text: ``i-j`` links, source word i to target word j, 0-based.
-
-The format fast_align, fairseq (``--print-alignment``) and OpenNMT (``-report_align``) print;
-the links are the ``(source, target)`` pairs that ``evaluation.alignment`` scores.
-"""
+"""Word alignments as Pharaoh text: ``i-j`` links, source word i to target word j, 0-based, as
+fast_align, fairseq (``--print-alignment``) and OpenNMT (``-report_align``) print them."""
 
 from __future__ import annotations
 
@@ -20,8 +17,7 @@ def format_links(links: Iterable[tuple[int, int]]) -> str:
 
 
 def parse_links(text: str) -> set[tuple[int, int]]:
-    """``'0-0 2-1'`` -> ``{(0, 0), (2, 1)}`` (``evaluation.gold_alignments.parse_pharaoh``
-    reads gold lines with Possible links too).
+    """``'0-0 2-1'`` -> ``{(0, 0), (2, 1)}``.
 
     Raises:
       ValueError: naming a link that is not ``i-j`` of two non-negative integers.

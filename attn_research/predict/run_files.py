@@ -1,15 +1,12 @@
 """What a training run leaves in its workdir, read for prediction: the config and the params.
 
-    <workdir>/config.json                the resolved config (``train.run_info``)
-    <workdir>/checkpoints/<step>/state   the train state (``train.checkpoint``)
-    <workdir>/checkpoints_best/<step>/params       the best params by an eval metric (``train.best``)
-    <workdir>/checkpoints_averaged/<step>/params   the mean of the last N checkpoints' params
-                                                   (``attn_research.average_checkpoints``)
+    <workdir>/config.json                          the resolved config (``train.run_info``)
+    <workdir>/checkpoints/<step>/state             the train state (``train.checkpoint``)
+    <workdir>/checkpoints_best/<step>/params       the best params (``train.best``)
+    <workdir>/checkpoints_averaged/<step>/params   the mean of N checkpoints' params
 
-A checkpoint is complete once orbax has renamed its temporary directory
-(``<step>.orbax-checkpoint-tmp-*``) to ``<step>``, so a run that is writing one is read at its
-newest complete step. A complete step that still fails to read is skipped with a warning.
-Nothing here writes to the workdir, runs training code or reads a data set.
+A step is complete once orbax has renamed its temporary directory; a complete step that fails
+to read is skipped with a warning. Nothing here writes to the workdir.
 """
 
 from __future__ import annotations
@@ -38,13 +35,8 @@ class RunFilesError(FileNotFoundError, ValueError):
 
 
 def read_run_file(path: str, parse: Callable[[str], T], what: str, remedy: str) -> T:
-    """``parse(path)``: every file (or checkpoint directory) prediction reads goes through here.
-
-    Args:
-      path: the file or directory.
-      parse: reads and checks it; any exception it raises means the file is damaged.
-      what: what the file holds and who writes it, for the message.
-      remedy: what to do about it, for the message.
+    """``parse(path)``, for every file or checkpoint directory prediction reads; `what` (what it
+    holds, who writes it) and `remedy` go into the message.
 
     Raises:
       RunFilesError: ``<path> is missing|cannot be read|is damaged (<cause>): <what>. <remedy>``.
@@ -82,8 +74,8 @@ def _parse_config(path: str) -> dict[str, Any]:
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-    """The run's config from ``<workdir>/config.json``, with model fields renamed since it was
-    written given their new names.
+    """The run's config from ``<workdir>/config.json``, old model field names mapped to the
+    current ones.
 
     Raises:
       RunFilesError: naming the workdir, or the file if it is missing, unreadable or damaged.
@@ -117,10 +109,9 @@ def restore_params(
 
     Args:
       step: the rolling checkpoint's step (default: the newest that reads).
-      which: ``latest`` (the rolling checkpoints), ``best`` (``config.best_metric``'s) or
-        ``averaged`` (written by ``attn_research.average_checkpoints``).
-      average: with ``latest``, the mean of the params of the newest ``average`` complete
-        checkpoints up to ``step`` (0 or 1: that one checkpoint).
+      which: ``latest``, ``best`` (``config.best_metric``'s) or ``averaged``.
+      average: with ``latest``, the mean params of the newest ``average`` complete checkpoints
+        up to ``step`` (0 or 1: that one).
 
     Raises:
       RunFilesError: if there is no such checkpoint, or none reads.
@@ -184,8 +175,8 @@ def _rolling_params(workdir: str, step: int) -> Any:
 
 
 def average_params(trees: list[Any]) -> Any:
-    """The leaf-wise mean of params trees of one structure (checkpoint averaging; Vaswani et
-    al. 2017 average the last 5 or 20 checkpoints)."""
+    """The leaf-wise mean of params trees of one structure (checkpoint averaging, Vaswani et al.
+    2017)."""
     return jax.tree.map(lambda *leaves: np.mean(np.stack(leaves), axis=0), *trees)
 
 
@@ -213,16 +204,10 @@ def _restore_rolling(workdir: str, step: int | None) -> tuple[Any, int]:
 
 
 def place_params(params: Any, abstract: Any, what: str) -> Any:
-    """`params` on the default device, after checking they have the shapes of `abstract`.
-
-    Args:
-      params: numpy arrays as restored.
-      abstract: the model's params as ``jax.eval_shape`` gives them.
-      what: names the checkpoint in the error.
+    """`params` (numpy) on the default device, checked against `abstract` (``jax.eval_shape``).
 
     Raises:
-      ValueError: naming the parameters whose shapes differ (a config.json that is not the
-        checkpoint's).
+      ValueError: naming `what` and the parameters whose shapes differ.
     """
     # Named as the trainer's errors name them ('encoder/layer/kernel': train/paths.py).
     saved = dict(zip(jax.tree.leaves(path_names(params)), map(np.shape, jax.tree.leaves(params))))

@@ -1,18 +1,13 @@
-"""Translating new sentences with a trained translator, with the attention it used, and
-aligning given sentence pairs.
+"""Translating new sentences with a trained translator, with the attention it used, and aligning
+given sentence pairs.
 
-Sources are encoded word by word with the run's tokenizer (the pieces of a sentence are those of
-its whitespace-separated words, so every piece knows its word, whatever characters the
-tokenizer lacks), cut to the model's maximum length, and decoded by the training-time
-evaluator's decoder (``tasks.translation_decoding``): length-sorted batches under jit, the same
-beam. The attention is then read teacher-forced on the decoded tokens, which gives the weights
-each output token was written with, every layer and head (``tasks.translation_attention``),
-and summed over source pieces and averaged over target pieces to words
-(``evaluation.alignment.word_attention``), as the evaluation's AER and explorer read it.
-
-`TranslationPredictor.align` teacher-forces given targets instead (forced alignment), whole,
-whatever their length where the model has no ``length_limit``, and reads links out of the
-attention by a named read-out (``evaluation.alignment_readouts``)."""
+Sources are encoded word by word with the run's tokenizer, cut to the model's maximum length,
+and decoded by the evaluation's decoder (``tasks.translation_decoding``). The attention is
+read teacher-forced on the output (``tasks.translation_attention``), every layer and head, and
+brought to words (``evaluation.alignment.word_attention``). `TranslationPredictor.align`
+teacher-forces given targets (forced alignment) and reads links by a named read-out
+(``evaluation.alignment_readouts``).
+"""
 
 from __future__ import annotations
 
@@ -42,15 +37,12 @@ class Translation:
     Attributes:
       source, text: the input line and its translation.
       source_words, target_words: the words of each side (of the source, those the model read).
-      alignment: Pharaoh links ``(i, j)``, source word i to target word j: each target word to
-        the source word it attends most. None for a model without attention.
-      attention: float ``[len(target_words), len(source_words)]`` word-level attention (each row
-        sums to 1 less the weight on the source's EOS), of layer ``config.decode.alignment_layer``
-        (the layer the evaluation's AER reads). None for a model without attention.
-      truncated: source pieces cut off to fit the model's maximum length (0: none).
-      views: the word-level attention of every map (decoder layer; one for an RNN) and head,
-        ``{map name: {"average" | "head <h>": [target words, source words]}}``
-        (``evaluation.explorer.views``), or None.
+      alignment: Pharaoh links ``(i, j)``, each target word to its most attended source word;
+        None without attention.
+      attention: float ``[len(target_words), len(source_words)]`` word-level attention of layer
+        ``config.decode.alignment_layer``; None without attention.
+      truncated: source pieces cut off to fit the model's maximum length.
+      views: ``{map name: {"average" | "head <h>": [target words, source words]}}`` or None.
     """
 
     source: str
@@ -69,9 +61,8 @@ class ForcedAlignment:
 
     Attributes:
       source_words, target_words: the whitespace tokens of each side.
-      attention: the word-level attention of every map and head, as written and shifted
-        (``evaluation.alignment_readouts.PairAttention``); None for a pair with an empty side.
-      links: Pharaoh links ``(i, j)``, source word i to target word j, sorted.
+      attention: ``evaluation.alignment_readouts.PairAttention``; None for an empty side.
+      links: Pharaoh links ``(i, j)``, sorted.
     """
 
     source_words: tuple[str, ...]
@@ -171,14 +162,9 @@ class TranslationPredictor:
         batch_size: int | None = None,
         with_attention: bool = True,
     ) -> list[Translation]:
-        """Translations of `sentences`, in their order; an empty sentence gives an empty one.
-
-        Args:
-          sentences: one sentence each (no newlines).
-          beam_size, alpha, batch_size: default the run's ``config.decode``; beam_size 1 is
-            greedy search.
-          with_attention: False leaves out the attention and alignments (None), which saves
-            the teacher-forced pass.
+        """Translations of `sentences` (no newlines), in order; an empty sentence gives an empty
+        one. `beam_size`, `alpha`, `batch_size` default to the run's ``config.decode`` (beam 1:
+        greedy); `with_attention=False` skips the teacher-forced pass.
 
         Raises:
           ValueError: for beam_size or batch_size < 1, a negative alpha, or a sentence with
@@ -243,17 +229,14 @@ class TranslationPredictor:
         threshold: float = 0.2,
         batch_size: int | None = None,
     ) -> list[ForcedAlignment]:
-        """Forced alignments of the given pairs, in their order: each target teacher-forced,
-        its attention read out in words by `method` (``evaluation.alignment_readouts``).
-
-        Every pair is aligned whatever its length; a pair with no word on a side gets no
-        links. `selection` defaults to the layer ``config.decode.alignment_layer``, heads
-        averaged (every layer and head for a pooled read-out such as ``mean``).
+        """Forced alignments of the given pairs, in order, read out by `method`; `selection`
+        defaults to layer ``config.decode.alignment_layer``, heads averaged. A pair with an empty
+        side gets no links.
 
         Raises:
-          ValueError: before any compilation, if the model has no attention, the lists differ
-            in length, `method` or `selection` is unknown to the model, or a pair is longer
-            than the model's ``length_limit`` (naming the pair, 1-based, and the limit).
+          ValueError: before any compilation, if the model has no attention, the lists differ in
+            length, `method` or `selection` is unknown, or a pair is longer than the model's
+            ``length_limit`` (naming the pair, 1-based, and the limit).
         """
         if not self.has_attention:
             raise ValueError(

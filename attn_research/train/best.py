@@ -1,13 +1,10 @@
 """The best checkpoint by an eval metric, kept apart from the rolling ones, and early stopping.
 
-With ``config.best_metric`` set (a logged eval metric such as ``eval/bleu``), every evaluation
-offers its params to `BestCheckpoint`, an orbax ``CheckpointManager`` of its own under
-``<workdir>/checkpoints_best/<step>/params`` that keeps one step: the best by the metric
-(``config.best_mode``: ``max`` or ``min``; orbax's ``best_fn``). The rolling checkpoints'
-deletion never touches it. ``attn_research.load(workdir, checkpoint="best")`` reads it.
-
-Early stopping (``config.early_stopping_evals = N > 0``) ends the run after N evaluations in a
-row without a new best. It counts from the best step, so a resumed run counts the same.
+With ``config.best_metric`` set (e.g. ``eval/bleu``), `BestCheckpoint` keeps one step under
+``<workdir>/checkpoints_best/<step>/params``: the best by ``config.best_mode`` (orbax's
+``best_fn``); ``attn_research.load(workdir, checkpoint="best")`` reads it. Early stopping
+(``config.early_stopping_evals = N > 0``) ends the run after N evaluations without a new best,
+counted from the best step (so a resumed run counts the same).
 """
 
 from __future__ import annotations

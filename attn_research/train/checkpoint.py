@@ -1,20 +1,14 @@
 """Checkpoints of the train state, the data iterator's position and the config (orbax).
 
-Each checkpoint `<workdir>/checkpoints/<step>/` holds three items: `state` (the sharded train
-state), `data` (the grain iterator's state, one JSON file per process) and `config`. Saves are
-asynchronous and atomic: orbax writes to a temporary directory and renames it when complete, so
-a process killed mid-save leaves no half-written step behind.
+`<workdir>/checkpoints/<step>/` holds `state` (sharded), `data` (the grain iterator's state,
+one JSON file per process) and `config`. Saves are asynchronous and atomic (orbax renames a
+complete temporary directory).
 
-Resume order (`Checkpointer.restore`): the newest step first; a step that fails to read or
-to restore (corrupted files) is logged, moved aside to `<workdir>/checkpoints_corrupt/<step>/`
-(nothing is deleted, and the step number can be saved again), and the next older step is
-tried. A step that reads well but holds a state of other shapes than the current model's (a
-changed config) is not corrupt: `CheckpointMismatchError` names the differences and every
-checkpoint stays where it is.
-
-A save that fails (a full disk) raises `CheckpointSaveError`, naming its step, at the first
-chance: from `check`, which the trainer calls every step to see a failed background write
-early, or at the latest from the next `save`, `wait` or `close`.
+Resume order (`Checkpointer.restore`): newest step first; a step that fails to read or restore
+is logged, moved to `<workdir>/checkpoints_corrupt/<step>/`, and the next older one is tried.
+A readable step of other shapes than the model's raises `CheckpointMismatchError` and moves
+nothing. A failed save raises `CheckpointSaveError` from the next `check`, `save`, `wait` or
+`close`.
 """
 
 import contextlib
@@ -164,11 +158,8 @@ class Checkpointer:
             )
 
     def check(self) -> None:
-        """Raises CheckpointSaveError if the background save has ended in failure; never blocks.
-
-        Orbax keeps a background failure until someone waits, so a save that is no longer in
-        progress is waited for once (at no cost), which raises what it raised.
-        """
+        """Raises CheckpointSaveError if the background save has failed; never blocks (a finished
+        save is waited for once, which is how orbax reports its failure)."""
         if self._unfinished and not self._manager.is_saving_in_progress():
             self.wait()
             self._unfinished = False
@@ -197,16 +188,15 @@ class Checkpointer:
     def restore(
         self, abstract_state: Any, data_iterator: grain.DatasetIterator, config: dict[str, Any]
     ) -> tuple[Any, int, dict[str, Any]] | None:
-        """Restores the newest good checkpoint into the state and `data_iterator`.
+        """Restores the newest good checkpoint into the state and `data_iterator` (in place).
 
         Args:
           abstract_state: ShapeDtypeStructs (with shardings) of the train state.
-          data_iterator: the fresh train iterator; its position is set in place.
+          data_iterator: the fresh train iterator.
           config: the current config as a dict, to name what changed in a mismatch.
 
         Returns:
-          (state, step, config as saved) of the newest checkpoint that restores, or None if there
-          is none.
+          (state, step, saved config) of the newest checkpoint that restores, or None.
 
         Raises:
           CheckpointMismatchError: if the newest readable checkpoint holds other shapes.
@@ -265,30 +255,19 @@ class Checkpointer:
         self._manager.reload()
 
     def wait(self) -> None:
-        """Blocks until pending asynchronous saves are complete.
-
-        Raises:
-          CheckpointSaveError: if one of them failed.
-        """
+        """Blocks until pending saves are complete; raises CheckpointSaveError if one failed."""
         with self._reporting_save_errors():
             self._manager.wait_until_finished()
 
     def close(self) -> None:
-        """Waits for pending saves and releases the manager.
-
-        Raises:
-          CheckpointSaveError: if one of them failed.
-        """
+        """Waits for pending saves and releases the manager; CheckpointSaveError if one failed."""
         with self._reporting_save_errors():
             self._manager.close()
 
 
 def load_state(workdir: str, step: int | None = None) -> dict[str, Any]:
-    """Reads the saved train state of `step` (default: the newest) as numpy arrays.
-
-    For analysis and tests: returns {'step': ..., 'params': ..., 'opt_state': ...} as nested dicts,
-    without needing the model, the mesh or the number of processes that trained them.
-    """
+    """The saved train state of `step` (default: the newest) as nested dicts of numpy arrays
+    ({'step', 'params', 'opt_state'}), read without the model, the mesh or the process count."""
     directory = _workdir(workdir) / "checkpoints"
     if step is None:
         with ocp.CheckpointManager(directory, item_names=_ITEMS) as manager:

@@ -1,22 +1,19 @@
 """The trainer's config fields, their defaults, and their validation.
 
-Experiment configs start from `default_config()` and set what they change, so every trainer
-field is overridable from the command line (`--config.optimizer.learning_rate=3e-4`). The task
-owns the top-level keys it lists in `Task.config_keys` (e.g. `model`, `data`) and validates them
-itself; any other top-level key is an error.
+Experiment configs start from `default_config()`, so every trainer field can be overridden
+(`--config.optimizer.learning_rate=3e-4`). The task owns and checks the top-level keys in
+`Task.config_keys` (e.g. `model`, `data`); any other unknown key is an error.
 
-Durations come in pairs, `<name>_steps` or `<name>_epochs`, at most one of each set, resolved at
-run time by `durations.resolve_durations` (see there for the defaults):
-`total_*` (exactly one), `log_every_*`, `eval_every_*`, `checkpoint_every_*`,
-`optimizer.warmup_*`, and the `halving` schedule's `optimizer.halve_after_*` and
-`optimizer.halve_every_*`.
+Durations are pairs `<name>_steps` / `<name>_epochs`, at most one of each set (`total_*`:
+exactly one), resolved at run time by `durations.resolve_durations`; `DURATIONS` lists them.
 """
 
-import difflib
 from collections.abc import Iterable, Sequence
 
 import ml_collections
 from ml_collections.config_dict import placeholder
+
+from attn_research.names import unknown_field_error
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt", "halving")
@@ -90,14 +87,6 @@ def default_config() -> ml_collections.ConfigDict:
     return config
 
 
-def unknown_field_error(path: str, known: Iterable[str]) -> ValueError:
-    """The error for `config.<path>`, whose last key is none of `known` (its siblings)."""
-    known = sorted(known)
-    close = difflib.get_close_matches(path.rpartition(".")[2], known, n=1)
-    hint = f" did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"config.{path}: unknown field;{hint} known: {known}.")
-
-
 def check_paths(config: ml_collections.ConfigDict, paths: Sequence[str]) -> None:
     """Raises `unknown_field_error` for the first of `paths` ('optimizer.lr') not in `config`.
 
@@ -119,11 +108,9 @@ def _update(
     prefix: str,
     free_keys: Iterable[str],
 ) -> None:
-    """Sets every field of ``config`` on ``merged`` (the defaults), recursing into sub-configs.
-
-    ml_collections checks each value against the default's type (an int may set a float); an
-    unknown key, a wrong type or a value where a sub-config belongs is a ValueError naming the
-    field. ``mesh`` is replaced as a whole: its axis names are free (``sharding.make_mesh``).
+    """Sets every field of ``config`` on ``merged`` (the defaults), recursing into sub-configs;
+    ml_collections checks types. Unknown keys, wrong types or a value where a sub-config belongs
+    raise ValueError naming the field. ``mesh`` is replaced whole (its axis names are free).
     """
     for key in config.keys():
         path, value = prefix + key, config[key]
@@ -165,17 +152,9 @@ def _check_choice(path: str, value: str, choices: tuple[str, ...]) -> None:
 def check_config(
     config: ml_collections.ConfigDict, task_keys: Iterable[str]
 ) -> ml_collections.ConfigDict:
-    """Checks the trainer's fields of `config` and returns them completed with the defaults.
-
-    Checks that need the devices (mesh, batch divisibility) or the dataset size (durations) are
-    done where those are known; the task checks its own keys.
-
-    Args:
-      config: the experiment config.
-      task_keys: top-level keys owned by the task.
-
-    Returns:
-      A new ConfigDict: `default_config()` updated by `config` (`mesh` is replaced, not merged).
+    """`default_config()` updated by `config` (`mesh` replaced, not merged), its trainer fields
+    checked; `task_keys` are the top-level keys the task owns and checks. Checks that need the
+    devices or the dataset size are done where those are known.
 
     Raises:
       ValueError: naming the first offending field.

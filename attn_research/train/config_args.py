@@ -1,12 +1,10 @@
 """Parsing of the config-file argument string: `translate.py:attention=local,window=32,tiny`.
 
-A config file's `get_config(arg)` receives the text after the colon. `parse_arg` turns it into a
-ConfigDict whose keys and types come from the defaults the config file declares, so a typo or a
-wrong type fails loudly instead of silently selecting the default variant:
+`get_config(arg)` receives the text after the colon; `parse_arg` types it by the defaults that
+the config declares, so a typo fails instead of selecting the default:
 
     def get_config(arg=None):
       arg = parse_arg(arg, attention='dense', window=0, tiny=False)
-      ...
 
 A bare word (`tiny`) sets a boolean default to True.
 """
@@ -40,15 +38,8 @@ def _convert(key: str, text: str, default: Any) -> Any:
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
-    """Parses `key=value,flag` into a ConfigDict typed by `defaults`.
-
-    Args:
-      arg: the argument string, e.g. "attention=local,window=32,tiny"; None or "" gives the
-        defaults.
-      **defaults: every allowed key with its default value (bool, int, float or str).
-
-    Returns:
-      A ConfigDict with all keys of `defaults`, overridden by `arg`.
+    """Parses `arg` ("attention=local,window=32,tiny"; None or "": the defaults) into a ConfigDict
+    with every key of `defaults` (bool, int, float or str), typed by them.
 
     Raises:
       ValueError: for a key not in `defaults`, a value of the wrong type, a bare word whose

@@ -1,17 +1,10 @@
 """What a run would build, told without training: `python -m attn_research.main ... --dry_run`.
 
 `describe(config)` checks the config as a run does, builds the mesh, the model and the
-optimizer, and traces the train state's initialization with `jax.eval_shape` (nothing is
-compiled, no array is allocated). It reports:
-- the resolved config and durations;
-- the parameter count, in all and per top-level module;
-- the mesh (axis sizes over which devices);
-- each attention's kernel where the config leaves it to ``auto``, as
-  `attention.compute.auto` logs its choice while the model is traced (a scanned stack of layers
-  is traced once, so its layers share one line).
-
-The task's own files (a trained tokenizer, ``labels.json``) go to a temporary directory, so the
-run's workdir is neither read nor written.
+optimizer, and traces the initialization with `jax.eval_shape` (nothing compiled or
+allocated). It reports the resolved config and durations, the parameter count (in all and per
+top-level module), the mesh, and the kernel `auto` picks for each attention (a scanned stack
+shares one line). The task's own files go to a temporary directory, not the workdir.
 """
 
 import contextlib

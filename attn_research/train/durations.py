@@ -1,9 +1,6 @@
-"""Run-time resolution of durations given in steps or in epochs.
-
-Configs never precompute steps from a batch size: `--config.batch_size=...` must not leave a
-stale schedule. The trainer resolves every `<name>_steps` / `<name>_epochs` pair here, once the
-dataset size and batch size are known. One step is one call of the train step (one micro-batch
-of `batch_size` examples when gradients are accumulated).
+"""Run-time resolution of `<name>_steps` / `<name>_epochs` pairs, once the dataset and batch
+sizes are known (so `--config.batch_size=...` never leaves a stale schedule). One step is one
+call of the train step.
 """
 
 import dataclasses
@@ -23,11 +20,10 @@ class Durations:
       steps_per_epoch: train steps in one pass over the training set.
       total_steps: length of the run.
       log_every: steps between log lines (default 50, capped by total_steps).
-      eval_every: steps between evaluations; the run also evaluates at its end.
-      checkpoint_every: steps between checkpoints; the run also saves at its end.
+      eval_every: steps between evaluations; also at the end of the run.
+      checkpoint_every: steps between checkpoints; also at the end of the run.
       warmup_steps: learning-rate warmup length (default 0).
-      halve_after: steps before the `halving` schedule first halves the learning rate (default
-        the whole run: never).
+      halve_after: steps before the `halving` schedule first halves (default: never).
       halve_every: steps between its later halvings (default one epoch).
     """
 
@@ -48,17 +44,8 @@ def _steps(
     steps_per_epoch: int,
     default: int | None,
 ) -> int | None:
-    """Resolves `config.<name>_steps` or `config.<name>_epochs` to steps.
-
-    Args:
-      config: the (sub-)config holding the pair.
-      name: the pair's name without suffix.
-      prefix: the path of `config` for error messages, e.g. "optimizer.".
-      steps_per_epoch: train steps per epoch.
-      default: the value in steps when neither field is set; None means required.
-
-    Returns:
-      The duration in steps.
+    """`config.<name>_steps` or `config.<name>_epochs` (under `prefix`, e.g. "optimizer.") in steps;
+    `default` when neither is set (None: required).
 
     Raises:
       ValueError: naming the fields if both are set, neither is set without a default, or the
@@ -82,15 +69,9 @@ def _steps(
 
 
 def prefer_given(config: ml_collections.ConfigDict, given: Sequence[str]) -> None:
-    """Clears the other field of each duration pair that the command line sets, in place.
-
-    A config file may give `total_epochs`; `--config.total_steps=600` then means 600 steps.
-    Of a pair given both on the command line, the one given last wins.
-
-    Args:
-      config: the config as the config file and the command line made it.
-      given: the paths the command line set ('total_steps', 'optimizer.warmup_epochs', ...),
-        ordered by where each was given last.
+    """Clears, in place, the other field of each duration pair that the command line sets (`given`,
+    in the order given): `--config.total_steps=600` replaces a config file's `total_epochs`, and
+    of a pair given both on the command line, the later wins.
     """
     for name in DURATIONS:
         pair = (f"{name}_steps", f"{name}_epochs")
@@ -104,17 +85,9 @@ def prefer_given(config: ml_collections.ConfigDict, given: Sequence[str]) -> Non
 
 
 def resolve_durations(config: ml_collections.ConfigDict, num_train_examples: int) -> Durations:
-    """Resolves all durations of `config` for a training set of `num_train_examples`.
+    """Resolves all durations of a checked `config` for `num_train_examples` (all processes).
 
-    Epoch counts are rounded up to whole steps. Intervals of 0 (or longer than the run) mean
-    "only at the end of the run".
-
-    Args:
-      config: a config completed by `config.check_config`.
-      num_train_examples: size of the training set (all processes together).
-
-    Returns:
-      The resolved Durations.
+    Epochs round up to whole steps; an interval of 0 (or longer than the run) means "at the end".
 
     Raises:
       ValueError: naming the field, e.g. for an epoch shorter than one batch.

@@ -2,7 +2,6 @@
 set, then its evaluators (BLEU, AER, attention maps...). ``run`` is the trainer's built run
 (config, task, model, shardings)."""
 
-import difflib
 import operator
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from attn_research.names import did_you_mean
 from attn_research.train import steps
 
 
@@ -43,12 +43,8 @@ class Evaluator:
         )
 
     def check_metric(self, field: str, name: str, params: Any, step: int) -> None:
-        """Raises ValueError naming ``config.<field>`` unless an evaluation logs `name`.
-
-        The loss's metrics are known from shapes alone (``jax.eval_shape`` on one eval batch:
-        nothing is compiled); the evaluators' names only by running them, which happens here,
-        once, at `step`, and only when `name` is not a loss metric.
-        """
+        """Raises ValueError naming ``config.<field>`` unless an evaluation logs `name`: the loss's
+        metrics come from shapes (``jax.eval_shape``), the evaluators' from one run at `step`."""
         batch = next(iter(self._batches()), None)
         names = set()
         if batch is not None:
@@ -59,16 +55,15 @@ class Evaluator:
         for evaluator in self._evaluators:
             names |= {f"eval/{k}" for k in evaluator(params, self._run.model, step, self._workdir)}
         if name not in names:
-            close = difflib.get_close_matches(name, sorted(names), n=1)
-            hint = f" did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, names)
             raise ValueError(
                 f"config.{field}: {name!r} is not an eval metric of this run;{hint} it logs "
                 f"{sorted(names)}."
             )
 
     def __call__(self, params: Any, step: int) -> dict[str, float]:
-        """Returns {'eval/<name>': value}: the loss's metrics, true means over the eval set (each
-        batch weighted by its denominator, see ``steps.make_eval_step``), and the evaluators'."""
+        """{'eval/<name>': value}: the loss's metrics as true means over the eval set (batches
+        weighted by their denominator), and the evaluators'."""
         run = self._run
         totals, count = None, 0
         for local in self._batches():

@@ -1,8 +1,6 @@
-"""Watching the train loss for divergence: a NaN or Inf stops the run, an explosion warns.
-
-A checkpoint of step s is *sane* when the loss of step s+1, computed from its parameters, is
-finite and not exploding. A run that diverges right after a save has saved exploding
-parameters, so the NaN error names the newest sane checkpoint still on disk, not the newest.
+"""Watching the train loss: a NaN or Inf stops the run, an explosion warns. A checkpoint of step
+s is *sane* when step s+1's loss from its parameters is finite and not exploding; the NaN error
+names the newest sane checkpoint on disk.
 """
 
 from collections.abc import Callable, Mapping

@@ -1,15 +1,9 @@
-"""Metrics to TensorBoard event files (tensorboardX) and to `<workdir>/metrics.jsonl`.
+"""Metrics to TensorBoard (tensorboardX) and to `<workdir>/metrics.jsonl` (one JSON object per
+line, {"step": 100, "train/loss": 0.3, ...}); only process 0 writes.
 
-One JSON object per line: {"step": 100, "train/loss": 0.3, ...}. Only process 0 writes; on the
-other processes the writer does nothing.
-
-The PNG figures that evaluators draw into `<workdir>/figures/` go to TensorBoard too, as images
-of the step they were written at: each `write` adds those written since the last one, tagged
-`figures/<file name without its step>` (`attention_0_step_1000.png` -> `figures/attention_0`).
-
-The config goes to TensorBoard's HParams tab once per run start (`write_config`), its fields
-flattened to dotted names (`optimizer.learning_rate`), as the flax examples write them; metric
-signatures (sacrebleu's of BLEU) go as text, tagged `signatures/<metric>`.
+PNG figures that evaluators draw into `<workdir>/figures/` go to TensorBoard as images of their
+step, tagged `figures/<file name without its step>`. The config goes to the HParams tab at each
+run start, flattened to dotted names; metric signatures (sacrebleu's) go as text.
 """
 
 import json
@@ -56,11 +50,8 @@ class MetricWriter:
     """Writes scalar metrics of process 0 to TensorBoard and JSONL."""
 
     def __init__(self, workdir: str, resume_step: int):
-        """Opens the writers; metrics after `resume_step` from an interrupted run are dropped.
-
-        A run killed after its last checkpoint logged steps that the resumed run will redo; dropping
-        them keeps `metrics.jsonl` identical to that of an uninterrupted run.
-        """
+        """Opens the writers; metrics after `resume_step` are dropped, so a resumed run's
+        `metrics.jsonl` is that of an uninterrupted run."""
         self._active = jax.process_index() == 0
         if not self._active:
             return

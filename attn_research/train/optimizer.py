@@ -1,8 +1,5 @@
-"""The optax optimizer and learning-rate schedule described by `config.optimizer`.
-
-Schedules count optimizer updates: with `grad_accum_steps = k` (optax.MultiSteps) the run has
-`total_steps // k` updates and a warmup of `warmup_steps // k` updates.
-"""
+"""The optax optimizer and learning-rate schedule of `config.optimizer`. Schedules count optimizer
+updates: with `grad_accum_steps = k` (optax.MultiSteps), `total_steps // k` of them."""
 
 import re
 from typing import Any
@@ -21,21 +18,14 @@ def make_schedule(
     warmup_updates: int,
     halving: tuple[int, int] = (0, 1),
 ) -> optax.Schedule:
-    """Linear warmup from 0 to `opt.learning_rate`, then `opt.schedule`.
+    """Linear warmup from 0 to `opt.learning_rate` over `warmup_updates`, then `opt.schedule`:
 
-    Args:
-      opt: the `config.optimizer` sub-config.
-      total_updates: optimizer updates in the run.
-      warmup_updates: updates of linear warmup.
-      halving: `(after, every)` updates of the halving schedule.
-
-    Returns:
-      A schedule mapping the update count to the learning rate:
-      constant: the peak; cosine: cosine decay to `end_learning_rate_fraction` of the peak at
-      `total_updates`; inverse_sqrt: peak / sqrt(1 + t / max(warmup_updates, 1)) for t updates
-      after warmup (Vaswani et al., 2017); halving: peak * 0.5^n at update t, with
-      n = 0 before `after` and n = 1 + (t - after) // every from then on (Luong et al. 2015:
-      halved after epoch 8, then after every epoch).
+    - constant: the peak;
+    - cosine: cosine decay to `end_learning_rate_fraction` of the peak at `total_updates`;
+    - inverse_sqrt: peak / sqrt(1 + t / max(warmup_updates, 1)), t updates after warmup (Vaswani
+      et al. 2017);
+    - halving: peak * 0.5^n, n = 0 before `after` and 1 + (t - after) // every from then on, with
+      `halving = (after, every)` (Luong et al. 2015).
     """
     peak = opt.learning_rate
     decay_updates = max(total_updates - warmup_updates, 1)
@@ -77,17 +67,9 @@ def make_optimizer(
     warmup_steps: int,
     halving: tuple[int, int] = (0, 1),
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """Builds the optimizer of `config.optimizer` for a run of `total_steps` train steps.
-
-    Args:
-      opt: the `config.optimizer` sub-config.
-      total_steps: train steps in the run.
-      warmup_steps: train steps of warmup.
-      halving: `(after, every)` train steps of the halving schedule.
-
-    Returns:
-      The gradient transformation (clipping, weight decay, the named optimizer, the schedule,
-      gradient accumulation) and its schedule as a function of the *train step*.
+    """The gradient transformation of `opt` (clipping, weight decay, the optimizer, the schedule,
+    gradient accumulation) for a run of `total_steps`, and its schedule as a function of the train
+    step; `warmup_steps` and `halving = (after, every)` are in train steps.
     """
     k = opt.grad_accum_steps
     halving_updates = (halving[0] // k, max(halving[1] // k, 1))

@@ -6,11 +6,9 @@ import jax
 
 
 def path_names(tree: Any) -> Any:
-    """Returns a tree like `tree` whose leaves are their '/'-joined key paths.
-
-    E.g. {'params': {'Dense_0': {'kernel': x}}} -> {'params': {'Dense_0': {'kernel':
-    'params/Dense_0/kernel'}}}; optimizer states give paths like '0/mu/Dense_0/kernel', so a rule
-    written for a parameter (r'kernel$') also matches its optimizer moments.
+    """A tree like `tree` whose leaves are their '/'-joined key paths ('params/Dense_0/kernel');
+    optimizer states give '0/mu/Dense_0/kernel', so a rule for a parameter (r'kernel$') also
+    matches its moments.
     """
 
     def name(path: tuple[Any, ...], _: Any) -> str:

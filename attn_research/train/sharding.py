@@ -1,10 +1,9 @@
 """The device mesh and the NamedShardings of the train state and batches.
 
-`config.mesh` names the axes and their sizes, e.g. {'data': -1} (pure data parallelism, the
-default) or {'data': 2, 'fsdp': 2, 'model': 2}. Batches are split over `config.batch_axes`.
-Parameters follow `config.param_sharding`, a sequence of (regex, spec) rules matched against the
-'/'-joined path of each leaf of the train state (so optimizer moments follow their parameter);
-the first rule that matches wins and unmatched leaves are replicated:
+`config.mesh` names the axes and sizes ({'data': -1}, or {'data': 2, 'fsdp': 2, 'model': 2});
+batches are split over `config.batch_axes`. `config.param_sharding` is a sequence of (regex,
+spec) rules on each train-state leaf's '/'-joined path; the first match wins, unmatched leaves
+are replicated:
 
     config.param_sharding = ((r'kernel$', (None, 'model')), (r'embedding$', ('model', None)))
 """

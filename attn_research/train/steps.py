@@ -30,11 +30,8 @@ class TrainState:
 def make_init(
     task: Task, model: nn.Module, tx: optax.GradientTransformation, config: Any
 ) -> Callable[[jax.Array], TrainState]:
-    """Returns `init(rng) -> TrainState` at step 0.
-
-    With `config.init_uniform = r > 0`, each parameter is redrawn from U[-r, r] (by its own key
-    from `rng`), whatever the model's initializers drew: Luong et al. 2015's initialization.
-    """
+    """`init(rng) -> TrainState` at step 0; with `config.init_uniform = r > 0` every parameter is
+    redrawn from U[-r, r] (Luong et al. 2015)."""
 
     def init(rng: jax.Array) -> TrainState:
         params = task.init_params(model, rng, config)
@@ -59,12 +56,8 @@ def make_train_step(
     rng: jax.Array,
     config: ml_collections.ConfigDict,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
-    """Returns `train_step(state, batch) -> (state, metrics)`.
-
-    The step's randomness is `fold_in(rng, state.step)`, so a run is a function of its seed and a
-    resumed run draws the same keys as an uninterrupted one. Metrics are the task's, plus `loss`,
-    `grad_norm` and `learning_rate`.
-    """
+    """`train_step(state, batch) -> (state, metrics)`, with randomness `fold_in(rng, state.step)`;
+    metrics are the task's plus `loss`, `grad_norm` and `learning_rate`."""
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         step_rng = jax.random.fold_in(rng, state.step)
@@ -87,11 +80,9 @@ def make_train_step(
 def make_eval_step(
     task: Task, model: nn.Module, rng: jax.Array, config: ml_collections.ConfigDict
 ) -> Callable[[Any, Batch], Metrics]:
-    """Returns `eval_step(params, batch) -> {"sums": ..., "denominator": n}`.
-
-    ``sums`` holds each of the task's metrics and `loss` times the batch's denominator (the
-    task's `DENOMINATOR` metric, else 1), so that summing over batches and dividing by the summed
-    denominators gives true means whatever the padding of each batch.
+    """`eval_step(params, batch) -> {"sums": ..., "denominator": n}`: each metric and `loss` times
+    the batch's denominator (the task's `DENOMINATOR` metric, else 1), so summed sums over summed
+    denominators are true means.
     """
 
     def eval_step(params: Any, batch: Batch) -> Metrics:

@@ -1,18 +1,16 @@
 """The training loop shared by every task: `train_and_evaluate(config, workdir)`.
 
 Order of a run:
-1. Check everything that can be wrong with the config and workdir (ValueError naming the
-   field), before any compilation.
-2. Build the mesh, the model, the optimizer and the shardings of the train state.
-3. Resume from the newest good checkpoint in `<workdir>/checkpoints`, else initialize.
-4. Check the fields that only an evaluation can tell (``config.best_metric``: the loss's
-   metrics from shapes, the evaluators' by running them once), before the first step.
-5. Loop: dispatch step s, then fetch the metrics of step s-1 (so the host never stalls the
-   device), log, evaluate and checkpoint at their intervals. The first SIGTERM or SIGINT, from
-   the start of `train_and_evaluate` on, finishes the step, saves and stops (exit 0).
+1. Check the config and workdir (ValueError naming the field), before any compilation.
+2. Build the mesh, the model, the optimizer and the train state's shardings.
+3. Resume from the newest good checkpoint, else initialize.
+4. Check ``config.best_metric`` against the metrics an evaluation gives.
+5. Loop: dispatch step s, then fetch step s-1's metrics (the host never stalls the device);
+   log, evaluate and checkpoint at their intervals. A SIGTERM or SIGINT finishes the step,
+   saves and stops (exit 0).
 6. Evaluate and save at the end; write `summary.json`.
 
-The workdir is locked for the run (`workdir_lock`); a failed save stops the run at once.
+The workdir is locked for the run (`workdir_lock`); a failed save stops the run.
 """
 
 import contextlib
@@ -74,8 +72,8 @@ def prepare(
     workdir: str,
     devices: Sequence[jax.Device],
 ) -> Run:
-    """Checks the task's fields and those that need the devices or the dataset size, and
-    builds everything that does not need compiling (the config's trainer fields are checked).
+    """Checks the task's fields and those that need the devices or the dataset size, and builds
+    everything that needs no compiling.
 
     Raises:
       ValueError: naming the offending field.
@@ -126,11 +124,9 @@ def _log_line(step: int, total: int, loss: float, speed: Mapping[str, float]) ->
 def _restore_or_init(
     run: Run, ckpt: checkpoint.Checkpointer, data: Any, init_rng: jax.Array
 ) -> tuple[steps.TrainState, int]:
-    """Returns (state, step) of the newest good checkpoint, or a fresh state at step 0.
-
-    Resuming with a config other than the checkpoint's is allowed (e.g. a longer run) but
-    logged, since changing e.g. the batch size breaks bit-identical resumption; a config whose
-    train state has other shapes raises `checkpoint.CheckpointMismatchError`.
+    """(state, step) of the newest good checkpoint, or a fresh state at step 0. A changed config
+    is logged (it breaks bit-identical resumption); other shapes raise
+    `checkpoint.CheckpointMismatchError`.
     """
     abstract = jax.tree.map(
         lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
@@ -322,24 +318,22 @@ def _closing(close: Callable[[], None], what: str) -> Iterator[None]:
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[jax.Device] | None = None
 ) -> dict[str, Any]:
-    """Trains `config.task` as described by `config`, resuming from `workdir` if possible.
+    """Trains `config.task` as `config` describes, resuming from `workdir` if possible.
 
     Args:
-      config: the experiment config (see `attn_research.train.config.default_config`).
+      config: the experiment config (`attn_research.train.config.default_config`).
       workdir: where checkpoints, metrics, the config and `summary.json` go.
       devices: the devices of the mesh; default all devices of all processes.
 
     Returns:
-      The summary: final step, whether SIGTERM or SIGINT stopped the run early (`preempted`),
-      the last train and eval metrics, compile and train time, steps/s. Unless preempted, it is
-      also written to `<workdir>/summary.json`.
+      The summary (final step, `preempted`, last train and eval metrics, compile and train time,
+      steps/s), also written to `<workdir>/summary.json` unless preempted.
 
     Raises:
-      ValueError: for a bad config, a workdir that is not writable or in use by another run,
-        or checkpoints of another model (`checkpoint.CheckpointMismatchError`), before anything
-        is compiled.
+      ValueError: for a bad config, a workdir not writable or in use, or checkpoints of another
+        model (`checkpoint.CheckpointMismatchError`), before anything is compiled.
       FloatingPointError: when the loss becomes NaN or Inf, naming the last sane checkpoint.
-      checkpoint.CheckpointSaveError: when a save fails (a full disk); older ones are intact.
+      checkpoint.CheckpointSaveError: when a save fails; older ones are intact.
     """
     with preemption.stop_signals() as stop:
         task = tasks.get_task(config.get("task", ""))

@@ -1,8 +1,6 @@
-"""One run per workdir: a lock file `<workdir>/lock` holding the pid and host of its run.
-
-The lock is an exclusive `fcntl.flock` on the file, which the kernel releases when the process
-ends, however it ends; a lock file left by a dead process is therefore taken over (and said so).
-Only process 0 of a multi-process run takes it. Workdirs given as URLs (gs://...) are not locked.
+"""One run per workdir: `<workdir>/lock` holds its run's pid and host under an exclusive
+`fcntl.flock`, which the kernel releases however the process ends (a dead run's lock is taken
+over). Only process 0 locks; URL workdirs (gs://...) are not locked.
 """
 
 import contextlib

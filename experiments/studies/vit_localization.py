@@ -14,7 +14,7 @@ Localization is measured as the field does (``evaluation.attention_maps``): the 
 pointing game (``mass_in_box``) and the pointing game, for the best map (a layer or the
 rollout) and the first layer, beside the box-cells reference.
 
-    python -m experiments.sweep experiments/studies/vit_localization.py:small   # ~45 min, 2 CPUs
+    python -m experiments.sweep experiments/studies/vit_localization.py:small
     python -m experiments.sweep experiments/studies/vit_localization.py:full
     python -m experiments.sweep "experiments/studies/vit_localization.py:small,path=mnist.npz"
 

@@ -194,9 +194,6 @@ if self.attention is None or remat == "none": pass
     assert lines == [2, 3, 4, 5, 6, 8]
 
 
-@pytest.mark.xfail(
-    strict=False, reason="issue 34: passes once the one vocabulary of models/ and tasks/ is merged"
-)
 def test_no_model_or_task_compares_an_attention_name():
     names = _registered_names() | _OLD_NAMES
     found = [

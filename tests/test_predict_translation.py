@@ -208,6 +208,21 @@ def test_a_run_saved_with_the_old_field_names_loads_and_translates_the_same(tran
     assert [t.text for t in got] == [t.text for t in expected]
 
 
+def test_a_run_saved_with_the_old_rnn_attention_words_loads_and_translates_the_same(rnn, tmp_path):
+    workdir = tmp_path / "old"
+    shutil.copytree(rnn, workdir)
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["model"]["attention"] == "additive"
+    config["model"].update(attention="bahdanau", score="dot", align="global", window=8)
+    config["data"]["cache_dir"] = rnn  # its tokenizer
+    (workdir / "config.json").write_text(json.dumps(config))
+    sentences = ["a b c", "d e"]
+    got = attn_research.load(str(workdir)).translate(sentences)
+    expected = attn_research.load(rnn).translate(sentences)
+    assert [t.text for t in got] == [t.text for t in expected]
+    assert np.array_equal(got[0].attention, expected[0].attention)
+
+
 def test_a_run_writing_a_checkpoint_loads_its_newest_complete_one(rnn, tmp_path, caplog):
     workdir = tmp_path / "run"
     shutil.copytree(rnn, workdir)

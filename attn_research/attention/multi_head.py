@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.core import FrozenDict
 
 from attn_research.attention import masks as masks_lib
 from attn_research.attention import presets

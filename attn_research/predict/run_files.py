@@ -23,7 +23,7 @@ from absl import logging
 from etils import epath
 from orbax.checkpoint import path as ocp_path
 
-from attn_research.models import renamed_fields
+from attn_research.predict import renamed_fields
 from attn_research.train import best, checkpoint
 from attn_research.train.paths import path_names
 

@@ -14,10 +14,11 @@ from attn_research.attention import (
     KINDS,
     MultiHeadAttention,
     attend,
-    compute,
     get,
+    kernels,
     positions,
     register,
+    resolve,
     scores,
 )
 
@@ -82,7 +83,7 @@ def test_registries_refuse_duplicates():
     with pytest.raises(ValueError, match="'dot' is already registered"):
         scores.register("dot", scores.Dot)
     with pytest.raises(ValueError, match="'dense' is already registered"):
-        compute.register("dense", compute.dense)
+        kernels.register("dense", kernels.dense.dense)
 
 
 def test_all_kinds_tested():
@@ -94,7 +95,7 @@ def test_all_kinds_tested():
 def test_multi_head_attention_for_every_kind(kind):
     options, golden_count, reference = KIND_CASES[kind]
     x, _, mask = _inputs()
-    layer = MultiHeadAttention(num_heads=HEADS, kind=kind, options=options)
+    layer = MultiHeadAttention(num_heads=HEADS, attention=resolve(kind, options))
     params = jax.jit(layer.init)(jax.random.key(0), x, mask=mask)["params"]
     assert _count(params) == golden_count
     for name in ("query", "key", "value"):
@@ -150,23 +151,23 @@ VARIANTS = {
     # + W_p [4, 8, 8] and v_p [4, 8] = 288.
     "luong_local_p": (
         "luong",
-        {"align": "local_p", "window": 2},
+        {"positions": "local_p", "window": 2},
         {},
         9,
         4512,
         lambda p, q, k, v, m: ref.luong(
-            q, k, v, score="dot", align="local_p", window=2, params=flat(p["attention"]), mask=m
+            q, k, v, score="dot", positions="local_p", window=2, params=flat(p["attention"]), mask=m
         )[0],
     ),
     # units 5: W_1, W_2 [4, 8, 5], v_a [4, 5], W_p [4, 8, 5], v_p [4, 5] = 520.
     "luong_concat_local_p_units": (
         "luong",
-        {"score": "concat", "align": "local_p", "window": 2, "units": 5},
+        {"score": "concat", "positions": "local_p", "window": 2, "units": 5},
         {},
         9,
         4744,
         lambda p, q, k, v, m: ref.luong(
-            q, k, v, score="concat", align="local_p", window=2, params=flat(p["attention"]), mask=m
+            q, k, v, score="concat", positions="local_p", window=2, params=flat(p["attention"]), mask=m
         )[0],
     ),
     # key/value kernels [32, 2, 8] and biases [2, 8]: 2 * 528 + 2 * 1056 = 3168.
@@ -203,7 +204,7 @@ VARIANTS = {
 def test_multi_head_attention_variants(variant):
     kind, options, fields, kv_tokens, golden_count, reference = VARIANTS[variant]
     x_q, x_kv, mask = _inputs(1, kv_tokens)
-    layer = MultiHeadAttention(num_heads=HEADS, kind=kind, options=options, **fields)
+    layer = MultiHeadAttention(num_heads=HEADS, attention=resolve(kind, options), **fields)
     params = jax.jit(layer.init)(jax.random.key(0), x_q, x_kv, mask=mask)["params"]
     assert _count(params) == golden_count
     out = jax.jit(lambda p, x_q, x_kv, m: layer.apply({"params": p}, x_q, x_kv, mask=m))(
@@ -228,8 +229,8 @@ X = np.zeros((2, 6, 32), np.float32)
 KEY = jax.random.key(0)
 
 
-def _init(**fields):
-    return lambda: MultiHeadAttention(**fields).init(KEY, X)
+def _init(kind="dot_product", options=None, **fields):
+    return lambda: MultiHeadAttention(attention=resolve(kind, options or {}), **fields).init(KEY, X)
 
 
 ERRORS = {
@@ -359,7 +360,7 @@ ERRORS = {
     ),
     "dense_mask_for_local": (
         lambda: attend(
-            Q, K, V, kind="local", window=2, kernel="blocked", mask=np.ones((6, 6), bool)
+            Q, K, V, kind="local", window=2, kernel="band", mask=np.ones((6, 6), bool)
         ),
         r"got a dense mask of shape \(1, 1, 6, 6\)",
     ),
@@ -371,7 +372,7 @@ ERRORS = {
             kind="local_2d",
             grid=(2, 3),
             window=3,
-            kernel="blocked",
+            kernel="band",
             mask=np.ones((2, 1, 6, 6), bool),
         ),
         r"got a dense mask of shape \(2, 1, 6, 6\)",
@@ -388,12 +389,12 @@ ERRORS = {
         lambda: LuongAttention(score="cosine").init(KEY, Q, Q, Q),
         r"unknown score 'cosine'; registered",
     ),
-    "luong_unknown_align": (
-        lambda: LuongAttention(align="monotonic").init(KEY, Q, Q, Q),
-        r"attention 'luong': align must be one of .* got 'monotonic'",
+    "luong_unknown_positions": (
+        lambda: LuongAttention(positions="monotonic").init(KEY, Q, Q, Q),
+        r"unknown positions rule 'monotonic'",
     ),
     "luong_window_0": (
-        lambda: LuongAttention(align="local_m", window=0).init(KEY, Q, Q, Q),
+        lambda: LuongAttention(positions="local_m", window=0).init(KEY, Q, Q, Q),
         r"window must be an integer >= 1, got 0",
     ),
     "luong_concat_grouped_heads": (

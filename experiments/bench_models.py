@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import MultiHeadAttention
+from attn_research.attention import MultiHeadAttention, resolve
 from attn_research.models.encoder import Encoder
 
 
@@ -33,8 +33,7 @@ def flax_attention(next_fun, args, kwargs, context):
     call.apply_defaults()
     a = call.arguments
     if (
-        layer.kind != "dot_product"
-        or layer.options
+        layer.attention != resolve("dot_product")
         or layer.decode
         or a["query_positions"] is not None
         or a["bias"] is not None

@@ -20,7 +20,9 @@ class FlatParams:
     def __init__(self, kind: str, **options: Any):
         self.kind, self.options = kind, options
         taken = presets.takes(kind, options)
-        self.module = presets.resolve(kind, {k: v for k, v in options.items() if k in taken}).module()
+        self.module = presets.resolve(
+            kind, {k: v for k, v in options.items() if k in taken}
+        ).module()
 
     def __getattr__(self, name: str) -> Any:  # the options, e.g. ``module.normalize``
         if name in ("kind", "options", "module"):

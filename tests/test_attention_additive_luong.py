@@ -91,9 +91,9 @@ def test_dense_kernel_takes_any_pair_function_in_query_chunks():
     problem = kernels.Problem(
         lambda q, k, precision=None: scores.additive_scores(q, k, w), positions.Global()
     )
-    out = jax.jit(
-        lambda q, k, v: kernels.get("dense")(q, k, v, problem, query_chunk_size=2)
-    )(q, k, v)
+    out = jax.jit(lambda q, k, v: kernels.get("dense")(q, k, v, problem, query_chunk_size=2))(
+        q, k, v
+    )
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -137,7 +137,15 @@ def test_luong_matches_reference(score, rule):
     assert set(params) == expected_names
     for mask, causal in ((None, False), (key_padding, False), (key_padding, True)):
         expected, expected_weights = ref.luong(
-            q, k, v, score=score, positions=rule, window=2, params=params, mask=mask, is_causal=causal
+            q,
+            k,
+            v,
+            score=score,
+            positions=rule,
+            window=2,
+            params=params,
+            mask=mask,
+            is_causal=causal,
         )
         out, weights = _apply(module, params, q, k, v, mask, causal=causal)
         np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5, err_msg=f"causal={causal}")
@@ -229,7 +237,7 @@ def test_luong_bfloat16_keeps_scores_and_softmax_in_float32():
     assert err.mean() < err_bf16.mean() / 2, (err.mean(), err_bf16.mean())
 
 
-# Opt-in scales against training saturation (scores.Dot, scores.General, positions.Centre), each as
+# Opt-in scales against training saturation (scores.Dot, scores.General, scores.Centre), each as
 # ``(module options, reference options)``; the depth is 8 and the centre network 8 units wide.
 SCALES = {
     "dot_by_sqrt_depth": (

@@ -167,7 +167,14 @@ VARIANTS = {
         9,
         4744,
         lambda p, q, k, v, m: ref.luong(
-            q, k, v, score="concat", positions="local_p", window=2, params=flat(p["attention"]), mask=m
+            q,
+            k,
+            v,
+            score="concat",
+            positions="local_p",
+            window=2,
+            params=flat(p["attention"]),
+            mask=m,
         )[0],
     ),
     # key/value kernels [32, 2, 8] and biases [2, 8]: 2 * 528 + 2 * 1056 = 3168.
@@ -359,9 +366,7 @@ ERRORS = {
         r"kernel 'jax_nn' has no attention dropout",
     ),
     "dense_mask_for_local": (
-        lambda: attend(
-            Q, K, V, kind="local", window=2, kernel="band", mask=np.ones((6, 6), bool)
-        ),
+        lambda: attend(Q, K, V, kind="local", window=2, kernel="band", mask=np.ones((6, 6), bool)),
         r"got a dense mask of shape \(1, 1, 6, 6\)",
     ),
     "dense_mask_for_local_2d": (

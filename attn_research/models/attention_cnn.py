@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import MultiHeadAttention
+from attn_research.attention import MultiHeadAttention, resolve
 from attn_research.models import fields, maps
 
 # The pooling's one query.
@@ -49,7 +49,7 @@ class AttentionPool(nn.Module):
         probe_B1F = jnp.broadcast_to(probe, (batch, 1, features)).astype(self.dtype)
         attention = MultiHeadAttention(
             self.num_heads,
-            kind=self.kind,
+            attention=resolve(self.kind),
             dtype=self.dtype,
             sow_weights=self.sow_weights,
             name="attention",

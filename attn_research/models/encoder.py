@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.core import FrozenDict
 
-from attn_research.attention import MultiHeadAttention
+from attn_research.attention import MultiHeadAttention, resolve
 from attn_research.models.scan import scan_layers
 
 Array = jnp.ndarray
@@ -61,8 +61,7 @@ class EncoderBlock(nn.Module):
         y = nn.LayerNorm(dtype=self.dtype, name="ln_attention")(x)
         y = MultiHeadAttention(
             num_heads=self.num_heads,
-            kind=self.attention,
-            options=self.attention_options,
+            attention=resolve(self.attention, self.attention_options),
             dropout_rate=self.attention_dropout_rate,
             dtype=self.dtype,
             sow_weights=self.sow_weights,

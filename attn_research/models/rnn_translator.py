@@ -172,10 +172,11 @@ class RnnTranslator(nn.Module):
             return FrozenDict()
         generic = {"window": self.window}
         if self.attention == "luong":
-            generic.update(score=self.score, align=self.align)
-        return FrozenDict(
-            presets.applicable(PRESETS[self.attention], generic, self.attention_options)
-        )
+            generic.update(score=self.score, positions=self.align)
+        kind, axes = PRESETS[self.attention], {**generic, **self.attention_options}
+        taken = presets.takes(kind, axes)
+        kept = {key: value for key, value in generic.items() if key in taken}
+        return FrozenDict({**kept, **self.attention_options})
 
     def setup(self) -> None:
         self.source_embed = nn.Embed(self.vocab_size, self.embed_dim, name="source_embed")

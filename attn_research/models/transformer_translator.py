@@ -28,8 +28,7 @@ import numpy as np
 from flax import traverse_util
 from flax.core import FrozenDict
 
-from attn_research.attention import MultiHeadAttention, key_padding_mask
-from attn_research.attention.presets import applicable
+from attn_research.attention import MultiHeadAttention, key_padding_mask, presets, resolve
 from attn_research.models import decoding, fields, maps
 from attn_research.models.encoder import Encoder, Mlp
 from attn_research.models.scan import check_remat, check_unroll, scan_layers
@@ -40,7 +39,7 @@ POSITION_EMBEDDINGS = ("sinusoidal", "learned")
 
 def attention_options(kind: str, window: int) -> FrozenDict:
     """The options of ``kind`` in this model: ``window`` positions each side, if it has one."""
-    return FrozenDict(applicable(kind, {"window": window}))
+    return FrozenDict({"window": window} if "window" in presets.takes(kind) else {})
 
 
 def sinusoids(length: int, dim: int) -> np.ndarray:
@@ -83,8 +82,7 @@ class DecoderBlock(nn.Module):
         y = nn.LayerNorm(dtype=self.dtype, name="ln_self")(x)
         y = MultiHeadAttention(
             num_heads=self.num_heads,
-            kind=self.self_attention,
-            options=self.self_options,
+            attention=resolve(self.self_attention, self.self_options),
             dropout_rate=self.attention_dropout_rate,
             dtype=self.dtype,
             decode=self.decode,
@@ -94,8 +92,7 @@ class DecoderBlock(nn.Module):
         y = nn.LayerNorm(dtype=self.dtype, name="ln_cross")(x)
         y = MultiHeadAttention(
             num_heads=self.num_heads,
-            kind=self.cross_attention,
-            options=self.cross_options,
+            attention=resolve(self.cross_attention, self.cross_options),
             dropout_rate=self.attention_dropout_rate,
             dtype=self.dtype,
             sow_weights=self.sow_weights,

@@ -241,8 +241,7 @@ def windowed_attention(
     batch = q.shape[:-3]
     q_blk = query_blocks(q.reshape(*batch, *geo.q_grid, *q.shape[-2:]), geo, n_rest=2)
     k_blk, v_blk = (
-        key_neighbourhoods(x.reshape(*batch, *geo.k_grid, *x.shape[-2:]), geo, 2)
-        for x in (k, v)
+        key_neighbourhoods(x.reshape(*batch, *geo.k_grid, *x.shape[-2:]), geo, 2) for x in (k, v)
     )
     allowed = jnp.asarray(geo.static_mask()[:, None])  # [NB, 1, b, K']
     user = _block_mask(mask, geo)
@@ -307,9 +306,7 @@ def looped_attention(
     def keys_of(x: Array, start: Array, n_rest: int) -> Array:
         """``[lead..., Tk, *rest]`` -> the step's ``[lead..., N1, slab * K1, *rest]``."""
         rows = rows_of(x, start, slab, geo.k_grid, n_rest)
-        return _merge_step_axis(
-            key_neighbourhoods(rows, inner, n_rest), x.ndim - 1 - n_rest
-        )
+        return _merge_step_axis(key_neighbourhoods(rows, inner, n_rest), x.ndim - 1 - n_rest)
 
     def queries_of(x: Array, start: Array, n_rest: int) -> Array:
         """``[lead..., Tq, *rest]`` -> the step's ``[lead..., N1, b0 * b1, *rest]``."""

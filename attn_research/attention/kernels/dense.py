@@ -53,9 +53,7 @@ def ungroup(out_QhgD: Array) -> Array:
     return out_QhgD.reshape(*out_QhgD.shape[:-3], -1, out_QhgD.shape[-1])
 
 
-def dot_logits(
-    q: Array, k: Array, scale: float, precision: jax.lax.PrecisionLike = None
-) -> Array:
+def dot_logits(q: Array, k: Array, scale: float, precision: jax.lax.PrecisionLike = None) -> Array:
     """float32 logits ``[..., H, Tq, Tk]`` of ``q k^T * scale``.
 
     Without grouping (``H == Hkv``) this is one 4-D einsum, which XLA fuses with the softmax;

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 
-
 if TYPE_CHECKING:
     from attn_research.attention.kernels import Problem
 

@@ -86,6 +86,8 @@ def jax_nn_attention(
         has_key_HQ = jnp.any(allowed, axis=-1)  # [..., H|1, Tq|1]
         out = jnp.where(jnp.swapaxes(has_key_HQ, -1, -2)[..., None], out, 0)
     return out
+
+
 def cudnn_window(q, k, problem: Problem) -> tuple[int | None, str | None]:
     """``(left, why)``: ``left`` when cuDNN runs the call as its causal sliding window
     (``window(left, 0)``), None for a rule it runs with a mask; ``why`` it cannot, or None."""

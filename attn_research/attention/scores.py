@@ -112,11 +112,7 @@ class General(nn.Module):
     """``e_ij = scale * q_i^T W_a k_j`` with one ``W_a [D, D]`` per head (Luong et al. 2015).
 
     ``divide_by_sqrt_depth`` (off by default: the paper's score) divides the logits by
-    ``sqrt(D)`` as Vaswani et al. 2017 do for dot products. Unscaled, ``q^T W_a k`` sums D
-    products whose size grows as the keys' norm does in training: the rows' logit ranges grow,
-    the softmax saturates on one key (often a sentence's first or end-of-sentence position,
-    which a bidirectional encoder makes a summary of) and a saturated row passes almost no
-    gradient, so that whether a run escapes depends on its seed.
+    ``sqrt(D)`` as Vaswani et al. 2017 do for dot products (why: docs/attention.md).
     """
 
     scale: float = 1.0
@@ -181,12 +177,8 @@ class Centre(nn.Module):
     """local-p's aligned position ``p_t = S sigmoid(v_p^T tanh(W_p h_t))``, float32 (Luong et
     al. 2015), or ``S sigmoid(v_p^T tanh(W_p h_t) / sqrt(U))`` with ``divide_by_sqrt_units``.
 
-    The pre-activation sums ``U`` (``units``) terms. Adam moves each ``v_p`` entry by about the
-    learning rate per step, whatever its gradient's size, so the sum moves by about ``U`` times
-    the learning rate: within tens of steps the sigmoid saturates and ``p_t`` is pinned near
-    one end of the sentence for most rows, where the window no longer follows the alignment.
-    Dividing by ``sqrt(U)`` keeps the pre-activation's moves (and its init, ``v_p`` of variance
-    ``1 / U``) of order one. Off by default: the paper's formula.
+    ``divide_by_sqrt_units`` is off by default: the paper's formula (why it exists:
+    docs/attention.md).
 
     ``q [batch..., Tq, H, D]`` and the key mask ``[batch..., H|1, Tq|1, Tk]`` (S counts each
     row's allowed keys) -> ``[batch..., H, Tq, 1]``. ``p_t / S [batch..., H, Tq]`` is sown as

@@ -286,7 +286,7 @@ def looped_attention(
 
     Returns:
       ``[batch..., Tq, H, Dv]`` in ``v.dtype``. With dropout, masks are drawn per step, so they
-      differ from the blocked kernel's (same distribution).
+      differ from those of loop=False (same distribution).
     """
     batch, lead = q.shape[:-3], q.ndim - 3
     (tq0, tk0), (left, right), b0 = (geo.q_grid[0], geo.k_grid[0]), geo.windows[0], geo.blocks[0]

@@ -1,7 +1,9 @@
 """The registry of attention kinds, MultiHeadAttention over every registered kind with golden
 parameter counts and a NumPy reference, and the errors a bad call deserves."""
 
+import ast
 import dataclasses
+import pathlib
 
 import attention_reference as ref
 import jax
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 from attention_modules import AdditiveAttention, LuongAttention, flat
 
+from attn_research import attention
 from attn_research.attention import (
     KINDS,
     MultiHeadAttention,
@@ -17,6 +20,7 @@ from attn_research.attention import (
     get,
     kernels,
     positions,
+    presets,
     register,
     resolve,
     scores,
@@ -420,3 +424,77 @@ def test_errors_name_the_problem(case):
     call, message = ERRORS[case]
     with pytest.raises(ValueError, match=message):
         jax.eval_shape(call)  # the checks run while tracing: nothing to compile
+
+
+def test_a_spec_is_frozen_hashable_and_says_its_recurrence():
+    spec = resolve("local", {"window": [3, 1], "block_size": 8})
+    assert hash(spec) == hash(resolve("local", {"window": (3, 1), "block_size": 8}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.kernel = "dense"
+    assert resolve("additive").recurrence == "bahdanau"
+    assert {
+        resolve(k, {"window": 3} if k.startswith("local") else {}).recurrence for k in KINDS
+    } == {
+        "bahdanau",
+        "luong",
+    }
+    assert MultiHeadAttention(2, spec).attention is spec
+
+
+def test_luong_takes_its_positions_by_the_ordinary_axis_replacement():
+    spec = resolve("luong", {"score": "general", "positions": "local_p", "window": 10})
+    assert (spec.positions.name, spec.positions.half_width, spec.score) == (
+        "local_p",
+        10,
+        "general",
+    )
+    assert spec.score_options["scale"] == 1.0
+    assert resolve("luong").positions == positions.Global()  # window=10 is not routed
+    assert resolve("luong", {"positions": "local_m"}).positions == positions.window(10)
+    with pytest.raises(ValueError, match="does not take option 'align'"):
+        resolve("luong", {"align": "local_p"})
+
+
+def test_options_are_those_their_registry_entries_declare():
+    assert presets.takes("local") >= {"window", "block_size", "loop", "query_chunk_size"}
+    assert "window" not in presets.takes("dot_product")
+    assert "units" in presets.takes("luong", {"positions": "local_p"})
+    assert kernels.options_of("band") == ("block_size", "loop")
+    assert set(kernels.options_of("auto")) >= {"block_size", "loop", "key_chunk_size", "block_q"}
+
+
+@pytest.mark.parametrize(
+    "kind, old, new",
+    [
+        ("luong", {"align": "local_p", "window": 4}, {"positions": "local_p", "window": 4}),
+        ("luong", {"positions": "luong_local_m"}, {"positions": "local_m"}),
+        ("local", {"window": 3, "kernel": "blocked"}, {"window": 3, "kernel": "band"}),
+        ("local", {"window": 3, "kernel": "looped"}, {"window": 3, "kernel": "band", "loop": True}),
+        ("local", {"window": 3, "kernel": "band"}, {"window": 3, "kernel": "band"}),
+    ],
+)
+def test_saved_configs_load_through_the_renames(kind, old, new):
+    assert presets.renamed_options(kind, old) == (kind, new)
+    resolve(*presets.renamed_options(kind, old))
+    for name in presets.RENAMED:
+        with pytest.raises(ValueError, match=f"'{name}'"):
+            axis = "positions" if name.startswith("luong") else "kernel"
+            resolve(kind, {**new, axis: name})
+
+
+def test_the_library_imports_nothing_else_of_the_project_and_no_inspect():
+    root = pathlib.Path(attention.__file__).parent
+    modules = sorted(root.glob("*.py"))
+    assert len(modules) <= 10, [m.name for m in modules]
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert name != "inspect", path
+                if name.startswith("attn_research"):
+                    assert name.startswith("attn_research.attention"), (path, name)

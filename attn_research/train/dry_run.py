@@ -7,7 +7,7 @@ compiled, no array is allocated). It reports:
 - the parameter count, in all and per top-level module;
 - the mesh (axis sizes over which devices);
 - each attention's kernel where the config leaves it to ``auto``, as
-  `attention.compute.auto` logs its choice while the model is traced (a scanned stack of layers
+  `attention.kernels.auto` logs its choice while the model is traced (a scanned stack of layers
   is traced once, so its layers share one line).
 
 The task's own files (a trained tokenizer, ``labels.json``) go to a temporary directory, so the

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -225,38 +225,28 @@ def _block_mask(mask: Array | None, geo: Neighbourhood) -> Array | None:
     return mask[..., None, :, :, :]
 
 
-def windowed_attention(
-    q: Array,
-    k: Array,
-    v: Array,
-    geo: Neighbourhood,
-    *,
-    pair: Callable[..., Array],
-    mask: Array | None,
-    dropout_rate: float,
-    rng: Array | None,
-    precision: jax.lax.PrecisionLike,
-) -> Array:
-    """Blocked attention of ``q [batch..., Tq, H, D]`` over ``geo``'s neighbourhoods of ``k``, ``v``."""
+def windowed_attention(q: Array, k: Array, v: Array, geo: Neighbourhood, problem: Problem) -> Array:
+    """Blocked attention of ``q [batch..., Tq, H, D]`` over ``geo``'s neighbourhoods of ``k``,
+    ``v``, all blocks at once."""
     batch = q.shape[:-3]
     q_blk = query_blocks(q.reshape(*batch, *geo.q_grid, *q.shape[-2:]), geo, n_rest=2)
     k_blk, v_blk = (
         key_neighbourhoods(x.reshape(*batch, *geo.k_grid, *x.shape[-2:]), geo, 2) for x in (k, v)
     )
     allowed = jnp.asarray(geo.static_mask()[:, None])  # [NB, 1, b, K']
-    user = _block_mask(mask, geo)
+    user = _block_mask(problem.mask, geo)
     if user is not None:
         allowed = allowed & user
     out_blk = dense_lib.einsum_attention(
         q_blk,
         k_blk,
         v_blk,
-        pair,
+        problem.pair,
         mask=allowed,
         bias=None,
-        dropout_rate=dropout_rate,
-        rng=rng,
-        precision=precision,
+        dropout_rate=problem.dropout_rate,
+        rng=problem.rng,
+        precision=problem.precision,
     )
     out = unblock_queries(out_blk, geo, n_rest=2)
     return out.reshape(*batch, *q.shape[-3:-1], v.shape[-1])
@@ -269,18 +259,7 @@ def _merge_step_axis(x: Array, lead: int) -> Array:
     return x.reshape(*x.shape[:lead], x.shape[lead], -1, *x.shape[lead + 3 :])
 
 
-def looped_attention(
-    q: Array,
-    k: Array,
-    v: Array,
-    geo: Neighbourhood,
-    *,
-    pair: Callable[..., Array],
-    mask: Array | None,
-    dropout_rate: float,
-    rng: Array | None,
-    precision: jax.lax.PrecisionLike,
-) -> Array:
+def looped_attention(q: Array, k: Array, v: Array, geo: Neighbourhood, problem: Problem) -> Array:
     """Attention of ``q`` over ``geo``'s windows of ``k``, ``v``, one block of ``geo.blocks[0]``
     positions along the first grid axis at a time.
 
@@ -288,6 +267,7 @@ def looped_attention(
       ``[batch..., Tq, H, Dv]`` in ``v.dtype``. With dropout, masks are drawn per step, so they
       differ from those of loop=False (same distribution).
     """
+    mask, rng = problem.mask, problem.rng
     batch, lead = q.shape[:-3], q.ndim - 3
     (tq0, tk0), (left, right), b0 = (geo.q_grid[0], geo.k_grid[0]), geo.windows[0], geo.blocks[0]
     n0, slab = geo.q_blocks[0], min(geo.k_grid[0], b0 + left + right)
@@ -337,12 +317,12 @@ def looped_attention(
             queries_of(q, q_start, 2),
             keys_of(k, k_start, 2),
             keys_of(v, k_start, 2),
-            pair,
+            problem.pair,
             mask=allowed,
             bias=None,
-            dropout_rate=dropout_rate,
+            dropout_rate=problem.dropout_rate,
             rng=None if rng is None else jax.random.fold_in(rng, index),
-            precision=precision,
+            precision=problem.precision,
         )  # [batch..., N1, b0 * b1, H, Dv]
         out = out.reshape(*batch, inner.num_blocks, b0, inner.block_len, *out.shape[-2:])
         return unblock_queries(jnp.moveaxis(out, lead, lead + 1), inner, n_rest=2)
@@ -407,15 +387,4 @@ def band(
 ) -> Array:
     """The rule's band, all query blocks at once or (``loop``) one block of rows at a time."""
     geo = neighbourhood("band", q, k, problem, block_size, loop=loop)
-    attention = looped_attention if loop else windowed_attention
-    return attention(
-        q,
-        k,
-        v,
-        geo,
-        pair=problem.pair,
-        mask=problem.mask,
-        dropout_rate=problem.dropout_rate,
-        rng=problem.rng,
-        precision=problem.precision,
-    )
+    return (looped_attention if loop else windowed_attention)(q, k, v, geo, problem)

@@ -94,7 +94,9 @@ class Rule:
         """Raises ValueError when the rule cannot apply to ``tq`` queries and ``tk`` keys."""
 
     def band(self, tq: int, tk: int, grid: tuple[int, int] | None) -> Band | None:
-        """The rule's static band for ``tq`` queries and ``tk`` keys; None if it is not one."""
+        """The rule's static band for ``tq`` queries and ``tk`` keys, when the keys it allows
+        are exactly those within ``reach`` on every grid axis (the band kernels compute no
+        other); None if it is not one."""
         del tq, tk, grid
         return None
 

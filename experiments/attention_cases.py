@@ -20,14 +20,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attn_research.attention import attend, compute, kernels, positions, scores
+from attn_research.attention import attend, kernels, positions, scores
+from attn_research.attention.kernels import band, dense
 
 Array = jax.Array
 Fn = Callable[..., Array]
 
 MiB = 2**20
+# Records' kernel labels for kernels run with options of their own: label -> (kernel, options).
+KERNEL_LABELS = {"band(loop=True)": ("band", {"loop": True})}
 # The query chunk that ``auto`` gives additive scores.
-ADDITIVE_DEFAULT_CHUNK = compute.AUTO_WIDE_QUERY_CHUNK
+ADDITIVE_DEFAULT_CHUNK = kernels.AUTO_WIDE_QUERY_CHUNK
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +164,12 @@ def peak_case(n: int, group: int) -> Case:
     )
 
 
+def attend_by_label(label: str, kind: str, **options: Any) -> Fn:
+    """``attend`` of ``kind`` by the kernel a record's ``label`` names (``KERNEL_LABELS``)."""
+    kernel, extra = KERNEL_LABELS.get(label, (label, {}))
+    return lambda q, k, v: attend(q, k, v, kind=kind, kernel=kernel, **extra, **options)
+
+
 def dot_product_kernels(dtype: str) -> tuple[str, ...]:
     """Our kernels that run here: cuDNN's only on a GPU with half-precision inputs."""
     gpu_half = jax.default_backend() == "gpu" and dtype in ("bfloat16", "float16")
@@ -199,8 +208,8 @@ def dot_product_cases(shape: tuple[int, int, int, int], dtype: str) -> list[Case
 def dot_product_part_cases(shape: tuple[int, int, int, int]) -> list[Case]:
     """The dense kernel's three steps alone, on ``[B, T, H, D]`` inputs: where its time goes.
 
-    ``qk``: the logits ``q k^T`` (``kernels.scores``); ``softmax``: of ``[B, H, T, T]`` float32
-    logits; ``pv``: the weights times the values (``kernels.weighted_values``). Each matmul is
+    ``qk``: the logits ``q k^T`` (``dense.dot_logits``); ``softmax``: of ``[B, H, T, T]`` float32
+    logits; ``pv``: the weights times the values (``dense.weighted_values``). Each matmul is
     half of ``attention_flops``: ``2 B H T^2 D`` FLOPs forward and twice that backward.
     """
     b, t, h, d = shape
@@ -213,7 +222,7 @@ def dot_product_part_cases(shape: tuple[int, int, int, int]) -> list[Case]:
             "dense",
             dims,
             (shape, shape),
-            lambda q, k: kernels.scores(q, k, 1.0),
+            lambda q, k: dense.dot_logits(q, k, 1.0),
             useful_flops=matmul_flops,
         ),
         Case(
@@ -230,7 +239,7 @@ def dot_product_part_cases(shape: tuple[int, int, int, int]) -> list[Case]:
             "dense",
             dims,
             ((b, h, t, t), shape),
-            kernels.weighted_values,
+            dense.weighted_values,
             useful_flops=matmul_flops,
         ),
     ]
@@ -254,7 +263,7 @@ def _local_case(
 
 def local_cases(sizes: Sizes) -> list[Case]:
     """Ours (``auto``: flash_band on a CPU) at every length, then ours at each ``block_size``
-    and the looped kernel at the target length."""
+    and the band kernel with ``loop=True`` at the target length."""
     window = sizes.local_window
 
     def ours(length: int, block: int | None = None, kernel: str = "auto") -> Case:
@@ -264,9 +273,7 @@ def local_cases(sizes: Sizes) -> list[Case]:
             length,
             f"ours[block={label}]" if kernel == "auto" else f"{kernel}[block={label}]",
             kernel,
-            lambda q, k, v: attend(
-                q, k, v, kind="local", window=window, block_size=block, kernel=kernel
-            ),
+            attend_by_label(kernel, "local", window=window, block_size=block),
             ("block_size", label),
         )
 
@@ -274,7 +281,7 @@ def local_cases(sizes: Sizes) -> list[Case]:
     return (
         [ours(length) for length in sizes.local_lengths]
         + [ours(target, block) for block in sizes.local_blocks]
-        + [ours(target, None, "looped")]
+        + [ours(target, None, "band(loop=True)")]
     )
 
 
@@ -298,14 +305,14 @@ def local_part_cases(sizes: Sizes) -> list[Case]:
     """The local band's logits matmul alone, in the two layouts of its kernels: where the time
     of a band kernel goes on a CPU.
 
-    At the target length, with blocks of ``positions.MAX_BLOCK`` queries and their slabs of
-    ``b + left + right`` keys, batched over blocks and heads: ``rows`` is the looped kernel's
+    At the target length, with blocks of ``band.MAX_BLOCK`` queries and their slabs of
+    ``b + left + right`` keys, batched over blocks and heads: ``rows`` is the looping band's
     ``[b, D] x [S, D]`` (depth minor, as the inputs come), ``depth-major`` flash_band's
     ``[D, S] x [D, b]``. Same FLOPs, ``2 X b S D``; read their forward times (flash_band
     differentiates by hand, so the backward of this form is not the kernel's).
     """
     b_, h, d = sizes.local_bhd
-    block = min(positions.MAX_BLOCK, sizes.local_target_length)
+    block = min(band.MAX_BLOCK, sizes.local_target_length)
     slab = block + sum(sizes.local_window)
     batch = b_ * h * math.ceil(sizes.local_target_length / block)
     dims = (("X", batch), ("b", block), ("S", slab), ("D", d))
@@ -336,8 +343,8 @@ def additive_dims(sizes: Sizes) -> tuple[tuple[str, int], ...]:
 def ours_additive(q: Array, k: Array, v: Array, score_vector: Array, chunk: int) -> Array:
     """Additive scores, global positions, the dense kernel in query chunks of ``chunk``."""
     pair = lambda q, k, precision=None: scores.additive_scores(q, k, score_vector)
-    problem = compute.Problem(pair, positions.Positions())
-    return compute.dense(q, k, v, problem, return_weights=False, query_chunk_size=chunk)
+    problem = kernels.Problem(pair, positions.Global())
+    return dense.dense(q, k, v, problem, query_chunk_size=chunk)
 
 
 def additive_cases(sizes: Sizes) -> list[Case]:

@@ -9,11 +9,12 @@ For each positions rule, in bfloat16, at ``B1,H8,D128``:
 - global and causal at T = 2k, 8k, 32k: ``auto``, cuDNN's and XLA's dense attention
   (``kernel`` cudnn, jax_nn) as peers, and the band kernel of the backend (pallas_band on a
   GPU, splash on a TPU);
-- window (128, 128) and causal window (256, 0) at the same lengths: ``auto``, the band kernel,
-  ``blocked``, cuDNN's sliding window for the causal one, and XLA's dense-masked attention;
+- window (128, 128) and causal window (256, 0) at the same lengths: ``auto``, the backend's
+  band kernel, ``band``, cuDNN's sliding window for the causal one, and XLA's dense-masked
+  attention;
 - the ViT's local_2d, a 7 x 7 neighbourhood on 64 x 64 tokens, ``B8,H6,D64``: ``auto``
-  (blocked), ``looped``, pallas_band (on a GPU), and XLA's dense-masked attention and cuDNN
-  over every token as peers.
+  (band), ``band(loop=True)``, pallas_band (on a GPU), and XLA's dense-masked attention and
+  cuDNN over every token as peers.
 
 Each group of cases is timed in interleaved rounds with a ``8192^3`` matmul in the same dtype
 (``attention_cases.measure_group``): ``peak_fraction`` is a case's useful FLOP rate over
@@ -35,10 +36,10 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
-from attn_research.attention import attend
 from experiments.attention_cases import (
     FULL,
     Case,
+    attend_by_label,
     attention_flops,
     band_pairs,
     bthd,
@@ -101,13 +102,15 @@ def sequence_cases(plan: Plan, length: int, smoke: bool) -> list[list[Case]]:
         kernels = ("auto", *(("cudnn",) if gpu else ()), "jax_nn", *band_kernel(smoke))
         groups.append(
             [
-                _case(rule, kernel, dims, pairs, _attend(kernel, "dot_product", causal=causal))
+                _case(
+                    rule, kernel, dims, pairs, attend_by_label(kernel, "dot_product", causal=causal)
+                )
                 for kernel in kernels
             ]
         )
     for rule, window in plan.windows.items():
         cudnn = ("cudnn",) if gpu and window[1] == 0 else ()
-        kernels = ("auto", *band_kernel(smoke), "blocked", *cudnn, "jax_nn")
+        kernels = ("auto", *band_kernel(smoke), "band", *cudnn, "jax_nn")
         groups.append(
             [
                 _case(
@@ -115,7 +118,7 @@ def sequence_cases(plan: Plan, length: int, smoke: bool) -> list[list[Case]]:
                     kernel,
                     dims,
                     band_pairs(length, window),
-                    _attend(kernel, "local", window=window),
+                    attend_by_label(kernel, "local", window=window),
                     ("window", list(window)),
                 )
                 for kernel in kernels
@@ -136,19 +139,24 @@ def grid_cases(plan: Plan, smoke: bool) -> list[Case]:
     local = {"window": plan.grid_window, "grid": plan.grid}
     grid_band = [kernel for kernel in band_kernel(smoke) if kernel != "splash"]  # 1-D masks only
     cases = [
-        _case("local_2d", kernel, dims, pairs, _attend(kernel, "local_2d", **local))
-        for kernel in ("auto", "looped", *grid_band, "jax_nn")
+        _case("local_2d", kernel, dims, pairs, attend_by_label(kernel, "local_2d", **local))
+        for kernel in ("auto", "band(loop=True)", *grid_band, "jax_nn")
     ]
     if jax.default_backend() == "gpu":
         cases.append(
-            _case("local_2d", "cudnn[global]", dims, tokens**2, _attend("cudnn", "dot_product"))
+            _case(
+                "local_2d",
+                "cudnn[global]",
+                dims,
+                tokens**2,
+                attend_by_label("cudnn", "dot_product"),
+            )
         )
     extra = ("grid", list(plan.grid)), ("window", plan.grid_window)
     return [dataclasses.replace(c, extra=extra) for c in cases]
 
 
-def _attend(kernel: str, kind: str, **options: Any):
-    return lambda q, k, v: attend(q, k, v, kind=kind, kernel=kernel, **options)
+_attend = attend_by_label
 
 
 def table(records: Sequence[dict[str, Any]]) -> str:

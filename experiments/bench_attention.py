@@ -18,7 +18,7 @@ of a shared machine hits them alike. Cases:
 - dot_product at ``B8,T512,H8,D64`` and ``B2,T2048,H8,D64``: ours (``kernel`` dense, chunked,
   jax_nn) and ``flax.linen.dot_product_attention``;
 - local, window (128, 128), ``B1,H8,D64``: ours (``auto``, library default block: flash_band
-  on a CPU) at T = 4096, 8192, 16384, our ``block_size`` 32/64/128/256 and the looped kernel
+  on a CPU) at T = 4096, 8192, 16384, our ``block_size`` 32/64/128/256 and the band kernel (loop=True)
   at T = 8192, and, in rounds of their own, the dense-masked
   ``jax.nn.dot_product_attention(local_window_size=(128, 128))`` at T = 4096, 8192 (at 16384
   its temporary memory is only reported: cases above ``--max-temp-gib`` are compiled, not run);
@@ -28,7 +28,7 @@ of a shared machine hits them alike. Cases:
 - dot_product_parts, at the first dot_product shape: the dense kernel's logits matmul, softmax
   and weighted values alone (``attention_cases.dot_product_part_cases``), the profile of where
   its time goes;
-- local_parts, at the local target length: the band's logits matmul alone in the looped
+- local_parts, at the local target length: the band's logits matmul alone in the looping
   kernel's layout and in flash_band's (``attention_cases.local_part_cases``).
 
 ``--kinds`` runs only the groups of the kinds named (the targets of the others show as not

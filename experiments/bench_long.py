@@ -4,12 +4,12 @@
 
 For ``local`` (window (128, 128), ``B1,H4,D64``) at T = 16384 ... 1048576 and ``local_2d``
 (a 7 x 7 neighbourhood; ``B1,H2,D16``, small enough for a 2-core CPU) on grids of 128 x 128 ...
-1024 x 1024 tokens, float32, the blocked kernel (all query blocks at once) beside the looped one
-(a block at a time): XLA's temporary bytes of the compiled fwd+bwd
+1024 x 1024 tokens, float32, the band kernel with all query blocks at once (``band``) beside
+the one that loops over them (``band(loop=True)``, a block at a time): XLA's temporary bytes of the compiled fwd+bwd
 (``memory_analysis().temp_size_in_bytes``, compile only) and the median wall time of
 ``--repeats`` fwd+bwd calls after a warm-up call (``jax.grad`` of ``<out, c>`` w.r.t. q, k, v,
 with ``block_until_ready``; ``fwd_bwd_min_s`` the fastest).
-The blocked kernel is compiled only up to ``--max-blocked-tokens`` (its compile time and static
+``band`` (loop=False) is compiled only up to ``--max-blocked-tokens`` (its compile time and static
 band mask grow with T) and run only where its temporaries are under ``--max-temp-gib``.
 It prints one table and the issue's targets, and writes the records as a JSON list.
 """
@@ -26,9 +26,8 @@ from typing import Any, Sequence
 
 import jax
 
-from attn_research.attention import attend
 from attn_research.command_flags import argparse_type, at_least, creatable_file, finite_at_least
-from experiments.attention_cases import fwd_bwd, random_inputs, temp_bytes
+from experiments.attention_cases import attend_by_label, fwd_bwd, random_inputs, temp_bytes
 
 MiB, GiB = 2**20, 2**30
 
@@ -43,6 +42,8 @@ class Sizes:
     grids: tuple[int, ...]  # square grids' sides, read like ``lengths``
 
 
+# The band kernel with all query blocks at once, and looping over them.
+KERNELS = ("band", "band(loop=True)")
 FULL = Sizes((128, 128), (4, 64), (16384, 65536, 262144, 1048576), 7, (2, 16), (128, 256, 1024))
 QUICK = Sizes((8, 8), (2, 8), (256, 512, 1024), 3, (1, 4), (8, 16, 32))
 
@@ -57,19 +58,17 @@ class Case:
     options: tuple[tuple[str, Any], ...]
 
     def fn(self):
-        return lambda q, k, v: attend(
-            q, k, v, kind=self.kind, kernel=self.kernel, **dict(self.options)
-        )
+        return attend_by_label(self.kernel, self.kind, **dict(self.options))
 
 
 def cases(sizes: Sizes) -> list[Case]:
     out = []
     for t in sizes.lengths:
-        for kernel in ("blocked", "looped"):
+        for kernel in KERNELS:
             out.append(Case("local", kernel, t, *sizes.local_hd, (("window", sizes.window),)))
     for side in sizes.grids:
         options = (("window", sizes.neighbourhood), ("grid", (side, side)))
-        for kernel in ("blocked", "looped"):
+        for kernel in KERNELS:
             out.append(Case("local_2d", kernel, side * side, *sizes.grid_hd, options))
     return out
 
@@ -87,7 +86,7 @@ def measure(
         "fwd_bwd_s": None,
         "note": "",
     }
-    if case.kernel == "blocked" and case.tokens > max_blocked_tokens:
+    if case.kernel == "band" and case.tokens > max_blocked_tokens:
         record["note"] = f"not compiled: T > --max-blocked-tokens {max_blocked_tokens}"
         return record
     shape = (1, case.tokens, case.heads, case.depth)
@@ -113,11 +112,11 @@ def measure(
 
 
 def targets(records: Sequence[dict[str, Any]], sizes: Sizes) -> list[tuple[str, str, str]]:
-    """``(what, value, goal)`` rows of the issue's targets, for the looped kernel."""
+    """``(what, value, goal)`` rows of the issue's targets, for ``band(loop=True)``."""
 
     def get(kind, tokens, field):
         (r,) = [r for r in records if (r["kind"], r["kernel"], r["shape"].split(",")[1]) == (
-            kind, "looped", f"T{tokens}")]  # fmt: skip
+            kind, "band(loop=True)", f"T{tokens}")]  # fmt: skip
         return r[field]
 
     rows = []

@@ -11,7 +11,7 @@ centre leaves the word being translated on long sentences. It feeds the run's ev
 (teacher forcing) and prints, per bucket and over every row (target token) and head:
 - the percentiles of ``p_t / S`` that the evaluation logs (``QUANTILES``);
 - ``at_end``: the share of rows with ``p_t > S - 1``, the centre past the last piece (the
-  source's EOS), where the position model saturates (``attention.positions.Centre``);
+  source's EOS), where the position model saturates (``attention.scores.Centre``);
 - ``off_diagonal``: the share of rows whose centre is more than ``D`` pieces from the diagonal
   ``S (t + 1/2) / T`` (target token t of T), so that the window misses the piece a monotone
   alignment would read. For a language pair of close word order (English–Spanish) the diagonal

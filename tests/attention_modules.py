@@ -15,11 +15,14 @@ def flat(params: dict) -> dict:
 
 class FlatParams:
     """A preset's ``Attention`` with flat parameters in init and apply; like the old modules, it
-    takes the options its kind may use (luong's ``window`` with a global ``align``)."""
+    takes the options its kind may use (luong's ``window`` with global positions)."""
 
     def __init__(self, kind: str, **options: Any):
         self.kind, self.options = kind, options
-        self.module = presets.resolve(kind, presets.applicable(kind, options)).module()
+        taken = presets.takes(kind, options)
+        self.module = presets.resolve(
+            kind, {k: v for k, v in options.items() if k in taken}
+        ).module()
 
     def __getattr__(self, name: str) -> Any:  # the options, e.g. ``module.normalize``
         if name in ("kind", "options", "module"):

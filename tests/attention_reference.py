@@ -188,7 +188,7 @@ def luong(
     v,
     *,
     score: str,
-    align: str = "global",
+    positions: str = "global",
     window: int | None = None,
     params=None,
     mask=None,
@@ -208,13 +208,13 @@ def luong(
     tq, tk = q.shape[-3], k.shape[-3]
     allowed_ = allowed(logits.shape, mask, causal(tq, tk) if is_causal else None)
     s = np.arange(tk, dtype=np.float64)
-    if align == "global":
+    if positions == "global":
         return attention(logits, v, allowed_)
-    if align == "local_m":
+    if positions == "local_m":
         t = np.arange(tq) if query_positions is None else np.asarray(query_positions)
         p_t = f64(t)[..., None, :, None]  # [..., 1, Tq, 1]
         return attention(logits, v, allowed_, np.abs(s - p_t) <= window)
-    assert align == "local_p", align
+    assert positions == "local_p", positions
     p_t = luong_position(q, params, allowed_.sum(axis=-1, keepdims=True), position_scale)
     weights = softmax(logits, allowed_ & (np.abs(s - p_t) <= window))
     weights = weights * np.exp(-((s - p_t) ** 2) / (2.0 * (window / 2.0) ** 2))

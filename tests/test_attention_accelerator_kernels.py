@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attn_research.attention import attend, compute, positions
-from attn_research.attention.kernels import ScaledDot
+from attn_research.attention import attend, kernels, positions
+from attn_research.attention.kernels.dense import ScaledDot
 
 # (Tq, Tk, window (None: dot_product), causal, H, Hkv, batch, mask shape or None, options)
 CASES = {
@@ -183,15 +183,15 @@ def test_splash_refuses_a_2d_neighbourhood():
         (lambda q, k, precision=None: None, positions.window(2), "computes dot-product scores"),
         (
             ScaledDot(0.5),
-            positions.luong_local_p(2),
-            "follows rules whose keys lie within a span .* not 'luong_local_p'",
+            positions.local_p(2),
+            "follows rules whose keys lie within a span .* not 'local_p'",
         ),
     ],
     ids=["additive", "predicted_centre"],
 )
 def test_pallas_band_refuses_other_scores_and_moving_windows(pair, rule, message):
     with pytest.raises(ValueError, match=f"'pallas_band' {message}"):
-        compute.get("pallas_band")(*QKV, compute.Problem(pair, rule), return_weights=False)
+        kernels.get("pallas_band")(*QKV, kernels.Problem(pair, rule))
 
 
 def _capture_jax_nn(monkeypatch) -> dict:
@@ -243,12 +243,12 @@ def test_cudnn_refuses_what_it_cannot_do(monkeypatch, dtype, shape, window, mess
 def _choose(monkeypatch, backend, rule, dtype=jnp.float32, tokens=4096, pair=None, **problem):
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
     x = jax.ShapeDtypeStruct((2, tokens, 8, 64), dtype)
-    problem = compute.Problem(pair or ScaledDot(0.125), rule, **problem)
-    return compute.choose(x, x, x, problem)
+    problem = kernels.Problem(pair or ScaledDot(0.125), rule, **problem)
+    return kernels.choose(x, x, x, problem)
 
 
 RULES = {
-    "global": positions.Positions(),
+    "global": positions.Global(),
     "causal": positions.Causal(),
     "window": positions.window((64, 32)),
     "causal_window": positions.window((64, 0)),
@@ -264,9 +264,9 @@ def test_auto_picks_splash_on_a_tpu(monkeypatch, rule, dtype):
 
 def test_auto_on_a_tpu_keeps_the_band_kernels_for_what_splash_refuses(monkeypatch):
     grid = positions.window_2d(7, grid=(64, 64))
-    assert _choose(monkeypatch, "tpu", grid)[0] == "blocked"
+    assert _choose(monkeypatch, "tpu", grid)[0] == "band"
     additive = lambda q, k, precision=None: None  # noqa: E731
-    assert _choose(monkeypatch, "tpu", RULES["window"], pair=additive)[0] == "blocked"
+    assert _choose(monkeypatch, "tpu", RULES["window"], pair=additive)[0] == "band"
     per_head = np.ones((2, 8, 1, 4096), bool)
     assert _choose(monkeypatch, "tpu", RULES["causal"], mask=per_head)[0] != "splash"
 
@@ -294,18 +294,18 @@ def test_auto_runs_additive_scores_by_the_naive_formula_on_a_gpu(monkeypatch):
         name, options, why = _choose(monkeypatch, "gpu", RULES["global"], dtype, pair=additive)
         assert (name, options) == ("dense", {}) and "naive" in why
     cpu = _choose(monkeypatch, "cpu", RULES["global"], pair=additive)
-    assert cpu[:2] == ("dense", {"query_chunk_size": compute.AUTO_WIDE_QUERY_CHUNK})
+    assert cpu[:2] == ("dense", {"query_chunk_size": kernels.AUTO_WIDE_QUERY_CHUNK})
 
 
 def test_the_rules_say_how_far_they_reach():
-    assert positions.Positions().reach() == (None, None)
+    assert positions.Global().reach() == (None, None)
     assert positions.Causal().reach() == (None, 0)
     assert positions.window((3, 1)).reach() == (3, 1)
     assert positions.window_2d(3).reach() is None
-    assert positions.luong_local_p(4).reach() is None
+    assert positions.local_p(4).reach() is None
 
     @dataclasses.dataclass(frozen=True)
-    class EveryOther(positions.Positions):
+    class EveryOther(positions.Rule):
         def allowed(self, q_pos, k_pos, *, grid, centre):
             return (q_pos - k_pos) % 2 == 0
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from attention_modules import AdditiveAttention, LuongAttention
 
-from attn_research.attention import attend, compute, positions, scores
+from attn_research.attention import attend, kernels, positions, scores
 
 
 def _qkv(seed, batch, tq, tk, heads, kv_heads, depth=8, value_depth=3):
@@ -88,12 +88,12 @@ def test_dense_kernel_takes_any_pair_function_in_query_chunks():
     q, k, v = _qkv(3, (2,), 5, 4, 2, 2)
     w = ref.normal(np.random.default_rng(4), 2, 8)
     expected, _ = ref.additive(q, k, v, w)
-    problem = compute.Problem(
-        lambda q, k, precision=None: scores.additive_scores(q, k, w), positions.Positions()
+    problem = kernels.Problem(
+        lambda q, k, precision=None: scores.additive_scores(q, k, w), positions.Global()
     )
-    out = jax.jit(
-        lambda q, k, v: compute.dense(q, k, v, problem, return_weights=False, query_chunk_size=2)
-    )(q, k, v)
+    out = jax.jit(lambda q, k, v: kernels.get("dense")(q, k, v, problem, query_chunk_size=2))(
+        q, k, v
+    )
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -123,21 +123,29 @@ LUONG_PARAMS = {
 }
 
 
-@pytest.mark.parametrize("align", ["global", "local_m", "local_p"])
+@pytest.mark.parametrize("rule", ["global", "local_m", "local_p"])
 @pytest.mark.parametrize("score", ["dot", "general", "concat"])
-def test_luong_matches_reference(score, align):
+def test_luong_matches_reference(score, rule):
     q, k, v = _qkv(7, (2,), 6, 9, 2, 2)
     key_padding = np.ones((2, 1, 1, 9), bool)
     key_padding[1, ..., 6:] = False  # The second source is 6 long: S = 6 for local_p.
-    module = LuongAttention(score=score, align=align, window=2)
+    module = LuongAttention(score=score, positions=rule, window=2)
     params = _init(module, 1, q, k, v).get("params", {})
     expected_names = LUONG_PARAMS[score] | (
-        {"w_position", "v_position"} if align == "local_p" else set()
+        {"w_position", "v_position"} if rule == "local_p" else set()
     )
     assert set(params) == expected_names
     for mask, causal in ((None, False), (key_padding, False), (key_padding, True)):
         expected, expected_weights = ref.luong(
-            q, k, v, score=score, align=align, window=2, params=params, mask=mask, is_causal=causal
+            q,
+            k,
+            v,
+            score=score,
+            positions=rule,
+            window=2,
+            params=params,
+            mask=mask,
+            is_causal=causal,
         )
         out, weights = _apply(module, params, q, k, v, mask, causal=causal)
         np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5, err_msg=f"causal={causal}")
@@ -148,14 +156,14 @@ def test_luong_local_m_query_positions():
     """One decoder step per example at target positions t: the window is [t - D, t + D]."""
     q, k, v = _qkv(8, (3,), 1, 10, 1, 1)
     positions = np.array([[0], [4], [9]])
-    module = LuongAttention(score="general", align="local_m", window=2)
+    module = LuongAttention(score="general", positions="local_m", window=2)
     params = _init(module, 2, q, k, v)["params"]
     expected, expected_weights = ref.luong(
         q,
         k,
         v,
         score="general",
-        align="local_m",
+        positions="local_m",
         window=2,
         params=params,
         query_positions=positions,
@@ -173,12 +181,12 @@ def test_luong_local_p_source_length_with_a_query_padding_mask():
     """A query-padding mask ``[..., Tq, 1]`` pads no key: S (the row's allowed keys) stays Tk for
     the queries it keeps, exactly as without a mask."""
     q, k, v = _qkv(11, (2,), 6, 10, 1, 1)
-    module = LuongAttention(align="local_p", window=2)
+    module = LuongAttention(positions="local_p", window=2)
     params = _init(module, 5, q, k, v)["params"]
     queries = np.ones((2, 1, 6, 1), bool)
     queries[0, 0, 5] = False
     expected, expected_weights = ref.luong(
-        q, k, v, score="dot", align="local_p", window=2, params=params, mask=queries
+        q, k, v, score="dot", positions="local_p", window=2, params=params, mask=queries
     )
     out, weights = _apply(module, params, q, k, v, queries)
     _, unmasked = _apply(module, params, q, k, v)
@@ -191,7 +199,7 @@ def test_luong_local_p_source_length_with_a_query_padding_mask():
 def test_luong_local_p_weights_are_window_softmax_times_gaussian():
     q, k, v = _qkv(9, (2,), 5, 12, 2, 2)
     window = 3
-    module = LuongAttention(score="dot", align="local_p", window=window)
+    module = LuongAttention(score="dot", positions="local_p", window=window)
     params = _init(module, 3, q, k, v)["params"]
     _, weights = _apply(module, params, q, k, v)
     weights = ref.f64(weights)
@@ -229,7 +237,7 @@ def test_luong_bfloat16_keeps_scores_and_softmax_in_float32():
     assert err.mean() < err_bf16.mean() / 2, (err.mean(), err_bf16.mean())
 
 
-# Opt-in scales against training saturation (scores.Dot, scores.General, positions.Centre), each as
+# Opt-in scales against training saturation (scores.Dot, scores.General, scores.Centre), each as
 # ``(module options, reference options)``; the depth is 8 and the centre network 8 units wide.
 SCALES = {
     "dot_by_sqrt_depth": (
@@ -241,23 +249,23 @@ SCALES = {
         {"score": "general", "score_scale": 8**-0.5},
     ),
     "local_p_general_by_sqrt_depth": (
-        {"score": "general", "align": "local_p", "divide_by_sqrt_depth": True},
-        {"score": "general", "align": "local_p", "score_scale": 8**-0.5},
+        {"score": "general", "positions": "local_p", "divide_by_sqrt_depth": True},
+        {"score": "general", "positions": "local_p", "score_scale": 8**-0.5},
     ),
     "local_p_position_by_sqrt_units": (
-        {"score": "dot", "align": "local_p", "divide_position_by_sqrt_units": True},
-        {"score": "dot", "align": "local_p", "position_scale": 8**-0.5},
+        {"score": "dot", "positions": "local_p", "divide_position_by_sqrt_units": True},
+        {"score": "dot", "positions": "local_p", "position_scale": 8**-0.5},
     ),
     "local_p_both": (
         {
             "score": "general",
-            "align": "local_p",
+            "positions": "local_p",
             "divide_by_sqrt_depth": True,
             "divide_position_by_sqrt_units": True,
         },
         {
             "score": "general",
-            "align": "local_p",
+            "positions": "local_p",
             "score_scale": 8**-0.5,
             "position_scale": 8**-0.5,
         },
@@ -282,7 +290,7 @@ def test_luong_scales_on_are_the_scaled_formula_and_off_is_the_paper_bit_for_bit
     out, weights = _apply(module, params, q, k, v, key_padding)
     np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
-    paper = {key: value for key, value in options.items() if key in ("score", "align")}
+    paper = {key: value for key, value in options.items() if key in ("score", "positions")}
     off = {key: (False if value is True else value) for key, value in options.items()}
     paper_out, paper_weights = _apply(
         LuongAttention(window=2, **paper), params, q, k, v, key_padding

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attn_research.attention import MultiHeadAttention, attend
+from attn_research.attention import MultiHeadAttention, attend, resolve
 
 KERNELS = ("dense", "chunked", "jax_nn")
 # Chunk sizes that divide none of the lengths below, so the chunked kernel pads both axes.
@@ -234,7 +234,7 @@ def test_multi_head_equals_flax_multi_head_dot_product_attention():
         params, x_q, x_kv, mask
     )
     for kernel in KERNELS:
-        ours = MultiHeadAttention(num_heads=4, kind="dot_product", options={"kernel": kernel})
+        ours = MultiHeadAttention(num_heads=4, attention=resolve("dot_product", {"kernel": kernel}))
         our_shapes = jax.eval_shape(ours.init, jax.random.key(1), x_q, x_kv)
         assert jax.tree.map(np.shape, our_shapes) == jax.tree.map(np.shape, params)
         out = jax.jit(lambda p, x_q, x_kv, m: ours.apply(p, x_q, x_kv, mask=m))(

@@ -10,7 +10,7 @@ from attention_modules import AdditiveAttention, LuongAttention, flat
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from attn_research.attention import KINDS, MultiHeadAttention, attend
+from attn_research.attention import KINDS, MultiHeadAttention, attend, resolve
 
 B, T, H, D = 2, 6, 2, 4
 GRID = (2, 3)  # T tokens as a grid for local_2d
@@ -64,9 +64,9 @@ def _cases():
             lambda p, q, k, v, m: ref.luong(q, k, v, score="concat", params=p, mask=m),
         ),
         "luong_local_p": _module_case(
-            LuongAttention(score="general", align="local_p", window=2),
+            LuongAttention(score="general", positions="local_p", window=2),
             lambda p, q, k, v, m: ref.luong(
-                q, k, v, score="general", align="local_p", window=2, params=p, mask=m
+                q, k, v, score="general", positions="local_p", window=2, params=p, mask=m
             ),
         ),
     }
@@ -145,9 +145,9 @@ MULTI_HEAD = {
             lambda p, q, k, v, m: ref.luong(q, k, v, score="general", params=p, mask=m),
         ),
         (
-            {"align": "local_p", "window": 2},
+            {"positions": "local_p", "window": 2},
             lambda p, q, k, v, m: ref.luong(
-                q, k, v, score="dot", align="local_p", window=2, params=p, mask=m
+                q, k, v, score="dot", positions="local_p", window=2, params=p, mask=m
             ),
         ),
     ],
@@ -160,7 +160,7 @@ def test_fully_masked_rows_in_multi_head_attention(kind):
     x = ref.normal(np.random.default_rng(3), B, T, 8)
     mask = _masks()[0]  # example 1 has no key (padded query rows: see the test above)
     for options, _ in MULTI_HEAD[kind]:
-        layer = MultiHeadAttention(num_heads=2, kind=kind, options=options)
+        layer = MultiHeadAttention(num_heads=2, attention=resolve(kind, options))
         params = jax.jit(layer.init)(jax.random.key(1), x)
 
         def loss(params, x):
@@ -202,7 +202,7 @@ def test_sow_weights(kind):
     x = ref.normal(np.random.default_rng(5), B, T, 8)
     mask = _masks()[0]
     for options, reference in MULTI_HEAD[kind]:
-        layer = MultiHeadAttention(num_heads=2, kind=kind, options=options)
+        layer = MultiHeadAttention(num_heads=2, attention=resolve(kind, options))
         params = jax.jit(layer.init)(jax.random.key(2), x)
         p = params["params"]
         q, k, v = (ref.dense(x, p[n]["kernel"], p[n]["bias"]) for n in ("query", "key", "value"))
@@ -324,9 +324,9 @@ def test_dropout_keeps_each_weight_scaled_or_zeroes_it(case):
 def test_multi_head_dropout(kind):
     x = ref.normal(np.random.default_rng(10), B, T, 8)
     options = MULTI_HEAD[kind][0][0]
-    layer = MultiHeadAttention(num_heads=2, kind=kind, options=options, dropout_rate=0.5)
+    layer = MultiHeadAttention(num_heads=2, attention=resolve(kind, options), dropout_rate=0.5)
     params = jax.jit(layer.init)(jax.random.key(3), x)
-    plain = MultiHeadAttention(num_heads=2, kind=kind, options=options)
+    plain = MultiHeadAttention(num_heads=2, attention=resolve(kind, options))
 
     @jax.jit
     def outputs(params, x):

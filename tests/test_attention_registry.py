@@ -1,7 +1,9 @@
 """The registry of attention kinds, MultiHeadAttention over every registered kind with golden
 parameter counts and a NumPy reference, and the errors a bad call deserves."""
 
+import ast
 import dataclasses
+import pathlib
 
 import attention_reference as ref
 import jax
@@ -10,14 +12,17 @@ import numpy as np
 import pytest
 from attention_modules import AdditiveAttention, LuongAttention, flat
 
+from attn_research import attention
 from attn_research.attention import (
     KINDS,
     MultiHeadAttention,
     attend,
-    compute,
     get,
+    kernels,
     positions,
+    presets,
     register,
+    resolve,
     scores,
 )
 
@@ -82,7 +87,7 @@ def test_registries_refuse_duplicates():
     with pytest.raises(ValueError, match="'dot' is already registered"):
         scores.register("dot", scores.Dot)
     with pytest.raises(ValueError, match="'dense' is already registered"):
-        compute.register("dense", compute.dense)
+        kernels.register("dense", kernels.dense.dense)
 
 
 def test_all_kinds_tested():
@@ -94,7 +99,7 @@ def test_all_kinds_tested():
 def test_multi_head_attention_for_every_kind(kind):
     options, golden_count, reference = KIND_CASES[kind]
     x, _, mask = _inputs()
-    layer = MultiHeadAttention(num_heads=HEADS, kind=kind, options=options)
+    layer = MultiHeadAttention(num_heads=HEADS, attention=resolve(kind, options))
     params = jax.jit(layer.init)(jax.random.key(0), x, mask=mask)["params"]
     assert _count(params) == golden_count
     for name in ("query", "key", "value"):
@@ -150,23 +155,30 @@ VARIANTS = {
     # + W_p [4, 8, 8] and v_p [4, 8] = 288.
     "luong_local_p": (
         "luong",
-        {"align": "local_p", "window": 2},
+        {"positions": "local_p", "window": 2},
         {},
         9,
         4512,
         lambda p, q, k, v, m: ref.luong(
-            q, k, v, score="dot", align="local_p", window=2, params=flat(p["attention"]), mask=m
+            q, k, v, score="dot", positions="local_p", window=2, params=flat(p["attention"]), mask=m
         )[0],
     ),
     # units 5: W_1, W_2 [4, 8, 5], v_a [4, 5], W_p [4, 8, 5], v_p [4, 5] = 520.
     "luong_concat_local_p_units": (
         "luong",
-        {"score": "concat", "align": "local_p", "window": 2, "units": 5},
+        {"score": "concat", "positions": "local_p", "window": 2, "units": 5},
         {},
         9,
         4744,
         lambda p, q, k, v, m: ref.luong(
-            q, k, v, score="concat", align="local_p", window=2, params=flat(p["attention"]), mask=m
+            q,
+            k,
+            v,
+            score="concat",
+            positions="local_p",
+            window=2,
+            params=flat(p["attention"]),
+            mask=m,
         )[0],
     ),
     # key/value kernels [32, 2, 8] and biases [2, 8]: 2 * 528 + 2 * 1056 = 3168.
@@ -203,7 +215,7 @@ VARIANTS = {
 def test_multi_head_attention_variants(variant):
     kind, options, fields, kv_tokens, golden_count, reference = VARIANTS[variant]
     x_q, x_kv, mask = _inputs(1, kv_tokens)
-    layer = MultiHeadAttention(num_heads=HEADS, kind=kind, options=options, **fields)
+    layer = MultiHeadAttention(num_heads=HEADS, attention=resolve(kind, options), **fields)
     params = jax.jit(layer.init)(jax.random.key(0), x_q, x_kv, mask=mask)["params"]
     assert _count(params) == golden_count
     out = jax.jit(lambda p, x_q, x_kv, m: layer.apply({"params": p}, x_q, x_kv, mask=m))(
@@ -228,8 +240,8 @@ X = np.zeros((2, 6, 32), np.float32)
 KEY = jax.random.key(0)
 
 
-def _init(**fields):
-    return lambda: MultiHeadAttention(**fields).init(KEY, X)
+def _init(kind="dot_product", options=None, **fields):
+    return lambda: MultiHeadAttention(attention=resolve(kind, options or {}), **fields).init(KEY, X)
 
 
 ERRORS = {
@@ -358,9 +370,7 @@ ERRORS = {
         r"kernel 'jax_nn' has no attention dropout",
     ),
     "dense_mask_for_local": (
-        lambda: attend(
-            Q, K, V, kind="local", window=2, kernel="blocked", mask=np.ones((6, 6), bool)
-        ),
+        lambda: attend(Q, K, V, kind="local", window=2, kernel="band", mask=np.ones((6, 6), bool)),
         r"got a dense mask of shape \(1, 1, 6, 6\)",
     ),
     "dense_mask_for_local_2d": (
@@ -371,7 +381,7 @@ ERRORS = {
             kind="local_2d",
             grid=(2, 3),
             window=3,
-            kernel="blocked",
+            kernel="band",
             mask=np.ones((2, 1, 6, 6), bool),
         ),
         r"got a dense mask of shape \(2, 1, 6, 6\)",
@@ -388,12 +398,12 @@ ERRORS = {
         lambda: LuongAttention(score="cosine").init(KEY, Q, Q, Q),
         r"unknown score 'cosine'; registered",
     ),
-    "luong_unknown_align": (
-        lambda: LuongAttention(align="monotonic").init(KEY, Q, Q, Q),
-        r"attention 'luong': align must be one of .* got 'monotonic'",
+    "luong_unknown_positions": (
+        lambda: LuongAttention(positions="monotonic").init(KEY, Q, Q, Q),
+        r"unknown positions rule 'monotonic'",
     ),
     "luong_window_0": (
-        lambda: LuongAttention(align="local_m", window=0).init(KEY, Q, Q, Q),
+        lambda: LuongAttention(positions="local_m", window=0).init(KEY, Q, Q, Q),
         r"window must be an integer >= 1, got 0",
     ),
     "luong_concat_grouped_heads": (
@@ -414,3 +424,77 @@ def test_errors_name_the_problem(case):
     call, message = ERRORS[case]
     with pytest.raises(ValueError, match=message):
         jax.eval_shape(call)  # the checks run while tracing: nothing to compile
+
+
+def test_a_spec_is_frozen_hashable_and_says_its_recurrence():
+    spec = resolve("local", {"window": [3, 1], "block_size": 8})
+    assert hash(spec) == hash(resolve("local", {"window": (3, 1), "block_size": 8}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.kernel = "dense"
+    assert resolve("additive").recurrence == "bahdanau"
+    assert {
+        resolve(k, {"window": 3} if k.startswith("local") else {}).recurrence for k in KINDS
+    } == {
+        "bahdanau",
+        "luong",
+    }
+    assert MultiHeadAttention(2, spec).attention is spec
+
+
+def test_luong_takes_its_positions_by_the_ordinary_axis_replacement():
+    spec = resolve("luong", {"score": "general", "positions": "local_p", "window": 10})
+    assert (spec.positions.name, spec.positions.half_width, spec.score) == (
+        "local_p",
+        10,
+        "general",
+    )
+    assert spec.score_options["scale"] == 1.0
+    assert resolve("luong").positions == positions.Global()  # window=10 is not routed
+    assert resolve("luong", {"positions": "local_m"}).positions == positions.window(10)
+    with pytest.raises(ValueError, match="does not take option 'align'"):
+        resolve("luong", {"align": "local_p"})
+
+
+def test_options_are_those_their_registry_entries_declare():
+    assert presets.takes("local") >= {"window", "block_size", "loop", "query_chunk_size"}
+    assert "window" not in presets.takes("dot_product")
+    assert "units" in presets.takes("luong", {"positions": "local_p"})
+    assert kernels.options_of("band") == ("block_size", "loop")
+    assert set(kernels.options_of("auto")) >= {"block_size", "loop", "key_chunk_size", "block_q"}
+
+
+@pytest.mark.parametrize(
+    "kind, old, new",
+    [
+        ("luong", {"align": "local_p", "window": 4}, {"positions": "local_p", "window": 4}),
+        ("luong", {"positions": "luong_local_m"}, {"positions": "local_m"}),
+        ("local", {"window": 3, "kernel": "blocked"}, {"window": 3, "kernel": "band"}),
+        ("local", {"window": 3, "kernel": "looped"}, {"window": 3, "kernel": "band", "loop": True}),
+        ("local", {"window": 3, "kernel": "band"}, {"window": 3, "kernel": "band"}),
+    ],
+)
+def test_saved_configs_load_through_the_renames(kind, old, new):
+    assert presets.renamed_options(kind, old) == (kind, new)
+    resolve(*presets.renamed_options(kind, old))
+    for name in presets.RENAMED:
+        with pytest.raises(ValueError, match=f"'{name}'"):
+            axis = "positions" if name.startswith("luong") else "kernel"
+            resolve(kind, {**new, axis: name})
+
+
+def test_the_library_imports_nothing_else_of_the_project_and_no_inspect():
+    root = pathlib.Path(attention.__file__).parent
+    modules = sorted(root.glob("*.py"))
+    assert len(modules) <= 10, [m.name for m in modules]
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert name != "inspect", path
+                if name.startswith("attn_research"):
+                    assert name.startswith("attn_research.attention"), (path, name)

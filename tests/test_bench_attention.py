@@ -40,7 +40,7 @@ def test_quick_run_writes_records(tmp_path, capsys):
     assert {"flax", "dense", "chunked", "jax_nn"} <= {
         r["kernel"] for r in records if r["kind"] == "dot_product"
     }
-    assert {"auto", "looped", "jax_nn_dense"} == {
+    assert {"auto", "band(loop=True)", "jax_nn_dense"} == {
         r["kernel"] for r in records if r["kind"] == "local"
     }
     assert {"naive", "query_chunked"} == {r["kernel"] for r in records if r["kind"] == "additive"}

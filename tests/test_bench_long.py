@@ -14,7 +14,7 @@ def test_quick_run_writes_records(tmp_path):
     records = json.loads(path.read_text())
     assert records == returned
     assert {(r["kind"], r["kernel"]) for r in records} == {
-        (kind, kernel) for kind in ("local", "local_2d") for kernel in ("blocked", "looped")
+        (kind, kernel) for kind in ("local", "local_2d") for kernel in bench_long.KERNELS
     }
     assert len(records) == 2 * (len(bench_long.QUICK.lengths) + len(bench_long.QUICK.grids))
     for record in records:

@@ -8,7 +8,6 @@ from typing import Any
 import jax.numpy as jnp
 
 from attn_research.attention import masks as masks_lib
-from attn_research.attention import softmax as softmax_lib
 
 Array = jnp.ndarray
 
@@ -55,6 +54,22 @@ def check_positive_int(name: str, value: Any) -> int:
     return value
 
 
+def check_pair(name: str, value: Any) -> tuple[int, int]:
+    """An int or a pair of ints >= 1, as a pair."""
+    both = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(both) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(check_positive_int(name, x) for x in both)
+
+
+def check_dropout(dropout_rate: float, rng: Array | None) -> None:
+    """Raises ValueError unless ``0 <= dropout_rate < 1`` and an rng is given when it is > 0."""
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}")
+    if dropout_rate > 0.0 and rng is None:
+        raise ValueError("dropout_rate > 0 needs rng (a jax.random key)")
+
+
 def check_window(window: Any, *, causal: bool = False) -> tuple[int, int]:
     """Normalizes a local window to ``(left, right)``.
 
@@ -90,7 +105,7 @@ def check_attention_args(
     ``scale`` defaults to ``1 / sqrt(D)``.
     """
     check_qkv(q, k, v)
-    softmax_lib.check_dropout(dropout_rate, rng)
+    check_dropout(dropout_rate, rng)
     target = masks_lib.logits_shape(q.shape, k.shape)
     mask = masks_lib.as_logits_rank("mask", mask, target)
     if mask is not None and mask.dtype != jnp.bool_:

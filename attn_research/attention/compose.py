@@ -5,7 +5,7 @@
 
     e_ij = score(q_i, k_j)                               (scores.py)
     a_ij = softmax_j(e_ij + bias_ij, where=allowed_ij) * weight_ij
-    out_i = sum_j a_ij v_j                               (computed by a kernel: compute.py)
+    out_i = sum_j a_ij v_j                               (computed by a kernel: kernels/)
 
 with ``allowed_ij`` = the positions rule (positions.py) AND the caller's padding mask. Any
 combination runs whose kernel can compute it; the others raise a ValueError that says why.
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax.core import FrozenDict
 
-from attn_research.attention import checks, compute, positions, scores
+from attn_research.attention import checks, kernels, positions, scores
 
 Array = jnp.ndarray
 
@@ -29,13 +29,13 @@ class Attention(nn.Module):
     """positions x score x kernel.
 
     Attributes:
-      positions: the rule (``positions.Positions``), e.g. ``positions.window(16)``.
+      positions: the rule (``positions.Rule``), e.g. ``positions.window(16)``.
       score: a registered score name (``scores.SCORES``) and ``score_options`` its fields.
-      kernel: a registered kernel name (``compute.KERNELS``) and ``kernel_options`` its options.
+      kernel: a registered kernel name (``kernels.KERNELS``) and ``kernel_options`` its options.
       precision: matmul precision of the dot-product einsums.
     """
 
-    positions: positions.Positions = positions.Positions()
+    positions: positions.Rule = positions.Global()
     score: str = "dot"
     score_options: Mapping[str, Any] = FrozenDict()
     kernel: str = "auto"
@@ -70,27 +70,42 @@ class Attention(nn.Module):
           grid: ``(rows, cols)`` of the tokens, for rules on a grid (window_2d).
           dropout_rate, rng: attention dropout on the weights.
           return_weights: also return float32 weights ``[batch..., H, Tq, Tk]`` (before
-            dropout); the output is the same with or without them.
+            dropout), from one more pass of the dense arithmetic; the output is the same with
+            or without them.
 
         Returns:
           ``[batch..., Tq, H, Dv]`` in ``v.dtype`` (and the weights). Rows with no allowed key
           are zero.
         """
         mask, bias, _ = checks.check_attention_args(q, k, v, mask, bias, dropout_rate, rng, 1.0)
+        tq, tk = q.shape[-3], k.shape[-3]
         rule = self.positions.causal() if causal else self.positions
-        rule.check(q.shape[-3], k.shape[-3], grid)
-        centre = rule.predict_centre(q, mask, k.shape[-3])
+        rule.check(tq, tk, grid)
+        centre = None
+        if rule.predicts_centre:
+            network = scores.Centre(rule.units, rule.divide_position_by_sqrt_units, name="centre")
+            centre = network(q, rule.centre_mask(mask, tq, tk), tk)
         q, k, pair = scores.get(self.score)(**self.score_options, name=self.score).prepare(q, k)
-        problem = compute.Problem(
+        problem = kernels.Problem(
             pair, rule, mask, bias, query_positions, grid, centre, dropout_rate, rng, self.precision
         )
-        kernel = compute.get(self.kernel)
-        out = kernel(q, k, v, problem, return_weights=False, **self.kernel_options)
+        out = kernels.get(self.kernel)(q, k, v, problem, **self.kernel_options)
         if not return_weights:
             return out
-        # A second copy behind an optimization barrier, so that XLA can neither merge the two
-        # nor fuse the output differently because the weights are also wanted: asking for
-        # pictures costs one more attention, never a changed result.
-        q, k, v = jax.lax.optimization_barrier((q, k, v))
-        _, weights = kernel(q, k, v, problem, return_weights=True, **self.kernel_options)
-        return out, weights
+        # Behind an optimization barrier, so that XLA can neither merge the weights' pass with
+        # the kernel's nor fuse the output differently because the weights are also wanted.
+        q, k = jax.lax.optimization_barrier((q, k))
+        return out, kernels.dense_weights(q, k, problem)
+
+
+# The keyword arguments of a call, apart from a kind's options (``attend`` splits them).
+CALL_ARGS = (
+    "mask",
+    "bias",
+    "causal",
+    "query_positions",
+    "grid",
+    "dropout_rate",
+    "rng",
+    "return_weights",
+)

@@ -25,15 +25,13 @@ Array = jnp.ndarray
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention of the kind ``kind`` with ``options``.
+    """Multi-head attention by the resolved ``attention``.
 
     Attributes:
       num_heads: query heads H.
-      kind: a preset (``attn_research.attention.KINDS``).
-      options: its options and axis replacements (``presets.resolve``), e.g. ``{"window": 32}``
-        for local, ``{"window": 3}`` for local_2d, ``{"kernel": "chunked"}``,
-        ``{"normalize": True}`` for additive, ``{"score": "general", "align": "local_p"}`` for
-        luong, ``{"score": "additive"}`` for local: additive scores in a window.
+      attention: a ``presets.Spec``, e.g. ``resolve("local", {"window": 32})``,
+        ``resolve("local_2d", {"window": 3})``, ``resolve("dot_product", {"kernel":
+        "chunked"})``, ``resolve("luong", {"score": "general", "positions": "local_p"})``.
       num_kv_heads: key/value heads (grouped-query attention); default H.
       qkv_features: total projected features, ``H * head_dim``; default the query input's.
       out_features: output features; default the query input's.
@@ -59,6 +57,14 @@ class MultiHeadAttention(nn.Module):
     kernel_init: Any = nn.initializers.lecun_normal()
     sow_weights: bool = False
     decode: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attention, presets.Spec):
+            raise ValueError(
+                f"attention must be a resolved presets.Spec (attention.resolve(kind, options)), "
+                f"got {self.attention!r}"
+            )
+        super().__post_init__()
 
     def _heads(self, features: int) -> tuple[int, int, int]:
         """``(H, Hkv, head_dim)``, with the errors a bad configuration deserves."""
@@ -99,7 +105,7 @@ class MultiHeadAttention(nn.Module):
         index.value = step + 1
         filled = jnp.arange(size) <= step
         spec = dataclasses.replace(
-            spec, positions=rule.in_cache(), kernel="dense", kernel_options={}
+            spec, positions=rule.in_cache(), kernel="dense", kernel_options=FrozenDict()
         )
         return (
             spec,

@@ -1,31 +1,34 @@
 """Attention kinds by name: presets of positions x score x kernel that configs select.
 
     dot_product = global x dot x auto      (Vaswani et al. 2017)
-    local       = window x dot x auto      (sliding window; Beltagy et al. 2020)
-    local_2d    = window_2d x dot x auto   (2-D neighbourhood; Ramachandran et al. 2019)
+    local       = window x dot x auto, window 8      (sliding window; Beltagy et al. 2020)
+    local_2d    = window_2d x dot x auto, window 3   (2-D neighbourhood; Ramachandran et al.
+                  2019)
     additive    = global x additive x auto (Bahdanau et al. 2014)
-    luong       = global x dot(scale 1) x auto, ``align`` = global | local_m | local_p
+    luong       = global x dot(scale 1) x auto, window 10 for local_m / local_p
                   (Luong et al. 2015)
 
-A kind's options go to the axis that takes them (``window`` to the positions rule, ``scale`` or
-``normalize`` to the score, ``block_size`` to the kernel), and ``positions=``, ``score=`` and
-``kernel=`` replace an axis: ``resolve("local", {"score": "additive"})`` is additive x window.
-An option that no axis takes is refused by name.
+A kind's options go to every axis whose registry entry declares them (``window`` to the
+positions rule, ``scale`` or ``normalize`` to the score, ``block_size`` to the kernel), and
+``positions=``, ``score=`` and ``kernel=`` replace an axis: ``resolve("local", {"score":
+"additive"})`` is additive x window, ``resolve("luong", {"score": "general", "positions":
+"local_p"})`` is Luong's local-p. An option that no chosen axis takes is refused by name; a
+preset's default that none takes is left out.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any, Mapping
 
 from flax.core import FrozenDict
 
-from attn_research.attention import compute, positions, scores
+from attn_research.attention import kernels, positions, scores
 from attn_research.attention.compose import Attention
 from attn_research.attention.registry import Registry
 
 AXES = ("positions", "score", "kernel")
+RECURRENCES = ("bahdanau", "luong")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +39,12 @@ class Kind:
       name: registry key, e.g. ``"local"``.
       paper: the reference it implements.
       positions, score, kernel: the default of each axis.
-      defaults: option defaults, given to every axis that takes them.
-      aliases: ``option -> (axis, {value: axis value})``, e.g. luong's ``align``.
+      defaults: option defaults, given to every chosen axis that takes them.
+      recurrence: how a recurrent decoder uses it. ``"bahdanau"`` (Bahdanau et al. 2014): the
+        decoder attends from its previous state ``s_{i-1}`` and feeds the context ``c_i`` into
+        the cell's input. ``"luong"`` (Luong et al. 2015): it attends from the new state
+        ``h_t`` and feeds the attentional hidden state ``tanh(W_c [c_t; h_t])`` back (input
+        feeding).
     """
 
     name: str
@@ -46,19 +53,23 @@ class Kind:
     score: str = "dot"
     kernel: str = "auto"
     defaults: Mapping[str, Any] = FrozenDict()
-    aliases: Mapping[str, tuple[str, Mapping[str, str]]] = FrozenDict()
     recurrence: str = "luong"
+
+    def __post_init__(self) -> None:
+        if self.recurrence not in RECURRENCES:
+            raise ValueError(f"kind {self.name!r}: recurrence must be one of {RECURRENCES}")
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """A resolved attention: a positions rule, a score and a kernel, with their options."""
+    """A resolved attention: a positions rule, a score and a kernel, with their options; frozen
+    and hashable, so that a module holds it as a field."""
 
-    positions: positions.Positions
+    positions: positions.Rule
     score: str
-    score_options: Mapping[str, Any]
+    score_options: FrozenDict
     kernel: str
-    kernel_options: Mapping[str, Any]
+    kernel_options: FrozenDict
     precision: Any = None
     recurrence: str = "luong"
 
@@ -89,67 +100,48 @@ def register(kind: Kind) -> Kind:
 
 get = KINDS.__getitem__
 
-
-def _takes(axis: str, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(options, required options)`` of axis value ``name``."""
-    if axis == "score":
-        fields = dataclasses.fields(scores.get(name))
-        return tuple(f.name for f in fields if f.name not in ("parent", "name")), ()
-    if axis == "kernel":
-        return compute.options_of(name), ()
-    params = inspect.signature(positions.factory(name)).parameters.values()
-    return tuple(p.name for p in params), tuple(p.name for p in params if p.default is p.empty)
+# Axis name -> its registry.
+_REGISTRIES = {"positions": positions.RULES, "score": scores.SCORES, "kernel": kernels.KERNELS}
 
 
-def _chosen(preset: Kind, given: dict[str, Any]) -> dict[str, str]:
-    """The axis values that ``given`` selects (popping its alias and axis options)."""
-    chosen = {axis: getattr(preset, axis) for axis in AXES}
-    for option, (axis, values) in preset.aliases.items():
-        if option in given:
-            value = given.pop(option)
-            if value not in values:
-                raise ValueError(
-                    f"attention {preset.name!r}: {option} must be one of {sorted(values)}, "
-                    f"got {value!r}"
-                )
-            chosen[axis] = values[value]
-    for axis in AXES:
-        chosen[axis] = given.pop(axis, chosen[axis])
-    return chosen
-
-
-def applicable(
-    kind: str, optional: Mapping[str, Any], given: Mapping[str, Any] = FrozenDict()
-) -> dict[str, Any]:
-    """``given`` and those of ``optional`` that the attention they select takes: a model's
-    generic knobs (``window``) for the kinds that have them."""
+def _chosen(kind: str, options: Mapping[str, Any]) -> dict[str, str]:
     preset = get(kind)
-    chosen = _chosen(preset, {**optional, **given})
-    taken = {o for axis in AXES for o in _takes(axis, chosen[axis])[0]}
-    selectors = {*AXES, *preset.aliases}
-    kept = {k: v for k, v in optional.items() if k in taken or k in selectors}
-    return {**kept, **given}
+    return {axis: options.get(axis, getattr(preset, axis)) for axis in AXES}
+
+
+def takes(kind: str, options: Mapping[str, Any] = FrozenDict()) -> frozenset[str]:
+    """The options that kind ``kind`` takes with the axes that ``options`` choose."""
+    chosen = _chosen(kind, options)
+    declared = (_REGISTRIES[axis].options(chosen[axis]) for axis in AXES)
+    return frozenset({"precision", *AXES, *(option for d in declared for option in d)})
+
+
+def _frozen(value: Any) -> Any:
+    """Lists (from JSON) as tuples, so that a Spec hashes."""
+    return tuple(_frozen(x) for x in value) if isinstance(value, (list, tuple)) else value
 
 
 def resolve(kind: str, options: Mapping[str, Any] = FrozenDict()) -> Spec:
     """The ``Spec`` of kind ``kind`` with ``options``; ValueError naming a bad option."""
     preset = get(kind)
-    given = dict(options)
-    chosen = _chosen(preset, given)
+    given = {key: _frozen(value) for key, value in options.items()}
+    chosen = _chosen(kind, given)
+    for axis in AXES:
+        _REGISTRIES[axis].entry(chosen[axis])  # an unknown name, named
+        given.pop(axis, None)
     precision = given.pop("precision", None)
-    takes = {axis: _takes(axis, chosen[axis]) for axis in AXES}
+    taken = {axis: _REGISTRIES[axis].options(chosen[axis]) for axis in AXES}
     routed: dict[str, dict[str, Any]] = {axis: {} for axis in AXES}
     for key, value in {**preset.defaults, **given}.items():
-        homes = [axis for axis in AXES if key in takes[axis][0]]
+        homes = [axis for axis in AXES if key in taken[axis]]
         if not homes and key in given:
-            accepted = sorted({"precision", *AXES, *(o for t in takes.values() for o in t[0])})
             raise ValueError(
                 f"attention {kind!r} ({' x '.join(chosen[a] for a in AXES)}) does not take "
-                f"option {key!r}; it takes {accepted}"
+                f"option {key!r}; it takes {sorted(takes(kind, chosen))}"
             )
         for axis in homes:
             routed[axis][key] = value
-    for key in takes["positions"][1]:
+    for key in positions.RULES.required(chosen["positions"]):
         if key not in routed["positions"]:
             raise ValueError(f"attention {kind!r}: positions {chosen['positions']!r} needs {key}=")
     rule = positions.factory(chosen["positions"])(**routed["positions"])
@@ -165,38 +157,37 @@ def resolve(kind: str, options: Mapping[str, Any] = FrozenDict()) -> Spec:
     )
 
 
-register(Kind("dot_product", "Vaswani et al. 2017"))
-register(
-    Kind(
-        "local",
-        "sliding window; Beltagy et al. 2020",
-        positions="window",
-        defaults=FrozenDict(window=8),
-    )
+# Names that configs saved before they were renamed: old -> (new, the options it implied).
+RENAMED: Mapping[str, tuple[str, Mapping[str, Any]]] = FrozenDict(
+    luong_local_m=("local_m", FrozenDict()),
+    luong_local_p=("local_p", FrozenDict()),
+    blocked=("band", FrozenDict()),
+    looped=("band", FrozenDict(loop=True)),
 )
+
+
+def renamed_options(kind: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(kind, options)`` of a saved config in today's names: old positions and kernel names
+    (``RENAMED``), and luong's former ``align`` option as its ``positions``."""
+    options = dict(options)
+    if "align" in options and kind == "luong":
+        options["positions"] = options.pop("align")
+    for axis in ("positions", "kernel"):
+        if options.get(axis) in RENAMED:
+            new, implied = RENAMED[options[axis]]
+            options = {**implied, **options, axis: new}
+    return kind, options
+
+
+register(Kind("dot_product", "Vaswani et al. 2017"))
+register(Kind("local", "Beltagy et al. 2020", positions="window", defaults=FrozenDict(window=8)))
 register(
     Kind(
         "local_2d",
-        "2-D neighbourhood; Ramachandran et al. 2019",
+        "Ramachandran et al. 2019",
         positions="window_2d",
         defaults=FrozenDict(window=3),
     )
 )
 register(Kind("additive", "Bahdanau et al. 2014", score="additive", recurrence="bahdanau"))
-register(
-    Kind(
-        "luong",
-        "Luong et al. 2015",
-        defaults=FrozenDict(scale=1.0, window=10),
-        aliases=FrozenDict(
-            align=(
-                "positions",
-                {"global": "global", "local_m": "luong_local_m", "local_p": "luong_local_p"},
-            )
-        ),
-    )
-)
-
-
-def renamed_options(kind, options):  # shim until the kernels branch lands
-    return kind, dict(options)
+register(Kind("luong", "Luong et al. 2015", defaults=FrozenDict(scale=1.0, window=10)))

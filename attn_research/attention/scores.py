@@ -17,7 +17,12 @@ blocks of neighbours (any leading axes are batch axes).
               the tanh (Salimans & Kingma 2016's weight normalization, as TF-Addons)
     concat:   e_ij = v_a^T tanh(W_1 q_i + W_2 k_j) = v_a^T tanh(W_a [q_i; k_j]) (Luong et al. 2015)
 
-To add a score: a module here (or in its own file) and one ``register`` line below.
+A pair function that is a dot product carries its ``dot_scale`` (``dense.ScaledDot``), which
+the kernels that compute dot products only ask for. ``Centre`` is local-p's learned centre
+network (Luong et al. 2015), beside the scores as the other learned piece of an attention.
+
+To add a score: a module here (or in its own file) and one ``register`` line below that
+declares its options.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import kernels
+from attn_research.attention.kernels import dense
 from attn_research.attention.registry import Registry
 
 Array = jnp.ndarray
@@ -48,7 +53,7 @@ def additive_scores(q: Array, k: Array, score_vector: Array) -> Array:
       float32 logits ``[batch..., H, Tq, Tk]``.
     """
     heads, kv_heads = q.shape[-2], k.shape[-2]
-    q_QhgU = kernels.grouped_query(q, kv_heads).astype(jnp.float32)
+    q_QhgU = dense.grouped_query(q, kv_heads).astype(jnp.float32)
     k_KhU = k.astype(jnp.float32)
     features = jnp.tanh(q_QhgU[..., :, None, :, :, :] + k_KhU[..., None, :, :, None, :])
     w_hgU = score_vector.reshape(kv_heads, -1, score_vector.shape[-1]).astype(jnp.float32)
@@ -99,7 +104,7 @@ class Dot(nn.Module):
     def prepare(self, q: Array, k: Array) -> tuple[Array, Array, Pair]:
         depth = q.shape[-1]
         scale = 1.0 / math.sqrt(depth) if self.scale is None else self.scale
-        pair = kernels.ScaledDot(_depth_scaled(scale, depth, self.divide_by_sqrt_depth))
+        pair = dense.ScaledDot(_depth_scaled(scale, depth, self.divide_by_sqrt_depth))
         return _gained(self, q), k, pair
 
 
@@ -107,11 +112,7 @@ class General(nn.Module):
     """``e_ij = scale * q_i^T W_a k_j`` with one ``W_a [D, D]`` per head (Luong et al. 2015).
 
     ``divide_by_sqrt_depth`` (off by default: the paper's score) divides the logits by
-    ``sqrt(D)`` as Vaswani et al. 2017 do for dot products. Unscaled, ``q^T W_a k`` sums D
-    products whose size grows as the keys' norm does in training: the rows' logit ranges grow,
-    the softmax saturates on one key (often a sentence's first or end-of-sentence position,
-    which a bidirectional encoder makes a summary of) and a saturated row passes almost no
-    gradient, so that whether a run escapes depends on its seed.
+    ``sqrt(D)`` as Vaswani et al. 2017 do for dot products (why: docs/attention.md).
     """
 
     scale: float = 1.0
@@ -129,7 +130,7 @@ class General(nn.Module):
         heads, depth = q.shape[-2:]
         w_a = self.param("w_general", _INIT, (heads, depth, depth))
         q = _gained(self, jnp.einsum("...qhd,hde->...qhe", q, w_a))
-        return q, k, kernels.ScaledDot(_depth_scaled(self.scale, depth, self.divide_by_sqrt_depth))
+        return q, k, dense.ScaledDot(_depth_scaled(self.scale, depth, self.divide_by_sqrt_depth))
 
 
 class Additive(nn.Module):
@@ -172,16 +173,51 @@ class Concat(nn.Module):
         return q, k, lambda q_, k_, precision=None: additive_scores(q_, k_, v_a)
 
 
-# Name -> score module class.
+class Centre(nn.Module):
+    """local-p's aligned position ``p_t = S sigmoid(v_p^T tanh(W_p h_t))``, float32 (Luong et
+    al. 2015), or ``S sigmoid(v_p^T tanh(W_p h_t) / sqrt(U))`` with ``divide_by_sqrt_units``.
+
+    ``divide_by_sqrt_units`` is off by default: the paper's formula (why it exists:
+    docs/attention.md).
+
+    ``q [batch..., Tq, H, D]`` and the key mask ``[batch..., H|1, Tq|1, Tk]`` (S counts each
+    row's allowed keys) -> ``[batch..., H, Tq, 1]``. ``p_t / S [batch..., H, Tq]`` is sown as
+    ``position_fraction`` in 'intermediates' (for diagnostics).
+    """
+
+    units: int | None = None
+    divide_by_sqrt_units: bool = False
+
+    @nn.compact
+    def __call__(self, q: Array, mask: Array | None, tk: int) -> Array:
+        heads, depth = q.shape[-2:]
+        units = self.units or depth
+        init = nn.initializers.lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(0,))
+        w_p = self.param("w_position", init, (heads, depth, units))
+        v_p = self.param("v_position", nn.initializers.normal(units**-0.5), (heads, units))
+        hidden = jnp.tanh(jnp.einsum("...qhd,hdu->...qhu", q, w_p).astype(jnp.float32))
+        logit = jnp.einsum("...qhu,hu->...hq", hidden, v_p)
+        if self.divide_by_sqrt_units:
+            logit = logit / jnp.sqrt(jnp.float32(units))
+        fraction = jax.nn.sigmoid(logit)
+        self.sow("intermediates", "position_fraction", fraction)
+        fraction = fraction[..., None]
+        if mask is None:
+            return fraction * jnp.float32(tk)
+        keys = jnp.broadcast_to(mask, (*mask.shape[:-1], tk))  # a [.., Tq, 1] mask pads no key
+        return fraction * jnp.sum(keys, axis=-1, keepdims=True).astype(jnp.float32)
+
+
+# Name -> score module class, with the options (its fields) it takes.
 SCORES: Registry = Registry("score")
 register = SCORES.register
 get = SCORES.__getitem__
 
-
-register("dot", Dot)
-register("general", General)
-register("additive", Additive)
-register("concat", Concat)
+GAINS = ("scale", "divide_by_sqrt_depth", "learned_gain", "gain_init")
+register("dot", Dot, options=GAINS)
+register("general", General, options=GAINS)
+register("additive", Additive, options=("normalize",))
+register("concat", Concat, options=("units",))
 
 
 def has_params(name: str, options: Mapping[str, Any]) -> bool:

@@ -29,6 +29,8 @@ from attn_research.train.paths import path_names
 
 CONFIG_NAME = "config.json"
 T = TypeVar("T")
+
+
 class RunFilesError(FileNotFoundError, ValueError):
     """A file of the workdir that prediction needs is missing, unreadable or damaged; the
     message names it and says what to do."""

@@ -3,7 +3,7 @@
 `describe(config)` checks the config as a run does, builds the mesh, the model and the
 optimizer, and traces the initialization with `jax.eval_shape` (nothing compiled or
 allocated). It reports the resolved config and durations, the parameter count (in all and per
-top-level module), the mesh, and the kernel `auto` picks for each attention (a scanned stack
+top-level module), the mesh, and the kernel `attention.kernels.auto` picks for each attention (a scanned stack
 shares one line). The task's own files go to a temporary directory, not the workdir.
 """
 

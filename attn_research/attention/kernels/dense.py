@@ -1,33 +1,34 @@
-"""The dense, chunked and jax.nn kernels, and the dot-product arithmetic they share.
+"""The dense and chunked kernels, and the dot-product arithmetic the kernels share.
 
 Which positions attend is decided by the callers (a mask, or ``allowed`` computed per chunk)
-and how a pair is scored by ``pair(q, k) -> logits`` (``scores.py``); these functions only
-evaluate ``softmax(pair(q, k) + bias, where=mask) v`` for
-``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]`` with
-``H`` a multiple of ``Hkv`` (grouped-query attention: query head ``h`` reads key/value head
-``h // (H // Hkv)``). Masks and biases already have the logits' rank
-``[batch..., H|1, Tq|1, Tk|1]`` (see ``masks.as_logits_rank``). Logits, softmax and its
+and how a pair is scored by ``pair(q, k) -> logits`` (``scores.py``); these functions
+evaluate ``softmax(pair(q, k) + bias, where=mask) v`` for ``q [batch..., Tq, H, D]``,
+``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]`` with ``H`` a multiple of ``Hkv``
+(grouped-query attention: query head ``h`` reads key/value head ``h // (H // Hkv)``). Masks
+and biases have the logits' rank ``[batch..., H|1, Tq|1, Tk|1]``. Logits, softmax and its
 statistics are float32; rows with no allowed key give zeros.
 
-- ``einsum_attention``: the whole ``[Tq, Tk]`` logits at once, with XLA einsums.
-- ``chunked_attention``: memory-efficient attention (Rabe & Staats 2021, "Self-attention
-  does not need O(n^2) memory"): an online softmax over key chunks inside a scan over
-  query chunks, each step rematerialized in the backward pass.
-- ``jax_nn_attention``: ``jax.nn.dot_product_attention`` (XLA, or cuDNN flash attention on
-  GPU with ``implementation="cudnn"``), for dot-product scores only.
+    dense:    the whole ``[Tq, Tk]`` logits, or ``query_chunk_size`` rows at a time, each chunk
+              rematerialized in the backward pass
+    chunked:  an online softmax over key chunks inside a scan over query chunks (Rabe & Staats
+              2021, "Self-attention does not need O(n^2) memory")
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import jax
 import jax.numpy as jnp
 
+from attn_research.attention import checks, kernels
 from attn_research.attention import masks as masks_lib
-from attn_research.attention import softmax as softmax_lib
+from attn_research.attention.kernels import softmax as softmax_lib
+
+if TYPE_CHECKING:
+    from attn_research.attention.kernels import Problem
 
 Array = jnp.ndarray
 
@@ -52,7 +53,7 @@ def ungroup(out_QhgD: Array) -> Array:
     return out_QhgD.reshape(*out_QhgD.shape[:-3], -1, out_QhgD.shape[-1])
 
 
-def scores(q: Array, k: Array, scale: float, precision: jax.lax.PrecisionLike = None) -> Array:
+def dot_logits(q: Array, k: Array, scale: float, precision: jax.lax.PrecisionLike = None) -> Array:
     """float32 logits ``[..., H, Tq, Tk]`` of ``q k^T * scale``.
 
     Without grouping (``H == Hkv``) this is one 4-D einsum, which XLA fuses with the softmax;
@@ -108,15 +109,38 @@ def weighted_values(weights: Array, v: Array, precision: jax.lax.PrecisionLike =
 
 @dataclasses.dataclass(frozen=True)
 class ScaledDot:
-    """The pair function of dot-product scores, ``scale * q . k`` (see ``scores``).
+    """The pair function of dot-product scores, ``scale * q . k`` (``dot_logits``).
 
-    Kernels that only compute dot products (jax.nn, cuDNN) recognize it by its type.
+    Kernels that compute dot products only ask a pair function for its ``dot_scale``: the
+    scale of a dot product, or None (absent) for any other score.
     """
 
     scale: float
 
+    @property
+    def dot_scale(self) -> float:
+        return self.scale
+
     def __call__(self, q: Array, k: Array, precision: jax.lax.PrecisionLike = None) -> Array:
-        return scores(q, k, self.scale, precision)
+        return dot_logits(q, k, self.scale, precision)
+
+
+def attention_weights(
+    q: Array,
+    k: Array,
+    pair: Callable[..., Array],
+    *,
+    mask: Array | None,
+    bias: Array | None,
+    precision: jax.lax.PrecisionLike = None,
+    weight: Array | None = None,
+) -> Array:
+    """float32 ``softmax(pair(q, k) + bias, where=mask) * weight``, ``[batch..., H, Tq, Tk]``."""
+    logits_HQK = pair(q, k, precision=precision)
+    if bias is not None:
+        logits_HQK = logits_HQK + bias.astype(jnp.float32)
+    weights_HQK = softmax_lib.masked_softmax(logits_HQK, mask)
+    return weights_HQK if weight is None else weights_HQK * weight
 
 
 def einsum_attention(
@@ -131,21 +155,14 @@ def einsum_attention(
     rng: Array | None = None,
     precision: jax.lax.PrecisionLike = None,
     weight: Array | None = None,
-) -> tuple[Array, Array]:
-    """Dense attention with XLA einsums: ``softmax(pair(q, k) + bias, where=mask) * weight``.
-
-    Returns:
-      ``(out [batch..., Tq, H, Dv]`` in ``v.dtype``, ``weights [batch..., H, Tq, Tk]`` float32
-      before dropout).
-    """
-    logits_HQK = pair(q, k, precision=precision)
-    if bias is not None:
-        logits_HQK = logits_HQK + bias.astype(jnp.float32)
-    weights_HQK = softmax_lib.masked_softmax(logits_HQK, mask)
-    if weight is not None:
-        weights_HQK = weights_HQK * weight
+) -> Array:
+    """Dense attention with XLA einsums, ``attention_weights`` (then dropout) times ``v``:
+    ``[batch..., Tq, H, Dv]`` in ``v.dtype``."""
+    weights_HQK = attention_weights(
+        q, k, pair, mask=mask, bias=bias, precision=precision, weight=weight
+    )
     dropped_HQK = softmax_lib.dropout(weights_HQK, dropout_rate, rng)
-    return weighted_values(dropped_HQK, v, precision), weights_HQK
+    return weighted_values(dropped_HQK, v, precision)
 
 
 def split_chunks(x: Array | None, axis: int, size: int, count: int, fill=0) -> Array | None:
@@ -268,64 +285,88 @@ def chunked_attention(
     return ungroup(out).astype(v.dtype)
 
 
-def jax_nn_attention(
+def dense(
+    q: Array, k: Array, v: Array, problem: Problem, *, query_chunk_size: int | None = None
+) -> Array:
+    """All logits at once, or ``query_chunk_size`` query rows at a time (a ``lax.map``)."""
+    tq, tk = q.shape[-3], k.shape[-3]
+    k_pos = jnp.arange(tk)
+
+    def rows(q_c, q_pos, mask, bias, centre, rng):
+        return einsum_attention(
+            q_c,
+            k,
+            v,
+            problem.pair,
+            mask=masks_lib.combine(mask, problem.allowed(q_pos, k_pos, centre)),
+            bias=bias,
+            dropout_rate=problem.dropout_rate,
+            rng=rng,
+            precision=problem.precision,
+            weight=problem.rule.weight(k_pos, centre),
+        )
+
+    q_pos = problem.query_grid(tq)
+    whole = (q_pos, problem.mask, problem.bias, problem.centre)
+    if query_chunk_size is None or query_chunk_size >= tq:
+        return rows(q, *whole, problem.rng)
+    qc = checks.check_positive_int("query_chunk_size", query_chunk_size)
+    nq = math.ceil(tq / qc)
+
+    @jax.checkpoint
+    def one_chunk(xs):
+        q_c, index, *parts = xs
+        parts = [pick(part, full) for part, full in zip(parts, whole)]
+        rng = None if problem.rng is None else jax.random.fold_in(problem.rng, index)
+        return rows(q_c, *parts, rng)
+
+    split = [split_chunks(x, -2, qc, nq) for x in whole]
+    xs = (split_chunks(q, -3, qc, nq), jnp.arange(nq), *split)
+    out = jax.lax.map(one_chunk, xs)  # [nq, ..., qc, H, Dv]
+    out = jnp.moveaxis(out, 0, -4)
+    return out.reshape(*out.shape[:-4], nq * qc, *out.shape[-2:])[..., :tq, :, :]
+
+
+def dense_weights(q: Array, k: Array, problem: Problem) -> Array:
+    """The float32 weights ``[batch..., H, Tq, Tk]`` that the dense kernel forms (no dropout)."""
+    k_pos = jnp.arange(k.shape[-3])
+    return attention_weights(
+        q,
+        k,
+        problem.pair,
+        mask=masks_lib.combine(
+            problem.mask, problem.allowed(problem.query_grid(q.shape[-3]), k_pos, problem.centre)
+        ),
+        bias=problem.bias,
+        precision=problem.precision,
+        weight=problem.rule.weight(k_pos, problem.centre),
+    )
+
+
+def chunked(
     q: Array,
     k: Array,
     v: Array,
+    problem: Problem,
     *,
-    mask: Array | None,
-    bias: Array | None,
-    causal: bool,
-    scale: float,
-    implementation: str | None = None,
-    local_window_size: tuple[int, int] | None = None,
+    key_chunk_size: int = 512,
+    query_chunk_size: int = 1024,
 ) -> Array:
-    """``jax.nn.dot_product_attention`` over flattened batch dims, with fully masked rows zeroed.
-
-    ``implementation=None`` lets jax pick (XLA); ``"cudnn"`` asks for cuDNN flash attention
-    (GPU, half precision). ``local_window_size=(left, right)``: keys ``i - left .. i + right``
-    only (cuDNN: its sliding window, with ``right = 0`` and ``causal``). jax.nn returns the
-    mean of the values for a row with no allowed key; such rows are set to zero here to match
-    the other kernels.
-    """
-    if v.shape[-1] != q.shape[-1]:
-        raise ValueError(
-            f"jax.nn.dot_product_attention needs values as deep as the queries, got "
-            f"{v.shape[-1]} and {q.shape[-1]}: use impl='xla' or 'chunked'"
-        )
-    batch = q.shape[:-3]
-
-    def flat(x):
-        return x.reshape((-1, *x.shape[len(batch) :]))
-
-    # cuDNN takes masks and biases only with the full [Tq, Tk] extent.
-    tail = q.shape[-3], k.shape[-3]
-
-    def flat_logits(x):
-        if x is None:
-            return None
-        full = x.shape[-2:] if implementation != "cudnn" else tail
-        return flat(jnp.broadcast_to(x, (*batch, x.shape[-3], *full)))
-
-    out = jax.nn.dot_product_attention(
-        flat(q),
-        flat(k),
-        flat(v),
-        bias=flat_logits(bias),
-        mask=flat_logits(mask),
-        scale=scale,
-        is_causal=causal,
-        local_window_size=local_window_size,
-        implementation=implementation,
-    ).reshape(*batch, *q.shape[-3:-1], v.shape[-1])
-    if mask is not None:
-        allowed = mask
-        if causal:
-            allowed = allowed & masks_lib.causal_mask(q.shape[-3], k.shape[-3])
-        if local_window_size is not None:
-            q_pos, k_pos = jnp.arange(q.shape[-3])[:, None], jnp.arange(k.shape[-3])
-            left, right = local_window_size
-            allowed = allowed & (k_pos >= q_pos - left) & (k_pos <= q_pos + right)
-        has_key_HQ = jnp.any(allowed, axis=-1)  # [..., H|1, Tq|1]
-        out = jnp.where(jnp.swapaxes(has_key_HQ, -1, -2)[..., None], out, 0)
-    return out
+    """Online softmax over ``key_chunk_size`` keys in ``query_chunk_size`` query chunks."""
+    kernels.refuse("chunked", problem, query_positions=True)
+    for name, size in (("key_chunk_size", key_chunk_size), ("query_chunk_size", query_chunk_size)):
+        checks.check_positive_int(name, size)
+    return chunked_attention(
+        q,
+        k,
+        v,
+        problem.pair,
+        mask=problem.mask,
+        bias=problem.bias,
+        allowed=lambda q_pos, k_pos: problem.allowed(q_pos, k_pos, None),
+        dropout_rate=problem.dropout_rate,
+        rng=problem.rng,
+        key_chunk_size=key_chunk_size,
+        query_chunk_size=query_chunk_size,
+        precision=problem.precision,
+    )

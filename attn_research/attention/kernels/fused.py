@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 
-from attn_research.attention import kernels
-
 if TYPE_CHECKING:
-    from attn_research.attention.compute import Problem
+    from attn_research.attention.kernels import Problem
 
 Array = jnp.ndarray
 Reach = tuple[int | None, int | None]
@@ -26,12 +24,12 @@ Reach = tuple[int | None, int | None]
 def refusal(problem: Problem) -> str | None:
     """Why a fused dot-product band kernel cannot compute ``problem``, or None (the rule is the
     kernel's own question)."""
-    if not isinstance(problem.pair, kernels.ScaledDot):
-        return "computes dot-product scores only: use kernel='dense' (or 'looped' for a band)"
+    if problem.dot_scale is None:
+        return "computes dot-product scores only: use kernel='dense' (or 'band' for a band)"
     if problem.bias is not None:
         return "takes no logits bias: use kernel='dense'"
     if problem.dropout_rate > 0.0:
-        return "has no attention dropout: use 'dense', 'chunked' or 'looped'"
+        return "has no attention dropout: use 'dense', 'chunked' or 'band'"
     if problem.query_positions is not None:
         return "takes query positions 0 .. Tq - 1 only; for a decoding step use kernel='dense'"
     mask = problem.mask

@@ -9,7 +9,7 @@ saved log-sum-exp in separate dK/dV and dQ passes over the same blocks. It evalu
     out_i = sum_j softmax_j(scale * q_i . k_j, where=allowed_ij) v_j,
     allowed_ij = (i - left <= j <= i + right) AND segment(q_i) == segment(k_j),
 
-with the rule's reach (``positions.Positions.reach``: global, causal or a 1-D window) as a
+with the rule's reach (``Rule.reach``: global, causal or a 1-D window) as a
 lazy ``FullMask``, ``CausalMask`` or ``LocalMask``, and the caller's padding as segment ids
 (valid keys 1, padded keys 0, padded queries 2). Lengths are padded to whole blocks in the
 same way. Grouped queries (``Hkv < H``) run its MQA form, once per key/value head. Rows that
@@ -30,10 +30,11 @@ import jax
 import jax.numpy as jnp
 from jax.experimental.pallas.ops.tpu import splash_attention as splash_lib
 
-from attn_research.attention import checks, fused
+from attn_research.attention import checks
+from attn_research.attention.kernels import fused
 
 if TYPE_CHECKING:
-    from attn_research.attention.compute import Problem
+    from attn_research.attention.kernels import Problem
 
 Array = jnp.ndarray
 
@@ -51,7 +52,7 @@ def refusal(problem: Problem) -> str | None:
     if why is None and problem.rule.reach() is None:
         why = (
             f"follows global, causal and 1-D window rules (its masks), not "
-            f"{problem.rule.name!r}: use kernel='looped' for a 2-D window, 'dense' otherwise"
+            f"{problem.rule.name!r}: use kernel='band' for a 2-D window, 'dense' otherwise"
         )
     if why is None and problem.mask is not None and problem.mask.shape[-3] > 1:
         why = (
@@ -139,7 +140,7 @@ def splash(
             q=jnp.pad(jnp.where(queries[:, 0], 1, 2), ((0, 0), (0, n_q - tq)), constant_values=2),
             kv=jnp.pad(keys[:, 0].astype(jnp.int32), ((0, 0), (0, n_k - tk))),
         )
-    scaled = q * jnp.asarray(problem.pair.scale, q.dtype)
+    scaled = q * jnp.asarray(problem.dot_scale, q.dtype)
     q_, k_, v_ = _heads_first(scaled, n_q), _heads_first(k, n_k), _heads_first(v, n_k)
 
     group = heads // kv_heads

@@ -8,7 +8,7 @@ It evaluates
 as FlashAttention-2 does with a sliding window (Dao 2023): one program per block of ``block_q``
 queries, with a running max ``m_i`` and sum ``l_i`` in float32, looping only over the key
 blocks within the rule's span ``i - left <= j <= i + right`` (``span``): the rule's reach
-(``positions.Positions.reach``: global, causal, ``window(left, right)``), or for a ``k_r x k_c``
+(``Rule.reach``: global, causal, ``window(left, right)``), or for a ``k_r x k_c``
 neighbourhood on a row-major grid of ``C`` columns, ``(k_r // 2) C + k_c // 2`` each way,
 within which ``rule.allowed`` keeps the neighbours. It saves the output and
 ``L_i = m_i + log l_i``; the backward pass rebuilds ``P = exp(S - L)`` and applies
@@ -41,10 +41,12 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from attn_research.attention import checks, fused, positions
+from attn_research.attention import checks
+from attn_research.attention.kernels import fused
 
 if TYPE_CHECKING:
-    from attn_research.attention.compute import Problem
+    from attn_research.attention.kernels import Problem
+    from attn_research.attention.positions import Rule
 
 Array = jnp.ndarray
 
@@ -60,16 +62,16 @@ def _pow2(n: int) -> int:
 
 def span(problem: Problem, tq: int, tk: int) -> fused.Reach | None:
     """How far along the sequence a query's keys can lie, ``(left, right)`` (None = unbounded):
-    the rule's reach, or for a neighbourhood of ``(r_rows, r_cols)`` on a row-major grid of
-    ``cols`` columns, ``r_rows * cols + r_cols`` each way. None: no span bounds the rule."""
+    the rule's reach, or for a band of ``(r_rows, r_cols)`` on a row-major grid of ``cols``
+    columns, ``r_rows * cols + r_cols`` each way. None: no span bounds the rule."""
     rule = problem.rule
     if rule.reach() is not None or rule.predicts_centre:
         return rule.reach()
-    geo = rule.neighbourhood(tq, tk, problem.grid, None)
-    if geo is None or len(geo.windows) != 2:
+    band = rule.band(tq, tk, problem.grid)
+    if band is None or len(band.reach) != 2:
         return None
-    (up, down), (left, right) = geo.windows
-    cols = geo.k_grid[1]
+    (up, down), (left, right) = band.reach
+    cols = band.k_grid[1]
     return up * cols + left, down * cols + right
 
 
@@ -90,7 +92,7 @@ class _Band:
     and which keys each query may see (``rule.allowed`` on the ``grid``, within a block)."""
 
     span: fused.Reach
-    rule: positions.Positions
+    rule: Rule
     grid: tuple[int, int] | None
 
     def key_blocks(self, i, bq: int, bk: int, nk: int):
@@ -364,7 +366,7 @@ def pallas_band(
         _pad(v, n_k, _pow2(depth_v)),
         rows,
         keys,
-        float(problem.pair.scale),
+        float(problem.dot_scale),
         _Band(span(problem, tq, tk), problem.rule, problem.grid),
         (bq, bk, bqb, bkb),
         interpret,

@@ -1,4 +1,4 @@
-"""Softmax over keys with masking, and attention dropout, shared by every kind.
+"""Softmax over keys with masking, and attention dropout, shared by the kernels.
 
 Statistics are kept in float32 whatever the input dtype, and a query row whose keys are
 all masked gets weights of exactly zero (so its output is zero and its gradients are
@@ -36,16 +36,9 @@ def masked_softmax(logits: Array, mask: Array | None) -> Array:
     return weights * jnp.any(mask, axis=-1, keepdims=True)
 
 
-def check_dropout(dropout_rate: float, rng: Array | None) -> None:
-    """Raises ValueError unless ``0 <= dropout_rate < 1`` and an rng is given when it is > 0."""
-    if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}")
-    if dropout_rate > 0.0 and rng is None:
-        raise ValueError("dropout_rate > 0 needs rng (a jax.random key)")
-
-
 def dropout(weights: Array, rate: float, rng: Array | None) -> Array:
-    """Inverted dropout on attention weights: each weight kept with prob ``1 - rate``, scaled by ``1/(1 - rate)``."""
+    """Inverted dropout on attention weights: each kept with probability ``1 - rate``, scaled
+    by ``1 / (1 - rate)``."""
     if rate == 0.0:
         return weights
     keep = jax.random.bernoulli(rng, 1.0 - rate, weights.shape)

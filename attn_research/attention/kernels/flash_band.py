@@ -1,6 +1,7 @@
-"""The flash_band kernel: dot-product attention over a 1-D window, with a flash-style backward.
+"""The flash_band kernel: dot-product attention over a 1-D band, with a flash-style backward.
 
-It computes what the looped kernel computes for ``positions.Window`` and dot-product scores,
+It computes what the band kernel (``loop=True``) computes for a rule that is a band on a
+sequence (``Rule.band``, a window) and dot-product scores,
 
     out_i = sum_j softmax_j(scale * q_i . k_j, where=allowed_ij) v_j,
     allowed_ij = (i - left <= j <= i + right) AND the caller's padding mask,
@@ -18,15 +19,14 @@ in a ``lax.scan`` along the sequence. A step adds its slab's ``dK``, ``dV`` to t
 slab reaches them) and hands the rest on. Beyond copies of the inputs in the layouts below and
 the output, O(T), the temporaries are a few ``[B, H, b, b + left + right]`` blocks.
 
-The operands are laid out for XLA's CPU dot: its batched matmuls run on one core, and several
-times faster when the contracted axis is the major one of the left operand (README, "Attention
-benchmark"). Queries are held as ``[B, H, D, T]``, keys both as ``[B, H, D, T]`` and
+The operands are laid out for XLA's CPU dot: its batched matmuls run on one core, and faster
+when the contracted axis is the major one of the left operand (docs/kernels.md). Queries are held as ``[B, H, D, T]``, keys both as ``[B, H, D, T]`` and
 ``[B, H, T, D]``, values as ``[B, H, T, D]``, and every matmul below is of the form
 ``[K, M] x [N, K] -> [M, N]`` or the logits' ``[K, M] x [K, N] -> [N, M]``.
 
 Layouts in and out: ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``,
 ``v [batch..., Tk, Hkv, Dv]`` (grouped-query keys and values are repeated to the ``H`` heads);
-masks as the blocked kernel takes them (key padding
+masks as the band kernel takes them (key padding
 ``[..., H|1, 1, Tk]`` or query padding ``[..., H|1, Tq, 1]``, True = may attend). Rows with no
 allowed key give zeros.
 """
@@ -35,11 +35,16 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 
-from attn_research.attention import softmax as softmax_lib
+from attn_research.attention.kernels import band as band_lib
+from attn_research.attention.kernels import softmax as softmax_lib
+
+if TYPE_CHECKING:
+    from attn_research.attention.kernels import Problem
 
 Array = jnp.ndarray
 
@@ -215,3 +220,35 @@ def flash_band_attention(
     out = out.reshape(*out.shape[:-2], n * b)[..., :tq]  # [B, H, Dv, Tq]
     out = jnp.transpose(out, (0, 3, 1, 2))  # [B, Tq, H, Dv]
     return out.reshape(*batch, tq, heads, v.shape[-1])
+
+
+def refusal(problem: Problem, tq: int, tk: int) -> str | None:
+    """Why flash_band cannot compute ``problem`` (apart from what every band kernel refuses),
+    or None."""
+    if problem.dot_scale is None:
+        return "computes dot-product scores only"
+    band = problem.rule.band(tq, tk, problem.grid)
+    if band is not None and len(band.q_grid) != 1:
+        return f"follows a band on a sequence only, not {problem.rule.name!r} on a grid"
+    if problem.dropout_rate > 0.0:
+        return "has no attention dropout: use 'band'"
+    return None
+
+
+def flash_band(q: Array, k: Array, v: Array, problem: Problem, *, block_size: int | None = None):
+    """The rule's band of dot products on a sequence, ``block_size`` queries at a time (None:
+    the band kernel's default with ``loop=True``)."""
+    why = refusal(problem, q.shape[-3], k.shape[-3])
+    if why is not None:
+        raise ValueError(f"kernel 'flash_band' {why}")
+    geo = band_lib.neighbourhood("flash_band", q, k, problem, block_size, loop=True)
+    return flash_band_attention(
+        q,
+        k,
+        v,
+        window=geo.windows[0],
+        block=geo.blocks[0],
+        scale=problem.dot_scale,
+        mask=problem.mask,
+        precision=problem.precision,
+    )

@@ -1,10 +1,10 @@
-"""The band kernels that run one query block at a time: looped (local and local_2d, any score)
-and flash_band (local with dot-product scores, a hand-written backward).
+"""The band kernels that run one query block at a time: band with loop=True (local and
+local_2d, any score) and flash_band (local with dot-product scores, a hand-written backward).
 
 Forward and gradients against the dense masked float64 references (gradients by central
-differences along random directions) and against the vectorized blocked kernel, at lengths
-that blocks divide and lengths that they do not, with padding and causal windows; other
-scores; bfloat16; the looped kernel's compiled memory, which must not grow with the length;
+differences along random directions) and against the vectorized band kernel (loop=False), at
+lengths that blocks divide and lengths that they do not, with padding and causal windows; other
+scores; bfloat16; the looping kernel's compiled memory, which must not grow with the length;
 what each refuses; and what ``auto`` picks.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from attention_modules import flat
 
-from attn_research.attention import MultiHeadAttention, attend, compute, positions
+from attn_research.attention import MultiHeadAttention, attend, kernels, positions, resolve
 
 
 def _qkv(seed, batch, tq, tk, heads, kv_heads, depth=4, value_depth=3):
@@ -40,14 +40,19 @@ def _out_and_grads(kernel, q, k, v, mask, probe, **options):
     return out, grads
 
 
-def _check(q, k, v, mask, reference, kernel="looped", **options):
-    """``kernel`` = the float64 reference (forward, directional derivatives) = blocked (both)."""
+LOOP = ("band", {"loop": True})
+
+
+def _check(q, k, v, mask, reference, kernel=LOOP, **options):
+    """``kernel`` (name, options) = the float64 reference (forward, directional derivatives) =
+    the band kernel with loop=False (both)."""
     probe = ref.normal(np.random.default_rng(9), *q.shape[:-1], v.shape[-1])
-    out, grads = _out_and_grads(kernel, q, k, v, mask, probe, **options)
+    name, kernel_options = kernel
+    out, grads = _out_and_grads(name, q, k, v, mask, probe, **kernel_options, **options)
     expected = reference(q, k, v)
     assert out.shape == expected.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
-    blocked_out, blocked_grads = _out_and_grads("blocked", q, k, v, mask, probe, **options)
+    blocked_out, blocked_grads = _out_and_grads("band", q, k, v, mask, probe, **options)
     np.testing.assert_allclose(out, blocked_out, atol=1e-6, rtol=1e-5)
     for which, (grad, blocked_grad) in enumerate(zip(grads, blocked_grads)):
         np.testing.assert_allclose(grad, blocked_grad, atol=1e-5, rtol=1e-4, err_msg=f"arg {which}")
@@ -80,9 +85,9 @@ LOCAL_CASES = {
 }
 
 
-@pytest.mark.parametrize("kernel", ["looped", "flash_band"])
+@pytest.mark.parametrize("kernel", [LOOP, ("flash_band", {})], ids=["loop", "flash_band"])
 @pytest.mark.parametrize("case", list(LOCAL_CASES))
-def test_band_kernels_local_equal_reference_and_blocked(case, kernel):
+def test_band_kernels_local_equal_reference_and_unlooped(case, kernel):
     tq, tk, window, causal, block_size, heads, kv_heads, batch, mask_shape = LOCAL_CASES[case]
     q, k, v = _qkv(0, batch, tq, tk, heads, kv_heads)
     mask = None if mask_shape is None else np.random.default_rng(1).random(mask_shape) < 0.7
@@ -98,7 +103,7 @@ def test_band_kernels_local_equal_reference_and_blocked(case, kernel):
 
 def test_flash_band_in_bfloat16_keeps_float32_logits():
     """bf16 q, k, v: the output is the float64 reference on the rounded inputs, to bf16's
-    precision, and the gradients are those of the float32 blocked kernel on the same inputs."""
+    precision, and the gradients are those of the float32 band kernel on the same inputs."""
     q, k, v = (x.astype(jnp.bfloat16) for x in _qkv(5, (2,), 40, 40, 2, 2, depth=16))
     options = {"kind": "local", "window": (6, 3), "block_size": 8}
     probe = ref.normal(np.random.default_rng(6), 2, 40, 2, 3)
@@ -107,7 +112,7 @@ def test_flash_band_in_bfloat16_keeps_float32_logits():
     wide = [np.asarray(x, np.float32) for x in (q, k, v)]
     expected = ref.local(*wide, left=6, right=3)[0]
     np.testing.assert_allclose(np.asarray(out, np.float32), expected, atol=2e-2, rtol=2e-2)
-    _, wide_grads = _out_and_grads("blocked", *wide, None, probe, **options)
+    _, wide_grads = _out_and_grads("band", *wide, None, probe, **options)
     for grad, wide_grad in zip(grads, wide_grads):
         np.testing.assert_allclose(np.asarray(grad, np.float32), wide_grad, atol=3e-2, rtol=3e-2)
 
@@ -122,7 +127,7 @@ LOCAL_2D_CASES = {
 
 
 @pytest.mark.parametrize("case", list(LOCAL_2D_CASES))
-def test_looped_local_2d_equals_reference_and_blocked(case):
+def test_loop_local_2d_equals_reference_and_unlooped(case):
     grid, window, block_size, heads, kv_heads, batch, mask_shape = LOCAL_2D_CASES[case]
     tokens = grid[0] * grid[1]
     q, k, v = _qkv(2, batch, tokens, tokens, heads, kv_heads)
@@ -137,12 +142,12 @@ def test_looped_local_2d_equals_reference_and_blocked(case):
 
 
 @pytest.mark.parametrize("score", ["additive", "general"])
-def test_looped_takes_any_score(score):
+def test_loop_takes_any_score(score):
     """e_ij = w^T tanh(q_i + k_j) or q_i^T W_a k_j in a (3, 2) window, 2 query blocks of 8."""
     batch, tokens, features, heads = 2, 13, 8, 2
     x = ref.normal(np.random.default_rng(4), batch, tokens, features)
-    options = {"window": (3, 2), "score": score, "kernel": "looped", "block_size": 8}
-    layer = MultiHeadAttention(num_heads=heads, kind="local", options=options)
+    options = {"window": (3, 2), "score": score, "kernel": "band", "loop": True, "block_size": 8}
+    layer = MultiHeadAttention(num_heads=heads, attention=resolve("local", options))
     params = jax.jit(layer.init)(jax.random.key(0), x)["params"]
     out = jax.jit(layer.apply)({"params": params}, x)
     p = flat(params["attention"])
@@ -156,12 +161,12 @@ def test_looped_takes_any_score(score):
     np.testing.assert_allclose(out, ref.multi_head(params, x, x, reference), atol=1e-5, rtol=1e-5)
 
 
-def _temp_bytes(tokens, kernel, kind, **options):
+def _temp_bytes(tokens, kind, **options):
     """XLA's temporary bytes of the compiled fwd+bwd of ``<attention, c>``."""
     x = jax.ShapeDtypeStruct((1, tokens, 2, 16), jnp.float32)
 
     def loss(q, k, v, c):
-        return jnp.vdot(attend(q, k, v, kind=kind, kernel=kernel, **options), c)
+        return jnp.vdot(attend(q, k, v, kind=kind, kernel="band", **options), c)
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(x, x, x, x).compile()
     return grad.memory_analysis().temp_size_in_bytes
@@ -171,12 +176,12 @@ def _temp_bytes(tokens, kernel, kind, **options):
     "kind, short, long, options",
     [("local", 1024, 8192, {"window": (32, 32)}), ("local_2d", 16 * 16, 48 * 48, {"window": 5})],
 )
-def test_looped_temporaries_do_not_grow_with_the_length(kind, short, long, options):
+def test_loop_temporaries_do_not_grow_with_the_length(kind, short, long, options):
     def grid(tokens):
         return {"grid": (int(tokens**0.5),) * 2} if kind == "local_2d" else {}
 
-    looped = [_temp_bytes(t, "looped", kind, **options, **grid(t)) for t in (short, long)]
-    blocked = [_temp_bytes(t, "blocked", kind, **options, **grid(t)) for t in (short, long)]
+    looped = [_temp_bytes(t, kind, loop=True, **options, **grid(t)) for t in (short, long)]
+    blocked = [_temp_bytes(t, kind, **options, **grid(t)) for t in (short, long)]
     assert blocked[1] > 4 * blocked[0], blocked  # the vectorized band grows with the length
     assert looped[1] < blocked[1] / 10, (looped, blocked)
     # A step holds a block of positions, or of whole rows of a grid (3 times as long here).
@@ -185,23 +190,23 @@ def test_looped_temporaries_do_not_grow_with_the_length(kind, short, long, optio
 
 
 def test_auto_runs_long_bands_one_block_at_a_time_on_a_cpu():
-    """Dot products in a 1-D window: flash_band, or looped where its layout copies would be
+    """Dot products in a 1-D window: flash_band, or band with loop=True where its layout copies would be
     large (1 GiB of queries) or where it cannot go (dropout, other scores, a 2-D window)."""
     long = jax.ShapeDtypeStruct((1, 16384, 4, 64), jnp.float32)
-    problem = compute.Problem(compute.kernels.ScaledDot(0.125), positions.window(128))
-    name, options, why = compute.choose(long, long, long, problem)
+    problem = kernels.Problem(kernels.dense.ScaledDot(0.125), positions.window(128))
+    name, options, why = kernels.choose(long, long, long, problem)
     assert (name, options) == ("flash_band", {}) and "flash backward" in why
     huge = jax.ShapeDtypeStruct((1, 1 << 20, 4, 64), jnp.float32)
-    name, options, why = compute.choose(huge, huge, huge, problem)
-    assert (name, options) == ("looped", {}) and "one block at a time" in why
+    name, options, why = kernels.choose(huge, huge, huge, problem)
+    assert (name, options) == ("band", {"loop": True}) and "one block at a time" in why
     dropout = dataclasses.replace(problem, dropout_rate=0.1)
-    assert compute.choose(long, long, long, dropout)[0] == "looped"
+    assert kernels.choose(long, long, long, dropout)[:2] == LOOP
     additive = dataclasses.replace(problem, pair=lambda q, k, precision=None: None)
-    assert compute.choose(long, long, long, additive)[0] == "looped"
-    grid = compute.Problem(problem.pair, positions.Window2D((7, 7)), grid=(128, 128))
-    assert compute.choose(long, long, long, grid)[0] == "looped"
+    assert kernels.choose(long, long, long, additive)[:2] == LOOP
+    grid = kernels.Problem(problem.pair, positions.Window2D((7, 7)), grid=(128, 128))
+    assert kernels.choose(long, long, long, grid)[:2] == LOOP
     small = jax.ShapeDtypeStruct((1, 64, 2, 8), jnp.float32)
-    assert compute.choose(small, small, small, problem)[0] == "blocked"
+    assert kernels.choose(small, small, small, problem)[:2] == ("band", {"loop": False})
 
 
 QKV = tuple(np.ones((1, 8, 2, 4), np.float32) for _ in range(3))
@@ -210,24 +215,24 @@ QKV = tuple(np.ones((1, 8, 2, 4), np.float32) for _ in range(3))
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"mask": np.ones((1, 1, 8, 8), bool)}, "the looped kernel takes key-padding"),
-        ({"bias": np.zeros((1, 1, 8, 8), np.float32)}, "'looped' takes no logits bias"),
-        ({"kind": "dot_product"}, "the looped kernel needs a band of positions"),
+        ({"mask": np.ones((1, 1, 8, 8), bool)}, "the band kernel takes key-padding"),
+        ({"bias": np.zeros((1, 1, 8, 8), np.float32)}, "'band' takes no logits bias"),
+        ({"kind": "dot_product"}, "the band kernel needs a band of positions"),
     ],
     ids=["dense_mask", "bias", "global"],
 )
-def test_looped_refuses_what_it_cannot_compute(options, message):
+def test_loop_refuses_what_it_cannot_compute(options, message):
     options = {"kind": "local", "window": 2, **options}
     if options["kind"] == "dot_product":
         del options["window"]
     with pytest.raises(ValueError, match=message):
-        attend(*QKV, kernel="looped", **options)
+        attend(*QKV, kernel="band", loop=True, **options)
 
 
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"kind": "local_2d", "grid": (2, 4), "window": 3}, "follows a 1-D window only"),
+        ({"kind": "local_2d", "grid": (2, 4), "window": 3}, "follows a band on a sequence only"),
         ({"dropout_rate": 0.1, "rng": jax.random.key(0)}, "'flash_band' has no attention dropout"),
         ({"mask": np.ones((1, 1, 8, 8), bool)}, "the flash_band kernel takes key-padding"),
     ],
@@ -241,6 +246,6 @@ def test_flash_band_refuses_what_it_cannot_compute(options, message):
 
 def test_flash_band_refuses_scores_other_than_dot_products():
     options = {"window": 2, "score": "additive", "kernel": "flash_band"}
-    layer = MultiHeadAttention(num_heads=2, kind="local", options=options)
+    layer = MultiHeadAttention(num_heads=2, attention=resolve("local", options))
     with pytest.raises(ValueError, match="'flash_band' computes dot-product scores only"):
         layer.init(jax.random.key(0), np.ones((1, 8, 8), np.float32))

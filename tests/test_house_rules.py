@@ -6,8 +6,6 @@ import ast
 import importlib
 import pathlib
 
-import pytest
-
 _ROOT = pathlib.Path(__file__).resolve().parent.parent
 _LIBRARY = _ROOT / "attn_research"
 
@@ -205,9 +203,6 @@ def test_no_model_or_task_compares_an_attention_name():
     assert not found, "ask the attention a question instead:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(
-    strict=False, reason="issue 34: passes once the attention/ restructuring is merged"
-)
 def test_the_attention_library_uses_no_reflection():
     found = []
     for path in sorted((_LIBRARY / "attention").rglob("*.py")):
@@ -224,9 +219,6 @@ def test_the_attention_library_uses_no_reflection():
     assert not found, "inspect in attention/: " + ", ".join(found)
 
 
-@pytest.mark.xfail(
-    strict=False, reason="issue 34: passes once the attention/kernels/ package is merged"
-)
 def test_the_attention_package_is_small():
     attention = _LIBRARY / "attention"
     modules = sorted(p.name for p in attention.glob("*.py") if p.name != "__init__.py")

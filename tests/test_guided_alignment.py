@@ -184,18 +184,21 @@ def test_loss_formula_matches_numpy():
 
 
 @pytest.mark.parametrize(
-    "arg, layer, heads",
+    "arg, layer, heads, shift",
     [
-        (TINY_GUIDED["rnn_bahdanau"], -1, 1),
-        (TINY_GUIDED["rnn_luong"], 0, 1),
-        (TINY_GUIDED["transformer"], 0, 2),  # the first of 2 layers, its 2 heads averaged
+        (TINY_GUIDED["rnn_bahdanau"], -1, 1, 0),
+        (TINY_GUIDED["rnn_luong"], 0, 1, 0),
+        (TINY_GUIDED["rnn_luong"], 0, 1, 1),  # the row where the word is the decoder's input
+        (TINY_GUIDED["transformer"], 0, 2, 0),  # the first of 2 layers, its 2 heads averaged
+        (TINY_GUIDED["transformer"], 1, 1, 1),
     ],
 )
-def test_guided_train_step_supervises_the_chosen_attention(arg, layer, heads):
+def test_guided_train_step_supervises_the_chosen_attention(arg, layer, heads, shift):
     config = translate.get_config(arg)
     if config.model.name == "transformer":
         config.model.num_layers = 2
     config.loss.alignment_layer, config.loss.alignment_heads = layer, heads
+    config.loss.alignment_shift = shift
     task = TranslationTask()
     model = task.make_model(config)
     rng = np.random.default_rng(1)
@@ -214,7 +217,8 @@ def test_guided_train_step_supervises_the_chosen_attention(arg, layer, heads):
     # The evaluation's read of the attention (no dropout in the tiny configs).
     maps = model.attention_maps(params, source, target_in)
     attention = np.asarray(maps[layer].weights, np.float64)[:, :heads].mean(1)
-    expected = _numpy_alignment_loss(attention, targets)
+    # Row t + shift of the attention learns target word t's links.
+    expected = _numpy_alignment_loss(attention[:, shift:], targets[:, : targets.shape[1] - shift])
     np.testing.assert_allclose(metrics["alignment_loss"], expected, rtol=1e-5)
     config.loss.alignment_weight = 0.0
     plain, plain_metrics = jax.jit(loss_fn)(params)
@@ -277,6 +281,7 @@ def test_guided_run_logs_its_alignment_loss(cache_dir, tmp_path):
         ("attention=none,tiny,guided", {}, "no attention to supervise"),
         ("tiny,guided", dict(alignment_layer=1), "alignment_layer: 1 is not one of the model's 1"),
         ("model=transformer,tiny,guided", dict(alignment_heads=3), "alignment_heads: want 1 .. 2"),
+        ("tiny,guided", dict(alignment_shift=2), "alignment_shift: 0 .* or 1 .*, got 2"),
     ],
 )
 def test_bad_guided_config_is_a_clear_error(arg, override, message, cache_dir):

@@ -14,11 +14,12 @@ batch's ``alignment`` targets (``data.translation_pipeline``: for target piece t
 the source pieces of the source words linked to t's word). Target positions without a link
 contribute nothing and are not counted.
 
-Step convention: row t of the attention is the one computed while the decoder predicts
-``target_out[t]`` (its input is ``target_in[t]``, the token before), and it is supervised with
-the links of ``target_out[t]``'s word. This is the attention that the evaluation's AER reads
-(``tasks.translation_attention``). Shift-Att (Chen et al. 2020) reads a word's alignment one
-step later, where the word is the decoder's input; that is a read-out, not this loss.
+Step convention (``config.loss.alignment_shift`` k): row t + k of the attention is supervised
+with the links of ``target_out[t]``'s word. k = 0: the attention computed while the decoder
+predicts the word (its input is the token before), the one the evaluation's AER reads
+(``tasks.translation_attention``). k = 1: the attention at the step where the word is the
+decoder's input, so that its query has read the word it aligns; the Shift-Att read-out (Chen et
+al. 2020, whose Shift-AET trains on these rows) reads it.
 
 A weight the softmax cannot reach (a linked source piece outside a local attention's window)
 is clamped at `MIN_WEIGHT` before the logarithm: the loss stays finite and that term has no
@@ -36,6 +37,13 @@ MIN_WEIGHT = 1e-9
 def supervised_attention(weights_LBHTS: jax.Array, layer: int, heads: int) -> jax.Array:
     """``[B, T, S]`` float32: layer `layer`'s first `heads` heads, averaged."""
     return weights_LBHTS[layer, :, :heads].astype(jnp.float32).mean(axis=1)
+
+
+def shifted(targets_BTS: jax.Array, shift: int) -> jax.Array:
+    """The targets moved ``shift`` rows later: row t + shift holds row t's links (the last
+    ``shift`` rows' links fall off the end)."""
+    padded = jnp.pad(targets_BTS, ((0, 0), (shift, 0), (0, 0)))
+    return padded[:, : targets_BTS.shape[1]]
 
 
 def alignment_loss(attention_BTS: jax.Array, targets_BTS: jax.Array) -> jax.Array:

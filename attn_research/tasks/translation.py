@@ -8,8 +8,8 @@ Config sections (see `experiments/configs/translate.py`):
   of the train batches (`data/translation_pipeline.py`), `eval_split`;
 - `config.loss`: `label_smoothing` ε of the per-token cross-entropy (0: none); guided alignment
   (`tasks.guided_alignment`), off at `alignment_weight` 0: the weight of a cross-entropy between
-  the attention of decoder layer `alignment_layer` (its first `alignment_heads` heads averaged)
-  and a statistical aligner's links, added to the train loss (the eval loss stays the
+  the attention of decoder layer `alignment_layer` (its first `alignment_heads` heads averaged;
+  `alignment_shift` rows later) and a statistical aligner's links, added to the train loss (the eval loss stays the
   translation loss, comparable across runs);
 - `config.decode`: beam search (`beam_size`, `alpha`; beam_size 1 is greedy), the maximum
   output length ``max_len_ratio * source_pieces + max_len_offset``, the pieces before EOS is
@@ -116,6 +116,11 @@ class TranslationTask(tasks.Task):
         if config.loss.alignment_weight < 0:
             raise ValueError(
                 f"config.loss.alignment_weight: must be >= 0, got {config.loss.alignment_weight}"
+            )
+        if config.loss.alignment_shift not in (0, 1):
+            raise ValueError(
+                "config.loss.alignment_shift: 0 (the row that predicts a word) or 1 (the row "
+                f"where it is the decoder's input), got {config.loss.alignment_shift}"
             )
         if config.loss.alignment_weight > 0:
             self._check_guided(model, config)
@@ -255,7 +260,8 @@ class TranslationTask(tasks.Task):
                 weights_LBHTS, config.loss.alignment_layer, config.loss.alignment_heads
             )
             metrics["alignment_loss"] = guided_alignment.alignment_loss(
-                attention_BTS, batch["alignment"]
+                attention_BTS,
+                guided_alignment.shifted(batch["alignment"], config.loss.alignment_shift),
             )
             loss = loss + config.loss.alignment_weight * metrics["alignment_loss"]
         return loss, metrics

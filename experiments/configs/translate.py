@@ -216,6 +216,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.loss.alignment_weight = GUIDED_WEIGHTS[arg.model] if arg.guided else 0.0
     config.loss.alignment_layer = -1  # the supervised decoder layer
     config.loss.alignment_heads = 1  # its first heads, as fairseq's --alignment-heads
+    config.loss.alignment_shift = 0  # 1: supervise the row where the word is the input
     config.batch_size = 16 if arg.tiny else (64 if joined else 32)
     if arg.tiny:
         config.total_steps = 30

@@ -144,7 +144,7 @@ def resolve(kind: str, options: Mapping[str, Any] = FrozenDict()) -> Spec:
     )
 
 
-# Names that configs saved before they were renamed: old -> (new, the options it implied).
+# Names that saved configs may hold for a positions rule or kernel: old -> (new, its options).
 RENAMED: Mapping[str, tuple[str, Mapping[str, Any]]] = FrozenDict(
     luong_local_m=("local_m", FrozenDict()),
     luong_local_p=("local_p", FrozenDict()),
@@ -154,8 +154,8 @@ RENAMED: Mapping[str, tuple[str, Mapping[str, Any]]] = FrozenDict(
 
 
 def renamed_options(kind: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``(kind, options)`` of a saved config in today's names: old positions and kernel names
-    (``RENAMED``), and luong's former ``align`` option as its ``positions``."""
+    """``(kind, options)`` of a saved config in the registries' names: old positions and kernel
+    names (``RENAMED``), and luong's ``align`` option as its ``positions``."""
     options = dict(options)
     if "align" in options and kind == "luong":
         options["positions"] = options.pop("align")

@@ -36,7 +36,7 @@ def make_decoder(
     """The jitted ``(params, source [B, source_len]) -> tokens [B, max_len]`` of one bucket
     (ids after BOS, EOS included, 0-padded; beam_size 1 is greedy)."""
     max_len = int(decode.max_len_ratio * source_len + decode.max_len_offset)
-    # Runs saved before `min_len` existed decoded without it.
+    # A saved config without `min_len` decodes without it.
     min_len = int(decode.get("min_len", 0))
 
     def translate(params, source_BS):

@@ -11,7 +11,7 @@ is a ``lax.scan`` of
     dQ = scale * dS K,   dK = scale * dS^T Q.
 
 Operands are laid out so that every matmul contracts the left operand's major axis (for XLA's
-CPU dot: docs/kernels.md). ``q [batch..., Tq, H, D]``, ``k [..., Tk, Hkv, D]``,
+CPU dot: docs/attention.md). ``q [batch..., Tq, H, D]``, ``k [..., Tk, Hkv, D]``,
 ``v [..., Tk, Hkv, Dv]``; padding masks as the band kernel takes them; rows with no allowed
 key give zeros.
 """

@@ -52,10 +52,12 @@ def _check(q, k, v, mask, reference, kernel=LOOP, **options):
     expected = reference(q, k, v)
     assert out.shape == expected.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
-    blocked_out, blocked_grads = _out_and_grads("band", q, k, v, mask, probe, **options)
-    np.testing.assert_allclose(out, blocked_out, atol=1e-6, rtol=1e-5)
-    for which, (grad, blocked_grad) in enumerate(zip(grads, blocked_grads)):
-        np.testing.assert_allclose(grad, blocked_grad, atol=1e-5, rtol=1e-4, err_msg=f"arg {which}")
+    all_blocks_out, all_blocks_grads = _out_and_grads("band", q, k, v, mask, probe, **options)
+    np.testing.assert_allclose(out, all_blocks_out, atol=1e-6, rtol=1e-5)
+    for which, (grad, all_blocks_grad) in enumerate(zip(grads, all_blocks_grads)):
+        np.testing.assert_allclose(
+            grad, all_blocks_grad, atol=1e-5, rtol=1e-4, err_msg=f"arg {which}"
+        )
     inputs = [ref.f64(x) for x in (q, k, v)]
     rng, eps = np.random.default_rng(10), 1e-5
     for which, grad in enumerate(grads):
@@ -180,13 +182,15 @@ def test_loop_temporaries_do_not_grow_with_the_length(kind, short, long, options
     def grid(tokens):
         return {"grid": (int(tokens**0.5),) * 2} if kind == "local_2d" else {}
 
-    looped = [_temp_bytes(t, kind, loop=True, **options, **grid(t)) for t in (short, long)]
-    blocked = [_temp_bytes(t, kind, **options, **grid(t)) for t in (short, long)]
-    assert blocked[1] > 4 * blocked[0], blocked  # the vectorized band grows with the length
-    assert looped[1] < blocked[1] / 10, (looped, blocked)
+    one_block = [_temp_bytes(t, kind, loop=True, **options, **grid(t)) for t in (short, long)]
+    all_blocks = [_temp_bytes(t, kind, **options, **grid(t)) for t in (short, long)]
+    assert all_blocks[1] > 4 * all_blocks[0], (
+        all_blocks
+    )  # the vectorized band grows with the length
+    assert one_block[1] < all_blocks[1] / 10, (one_block, all_blocks)
     # A step holds a block of positions, or of whole rows of a grid (3 times as long here).
     growth = 1 if kind == "local" else (long / short) ** 0.5
-    assert looped[1] <= 1.1 * growth * looped[0], looped
+    assert one_block[1] <= 1.1 * growth * one_block[0], one_block
 
 
 def test_auto_runs_long_bands_one_block_at_a_time_on_a_cpu():

@@ -1,7 +1,7 @@
 """Local attention: the 1-D sliding window (i - left ... i + right) and the 2-D k x k
 neighbourhood on a row-major grid, against dense float64 references; locality by gradients.
 
-The blocked kernels never see a dense [T, T] mask, so the block size is varied too: it is a
+The band kernels never see a dense [T, T] mask, so the block size is varied too: it is a
 speed knob that must never change the result.
 """
 

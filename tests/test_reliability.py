@@ -218,7 +218,7 @@ def test_vocab_size_above_what_the_corpus_yields_warns(tmp_path, caplog):
 @pytest.mark.parametrize(
     "kind, kernel",
     [("dot_product", kernel) for kernel in ("dense", "chunked", "jax_nn", "auto")]
-    + [("local", kernel) for kernel in ("dense", "chunked", "blocked", "auto")],
+    + [("local", kernel) for kernel in ("dense", "chunked", "band", "auto")],
 )
 def test_attention_refuses_empty_sequences_and_integer_inputs(kind, kernel):
     options = {"kind": kind, "kernel": kernel, **({"window": 4} if kind == "local" else {})}

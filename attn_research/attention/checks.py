@@ -13,12 +13,8 @@ Array = jnp.ndarray
 
 
 def check_qkv(q: Array, k: Array, v: Array, *, same_depth: bool = True) -> int:
-    """Checks ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``:
-    floating point, with ``Tq, Tk >= 1``.
-
-    Returns:
-      The number of query heads per key/value head, ``H // Hkv`` (grouped-query attention).
-    """
+    """Checks ``q [batch..., Tq, H, D]``, ``k [..., Tk, Hkv, D]``, ``v [..., Tk, Hkv, Dv]``
+    (floating, ``Tq, Tk >= 1``); returns ``H // Hkv``."""
     for name, x in (("q", q), ("k", k), ("v", v)):
         if x.ndim < 3:
             raise ValueError(
@@ -71,11 +67,8 @@ def check_dropout(dropout_rate: float, rng: Array | None) -> None:
 
 
 def check_window(window: Any, *, causal: bool = False) -> tuple[int, int]:
-    """Normalizes a local window to ``(left, right)``.
-
-    ``window`` is an int ``w >= 1`` (symmetric ``(w, w)``, as in ``jax.nn.dot_product_attention``'s
-    ``local_window_size``) or a pair of ints ``(left, right) >= 0``; ``causal`` sets right to 0.
-    """
+    """A window ``w >= 1`` (``(w, w)``) or ``(left, right) >= 0`` as ``(left, right)``;
+    ``causal`` sets right to 0."""
     if window is None:
         raise ValueError("window is required: an int w >= 1 or a pair (left, right)")
     if isinstance(window, (tuple, list)):
@@ -99,11 +92,8 @@ def check_attention_args(
     rng: Array | None,
     scale: float | None,
 ) -> tuple[Array | None, Array | None, float]:
-    """The checks every kind shares; returns ``(mask, bias, scale)``.
-
-    ``mask`` and ``bias`` come back at the logits' rank ``[batch..., H|1, Tq|1, Tk|1]``;
-    ``scale`` defaults to ``1 / sqrt(D)``.
-    """
+    """The shared checks; returns ``(mask, bias, scale)``, mask and bias at the logits' rank,
+    scale default ``1 / sqrt(D)``."""
     check_qkv(q, k, v)
     check_dropout(dropout_rate, rng)
     target = masks_lib.logits_shape(q.shape, k.shape)

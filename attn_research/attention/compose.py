@@ -1,14 +1,11 @@
 """One attention = which positions attend x how a pair is scored x how it is computed.
 
-``Attention`` runs on projected ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``,
-``v [batch..., Tk, Hkv, Dv]``:
-
     e_ij = score(q_i, k_j)                               (scores.py)
     a_ij = softmax_j(e_ij + bias_ij, where=allowed_ij) * weight_ij
-    out_i = sum_j a_ij v_j                               (computed by a kernel: kernels/)
+    out_i = sum_j a_ij v_j                               (a kernel: kernels/)
 
-with ``allowed_ij`` = the positions rule (positions.py) AND the caller's padding mask. Any
-combination runs whose kernel can compute it; the others raise a ValueError that says why.
+with ``allowed_ij`` = the positions rule (positions.py) AND the caller's mask. A combination
+that the kernel cannot compute raises a ValueError that says why.
 """
 
 from __future__ import annotations
@@ -26,14 +23,8 @@ Array = jnp.ndarray
 
 
 class Attention(nn.Module):
-    """positions x score x kernel.
-
-    Attributes:
-      positions: the rule (``positions.Rule``), e.g. ``positions.window(16)``.
-      score: a registered score name (``scores.SCORES``) and ``score_options`` its fields.
-      kernel: a registered kernel name (``kernels.KERNELS``) and ``kernel_options`` its options.
-      precision: matmul precision of the dot-product einsums.
-    """
+    """positions x score x kernel, on projected q, k, v (fields: the rule, the score and the
+    kernel with their options, the einsums' precision)."""
 
     positions: positions.Rule = positions.Global()
     score: str = "dot"
@@ -58,24 +49,18 @@ class Attention(nn.Module):
         rng: Array | None = None,
         return_weights: bool = False,
     ) -> Array | tuple[Array, Array]:
-        """Attention of ``q`` over ``k``, ``v``.
+        """Attention of ``q [batch..., Tq, H, D]`` over ``k``, ``v``.
 
         Args:
-          mask: bool, True = may attend, of rank ``len(batch) + 3`` broadcastable to
-            ``[batch..., H, Tq, Tk]``, or ``[Tq, Tk]`` (padding masks, usually).
-          bias: float added to the logits, laid out like ``mask``.
+          mask, bias: bool (True = may attend) / float logits, of rank ``len(batch) + 3``
+            broadcastable to ``[batch..., H, Tq, Tk]``, or ``[Tq, Tk]``.
           causal: intersect the rule with ``j <= i``.
-          query_positions: int ``[batch..., Tq]`` positions of the queries (a decoding step,
-            or target positions against source keys); default ``0 .. Tq - 1``.
-          grid: ``(rows, cols)`` of the tokens, for rules on a grid (window_2d).
-          dropout_rate, rng: attention dropout on the weights.
+          query_positions: int ``[batch..., Tq]``; default ``0 .. Tq - 1``.
+          grid: ``(rows, cols)`` of the tokens, for rules on a grid.
           return_weights: also return float32 weights ``[batch..., H, Tq, Tk]`` (before
-            dropout), from one more pass of the dense arithmetic; the output is the same with
-            or without them.
+            dropout), from one more dense pass.
 
-        Returns:
-          ``[batch..., Tq, H, Dv]`` in ``v.dtype`` (and the weights). Rows with no allowed key
-          are zero.
+        Returns ``[batch..., Tq, H, Dv]`` in ``v.dtype``; rows with no allowed key are zero.
         """
         mask, bias, _ = checks.check_attention_args(q, k, v, mask, bias, dropout_rate, rng, 1.0)
         tq, tk = q.shape[-3], k.shape[-3]

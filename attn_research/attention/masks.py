@@ -1,9 +1,5 @@
-"""Mask conventions shared by every attention kind.
-
-A mask is boolean and True means "may attend". It is broadcastable to the logits
-shape ``[batch..., heads, q_len, kv_len]``: it has either exactly that rank (any axis
-may be 1), or rank 2 (``[q_len, kv_len]``, shared by every batch element and head).
-Other ranks are refused, because right-aligned broadcasting would silently pair a
+"""Masks: boolean, True = may attend, of rank ``[batch..., heads, q_len, kv_len]`` (any axis 1)
+or rank 2 ``[q_len, kv_len]``. Other ranks are refused: right-aligned broadcasting would pair a
 ``[batch, q_len, kv_len]`` mask's batch axis with the heads axis.
 """
 
@@ -21,18 +17,10 @@ def logits_shape(q_shape: tuple[int, ...], k_shape: tuple[int, ...]) -> tuple[in
 
 
 def as_logits_rank(name: str, x: Array | None, target: tuple[int, ...]) -> Array | None:
-    """Checks that ``x`` (a mask or bias) broadcasts to ``target`` and gives it that rank.
-
-    Args:
-      name: the argument's name, for the error message.
-      x: ``None``, an array of rank ``len(target)``, or of rank 2 (``[q_len, kv_len]``).
-      target: the logits shape ``[batch..., heads, q_len, kv_len]``.
-
-    Returns:
-      ``x`` with ``len(target)`` axes (leading axes of size 1 added for rank 2), or None.
+    """``x`` (a mask or bias, or None) given the rank of the logits shape ``target``.
 
     Raises:
-      ValueError: naming the argument, the shapes and the expected layout.
+      ValueError: naming ``name``, when ``x`` is neither rank 2 nor broadcastable to ``target``.
     """
     if x is None:
         return None
@@ -61,15 +49,7 @@ def causal_mask(q_len: int, kv_len: int, q_offset: int = 0) -> np.ndarray:
 
 
 def padding_mask(q_valid: Array, kv_valid: Array) -> Array:
-    """Mask from per-token validity.
-
-    Args:
-      q_valid: ``[batch..., q_len]`` bool, True for real (non-padding) queries.
-      kv_valid: ``[batch..., kv_len]`` bool, True for real keys.
-
-    Returns:
-      ``[batch..., 1, q_len, kv_len]`` bool.
-    """
+    """``[batch..., 1, q_len, kv_len]`` from ``[batch..., len]`` bool validity (True = real)."""
     return jnp.logical_and(q_valid[..., None, :, None], kv_valid[..., None, None, :])
 
 

@@ -1,11 +1,9 @@
-"""Multi-head attention layer: projections, any attention kind, output projection.
+"""Multi-head attention (Vaswani et al. 2017) with any positions x score x kernel:
 
     MultiHead(X_q, X_kv) = Concat_h(Attention(X_q W^Q_h, X_kv W^K_h, X_kv W^V_h)) W^O
 
-(Vaswani et al. 2017), with ``Attention`` any positions x score x kernel (``presets``). The
-parameters are laid out as in ``flax.linen.MultiHeadDotProductAttention`` (``query``/``key``/
-``value`` kernels ``[features, heads, head_dim]``, ``out`` kernel ``[heads, head_dim,
-out_features]``), so checkpoints of either load into the other.
+Parameters laid out as ``flax.linen.MultiHeadDotProductAttention``'s, so checkpoints load in
+either.
 """
 
 from __future__ import annotations
@@ -26,24 +24,15 @@ Array = jnp.ndarray
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention by the resolved ``attention``.
+    """Multi-head attention by the resolved ``attention`` (a ``presets.Spec``).
 
     Attributes:
-      num_heads: query heads H.
-      attention: a ``presets.Spec``, e.g. ``resolve("local", {"window": 32})``,
-        ``resolve("local_2d", {"window": 3})``, ``resolve("dot_product", {"kernel":
-        "chunked"})``, ``resolve("luong", {"score": "general", "positions": "local_p"})``.
-      num_kv_heads: key/value heads (grouped-query attention); default H.
-      qkv_features: total projected features, ``H * head_dim``; default the query input's.
-      out_features: output features; default the query input's.
-      dropout_rate: attention dropout (active when ``deterministic=False``; uses the
-        'dropout' rng stream).
-      sow_weights: store the float32 attention weights ``[batch..., H, Tq, Tk]`` in the
-        'intermediates' collection as ``attention_weights``. The output is the same.
-      decode: autoregressive decoding with a key/value cache in the 'cache' collection (the
-        flax convention): ``init`` with a full-length input sizes the cache as the positions
-        rule asks (``cache_size``: ``left + 1`` keys for a causal window, a rolling cache),
-        then each call attends one new step over the cached keys the rule lets it see.
+      num_kv_heads: key/value heads (grouped-query attention); default ``num_heads``.
+      qkv_features, out_features: default the query input's features.
+      dropout_rate: attention dropout when ``deterministic=False`` ('dropout' rng).
+      sow_weights: sow float32 weights ``[batch..., H, Tq, Tk]`` as ``attention_weights``.
+      decode: one step at a time over a key/value cache in the 'cache' collection, sized by
+        the rule's ``cache_size`` when ``init`` sees a full-length input.
     """
 
     num_heads: int
@@ -80,12 +69,9 @@ class MultiHeadAttention(nn.Module):
         return heads, kv_heads, features // heads
 
     def _decode_step(self, spec: presets.Spec, causal: bool, k: Array, v: Array, mask):
-        """Writes this step's ``k``, ``v`` ``[batch..., 1, Hkv, D]`` into the cache.
-
-        Returns None on the ``init`` call (which sizes the cache and attends normally), else
-        the spec over the cache's slots, the cached keys and values ``[batch..., size, Hkv, D]``,
-        the step's mask over them and its query position ``[1]``.
-        """
+        """Writes this step's ``k``, ``v`` ``[batch..., 1, Hkv, D]`` into the cache; returns None
+        on ``init``, else the spec over the slots, the cached keys and values, the step's mask
+        and its query position ``[1]``."""
         rule = spec.positions.causal() if causal else spec.positions
         initialized = self.has_variable("cache", "cached_key")
         size = rule.cache_size(k.shape[-3])
@@ -129,18 +115,9 @@ class MultiHeadAttention(nn.Module):
         query_positions: Array | None = None,
         grid: tuple[int, int] | None = None,
     ) -> Array:
-        """Attends ``inputs_q [batch..., Tq, F]`` over ``inputs_kv [batch..., Tk, F_kv]``.
-
-        Args:
-          inputs_kv: keys and values' source (default: ``inputs_q``, self-attention).
-          mask: bool, True = may attend, rank ``len(batch) + 3`` broadcastable to
-            ``[batch..., H, Tq, Tk]`` (or ``[Tq, Tk]``).
-          deterministic: disables attention dropout.
-          causal, bias, query_positions, grid: as in ``compose.Attention``.
-
-        Returns:
-          ``[batch..., Tq, out_features]``.
-        """
+        """Attends ``inputs_q [batch..., Tq, F]`` over ``inputs_kv`` (default ``inputs_q``) ->
+        ``[batch..., Tq, out_features]``; ``mask``, ``causal``, ``bias``, ``query_positions``,
+        ``grid`` as in ``compose.Attention``."""
         spec = self.attention
         inputs_kv = inputs_q if inputs_kv is None else inputs_kv
         features = self.qkv_features or inputs_q.shape[-1]

@@ -1,34 +1,21 @@
 """Which positions attend: the rule a query-key pair must satisfy before it is scored.
 
-A rule is a small frozen dataclass that answers, for integer query positions ``i`` and key
-positions ``j`` (both counted from 0, or given by the caller, e.g. a decoder's step ``t``):
-
-- ``allowed(i, j)``: may query ``i`` see key ``j``? (elementwise on broadcasting positions);
-- ``causal()``: the rule intersected with ``j <= i``;
-- ``reach()``: how far back and ahead a query sees along a sequence, ``(left, right)`` with
-  None for an unbounded side, when that alone says which keys it sees;
-- ``band(tq, tk, grid)``: its extents on the token grid and per-axis reach, when its keys lie
-  in a bounded band around each query (the band kernels' question), else None;
-- ``cache_size(max_len)`` and ``in_cache()``: how many past keys a decoding step can ever see
-  (the decode cache's length: ``left + 1`` for a causal window, a rolling cache) and which
-  of the cached keys it sees;
-- ``weight(j, centre)``: a factor on the weights after the softmax (local_p's Gaussian), or None;
-- ``predicts_centre``: whether its window follows a centre predicted from each query
-  (``scores.Centre``, with the rule's ``units`` and ``divide_position_by_sqrt_units``).
-
-Rules (True = may attend; padding masks are combined with them by the caller):
+A rule is a frozen dataclass over integer query positions ``i`` and key positions ``j``. It
+answers ``allowed(i, j)``, ``causal()``, ``reach()`` (``(left, right)``, None = unbounded),
+``band(tq, tk, grid)`` (its extents on the token grid, for the band kernels), ``cache_size`` and
+``in_cache`` (the decode cache), ``weight(j, centre)`` (a factor after the softmax) and
+``predicts_centre`` (whether ``scores.Centre`` predicts its window's centre).
 
     global:        every key (Bahdanau et al. 2014, Vaswani et al. 2017)
     causal:        j <= i
     window(l, r):  i - l <= j <= i + r   (Beltagy et al. 2020)
     window_2d(k):  |row_i - row_j| <= k_r // 2 and |col_i - col_j| <= k_c // 2 on the
-                   caller's token grid (Ramachandran et al. 2019)
+                   token grid (Ramachandran et al. 2019)
     local_m:       |j - t| <= D, the window(D, D) around p_t = t (Luong et al. 2015)
     local_p:       |j - p_t| <= D with p_t = S sigmoid(v_p^T tanh(W_p h_t)), and the weights
                    times exp(-(j - p_t)^2 / (2 sigma^2)), sigma = D / 2 (Luong et al. 2015)
 
-To add a rule: a dataclass here (or in its own file) and one ``register`` line below that
-declares the options of its factory.
+A new rule is a dataclass and one ``register`` line that declares its factory's options.
 """
 
 from __future__ import annotations
@@ -85,18 +72,15 @@ class Rule:
 
     def reach(self) -> tuple[int | None, int | None] | None:
         """``(left, right)`` such that the rule allows exactly ``i - left <= j <= i + right``
-        (None: unbounded on that side); None when no such pair describes it (a grid, a predicted
-        centre, a pattern). A rule that restricts nothing reaches everywhere; a rule that
-        restricts keys and does not say how far it reaches answers None."""
+        (None: unbounded on that side), or None when no such pair describes it."""
         return (None, None) if type(self).allowed is Rule.allowed else None
 
     def check(self, tq: int, tk: int, grid: tuple[int, int] | None) -> None:
         """Raises ValueError when the rule cannot apply to ``tq`` queries and ``tk`` keys."""
 
     def band(self, tq: int, tk: int, grid: tuple[int, int] | None) -> Band | None:
-        """The rule's static band for ``tq`` queries and ``tk`` keys, when the keys it allows
-        are exactly those within ``reach`` on every grid axis (the band kernels compute no
-        other); None if it is not one."""
+        """The rule's static band for ``tq`` queries and ``tk`` keys when its keys are exactly
+        those within reach on every grid axis, else None."""
         del tq, tk, grid
         return None
 
@@ -105,8 +89,7 @@ class Rule:
         return max_len
 
     def in_cache(self) -> Rule:
-        """The rule over the slots of the decode cache: this rule, as keys keep their positions
-        in a cache of ``max_len`` slots (a rolling cache answers otherwise)."""
+        """The rule over the slots of a decode cache of ``max_len`` slots."""
         return self
 
 
@@ -237,8 +220,8 @@ def local_m(window: int = 10) -> Window:
 
 @dataclasses.dataclass(frozen=True)
 class LocalP(Rule):
-    """``|j - p_t| <= D`` around the predicted centre ``p_t``, Gaussian-weighted; ``units`` and
-    ``divide_position_by_sqrt_units`` configure the centre's network (``scores.Centre``)."""
+    """``|j - p_t| <= D`` around the predicted centre ``p_t``, Gaussian-weighted (``units``,
+    ``divide_position_by_sqrt_units``: ``scores.Centre``'s)."""
 
     half_width: int
     units: int | None = None
@@ -266,8 +249,7 @@ class LocalP(Rule):
 def local_p(
     window: int = 10, units: int | None = None, divide_position_by_sqrt_units: bool = False
 ) -> LocalP:
-    """Luong's local-p with half-width ``D = window`` (``units``: the centre network's size;
-    ``divide_position_by_sqrt_units``: see ``scores.Centre``)."""
+    """Luong's local-p with half-width ``D = window``."""
     return LocalP(
         checks.check_positive_int("window", window), units, bool(divide_position_by_sqrt_units)
     )

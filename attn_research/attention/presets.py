@@ -1,19 +1,14 @@
 """Attention kinds by name: presets of positions x score x kernel that configs select.
 
-    dot_product = global x dot x auto      (Vaswani et al. 2017)
-    local       = window x dot x auto, window 8      (sliding window; Beltagy et al. 2020)
-    local_2d    = window_2d x dot x auto, window 3   (2-D neighbourhood; Ramachandran et al.
-                  2019)
-    additive    = global x additive x auto (Bahdanau et al. 2014)
-    luong       = global x dot(scale 1) x auto, window 10 for local_m / local_p
-                  (Luong et al. 2015)
+    dot_product = global x dot x auto                (Vaswani et al. 2017)
+    local       = window x dot x auto, window 8      (Beltagy et al. 2020)
+    local_2d    = window_2d x dot x auto, window 3   (Ramachandran et al. 2019)
+    additive    = global x additive x auto           (Bahdanau et al. 2014)
+    luong       = global x dot(scale 1) x auto, window 10 for local_m / local_p (Luong et al. 2015)
 
-A kind's options go to every axis whose registry entry declares them (``window`` to the
-positions rule, ``scale`` or ``normalize`` to the score, ``block_size`` to the kernel), and
-``positions=``, ``score=`` and ``kernel=`` replace an axis: ``resolve("local", {"score":
-"additive"})`` is additive x window, ``resolve("luong", {"score": "general", "positions":
-"local_p"})`` is Luong's local-p. An option that no chosen axis takes is refused by name; a
-preset's default that none takes is left out.
+A kind's options go to every axis that declares them; ``positions=``, ``score=`` and
+``kernel=`` replace an axis (``resolve("luong", {"score": "general", "positions":
+"local_p"})``). An option that no chosen axis takes is refused by name.
 """
 
 from __future__ import annotations
@@ -33,18 +28,10 @@ RECURRENCES = ("bahdanau", "luong")
 
 @dataclasses.dataclass(frozen=True)
 class Kind:
-    """A named preset.
-
-    Attributes:
-      name: registry key, e.g. ``"local"``.
-      paper: the reference it implements.
-      positions, score, kernel: the default of each axis.
-      defaults: option defaults, given to every chosen axis that takes them.
-      recurrence: how a recurrent decoder uses it. ``"bahdanau"`` (Bahdanau et al. 2014): the
-        decoder attends from its previous state ``s_{i-1}`` and feeds the context ``c_i`` into
-        the cell's input. ``"luong"`` (Luong et al. 2015): it attends from the new state
-        ``h_t`` and feeds the attentional hidden state ``tanh(W_c [c_t; h_t])`` back (input
-        feeding).
+    """A named preset: its paper, the default of each axis, option defaults, and its
+    ``recurrence`` in an RNN decoder: ``"bahdanau"`` attends from ``s_{i-1}`` and feeds ``c_i``
+    into the cell (Bahdanau et al. 2014); ``"luong"`` attends from the new ``h_t`` and feeds
+    ``tanh(W_c [c_t; h_t])`` back (input feeding; Luong et al. 2015).
     """
 
     name: str
@@ -157,7 +144,7 @@ def resolve(kind: str, options: Mapping[str, Any] = FrozenDict()) -> Spec:
     )
 
 
-# Names that configs saved before they were renamed: old -> (new, the options it implied).
+# Names that saved configs may hold for a positions rule or kernel: old -> (new, its options).
 RENAMED: Mapping[str, tuple[str, Mapping[str, Any]]] = FrozenDict(
     luong_local_m=("local_m", FrozenDict()),
     luong_local_p=("local_p", FrozenDict()),
@@ -167,8 +154,8 @@ RENAMED: Mapping[str, tuple[str, Mapping[str, Any]]] = FrozenDict(
 
 
 def renamed_options(kind: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``(kind, options)`` of a saved config in today's names: old positions and kernel names
-    (``RENAMED``), and luong's former ``align`` option as its ``positions``."""
+    """``(kind, options)`` of a saved config in the registries' names: old positions and kernel
+    names (``RENAMED``), and luong's ``align`` option as its ``positions``."""
     options = dict(options)
     if "align" in options and kind == "luong":
         options["positions"] = options.pop("align")

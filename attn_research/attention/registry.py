@@ -1,8 +1,5 @@
-"""A registry of named pieces (positions rules, scores, kernels, presets), read like a mapping.
-
-Each entry declares the keyword options its piece takes and which of them are required, so
-that presets route a kind's options to the axis that takes them without reflection.
-"""
+"""A registry of named pieces (positions rules, scores, kernels, presets) that declare their
+keyword options, so that presets route options to an axis without reflection."""
 
 from __future__ import annotations
 

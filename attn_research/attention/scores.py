@@ -1,28 +1,20 @@
 """How a query-key pair is scored: the logits ``e_ij`` before the softmax.
 
-A score is a Flax module whose ``prepare`` is called once per attention on
-``q [batch..., Tq, H, D]`` and ``k [batch..., Tk, Hkv, D]``. It returns ``(q', k', pair)``: the per-position projections it
-needs (done once, on the whole sequences) and a pure function ``pair(q', k') -> logits``,
-float32 ``[batch..., H, Tq, Tk]``, that the kernels call on whole arrays, on chunks or on
-blocks of neighbours (any leading axes are batch axes).
+A score's ``prepare(q [batch..., Tq, H, D], k [batch..., Tk, Hkv, D])`` returns ``(q', k',
+pair)``: per-position projections, done once, and a pure ``pair(q', k')`` -> float32 logits
+``[batch..., H, Tq, Tk]`` that kernels call on whole arrays, chunks or blocks.
 
     dot:      e_ij = scale * q_i . k_j, scale 1/sqrt(d) by default (Vaswani et al. 2017;
               scale=1 is Luong et al. 2015's dot)
     general:  e_ij = scale * q_i^T W_a k_j, scale 1 by default (Luong et al. 2015)
-    (dot and general: divide_by_sqrt_depth=True divides e_ij by sqrt(d) too; opt-in, see General;
-    learned_gain=True multiplies e_ij by a learned scalar g, initialized to gain_init (1 by
-    default): TF's LuongAttention(scale=True), Keras' Attention(use_scale=True))
-    additive: e_ij = w^T tanh(q_i + k_j) (Bahdanau et al. 2014, where q = W s, k = U h come from
-              the caller's projections); normalize=True uses w <- g w / ||w|| and a bias b in
-              the tanh (Salimans & Kingma 2016's weight normalization, as TF-Addons)
-    concat:   e_ij = v_a^T tanh(W_1 q_i + W_2 k_j) = v_a^T tanh(W_a [q_i; k_j]) (Luong et al. 2015)
+    additive: e_ij = w^T tanh(q_i + k_j) (Bahdanau et al. 2014); normalize=True uses
+              w <- g w / ||w|| and a bias in the tanh (Salimans & Kingma 2016)
+    concat:   e_ij = v_a^T tanh(W_1 q_i + W_2 k_j) (Luong et al. 2015)
 
-A pair function that is a dot product carries its ``dot_scale`` (``dense.ScaledDot``), which
-the kernels that compute dot products only ask for. ``Centre`` is local-p's learned centre
-network (Luong et al. 2015), beside the scores as the other learned piece of an attention.
-
-To add a score: a module here (or in its own file) and one ``register`` line below that
-declares its options.
+dot and general take ``divide_by_sqrt_depth`` (e_ij / sqrt(d)) and ``learned_gain`` (e_ij times
+a learned scalar from ``gain_init``). A dot-product pair carries its ``dot_scale``
+(``dense.ScaledDot``). ``Centre`` is local-p's learned centre network. A new score is a module
+and one ``register`` line that declares its options.
 """
 
 from __future__ import annotations
@@ -44,14 +36,8 @@ _INIT = nn.initializers.lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(0,))
 
 
 def additive_scores(q: Array, k: Array, score_vector: Array) -> Array:
-    """``e_ij = w_h^T tanh(q_i + k_j)`` for every head.
-
-    Args:
-      q: ``[batch..., Tq, H, U]``; k: ``[batch..., Tk, Hkv, U]``; score_vector: ``[H, U]``.
-
-    Returns:
-      float32 logits ``[batch..., H, Tq, Tk]``.
-    """
+    """``e_ij = w_h^T tanh(q_i + k_j)``: ``q [batch..., Tq, H, U]``, ``k [batch..., Tk, Hkv, U]``,
+    ``score_vector [H, U]`` -> float32 ``[batch..., H, Tq, Tk]``."""
     heads, kv_heads = q.shape[-2], k.shape[-2]
     q_QhgU = dense.grouped_query(q, kv_heads).astype(jnp.float32)
     k_KhU = k.astype(jnp.float32)
@@ -72,13 +58,8 @@ def _check_gain_init(module: nn.Module) -> None:
 
 
 def _gained(module: nn.Module, q: Array) -> Array:
-    """``g * q`` with the learned scalar ``g`` (init ``module.gain_init``) if
-    ``module.learned_gain``, else ``q``.
-
-    ``(g q) . k = g (q . k)``: the gain scales the logits and the kernels still see a dot
-    product. Divided by sqrt(d), a dot or general score starts soft; the gain lets training
-    sharpen it without growing the states' norms, and ``gain_init`` sets how soft it starts.
-    """
+    """``g * q`` with a learned scalar ``g`` (init ``gain_init``) if ``module.learned_gain``:
+    ``(g q) . k = g (q . k)``, so the kernels still see a dot product."""
     if not module.learned_gain:
         return q
     gain = module.param("gain", nn.initializers.constant(module.gain_init), ())
@@ -109,11 +90,8 @@ class Dot(nn.Module):
 
 
 class General(nn.Module):
-    """``e_ij = scale * q_i^T W_a k_j`` with one ``W_a [D, D]`` per head (Luong et al. 2015).
-
-    ``divide_by_sqrt_depth`` (off by default: the paper's score) divides the logits by
-    ``sqrt(D)`` as Vaswani et al. 2017 do for dot products (why: docs/attention.md).
-    """
+    """``e_ij = scale * q_i^T W_a k_j`` with one ``W_a [D, D]`` per head (Luong et al. 2015);
+    ``divide_by_sqrt_depth`` (off: the paper's score) divides by ``sqrt(D)``."""
 
     scale: float = 1.0
     divide_by_sqrt_depth: bool = False
@@ -174,15 +152,11 @@ class Concat(nn.Module):
 
 
 class Centre(nn.Module):
-    """local-p's aligned position ``p_t = S sigmoid(v_p^T tanh(W_p h_t))``, float32 (Luong et
-    al. 2015), or ``S sigmoid(v_p^T tanh(W_p h_t) / sqrt(U))`` with ``divide_by_sqrt_units``.
-
-    ``divide_by_sqrt_units`` is off by default: the paper's formula (why it exists:
-    docs/attention.md).
+    """local-p's centre ``p_t = S sigmoid(v_p^T tanh(W_p h_t))`` (Luong et al. 2015), float32;
+    ``divide_by_sqrt_units`` divides the pre-sigmoid by ``sqrt(U)``.
 
     ``q [batch..., Tq, H, D]`` and the key mask ``[batch..., H|1, Tq|1, Tk]`` (S counts each
-    row's allowed keys) -> ``[batch..., H, Tq, 1]``. ``p_t / S [batch..., H, Tq]`` is sown as
-    ``position_fraction`` in 'intermediates' (for diagnostics).
+    row's allowed keys) -> ``[batch..., H, Tq, 1]``; sows ``position_fraction = p_t / S``.
     """
 
     units: int | None = None

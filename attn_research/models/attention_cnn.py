@@ -1,17 +1,12 @@
-"""A convolutional classifier that looks where the object is: soft attention pooling.
-
-Soft attention of Show, Attend and Tell (Xu et al. 2015), used for classification: a small CNN
-turns the image into a feature map ``a_i`` (``i`` over its ``h x w`` positions), and a learned
-query ``s`` scores every position,
+"""A convolutional classifier with soft attention pooling (Show, Attend and Tell, Xu et al.
+2015): a CNN gives a feature map ``a_i`` over its ``h x w`` positions and a learned query ``s``
+reads it,
 
     e_i = score(s, a_i),   alpha_i = softmax_i(e_i),   z = sum_i alpha_i a_i,   y = W z
 
-with ``score`` any attention kind: ``additive`` (``w^T tanh(W_s s + W_a a_i)``, the paper's MLP
-attention) or ``dot_product``, over ``num_heads`` heads. ``alpha`` (averaged over heads) is the
-model's attention map ``[B, h, w]``, sown as ``attention_map`` into 'intermediates'.
-
-``AttentionPool`` (the learned query attending over positions, Lee et al. 2019's pooling by
-multi-head attention) is also the ViT's ``map`` head.
+with any attention preset as the score (``additive`` is the paper's MLP attention). ``alpha``,
+heads averaged, is the attention map ``[B, h, w]``. ``AttentionPool`` (pooling by multi-head
+attention, Lee et al. 2019) is also the ViT's ``map`` head.
 """
 
 from __future__ import annotations
@@ -31,11 +26,8 @@ PROBE = maps.Tokens(("probe",))
 
 
 class AttentionPool(nn.Module):
-    """``x [B, *positions, F]`` -> ``[B, F]``: a learned probe attends over all positions.
-
-    With ``sow_weights`` its attention layer sows ``attention_weights [B, H, 1, T]``, over the
-    positions flattened row-major.
-    """
+    """``x [B, *positions, F]`` -> ``[B, F]``: a learned probe attends over all positions (its
+    layer sows ``attention_weights [B, H, 1, T]`` with ``sow_weights``)."""
 
     num_heads: int
     attention: Spec = resolve("dot_product")
@@ -73,17 +65,9 @@ class ConvStage(nn.Module):
 
 
 class AttentionCNN(fields.Attends, nn.Module):
-    """Images ``[B, H, W, C]`` -> logits ``[B, num_classes]`` (float32).
-
-    Attributes:
-      num_classes: output classes.
-      stages: channels of the conv stages; a ``2x2`` max-pool follows each stage but the last,
-        so the feature map is ``H / 2^(len(stages)-1)`` on a side.
-      num_heads: heads of the attention pooling.
-      attention: the preset scoring the positions (``additive`` or ``dot_product``), with
-        ``attention_options``.
-      sow_weights: sow the pooling's weights into 'intermediates' (``attention_maps``).
-    """
+    """Images ``[B, H, W, C]`` -> float32 logits ``[B, num_classes]``; a ``2x2`` max-pool
+    follows each conv stage but the last; ``attention`` (with ``attention_options``) scores
+    the positions."""
 
     num_classes: int
     stages: Sequence[int] = (32, 64, 128)

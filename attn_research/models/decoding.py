@@ -1,24 +1,17 @@
 """Greedy and beam search over any decoder given as a step function (jit-compatible).
 
-A decoder is ``step(state, tokens_N) -> (logits_NV, state)``: it feeds the previous tokens of N
-hypotheses and returns the next-token logits; every leaf of ``state`` has the hypotheses on
-its leading axis (so beam search can reorder them). What the hypotheses of one sentence share
-(the encoder's memory) is wrapped in `Shared`: beam search tiles it to the beams once and
-never reorders it, which saves copying it at every step. Decoding starts from BOS and a hypothesis
-ends when it emits EOS or reaches its maximum length ``max_len_B`` (at most the static
-`max_len`; e.g. ``a * source_length + b``). EOS is barred from the first `min_len` steps (fairseq's
-``--min-len``, 1 by default there: no empty translation); the other tokens' log-probabilities
-are not renormalized. Outputs are ``[B, max_len]`` int32 token ids
-after BOS, EOS included, padded with 0.
+A decoder is ``step(state, tokens_N) -> (logits_NV, state)`` over N hypotheses, each leaf of
+``state`` with the hypotheses on its leading axis; what they share (the encoder's memory) is
+wrapped in `Shared` and never reordered. Decoding starts from BOS; a hypothesis ends at EOS or
+at ``max_len_B`` (at most `max_len`). EOS is barred for the first `min_len` steps (fairseq's
+``--min-len``). Outputs are ``[B, max_len]`` int32 ids after BOS, EOS included, padded with 0.
 
-Beam search keeps the `beam_size` best unfinished hypotheses by log-probability and the
-`beam_size` best finished ones by the length-normalized score of Wu et al. 2016 (as in the
-flax WMT example):
+Beam search keeps the `beam_size` best unfinished hypotheses by log-probability and the best
+finished ones by Wu et al. 2016's length-normalized score (as the flax WMT example),
 
-    score(y) = log p(y | x) / lp(|y|),   lp(n) = ((5 + n) / 6)^alpha,
+    score(y) = log p(y | x) / lp(|y|),   lp(n) = ((5 + n) / 6)^alpha   (|y| counts EOS),
 
-where |y| counts EOS. It stops when no unfinished hypothesis can still beat the worst kept
-finished one (log-probabilities only fall, so ``logp / lp(max_len)`` bounds its future).
+and stops when no unfinished hypothesis can beat the worst finished one.
 """
 
 from __future__ import annotations
@@ -113,15 +106,8 @@ def beam_search(
     alpha: float,
     min_len: int = 0,
 ) -> tuple[Array, Array]:
-    """Best hypotheses ``[batch, max_len]`` and their scores ``[batch]``.
-
-    Args:
-      step: the decoder; it sees ``batch * beam_size`` hypotheses.
-      state: its initial state for ``batch`` sentences (tiled to the beams here).
-      max_len_B: ``[batch]`` int32, each sentence's maximum output length.
-      beam_size: K; alpha: the length-penalty exponent.
-      min_len: steps before EOS may end a hypothesis.
-    """
+    """Best hypotheses ``[batch, max_len]`` and their scores ``[batch]``; ``step`` sees
+    ``batch * beam_size`` hypotheses, ``state`` is tiled to the beams here."""
     k = beam_size
     state = jax.tree.map(lambda x: _tile(x, k) if x.ndim else x, state)
     limit_BK = jnp.repeat(max_len_B[:, None], k, 1)

@@ -1,12 +1,8 @@
-"""Pre-LayerNorm Transformer encoder (Vaswani et al. 2017; pre-LN as in ViT, Dosovitskiy et al. 2021).
+"""Pre-LayerNorm Transformer encoder (Vaswani et al. 2017; pre-LN as in ViT, Dosovitskiy et al.
+2021), its layers scanned:
 
-    x <- x + Dropout(MultiHeadAttention_kind(LN(x)))
+    x <- x + Dropout(MultiHeadAttention(LN(x)))
     x <- x + Dropout(MLP(LN(x))),   MLP(x) = W_2 GELU(W_1 x)
-
-``Encoder`` stacks ``num_layers`` blocks with ``scan_layers`` (one traced layer, parameters
-stacked on a leading axis), so compile time does not grow with depth. The
-attention kind and its options come from the config; with ``sow_weights`` every layer's
-weights land in 'intermediates' as ``[layers, batch..., H, Tq, Tk]``.
 """
 
 from __future__ import annotations
@@ -52,10 +48,7 @@ class EncoderBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, mask: Array | None, deterministic: bool) -> tuple[Array, None]:
-        """Returns ``(x, None)``, the carry/output pair of ``scan_layers``.
-
-        ``mask``: bool ``[batch, 1|H, T|1, T]``, True = may attend (e.g. key padding).
-        """
+        """``mask``: bool ``[batch, 1|H, T|1, T]``, True = may attend; returns ``(x, None)``."""
         y = nn.LayerNorm(dtype=self.dtype, name="ln_attention")(x)
         y = MultiHeadAttention(
             num_heads=self.num_heads,
@@ -73,13 +66,8 @@ class EncoderBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """``num_layers`` scanned ``EncoderBlock``s and a final LayerNorm.
-
-    Attributes:
-      block: keyword arguments of ``EncoderBlock``.
-      remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
-      scan_unroll: layers per iteration of the scanned loop (``scan.scan_layers``' unroll).
-    """
+    """``num_layers`` scanned ``EncoderBlock``s (``block``: their arguments) and a final
+    LayerNorm; sown weights are ``[layers, batch..., H, Tq, Tk]``."""
 
     num_layers: int
     block: Mapping[str, Any]
@@ -107,12 +95,8 @@ class Encoder(nn.Module):
 def classifier_encoder(
     owner: nn.Module, grid: tuple[int, int] | None, sow_weights: bool = False
 ) -> Encoder:
-    """The ``Encoder`` named "encoder" of a classifier (``ViT``, ``SequenceClassifier``).
-
-    Built from the fields those models share: num_layers, num_heads, mlp_dim, attention,
-    attention_options, dropout_rate, dtype, remat and scan_unroll. Call it inside ``owner``'s
-    compact ``__call__``, so that the encoder is ``owner``'s submodule.
-    """
+    """The ``Encoder`` named "encoder" of a classifier (``ViT``, ``SequenceClassifier``) from
+    the fields they share; call it inside ``owner``'s compact ``__call__``."""
     block = dict(
         num_heads=owner.num_heads,
         mlp_dim=owner.mlp_dim,

@@ -1,12 +1,6 @@
-"""Models built from ``config.model``: each field is checked once, by the model that defines it.
-
-A model checks its own fields when it is constructed (its ``__post_init__``, with the helpers
-below), so a bad value fails before anything is traced, whether the model comes from a config
-or from Python. `build` adds what only a config needs: every key must be a field of the class
-that the config may set, and errors name ``config.model.<field>``. A task checks only what
-relates the model to the data (a patch that divides the images, a ``max_len`` that holds the
-longest sentence).
-"""
+"""Models built from ``config.model``: each model checks its own fields when constructed
+(``__post_init__``), before anything is traced; `build` adds that every key is a field the
+config may set, and names ``config.model.<field>`` in its errors."""
 
 from __future__ import annotations
 
@@ -57,9 +51,8 @@ def config_fields(cls: type[nn.Module], set_by_task: Mapping[str, Any]) -> tuple
 
 
 def build(cls: type[nn.Module], model: Mapping[str, Any], **set_by_task: Any) -> nn.Module:
-    """``cls(**set_by_task, **model)`` for ``config.model`` less its ``name``.
-
-    Dicts become FrozenDicts and lists tuples (hashable module fields).
+    """``cls(**set_by_task, **model)`` for ``config.model`` less its ``name`` (dicts as
+    FrozenDicts, lists as tuples).
 
     Raises:
       ValueError: naming ``config.model.<field>``, for a key that is not a field of ``cls``

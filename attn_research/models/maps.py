@@ -1,19 +1,10 @@
 """What a model attends: the one form in which every model shows its attention.
 
-A model with attention has a method ``attention_maps(params, *inputs) -> list[AttentionMap]``,
-one entry per attention it computes, in the order it computes them. Evaluation, figures and the
-explorer read only this form: no ``isinstance``, no sown paths.
-
-Each map holds float32 weights ``[B, H, Tq, Tk]`` (H = 1 for a single-head attention) and says
-what its query and key positions are, as ``Tokens``. Roles:
-
-- ``class``: a class token; ``register``: a register token; ``probe``: a pooling query;
-- ``patch``: a patch or feature-map cell, on ``grid`` (row-major);
-- ``source``, ``target``: sentence pieces of a translator's source and target.
-
-An image model's last map is its ``readout``: the weights ``[B, H, 1, T]`` with which its
-classifier reads the final tokens (one-hot on a class token, uniform for average pooling, a
-probe's attention). For an attention CNN it is its only map.
+``attention_maps(params, *inputs) -> list[AttentionMap]``, one per attention in the order
+computed: float32 weights ``[B, H, Tq, Tk]`` and what each query and key position is
+(``Tokens``; roles ``class``, ``register``, ``probe``, ``patch`` on a row-major ``grid``,
+``source``, ``target``). An image model's last map is its ``readout``, ``[B, H, 1, T]``: how its
+classifier reads the final tokens.
 """
 
 from __future__ import annotations
@@ -56,16 +47,9 @@ class Tokens:
 )
 @dataclasses.dataclass(frozen=True)
 class AttentionMap:
-    """One attention of a model.
-
-    Attributes:
-      name: where it is, e.g. ``encoder/layer1``, ``decoder/cross/layer2``, ``readout``.
-      weights: float32 ``[B, H, Tq, Tk]``, rows summing to 1 (0 for rows with no key).
-      queries, keys: what each of the ``Tq`` and ``Tk`` positions is.
-      centre_fraction: float32 ``[B, H, Tq]``, each query's predicted window centre as a
-        fraction of its keys, ``p_t / S`` (Luong's local-p); None for attention without a
-        position model.
-    """
+    """One attention of a model: its ``name`` (``encoder/layer1``, ``readout``), float32
+    ``weights [B, H, Tq, Tk]`` (rows sum to 1, or 0 with no key), ``queries`` and ``keys``, and
+    local-p's ``centre_fraction`` ``p_t / S``, float32 ``[B, H, Tq]`` (else None)."""
 
     name: str
     weights: jax.Array

@@ -1,24 +1,19 @@
 """RNN encoder-decoder translators, with and without attention.
 
-Encoder: embeddings and a bidirectional GRU or LSTM, ``h_j = [h->_j; h<-_j]`` ``[B, S, 2H]``.
-The decoder is one cell (`DecoderCell`) run by ``nn.scan`` over the target when teacher-forced
-and called step by step when decoding, with the same parameters. Its attention is any preset
-(``attention.resolve``), wired as its ``recurrence`` says:
+Encoder: a bidirectional GRU or LSTM, ``h_j = [h->_j; h<-_j]`` ``[B, S, 2H]``. The decoder is
+one cell, scanned when teacher-forced and stepped when decoding, from
+``s_0 = tanh(W_s [h->_S; h<-_1])``. Its attention is any preset, wired as its ``recurrence``:
 
-- ``bahdanau`` (Bahdanau, Cho & Bengio 2014; the ``additive`` preset): the *previous* state
-  queries the encoder,
+- ``bahdanau`` (Bahdanau, Cho & Bengio 2014; the ``additive`` preset):
       e_ij = v^T tanh(W s_{i-1} + U h_j),  c_i = sum_j a_ij h_j,
       s_i = RNN(s_{i-1}, [E y_{i-1}; c_i]),  logits_i = W_o tanh(W_r [s_i; c_i; E y_{i-1}]).
-- ``luong`` (Luong, Pham & Manning 2015; the ``luong`` preset): the *current* state queries
-  the encoder, with input feeding:
+- ``luong`` (Luong, Pham & Manning 2015), with input feeding:
       h_t = RNN(h_{t-1}, [E y_{t-1}; h~_{t-1}]),  c_t = sum_s a_t(s) W_m h_s,
       h~_t = tanh(W_c [c_t; h_t]),  logits_t = W_o h~_t.
 - no attention (``attention=None``; Cho et al. 2014, Sutskever et al. 2014):
-  c = tanh(W_f [h->_S; h<-_1]) for every step, s_i = RNN(s_{i-1}, [E y_{i-1}; c]).
+      c = tanh(W_f [h->_S; h<-_1]),  s_i = RNN(s_{i-1}, [E y_{i-1}; c]).
 
-The decoder starts from ``s_0 = tanh(W_s [h->_S; h<-_1])``. Padding (id 0) is masked out of the
-encoder and of every attention. Attention weights ``[B, T, S]`` are sown in 'intermediates' as
-``alignment``; local-p's ``p_t / S`` is sown at each step and gathered, ``[B, T, 1, 1]``.
+Padding (id 0) is masked out. Weights ``[B, T, S]`` are sown as ``alignment``.
 """
 
 from __future__ import annotations
@@ -53,12 +48,8 @@ def _hidden(carry: Any) -> Array:
 
 
 class DecoderCell(nn.Module):
-    """One decoder step ``(state, E y_{i-1} [B, E]) -> (state, (readout [B, R], a_i [B, S]))``.
-
-    ``memory`` holds the encoder side, computed once per sentence: ``values [B, S, V]``,
-    ``keys [B, S, U]`` (``U h_j`` for bahdanau, ``W_m h_j`` for luong), ``valid [B, S]`` and
-    ``fixed [B, 2H]`` (the no-attention context). ``attention`` names the attention submodule.
-    """
+    """One decoder step ``(state, E y_{i-1} [B, E]) -> (state, (readout [B, R], a_i [B, S]))``
+    over ``memory``: ``values [B, S, V]``, ``keys [B, S, U]``, ``valid [B, S]``, ``fixed [B, 2H]``."""
 
     attention: str | None
     spec: Spec | None
@@ -129,13 +120,10 @@ class RnnTranslator(nn.Module):
     """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
 
     Attributes:
-      attention: the decoder's attention preset (``attention.resolve``), wired as its
-        ``recurrence`` says; None: the fixed-vector encoder-decoder, no attention.
-      attention_options: its options and axis replacements, e.g. ``{"score": "general",
-        "positions": "local_p", "window": 10}`` for luong.
-      cell: 'gru' or 'lstm' (encoder and decoder).
-      hidden: H, the state size of each encoder direction and of the decoder.
-      attention_units: U, the size of Bahdanau's keys ``U h_j`` (Luong's are H wide).
+      attention: the decoder's preset, or None (no attention); ``attention_options`` its
+        options, e.g. ``{"score": "general", "positions": "local_p", "window": 10}``.
+      cell: 'gru' or 'lstm'; hidden: H, each encoder direction's and the decoder's state size.
+      attention_units: U, the width of Bahdanau's keys ``U h_j``.
     """
 
     vocab_size: int
@@ -163,8 +151,7 @@ class RnnTranslator(nn.Module):
 
     @property
     def length_limit(self) -> int | None:
-        """The most pieces (EOS included) of a source or target the model reads: None, an RNN
-        reads any length."""
+        """None: an RNN reads any length."""
         return None
 
     @property
@@ -269,11 +256,8 @@ class RnnTranslator(nn.Module):
 def start_decoding(
     model: RnnTranslator, params: Any, source_BS: Array, max_len: int
 ) -> dict[str, Any]:
-    """The decoding state of `source_BS`: memory (``decoding.Shared``) and initial decoder
-    state, batch-major.
-
-    `max_len` is unused (an RNN state does not grow); it keeps the translators' signatures alike.
-    """
+    """The decoding state of `source_BS`, batch-major (`max_len` unused: an RNN state does not
+    grow)."""
     del max_len
     memory, state = model.apply({"params": params}, source_BS, method=RnnTranslator.encode)
     return {"memory": decoding.Shared(memory), "state": state}
@@ -301,9 +285,8 @@ def logits_and_attention(
     train: bool,
     rngs: dict[str, Any],
 ) -> tuple[Array, Array]:
-    """Teacher-forced logits ``[B, T, V]`` and, from the same pass, the attention that wrote
-    them as ``[layers=1, B, heads=1, T, S]`` (row i wrote y_i), for a loss on the attention;
-    no layer (``[0, B, 1, T, S]``) without attention."""
+    """Teacher-forced logits ``[B, T, V]`` and the attention of the same pass
+    ``[layers=1, B, heads=1, T, S]`` (``[0, B, 1, T, S]`` without attention)."""
     logits, variables = model.apply(
         {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
     )

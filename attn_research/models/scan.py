@@ -1,28 +1,11 @@
-"""Scanning a stack of identical layers, so compile time does not grow with depth.
+"""Scanning a stack of identical layers with ``nn.scan``, so compile time does not grow with
+depth: the layer is traced once, its parameters (and sown intermediates, decode caches) stacked
+on a leading ``[num_layers, ...]`` axis; dropout and init draw a key per layer.
 
-`scan_layers(Block, 12, dim=64)` returns a module that applies 12 `Block(dim=64)` layers in
-sequence with `nn.scan`: the layer is traced and compiled once, and its parameters are stacked
-along a leading axis of size 12 (`params[name]['Dense_0']['kernel']` has shape (12, ...)).
-Dropout and initialization draw a different key in every layer.
-
-The layer follows nn.scan's convention, `layer(x, *args) -> (x, None)`; `args` (masks, flags
-such as `deterministic`) are broadcast: the same for every layer. Sown 'intermediates'
-(attention weights) and decoding 'cache' variables are stacked along the layer axis like the
-parameters.
-
-`remat` chooses what the backward pass keeps of each layer's forward pass (`jax.checkpoint`
-policies). The scan stacks every kept tensor into a ``[num_layers, ...]`` buffer, so keeping
-less saves memory and, on CPU, time:
-
-- 'none': everything (no rematerialization);
-- 'dots': the outputs of matmuls without batch dimensions (the Dense layers); elementwise ops
-  (LayerNorm, GELU, softmax) and the attention scores are recomputed. On a CPU it makes the
-  train steps faster (docs/benchmarks.md, train-step benchmark);
-- 'full': only the layer inputs; the whole layer is recomputed (a third more FLOPs).
-
-`unroll` is `nn.scan`'s: layers per iteration of the compiled loop. 1 (the default) compiles one
-layer whatever the depth; the depth removes the loop, and its `[layers, ...]` buffers, at a
-compile time that grows with depth (docs/benchmarks.md, train-step benchmark, measures both).
+``remat`` chooses what the backward pass keeps of each layer (``jax.checkpoint`` policies):
+'none' everything; 'dots' the outputs of matmuls without batch dimensions (elementwise ops and
+attention scores are recomputed); 'full' only the layer inputs. ``unroll`` is ``nn.scan``'s
+(docs/benchmarks.md compares both).
 """
 
 from typing import Any
@@ -59,21 +42,9 @@ def scan_layers(
     name: str | None = None,
     **layer_kwargs: Any,
 ) -> nn.Module:
-    """Returns a module applying `num_layers` layers `layer_cls(**layer_kwargs)` with nn.scan.
-
-    Args:
-      layer_cls: the layer class, called as `layer(x, *args) -> (x, None)`.
-      num_layers: depth of the stack.
-      remat: what the backward pass keeps, one of `REMAT_POLICIES` (see the module doc).
-      unroll: layers per iteration of the compiled loop (see the module doc).
-      static_args: positions in ``layer(x, *args)`` (``x`` is 0) of Python values, such as a
-        `deterministic` flag: rematerialization traces every other argument.
-      name: the module's name in its parent.
-      **layer_kwargs: constructor arguments shared by every layer.
-
-    Returns:
-      A module called as `stack(x, *args) -> (x, None)`.
-    """
+    """A module ``stack(x, *args) -> (x, None)`` applying `num_layers` layers
+    `layer_cls(**layer_kwargs)`, each ``layer(x, *args) -> (x, None)`` with ``args`` shared;
+    ``static_args``: positions (``x`` is 0) of Python values such as `deterministic`."""
     check_remat(remat)
     check_unroll(unroll)
     body = (

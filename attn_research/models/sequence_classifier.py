@@ -2,13 +2,10 @@
 (Tay et al. 2020, after Vaswani et al. 2017).
 
     z_0 = [x_class;] E[t_1..t_T] + P             (P learned, or fixed sinusoids)
-    z_L = Encoder(z_0), padding keys masked      (any attention kind)
-    y   = W_head pool(z_L)
+    z_L = Encoder(z_0), padding keys masked
+    y   = W_head pool(z_L)                       (mean over real tokens, or the class token)
 
-``pool`` is the mean of ``z_L`` over the real tokens (``mean``) or the class token
-(``token``). Padding is at the right, beyond each sequence's ``length``; no real token attends
-to it and the mean ignores it. Image sequences lie on a pixel grid that ``local_2d`` reads
-(``grid``); a class token is off that grid.
+Image sequences lie on a pixel ``grid`` (for ``local_2d``), which a class token is off.
 """
 
 from __future__ import annotations
@@ -40,19 +37,8 @@ def sincos_positions(length: int, width: int, temperature: float = 10_000.0) -> 
 
 
 class SequenceClassifier(fields.Attends, nn.Module):
-    """Token ids ``int [B, T]`` and lengths ``int [B]`` -> logits ``float32 [B, num_classes]``.
-
-    Attributes:
-      num_classes: output classes.
-      vocab_size: token ids are in ``[0, vocab_size)``.
-      max_len: the longest sequence ``T`` (learned positions are this many).
-      embed_dim, num_layers, num_heads, mlp_dim, dropout_rate: as in ``ViT``.
-      attention, attention_options: the encoder's attention kind and its options.
-      pool: one of ``POOLS``.
-      position_embedding: one of ``POSITION_EMBEDDINGS``.
-      grid: ``(rows, cols)`` of image sequences, None for text.
-      remat, scan_unroll: as in ``Encoder``.
-    """
+    """Token ids ``int [B, T]`` (``T <= max_len``) and lengths ``int [B]`` -> logits
+    ``float32 [B, num_classes]``; other fields as in ``ViT``; ``grid`` None for text."""
 
     num_classes: int
     vocab_size: int

@@ -1,18 +1,14 @@
 """Transformer encoder-decoder translator (Vaswani et al. 2017), pre-LN, layers scanned.
 
-    encoder:  the shared `models.encoder.Encoder` over the source (key padding mask)
+    encoder:  `models.encoder.Encoder` over the source (key padding mask)
     decoder block:
-      x <- x + Dropout(SelfAttention_kind(LN(x), causal))      (key/value cache when decoding)
-      x <- x + Dropout(CrossAttention_kind(LN(x), memory))     (source key padding mask)
+      x <- x + Dropout(SelfAttention(LN(x), causal))      (key/value cache when decoding)
+      x <- x + Dropout(CrossAttention(LN(x), memory))     (source key padding mask)
       x <- x + Dropout(MLP(LN(x)))
     logits = W_o LN(x)
 
-The encoder self-, decoder self- and cross-attention are each a preset with options
-(``attention.resolve``; local cross-attention attends source positions |j - i| <= window of
-target position i). Token embeddings are scaled by sqrt(d) and added to sinusoidal or learned positions; source and target may share one
-embedding table. With ``decode=True`` the decoder runs one position at a time over a
-key/value cache ('cache' collection, `MultiHeadAttention(decode=True)`); `start_decoding` and
-`decode_step` wrap that for `models.decoding`.
+Each attention is a preset with options; local cross-attention attends source positions
+``|j - i| <= window``. Embeddings are scaled by sqrt(d) plus sinusoidal or learned positions.
 """
 
 from __future__ import annotations
@@ -109,17 +105,11 @@ class TransformerTranslator(nn.Module):
     """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
 
     Attributes:
-      encoder_attention, decoder_attention, cross_attention: attention presets
-        (``attention.resolve``), each with its ``<role>_options``, e.g.
-        ``cross_attention="local"``, ``cross_attention_options={"window": 8}``.
-      share_embeddings: one embedding table for source and target.
-      tie_output: the logits are ``LN(y) E^T`` with the target embedding ``E``, no output
-        matrix of their own (Press & Wolf 2017; Vaswani et al. 2017 share all three).
-      position_embedding: 'sinusoidal' or 'learned' (up to `max_len` positions; `length_limit`).
-      decode: decoder runs one step over the key/value cache.
-      sow_weights: sow cross-attention weights ``[layers, B, H, T, S]`` in 'intermediates'.
-      remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
-      scan_unroll: layers per iteration of the scanned loops (``scan.scan_layers``' unroll).
+      encoder_attention, decoder_attention, cross_attention: presets, each with its
+        ``<role>_attention_options``.
+      tie_output: logits ``LN(y) E^T`` with the target embedding (Press & Wolf 2017).
+      position_embedding: 'sinusoidal' or 'learned' (up to `max_len` positions).
+      sow_weights: sow cross-attention weights ``[layers, B, H, T, S]``.
     """
 
     vocab_size: int
@@ -168,8 +158,7 @@ class TransformerTranslator(nn.Module):
 
     @property
     def length_limit(self) -> int | None:
-        """The most pieces (EOS included) of a source or target the model reads: `max_len` for
-        learned positions, None for sinusoids, which extend to any length."""
+        """`max_len` for learned positions, None for sinusoids."""
         return self.max_len if self.position_embedding == "learned" else None
 
     def setup(self) -> None:
@@ -277,13 +266,8 @@ def _is_index(path: tuple[str, ...]) -> bool:
 def start_decoding(
     model: TransformerTranslator, params: Any, source_BS: Array, max_len: int
 ) -> dict[str, Any]:
-    """Decoding state for up to `max_len` steps: memory and source (``decoding.Shared``), an
-    empty cache and the step t.
-
-    The cache is kept batch-major (``[B, layers, ...]``) and without its step counters, so
-    that every leaf can be gathered along the batch for beam search; `decode_step` restores
-    the layout ``MultiHeadAttention`` expects.
-    """
+    """Decoding state for up to `max_len` steps: memory and source (``decoding.Shared``), the
+    cache batch-major without its step counters (so beam search can gather it), and step t."""
     decoder = model.clone(decode=True)
     memory = model.apply({"params": params}, source_BS, method=TransformerTranslator.encode)
     batch = source_BS.shape[0]
@@ -336,8 +320,8 @@ def logits_and_attention(
     train: bool,
     rngs: dict[str, Any],
 ) -> tuple[Array, Array]:
-    """Teacher-forced logits ``[B, T, V]`` and, from the same pass, every decoder layer's
-    cross-attention ``[layers, B, H, T, S]`` (row i wrote y_i), for a loss on the attention."""
+    """Teacher-forced logits ``[B, T, V]`` and every decoder layer's cross-attention of the same
+    pass ``[layers, B, H, T, S]``."""
     logits, variables = model.clone(sow_weights=True).apply(
         {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
     )

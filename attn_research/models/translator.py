@@ -1,10 +1,6 @@
-"""The protocol every translator family follows (``rnn_translator``, ``transformer_translator``).
-
-A family is a module with a Flax model class, whose instances map ``source [B, S]`` and
-``target_in [B, T]`` to logits ``[B, T, vocab]`` and show their attention through
-``attention_maps(params, source, target_in)`` (``models.maps``), say the longest sequence they
-read as ``length_limit`` (pieces, EOS included; None for any length), and these functions, which
-``models.decoding`` and the translation task call:
+"""The protocol of a translator family (``rnn_translator``, ``transformer_translator``): a Flax
+model ``source [B, S]``, ``target_in [B, T]`` -> logits ``[B, T, vocab]`` with
+``attention_maps`` and ``length_limit`` (None: any length), and these functions:
 """
 
 from __future__ import annotations
@@ -37,9 +33,8 @@ class TranslatorFamily(Protocol):
         train: bool,
         rngs: dict[str, Any],
     ) -> tuple[jax.Array, jax.Array]:
-        """Teacher-forced logits ``[B, T, V]`` and the attention over the source of the same
-        pass, ``[layers, B, heads, T, S]``, row t the attention with which target token t was
-        written: the form a loss on the attention reads (guided alignment)."""
+        """Teacher-forced logits ``[B, T, V]`` and the attention of the same pass,
+        ``[layers, B, heads, T, S]`` (row t wrote token t), for guided alignment."""
 
     def alignment(
         self, model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array

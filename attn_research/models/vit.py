@@ -1,25 +1,14 @@
 """Vision Transformer (Dosovitskiy et al. 2021, "An image is worth 16x16 words").
 
-    z_0 = [x_class; r_1; ...; r_R; x_p^1 E + E_pos^1; ...; x_p^N E + E_pos^N],
-          x_p^i the i-th flattened p x p patch (of the stem's features), r_j a learned register
-    z_L = Encoder(z_0)                                 (pre-LN, scanned layers)
+    z_0 = [x_class; r_1; ...; r_R; x_p^1 E + E_pos^1; ...; x_p^N E + E_pos^N]
+    z_L = Encoder(z_0)
     y   = W_head pool(z_L)
 
-``stem`` (off by default) puts 3 x 3 convolutions with ReLU before the patches, at the image's
-resolution (stride 1): "early convolutions" (Xiao et al. 2021, "Early Convolutions Help
-Transformers See Better", whose stem strides by 2 and normalizes with BatchNorm; stride 1 keeps
-the tokens on the same p x p patch grid, so the attention maps keep their cells). Each patch
-token then sees its p x p patch and a margin of one pixel per layer around it.
-
-``pool`` reads the class token (``token``), the mean of the patch tokens (``gap``) or an
-attention-pooling probe over the patch tokens (``map``, Lee et al. 2019; big_vision's MAP head).
-Registers (Darcet et al. 2023, "Vision Transformers Need Registers") are tokens with no input
-that every layer may attend to, so that global "sink" attention has somewhere to go besides
-background patches; they are discarded at the output (no pooling reads them). The attention
-kind of the encoder comes from the config; the encoder's tokens lie on the ``(H/p) x (W/p)``
-patch grid, which attention on a grid (``local_2d``) reads. A class token or a register has no
-place on that grid, so ``local_2d`` with either is refused (ValueError): use ``gap`` or ``map``
-without registers.
+``stem``: 3 x 3 stride-1 convolutions before the patches (after Xiao et al. 2021's early
+convolutions; stride 1 keeps the patch grid). ``pool``: the class token (``token``), the mean
+of the patches (``gap``) or an attention probe (``map``, Lee et al. 2019). Registers (Darcet et
+al. 2023) are learned tokens that every layer may attend to, discarded at the output. Patches
+lie on the ``(H/p) x (W/p)`` grid; ``local_2d`` with a class token or registers is a ValueError.
 """
 
 from __future__ import annotations
@@ -66,11 +55,9 @@ def unpatchify(patches_BNP: jax.Array, grid: tuple[int, int], channels: int) -> 
 def sincos_2d_positions(
     rows: int, cols: int, width: int, temperature: float = 10_000.0
 ) -> np.ndarray:
-    """Fixed 2-D sine-cosine positions ``[rows*cols, width]`` (Chen et al. 2021, MoCo v3).
-
-    A quarter of the channels each holds ``sin(r w_k)``, ``cos(r w_k)``, ``sin(c w_k)``,
-    ``cos(c w_k)`` with ``w_k = temperature^(-k / (width/4 - 1))``.
-    """
+    """Fixed 2-D sine-cosine positions ``[rows*cols, width]`` (Chen et al. 2021, MoCo v3): a
+    quarter of the channels each ``sin(r w_k)``, ``cos(r w_k)``, ``sin(c w_k)``, ``cos(c w_k)``,
+    ``w_k = temperature^(-k / (width/4 - 1))``."""
     if width % 4:
         raise ValueError(f"sincos2d positions need a width divisible by 4, got {width}")
     r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
@@ -80,24 +67,13 @@ def sincos_2d_positions(
 
 
 class ViT(fields.Attends, nn.Module):
-    """Images ``[B, H, W, C]`` (float, normalized) -> logits ``[B, num_classes]`` (float32).
+    """Images ``[B, H, W, C]`` (float, normalized) -> float32 logits ``[B, num_classes]``.
 
     Attributes:
-      num_classes: output classes.
-      patch: patch side p (H and W must be multiples of it).
-      stem: output channels of the 3 x 3 stride-1 conv layers before the patches (() none).
-      embed_dim: token features D.
-      num_layers: encoder layers (scanned).
-      num_heads, mlp_dim, dropout_rate: as in ``EncoderBlock``.
-      attention: attention kind of the encoder (``attn_research.attention.KINDS``).
-      attention_options: the kind's options (``attention.presets.resolve``), e.g. ``window``.
-      pool: one of ``POOLS``.
+      patch: patch side p (H and W multiples of it); stem: channels of the conv stem (() none).
+      attention, attention_options: the encoder's preset and its options.
       num_registers: register tokens R (0: the original ViT).
-      position_embedding: one of ``POSITION_EMBEDDINGS``.
-      remat: what the backward pass keeps of each layer (``scan.REMAT_POLICIES``).
-      scan_unroll: layers per iteration of the scanned loop (``scan.scan_layers``' unroll).
-      sow_weights: sow every layer's attention ``[layers, B, H, T, T]`` (and the MAP probe's
-        ``[B, H, 1, T]``) into 'intermediates'.
+      sow_weights: sow every layer's attention ``[layers, B, H, T, T]`` (and the MAP probe's).
     """
 
     num_classes: int

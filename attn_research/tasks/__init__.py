@@ -1,13 +1,6 @@
-"""Registry of tasks, looked up by `config.task`.
-
-Task modules register a factory when imported:
-
-    register_task('translate', TranslationTask)
-
-and `get_task(config.task)` builds it. Importing a task module is the caller's business (an
-experiment config imports the task it uses), which keeps the trainer free of model and dataset
-imports.
-"""
+"""Registry of tasks by `config.task`: a task module calls ``register_task('translate',
+TranslationTask)`` when imported (the experiment config imports it, so the trainer imports no
+model or dataset), and `get_task` builds it."""
 
 from typing import Callable
 
@@ -22,11 +15,7 @@ def register_task(name: str, factory: Callable[[], Task]) -> None:
 
 
 def get_task(name: str) -> Task:
-    """Builds the task registered as `name`.
-
-    Raises:
-      ValueError: naming config.task if no task of that name is registered.
-    """
+    """Builds the task registered as `name`; ValueError naming config.task if there is none."""
     if name not in _FACTORIES:
         raise ValueError(f"config.task: unknown task {name!r}; registered: {sorted(_FACTORIES)}.")
     return _FACTORIES[name]()

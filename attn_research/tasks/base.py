@@ -1,23 +1,11 @@
-"""The task interface: everything the trainer needs to know about one kind of problem.
+"""The task interface: the model, input pipelines, loss and evaluators the trainer is given.
 
-A task hands the trainer a model, input pipelines, a loss and evaluators; the trainer knows
-nothing of text or images. Tasks are stateless: every method receives the (complete, checked)
-config, so the same task object serves every run.
-
-Batches are dicts of numpy arrays whose leading dimension is the batch. Train and eval
-pipelines yield *per-process* batches (`batch_size // process_count` examples); the trainer
-assembles them into global arrays sharded over the mesh.
-
-Training reads one infinite, deterministic iterator whose position can be checkpointed: a
-`grain.DatasetIterator` (e.g. `MapDataset.source(...).shuffle(seed).repeat().slice(...)
-.batch(...).to_iter_dataset()`), saved and restored with the train state so that a resumed run
-sees exactly the batches an uninterrupted one would. Train batches may come in a few shapes
-(e.g. bucketed by length): the trainer compiles the train step once per shape.
-
-Evaluation reads a fresh finite iterable each time. Every process must yield the same number
-of equally-sized batches. The loss's metrics may include ``denominator``, the number of examples
-or tokens its means are over (padding excluded); eval metrics are then true means over the eval
-set, each batch weighted by it (else every batch weighs 1).
+Tasks are stateless; every method receives the checked config. Batches are dicts of numpy
+arrays, batch-leading, per process (`batch_size // process_count` examples). Training reads one
+infinite, deterministic, checkpointable `grain.DatasetIterator` (a resumed run sees the batches
+an uninterrupted one would), in a few shapes at most (one compiled step per shape). Evaluation
+reads a fresh finite iterable, the same number of equal batches on every process; a loss
+metric ``denominator`` (examples or tokens, padding excluded) weighs each batch in eval means.
 """
 
 import abc
@@ -50,11 +38,7 @@ class Task(abc.ABC):
         by filling fields of `config` in place; called before `validate`. Default: nothing."""
 
     def validate(self, config: ml_collections.ConfigDict) -> None:
-        """Checks the task's config keys before anything is compiled.
-
-        Raises:
-          ValueError: with a message naming the offending field (e.g. config.model.window).
-        """
+        """Checks the task's config keys before anything is compiled; ValueError naming the field."""
 
     @abc.abstractmethod
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
@@ -79,14 +63,8 @@ class Task(abc.ABC):
         process_index: int,
         process_count: int,
     ) -> grain.DatasetIterator:
-        """Returns the infinite, checkpointable iterator of this process's train batches.
-
-        Args:
-          config: the run's config (seed it from `config.seed`).
-          batch_size: examples per batch on this process.
-          process_index: this process's index; read only this process's shard of the data.
-          process_count: the number of processes.
-        """
+        """The infinite, checkpointable iterator of this process's train batches (seeded from
+        `config.seed`; only this process's shard)."""
 
     @abc.abstractmethod
     def eval_data(
@@ -109,12 +87,8 @@ class Task(abc.ABC):
         train: bool,
         config: ml_collections.ConfigDict,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Returns the scalar float32 loss to minimize and scalar metrics, for one global batch.
-
-        Runs under jit on the global (sharded) batch. `rng` is the step's key (fold it further for
-        dropout); `train` selects dropout and other train-only behaviour; `config` is the run's
-        (e.g. its label smoothing).
-        """
+        """The scalar float32 loss and scalar metrics of one global batch, under jit; `rng` is
+        the step's key, `train` selects dropout."""
 
     def evaluators(self, config: ml_collections.ConfigDict) -> Sequence[Evaluator]:
         """Returns the evaluators run at each evaluation (BLEU, attention figures, ...)."""
@@ -122,8 +96,6 @@ class Task(abc.ABC):
         return ()
 
     def metric_signatures(self, config: ml_collections.ConfigDict) -> Mapping[str, str]:
-        """{eval metric name: how it is computed}, for the metrics that carry such a signature
-        (sacrebleu's for ``eval/bleu``); the trainer puts them in the summary, the logs and
-        TensorBoard. Default: none."""
+        """{eval metric name: how it is computed} (sacrebleu's signature for ``eval/bleu``)."""
         del config
         return {}

@@ -1,29 +1,16 @@
-"""Guided alignment: a loss that teaches one cross-attention a statistical aligner's links.
-
-Chen et al. 2016 ("Guided alignment training for topic-aware neural machine translation") add
-to the translation loss a cross-entropy between the attention and an aligner's alignment; Garg
-et al. 2019 ("Jointly learning to align and translate with Transformer models", fairseq's
-``--alignment-layer`` and ``--alignment-heads``) supervise the average of the first heads of one
-Transformer decoder layer with it, each target row of the alignment matrix normalised. Here,
+"""Guided alignment: a loss that teaches one cross-attention a statistical aligner's links
+(Chen et al. 2016; Garg et al. 2019, the first heads of one decoder layer, averaged):
 
     L_align = - sum_{b, t} sum_s p[b, t, s] log a[b, t, s] / |{(b, t): sum_s p[b, t, s] > 0}|,
 
-with ``a [B, T, S]`` the chosen attention (``config.loss.alignment_layer`` of the family's
-``logits_and_attention``, heads ``0 .. alignment_heads - 1`` averaged) and ``p [B, T, S]`` the
-batch's ``alignment`` targets (``data.translation_pipeline``: for target piece t, uniform over
-the source pieces of the source words linked to t's word). Target positions without a link
-contribute nothing and are not counted.
-
-Step convention (``config.loss.alignment_shift`` k): row t + k of the attention is supervised
-with the links of ``target_out[t]``'s word. k = 0: the attention computed while the decoder
-predicts the word (its input is the token before), the one the evaluation's AER reads
-(``tasks.translation_attention``). k = 1: the attention at the step where the word is the
-decoder's input, so that its query has read the word it aligns; the Shift-Att read-out (Chen et
-al. 2020, whose Shift-AET trains on these rows) reads it.
-
-A weight the softmax cannot reach (a linked source piece outside a local attention's window)
-is clamped at `MIN_WEIGHT` before the logarithm: the loss stays finite and that term has no
-gradient.
+with ``a [B, T, S]`` the chosen attention (``config.loss.alignment_layer``, heads
+``0 .. alignment_heads - 1``) and ``p [B, T, S]`` the batch's ``alignment`` targets (per target
+piece, uniform over the source pieces linked to its word). Row t + k of the attention learns
+``target_out[t]``'s links, k = ``config.loss.alignment_shift``: k = 0 is the attention computed
+while predicting the word, as the AER reads it; k = 1 the one where the word is the decoder's
+input, whose query has read it (the rows of Shift-Att and Shift-AET, Chen et al. 2020). Weights
+are clamped at `MIN_WEIGHT` before the log (a link outside a local window: finite loss, no
+gradient).
 """
 
 from __future__ import annotations

@@ -1,24 +1,12 @@
 """Image classification: ViT or attention CNN on any image source, with attention-map evaluation.
 
-Config keys owned by the task (see ``experiments/configs/vit.py`` for a complete example):
+Config (``experiments/configs/vit.py``): ``model`` (``name`` of ``MODELS`` and the model's
+fields but ``num_classes`` and ``dtype``), ``data`` (``data.image_sources``, ``data.images``),
+``evaluation`` (``num_examples`` whose maps are scored against their boxes, ``num_figures``
+drawn into ``<workdir>/figures/attention_<step>.png``).
 
-- ``model``: ``name`` (one of ``MODELS``) and the model's fields (``ViT`` or
-  ``AttentionCNN``, except ``num_classes`` and ``dtype``, which the task sets; see
-  ``models.fields``).
-- ``data``: the source (``attn_research.data.image_sources``), augmentation and normalization
-  (``attn_research.data.images``).
-- ``evaluation``: ``num_examples`` fixed eval examples whose attention maps are scored against
-  their boxes (sources with boxes: ``cluttered``), and ``num_figures`` of them drawn into
-  ``<workdir>/figures/attention_<step>.png`` at every evaluation (0: none).
-
-Metrics: ``loss`` (cross-entropy; against mixup's soft labels in training) and ``accuracy``
-(top-1); at evaluation also, on sources with boxes, the localization of each attention map
-(``attn_research.evaluation.attention_maps.localization``): ``mass_in_box/<map>``, the mean
-fraction of the map's mass inside the object's box (the energy-based pointing game), and
-``pointing_game/<map>``, the fraction of maps whose maximum falls on the box (within one cell).
-Maps: ``layer<i>`` and ``rollout`` for the ViT, ``attention`` for the CNN, heads averaged; the
-references ``uniform`` and ``box_cells`` (spread evenly over the cells the box touches); and per
-head, ``<score>/<map>/head<i>`` and ``<score>/<map>/best_head`` (all maps but rollout).
+Metrics: ``loss``, ``accuracy`` and, on sources with boxes, each map's ``mass_in_box/<map>``
+and ``pointing_game/<map>`` (``evaluation.attention_maps.localization``; docs/images.md).
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Sequence classification: the Long Range Arena's ListOps, Image and Pathfinder tasks.
 
-Config keys owned by the task (see ``experiments/configs/lra.py``):
-
-- ``model``: ``name`` (``transformer``) and the fields of ``SequenceClassifier`` except
-  ``num_classes``, ``vocab_size``, ``max_len``, ``grid`` and ``dtype``, which come from the data.
-- ``data``: ``source`` (``data.sequences.SOURCES``), the generators' ``seed``, ``num_train``
-  and ``num_eval`` examples, ``cache_dir`` (ListOps' generated splits; "" = none), and each
-  source's fields: ``listops`` (``listops.Spec``), ``pathfinder`` (``pathfinder.Spec``),
-  ``image`` (an image task's ``config.data``, ``data.image_config``).
-
-Metrics: ``loss`` (cross-entropy) and ``accuracy``, true means over the examples.
+Config (``experiments/configs/lra.py``): ``model`` (``SequenceClassifier``'s fields but those
+the data sets), ``data`` (``source`` of ``data.sequences.SOURCES``, ``seed``, ``num_train``,
+``num_eval``, ``cache_dir``, and each source's own fields). Metrics: ``loss``, ``accuracy``.
 """
 
 from __future__ import annotations

@@ -1,39 +1,14 @@
 """The translation task: RNN or Transformer translators on any parallel corpus.
 
-Config sections (see `experiments/configs/translate.py`):
+Config (``experiments/configs/translate.py``): ``model`` (``name`` 'rnn' | 'transformer' and
+the translator's fields), ``data`` (corpus, tokenizer, lengths, buckets, ``eval_split``),
+``loss`` (label smoothing; guided alignment, off at ``alignment_weight`` 0, on the rows
+``alignment_shift`` steps later), ``decode`` (beam
+search, lengths, what each evaluation decodes, aligns and draws, and a gold set).
 
-- `config.model`: `name` ('rnn' | 'transformer') and the fields of
-  `RnnTranslator` or `TransformerTranslator` (every other key is an error);
-- `config.data`: the corpus (`data/translation.py`), tokenizer, lengths and length buckets
-  of the train batches (`data/translation_pipeline.py`), `eval_split`;
-- `config.loss`: `label_smoothing` ε of the per-token cross-entropy (0: none); guided alignment
-  (`tasks.guided_alignment`), off at `alignment_weight` 0: the weight of a cross-entropy between
-  the attention of decoder layer `alignment_layer` (its first `alignment_heads` heads averaged;
-  `alignment_shift` rows later) and a statistical aligner's links, added to the train loss (the eval loss stays the
-  translation loss, comparable across runs);
-- `config.decode`: beam search (`beam_size`, `alpha`; beam_size 1 is greedy), the maximum
-  output length ``max_len_ratio * source_pieces + max_len_offset``, the pieces before EOS is
-  allowed (`min_len`), `batch_size`, and what
-  each evaluation decodes (`examples`), aligns (`aer_examples`) and draws (`num_figures`),
-  and a hand-aligned gold set (`gold_source`, `gold_target`, `gold_links`, `gold_format`,
-  `gold_reverse`; `tasks.translation_gold`), scored as `aer_gold` at each evaluation.
-
-At each evaluation the evaluator translates the first `decode.examples` sentences of
-`data.eval_split` (sources bucketed by length to multiples of 16 pieces, one compiled
-decoder per bucket) and reports sacrebleu BLEU and chrF on detokenized text, BLEU by source
-length (buckets from the lower edges `decode.length_buckets`, in words), and, for models with
-attention on a corpus with gold alignments, the AER of the teacher-forced attention on the
-reference (word level; the Transformer's cross-attention averaged over heads in layer
-`decode.alignment_layer`, default the last, and AER of every layer as `aer_layer<i>`). On the
-same `decode.aer_examples` pairs (any corpus) it reports the attention's row statistics
-(`evaluation.attention_statistics`: `attention_entropy`, `attention_peaked_share`, and for
-local-p `centre_fraction_mean` and quantiles), per layer like AER, so that a collapsing
-attention shows in TensorBoard at each evaluation (`eval_every_steps`). It logs example
-translations, writes them to `<workdir>/translations/step_<step>.txt`, and draws attention
-heatmaps and BLEU by length into `<workdir>/figures/`, with the attention explorer
-`figures/explorer.html` of the first `decode.num_figures` pairs: every map the model exposes
-(each decoder layer's cross-attention) and each of its heads, read and put in words by
-`tasks.translation_attention` as the predictor's explorer is.
+Each evaluation reports sacrebleu BLEU and chrF, BLEU by source length, the AER of the
+teacher-forced attention where there are gold alignments, and the attention's row statistics;
+it writes translations and figures into the workdir (docs/translation.md).
 """
 
 from __future__ import annotations
@@ -224,12 +199,10 @@ class TranslationTask(tasks.Task):
         )
 
     def loss(self, params, batch, rng, model, train, config):
-        """Per-token cross-entropy against the targets smoothed by ``config.loss.label_smoothing``
-        ε (Szegedy et al. 2016): ``q = (1 - ε) onehot(y) + ε / V``. Metrics: ``nll``, the
-        unsmoothed cross-entropy, beside the loss; ``token_accuracy``. In training with
-        ``config.loss.alignment_weight`` λ > 0, plus λ times the guided-alignment loss on the
-        batch's ``alignment`` (``tasks.guided_alignment``), logged as ``alignment_loss``; at
-        λ = 0 the model is applied as without it (no weights sown)."""
+        """Per-token cross-entropy against targets smoothed by ε (Szegedy et al. 2016),
+        ``q = (1 - ε) onehot(y) + ε / V``, plus in training λ = ``alignment_weight`` times the
+        guided-alignment loss. Metrics: ``nll`` (unsmoothed), ``token_accuracy``,
+        ``alignment_loss``."""
         guided = train and config.loss.alignment_weight > 0
         rngs = {"dropout": rng}
         if guided:

@@ -1,13 +1,6 @@
-"""A translator's teacher-forced attention over the source, and its views in words.
-
-The translation evaluator (AER, heatmaps, ``figures/explorer.html``) and the predictor
-(``attn_research.predict``) read a translator's attention here, through its ``attention_maps``
-(``models.maps``: one map per attention, ``[B, H, T, S]``), so that both give the same weights
-and the same explorer. Given sentence pairs are read in words by `encode` and `pair_views`
-(the predictor's translations and forced alignments, the evaluator's gold set): the words are
-the whitespace tokens, each encoded alone, so that a gold alignment tokenized by someone else
-lines up.
-"""
+"""A translator's teacher-forced attention over the source, and its views in words, read
+through ``attention_maps`` (``[B, H, T, S]`` per map) by both the evaluator and the predictor.
+Words are the whitespace tokens, each encoded alone, so that a gold alignment lines up."""
 
 from __future__ import annotations
 
@@ -38,9 +31,8 @@ def has_attention(config: ml_collections.ConfigDict) -> bool:
 def teacher_forced_maps(
     model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array
 ) -> list[maps.AttentionMap]:
-    """The model's attention maps over the source with the target fed in (``models.maps``):
-    one per attention, ``[B, H, T, S]``, row t the attention with which target token t was
-    written, with local-p's ``centre_fraction``. Compiled once per model and batch shape."""
+    """The model's attention maps ``[B, H, T, S]`` with the target fed in, row t the one that
+    wrote target token t (``models.maps``); compiled once per model and batch shape."""
     return model.attention_maps(params, source_BS, target_in_BT)
 
 
@@ -77,10 +69,8 @@ def word_views(
     source_words_S: np.ndarray,
     shape: tuple[int, int] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """The explorer's views of one sentence pair (``evaluation.explorer.views``): per map, its
-    head average and each of its heads as ``[target words, source words]`` attention
-    (``evaluation.alignment.word_attention``; word ids as ``Tokenizer.word_ids`` gives;
-    `shape` the word counts, default the largest word ids + 1)."""
+    """The explorer's views of one pair: per map, the head average and each head as
+    ``[target words, source words]`` attention (``shape``: the word counts)."""
     words = functools.partial(
         alignment.word_attention,
         target_words_T=target_words_T,
@@ -141,11 +131,9 @@ def pair_views(
     *,
     shifted: bool = False,
 ) -> list[alignment_readouts.PairAttention]:
-    """The word-level attention of each pair, teacher-forced on the target's ids (ending in
-    EOS), in batches of `batch` pairs padded to multiples of ``translation_decoding.BUCKET``
-    pieces (at most the model's ``length_limit``): the views (`word_views`) of the rows that
-    wrote each word and, with `shifted`, from the same pass, those of Shift-Att's rows
-    (``alignment_readouts.shift_rows``; else empty). Every pair needs a word on each side."""
+    """The word-level attention views (`word_views`) of each pair, teacher-forced, in batches of
+    `batch` padded to multiples of ``translation_decoding.BUCKET`` pieces; with `shifted`, also
+    Shift-Att's rows from the same pass. Every pair needs a word on each side."""
     limit = model.length_limit
     names = map_names(model, params, sources[0].ids[None])
     # Rounded up to a bucket, capped at the limit (a model without one: never capped).

@@ -1,13 +1,7 @@
-"""A translator's beam (or greedy) search over many sources: sorted by length, batched, jitted.
-
-The translation task's evaluator and the predictor (``attn_research.predict``) both decode
-through `Decoders`, so that they give the same tokens for the same sources. Sources are sorted
-by length and cut into batches of ``decode.batch_size`` rows; each batch is padded to a multiple
-of `BUCKET` pieces, and the last one to the next power of two rows (rows of nothing to
-translate still cost a step each), with one compiled decoder per (width, beam size, alpha) and
-at most ``log2(batch_size) + 1`` row counts. The output is at
-most ``max_len_ratio * source_pieces + max_len_offset`` tokens (``config.decode``).
-"""
+"""A translator's beam (or greedy) search over many sources, shared by evaluator and predictor:
+sources sorted by length, cut into ``decode.batch_size`` rows padded to multiples of `BUCKET`
+pieces (the last batch to a power of two rows), one compiled decoder per (width, beam, alpha).
+Outputs are at most ``max_len_ratio * source_pieces + max_len_offset`` tokens."""
 
 from __future__ import annotations
 
@@ -39,13 +33,10 @@ def make_decoder(
     beam_size: int,
     alpha: float,
 ) -> Decoder:
-    """The jitted ``(params, source [B, source_len]) -> tokens [B, max_len]`` of one bucket.
-
-    `family` is the model's module (``models.translator.TranslatorFamily``); beam_size 1 is
-    greedy search. Tokens are the ids after BOS, EOS included, padded with 0.
-    """
+    """The jitted ``(params, source [B, source_len]) -> tokens [B, max_len]`` of one bucket
+    (ids after BOS, EOS included, 0-padded; beam_size 1 is greedy)."""
     max_len = int(decode.max_len_ratio * source_len + decode.max_len_offset)
-    # Runs saved before `min_len` existed decoded without it.
+    # A saved config without `min_len` decodes without it.
     min_len = int(decode.get("min_len", 0))
 
     def translate(params, source_BS):
@@ -92,15 +83,8 @@ class Decoders:
         alpha: float | None = None,
         batch_size: int | None = None,
     ) -> list[np.ndarray]:
-        """Tokens of each source row of `ids_NS` (EOS-terminated, 0-padded), in input order.
-
-        Args:
-          ids_NS: int32 source ids, each row ending in EOS and padded with 0.
-          beam_size, alpha, batch_size: default ``config.decode``'s.
-
-        Returns:
-          One int32 array ``[max_len of its bucket]`` per row.
-        """
+        """One int32 array ``[max_len of its bucket]`` per row of `ids_NS` (int32, EOS-ended,
+        0-padded), in input order; beam_size, alpha, batch_size default ``config.decode``'s."""
         decode = self._decode
         beam_size = decode.beam_size if beam_size is None else beam_size
         alpha = decode.alpha if alpha is None else alpha

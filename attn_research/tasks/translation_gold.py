@@ -1,16 +1,7 @@
-"""The translation evaluation's gold set: hand-aligned pairs scored at every evaluation.
-
-``config.decode.gold_source`` and ``gold_target`` (one sentence a line) and ``gold_links``
-(``gold_format`` 'pharaoh' or 'naacl', ``gold_reverse`` for target-source links; see
-``evaluation.gold_alignments``) name the set; empty (the default) turns it off. Each target is
-teacher-forced whole on its source and read as the predictor's forced alignment reads it
-(``tasks.translation_attention.pair_views``); each target word links to its most attended
-source word (``argmax_target``) in every map, heads averaged. The metrics are
-
-    aer_gold, precision_gold, recall_gold                 map decode.alignment_layer
-    aer_gold/<map>, precision_gold/<map>, recall_gold/<map>   every map, e.g. decoder/attention
-
-(Och & Ney 2003, ``evaluation.alignment.score``).
+"""The translation evaluation's gold set (``config.decode.gold_*``; empty: off): hand-aligned
+pairs teacher-forced as the predictor's forced alignment reads them, each target word linked to
+its most attended source word, scored (Och & Ney 2003) as ``aer_gold``, ``precision_gold``,
+``recall_gold`` (map ``decode.alignment_layer``) and ``<metric>/<map>`` for every map.
 """
 
 from __future__ import annotations
@@ -42,12 +33,8 @@ class GoldSet:
 def _read(
     decode: ml_collections.ConfigDict,
 ) -> tuple[list[str], list[str], gold_alignments.Gold] | None:
-    """The gold set's sentences and links, or None if `decode` names none.
-
-    Raises:
-      ValueError: naming the field if the set is named in part or its files are missing, its
-        sides differ in length, or its links do not read.
-    """
+    """The gold set's sentences and links, or None if `decode` names none; ValueError naming
+    the field if it is named in part, a file is missing, sides differ or links do not read."""
     paths = {field: decode.get(field, "") for field in FIELDS}
     if not any(paths.values()):
         return None
@@ -87,12 +74,8 @@ def _gold(decode: ml_collections.ConfigDict, sources: list[str], targets: list[s
 def load(
     decode: ml_collections.ConfigDict, tokenizer: tokenizer_lib.Tokenizer, model: nn.Module
 ) -> GoldSet | None:
-    """The gold set of `decode` (None if it names none), checked (`check`).
-
-    Raises:
-      ValueError: naming the field and pair if a pair is longer than the model's
-        ``length_limit``.
-    """
+    """The checked gold set of `decode` (or None); ValueError naming the field and pair for a
+    pair longer than the model's ``length_limit``."""
     read = _read(decode)
     if read is None:
         return None

@@ -1,26 +1,22 @@
 """How attention is computed: the problem a kernel is given, the kernel registry, and ``auto``.
 
-Every kernel evaluates the same function, ``softmax(pair(q, k) + bias, where=allowed) v``, for
-projected ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``
-and a ``Problem`` (the score's pair function, the positions rule, masks, dropout), one way each:
+Every kernel evaluates ``softmax(pair(q, k) + bias, where=allowed) v`` for projected
+``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``:
 
-    dense:       the whole ``[Tq, Tk]`` logits, or ``query_chunk_size`` rows at a time (dense.py)
+    dense:       the whole ``[Tq, Tk]`` logits, or ``query_chunk_size`` rows at a time
     chunked:     online softmax over key chunks within query chunks (Rabe & Staats 2021)
     band:        the static band of a rule that is one, O(T w); ``loop=True``: one query block
-                 (of grid rows) at a time, each rematerialized in the backward pass (band.py)
-    flash_band:  a band on a sequence of dot products, one query block at a time, with a
-                 hand-written FlashAttention-2 backward (Dao 2023) (flash_band.py)
-    jax_nn:      ``jax.nn.dot_product_attention`` (XLA); dot products only (library.py)
+                 at a time, rematerialized in the backward pass
+    flash_band:  a band of dot products with a FlashAttention-2 backward (Dao 2023)
+    jax_nn:      ``jax.nn.dot_product_attention`` (XLA); dot products only
     cudnn:       its cuDNN flash kernel (GPU, bfloat16/float16); dot products only
     splash:      JAX's splash attention (TPU Pallas) over global, causal and 1-D windows
     pallas_band: FlashAttention-2 over a band of dot products in Pallas for the GPU
     auto:        the fastest kernel that is correct for the backend, dtype, score and rule
 
-A kernel is ``kernel(q, k, v, problem, **options) -> out [batch..., Tq, H, Dv]``; it forms no
-weights (``dense_weights`` gives them, in one pass). It asks the rule and the score questions
-(``rule.band``, ``rule.reach``, ``problem.dot_scale``), never their types, and raises a
-ValueError that says why when it cannot compute a call. To add one: a file here and one
-``register`` line below, declaring its keyword options.
+A kernel is ``kernel(q, k, v, problem, **options) -> [batch..., Tq, H, Dv]``. It asks the rule
+and the score questions, never their types, and raises a ValueError that says why it cannot
+compute a call. A new kernel is a file here and one ``register`` line below.
 """
 
 from __future__ import annotations
@@ -43,18 +39,10 @@ Array = jnp.ndarray
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """One attention call, apart from ``q``, ``k``, ``v``.
-
-    Attributes:
-      pair: the score's ``pair(q, k, precision=...) -> float32 logits [..., H, Tq, Tk]``; a dot
-        product says so with its ``dot_scale``.
-      rule: which positions attend (``positions.Rule``).
-      mask: bool at the logits' rank ``[batch..., H|1, Tq|1, Tk|1]`` (True = may attend).
-      bias: float at the logits' rank, added to the logits.
-      query_positions: int ``[batch..., Tq]``, or None for ``0 .. Tq - 1``.
-      grid: ``(rows, cols)`` of the tokens, for rules on a grid.
-      centre: the rule's predicted centre ``[batch..., H, Tq, 1]`` (``scores.Centre``).
-    """
+    """One attention call apart from ``q``, ``k``, ``v``: the score's ``pair`` (float32 logits
+    ``[..., H, Tq, Tk]``), the rule, ``mask`` (bool, True = may attend) and ``bias`` at the
+    logits' rank, int ``query_positions [batch..., Tq]`` (None: ``0 .. Tq - 1``), the token
+    ``grid``, the predicted ``centre [batch..., H, Tq, 1]``, dropout and precision."""
 
     pair: Callable[..., Array]
     rule: Rule
@@ -128,8 +116,8 @@ AUTO_WIDE_QUERY_CHUNK = 64
 
 
 def dense_weights(q: Array, k: Array, problem: Problem) -> Array:
-    """The float32 weights ``[batch..., H, Tq, Tk]`` of any kernel's call, before dropout: one
-    pass of the dense kernel's arithmetic (no kernel forms them)."""
+    """The float32 weights ``[batch..., H, Tq, Tk]`` of a call, before dropout, by one pass of
+    the dense arithmetic."""
     return dense.dense_weights(q, k, problem)
 
 
@@ -223,11 +211,7 @@ def choose(q: Array, k: Array, v: Array, problem: Problem) -> tuple[str, dict[st
 
 
 def auto(q: Array, k: Array, v: Array, problem: Problem, **options: Any) -> Array:
-    """Runs the kernel ``choose`` picks, and logs which and why.
-
-    ``options`` are options of any kernel (``block_size``, ``query_chunk_size``, ...); the
-    picked kernel takes those it declares.
-    """
+    """Runs the kernel ``choose`` picks with the ``options`` it declares, and logs why."""
     name, picked, why = choose(q, k, v, problem)
     options = {**picked, **{k: v for k, v in options.items() if k in options_of(name)}}
     logging.info(

@@ -1,29 +1,16 @@
-"""The band kernel: attention over the static band of a rule on a 1-D or 2-D token grid.
-
-A rule whose keys lie within ``i - left .. i + right`` of each query on every grid axis
-(``Rule.band``: a window on a sequence, a neighbourhood on a grid) is computed in O(T w), never
-``[T, T]``, as in Longformer (Beltagy et al. 2020) and Stand-Alone Self-Attention (Ramachandran
-et al. 2019):
+"""The band kernel: attention over the static band of a rule on a 1-D or 2-D token grid, in
+O(T w) (Longformer, Beltagy et al. 2020; Stand-Alone Self-Attention, Ramachandran et al. 2019):
 
     out_i = sum_j softmax_j(pair(q_i, k_j), where=allowed_ij) v_j,
     allowed_ij = (i - left <= j <= i + right, per grid axis) AND the caller's padding mask.
 
-The queries (``(T,)`` for sequences, ``(rows, cols)`` for image patches) are cut into blocks of
-``blocks`` positions per axis. A query block needs its own key block and ``ceil(left/b)`` blocks
-before, ``ceil(right/b)`` after; those are gathered with static slices into ``K'`` keys per
-block, and dense attention runs on the ``[b, K']`` blocks with any score's ``pair`` function.
-Positions outside the exact window, or off the grid, are removed by a static ``[NB, b, K']``
-mask. Arrays are laid out ``[batch..., *grid, *rest]`` (``rest``: heads and depth), blocked ones
-``[batch..., NB, b or K', *rest]``.
-
-``loop=False`` runs all blocks at once. ``loop=True`` runs one block of grid rows at a time in a
-``lax.map`` over its slab of ``b0 + left + right`` rows (read with a ``dynamic_slice``, shifted
-inwards at the ends), each step rematerialized in the backward pass (``jax.checkpoint``): the
-compiled temporaries hold a few steps' logits, ``O(b0 (b0 + left + right))`` per head and
-column block, whatever the length.
-
-Masks may pad keys (``[..., H|1, 1, Tk]``) or queries (``[..., H|1, Tq, 1]``); a dense
-``[Tq, Tk]`` mask is refused (it would cost O(T^2): use the dense kernel).
+Queries are cut into blocks of ``b`` positions per axis; each block gathers its own key block
+and ``ceil(left/b)`` before, ``ceil(right/b)`` after (``K'`` keys) by static slices, and a static
+``[NB, b, K']`` mask removes keys outside the window or the grid. Blocked arrays are
+``[batch..., NB, b or K', *rest]`` (``rest``: heads and depth). ``loop=True`` runs one block of
+grid rows at a time in a ``lax.map``, each step rematerialized, so that temporaries do not grow
+with the length. Masks pad keys (``[..., H|1, 1, Tk]``) or queries (``[..., H|1, Tq, 1]``); a
+dense ``[Tq, Tk]`` mask is refused.
 """
 
 from __future__ import annotations
@@ -260,13 +247,8 @@ def _merge_step_axis(x: Array, lead: int) -> Array:
 
 
 def looped_attention(q: Array, k: Array, v: Array, geo: Neighbourhood, problem: Problem) -> Array:
-    """Attention of ``q`` over ``geo``'s windows of ``k``, ``v``, one block of ``geo.blocks[0]``
-    positions along the first grid axis at a time.
-
-    Returns:
-      ``[batch..., Tq, H, Dv]`` in ``v.dtype``. With dropout, masks are drawn per step, so they
-      differ from those of loop=False (same distribution).
-    """
+    """Attention of ``q`` over ``geo``'s windows, one block of ``geo.blocks[0]`` positions along
+    the first grid axis at a time -> ``[batch..., Tq, H, Dv]`` in ``v.dtype``."""
     mask, rng = problem.mask, problem.rng
     batch, lead = q.shape[:-3], q.ndim - 3
     (tq0, tk0), (left, right), b0 = (geo.q_grid[0], geo.k_grid[0]), geo.windows[0], geo.blocks[0]

@@ -1,15 +1,11 @@
 """The dense and chunked kernels, and the dot-product arithmetic the kernels share.
 
-Which positions attend is decided by the callers (a mask, or ``allowed`` computed per chunk)
-and how a pair is scored by ``pair(q, k) -> logits`` (``scores.py``); these functions
-evaluate ``softmax(pair(q, k) + bias, where=mask) v`` for ``q [batch..., Tq, H, D]``,
-``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]`` with ``H`` a multiple of ``Hkv``
-(grouped-query attention: query head ``h`` reads key/value head ``h // (H // Hkv)``). Masks
-and biases have the logits' rank ``[batch..., H|1, Tq|1, Tk|1]``. Logits, softmax and its
-statistics are float32; rows with no allowed key give zeros.
+They evaluate ``softmax(pair(q, k) + bias, where=mask) v`` for ``q [batch..., Tq, H, D]``,
+``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]`` (query head ``h`` reads key/value
+head ``h // (H // Hkv)``), masks and biases at the logits' rank ``[batch..., H|1, Tq|1, Tk|1]``.
+Logits and softmax are float32; rows with no allowed key give zeros.
 
-    dense:    the whole ``[Tq, Tk]`` logits, or ``query_chunk_size`` rows at a time, each chunk
-              rematerialized in the backward pass
+    dense:    the whole ``[Tq, Tk]`` logits, or ``query_chunk_size`` rematerialized rows at a time
     chunked:  an online softmax over key chunks inside a scan over query chunks (Rabe & Staats
               2021, "Self-attention does not need O(n^2) memory")
 """
@@ -54,13 +50,8 @@ def ungroup(out_QhgD: Array) -> Array:
 
 
 def dot_logits(q: Array, k: Array, scale: float, precision: jax.lax.PrecisionLike = None) -> Array:
-    """float32 logits ``[..., H, Tq, Tk]`` of ``q k^T * scale``.
-
-    Without grouping (``H == Hkv``) this is one 4-D einsum, which XLA fuses with the softmax;
-    the grouped 5-D form is used only for grouped-query attention. Float32 queries are scaled
-    before the product (cheaper, as in flax); half-precision ones after it, in float32, since
-    rounding ``q * scale`` to bfloat16 would perturb every logit.
-    """
+    """float32 logits ``[..., H, Tq, Tk]`` of ``q k^T * scale``: one 4-D einsum without grouping.
+    Float32 queries are scaled before the product, half-precision ones after it in float32."""
     full_precision = jnp.finfo(q.dtype).bits >= 32
     if full_precision:
         q = q * jnp.asarray(scale, q.dtype)
@@ -109,11 +100,8 @@ def weighted_values(weights: Array, v: Array, precision: jax.lax.PrecisionLike =
 
 @dataclasses.dataclass(frozen=True)
 class ScaledDot:
-    """The pair function of dot-product scores, ``scale * q . k`` (``dot_logits``).
-
-    Kernels that compute dot products only ask a pair function for its ``dot_scale``: the
-    scale of a dot product, or None (absent) for any other score.
-    """
+    """The pair function of dot-product scores, ``scale * q . k``; kernels that compute dot
+    products only ask a pair function for its ``dot_scale`` (absent for other scores)."""
 
     scale: float
 
@@ -166,11 +154,8 @@ def einsum_attention(
 
 
 def split_chunks(x: Array | None, axis: int, size: int, count: int, fill=0) -> Array | None:
-    """Pads ``axis`` to ``size * count`` and moves its chunks to a new leading axis.
-
-    Returns None when ``x`` is None or has size 1 on an ``axis`` that is longer (it then
-    broadcasts to every chunk and is used whole: see ``pick``).
-    """
+    """Pads ``axis`` to ``size * count`` and moves its chunks to a new leading axis; None when
+    ``x`` is None or broadcasts along ``axis`` (``pick`` then uses it whole)."""
     if x is None or (x.shape[axis] == 1 and size * count > 1):
         return None
     axis = axis % x.ndim
@@ -201,18 +186,10 @@ def chunked_attention(
     query_chunk_size: int = 1024,
     precision: jax.lax.PrecisionLike = None,
 ) -> Array:
-    """Memory-efficient attention: online softmax over key chunks (Rabe & Staats 2021).
-
-    For each query chunk, a scan over key chunks keeps the running row maximum ``m``,
-    normaliser ``l = sum_j exp(s_j - m)`` and accumulator ``acc = sum_j exp(s_j - m) v_j``;
-    each step rescales them by ``exp(m_old - m_new)``; the output is ``acc / l``. Peak memory
-    is one ``[query_chunk, key_chunk]`` block of logits per head instead of ``[Tq, Tk]``,
-    in the backward pass too (each scan step is rematerialized). ``allowed(i [qc, 1], j [kc])``
-    (the positions rule) is computed per chunk from positions, never as a dense mask.
-
-    Returns:
-      ``[batch..., Tq, H, Dv]`` in ``v.dtype``. With dropout, masks are drawn per chunk, so
-      they differ from ``einsum_attention``'s (same distribution).
+    """Online softmax over key chunks (Rabe & Staats 2021): per query chunk, a scan keeps the
+    row maximum ``m``, ``l = sum_j exp(s_j - m)`` and ``acc = sum_j exp(s_j - m) v_j``, rescaled by
+    ``exp(m_old - m_new)``; out = ``acc / l``. ``allowed`` is computed per chunk from positions.
+    Returns ``[batch..., Tq, H, Dv]`` in ``v.dtype``; dropout masks are drawn per chunk.
     """
     tq, tk = q.shape[-3], k.shape[-3]
     kv_heads = k.shape[-2]

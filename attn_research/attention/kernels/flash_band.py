@@ -1,34 +1,19 @@
-"""The flash_band kernel: dot-product attention over a 1-D band, with a flash-style backward.
-
-It computes what the band kernel (``loop=True``) computes for a rule that is a band on a
-sequence (``Rule.band``, a window) and dot-product scores,
+"""The flash_band kernel: dot-product attention over a 1-D band with a hand-written backward.
 
     out_i = sum_j softmax_j(scale * q_i . k_j, where=allowed_ij) v_j,
     allowed_ij = (i - left <= j <= i + right) AND the caller's padding mask,
 
-one block of ``b`` queries at a time over its slab of ``b + left + right`` keys, but it
-differentiates by hand instead of rematerializing each step under autodiff. The forward pass
-keeps only the output and each row's log-sum-exp ``L_i = log sum_j exp(s_ij)``; the backward
-pass rebuilds the weights from them and applies FlashAttention-2's formulas (Dao 2023):
+one block of ``b`` queries at a time over its slab of ``b + left + right`` keys. The forward
+keeps the output and ``L_i = log sum_j exp(s_ij)``; the backward (FlashAttention-2, Dao 2023)
+is a ``lax.scan`` of
 
     P = exp(S - L),   dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dO * O)),
-    dQ = scale * dS K,   dK = scale * dS^T Q,
+    dQ = scale * dS K,   dK = scale * dS^T Q.
 
-in a ``lax.scan`` along the sequence. A step adds its slab's ``dK``, ``dV`` to the
-``left + right`` rows that earlier steps left unfinished, emits its first ``b`` rows (no later
-slab reaches them) and hands the rest on. Beyond copies of the inputs in the layouts below and
-the output, O(T), the temporaries are a few ``[B, H, b, b + left + right]`` blocks.
-
-The operands are laid out for XLA's CPU dot: its batched matmuls run on one core, and faster
-when the contracted axis is the major one of the left operand (docs/kernels.md). Queries are held as ``[B, H, D, T]``, keys both as ``[B, H, D, T]`` and
-``[B, H, T, D]``, values as ``[B, H, T, D]``, and every matmul below is of the form
-``[K, M] x [N, K] -> [M, N]`` or the logits' ``[K, M] x [K, N] -> [N, M]``.
-
-Layouts in and out: ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``,
-``v [batch..., Tk, Hkv, Dv]`` (grouped-query keys and values are repeated to the ``H`` heads);
-masks as the band kernel takes them (key padding
-``[..., H|1, 1, Tk]`` or query padding ``[..., H|1, Tq, 1]``, True = may attend). Rows with no
-allowed key give zeros.
+Operands are laid out so that every matmul contracts the left operand's major axis (for XLA's
+CPU dot: docs/attention.md). ``q [batch..., Tq, H, D]``, ``k [..., Tk, Hkv, D]``,
+``v [..., Tk, Hkv, Dv]``; padding masks as the band kernel takes them; rows with no allowed
+key give zeros.
 """
 
 from __future__ import annotations
@@ -190,14 +175,8 @@ def flash_band_attention(
     mask: Array | None,
     precision: jax.lax.PrecisionLike,
 ) -> Array:
-    """Windowed dot-product attention, ``[batch..., Tq, H, D]`` -> ``[batch..., Tq, H, Dv]``.
-
-    Args:
-      window: ``(left, right)``: query ``i`` sees keys ``i - left .. i + right``.
-      block: queries per step ``b``.
-      scale: the logits' factor (``1 / sqrt(D)`` for Vaswani et al.'s scores).
-      mask: a padding mask (see the module docstring), or None.
-    """
+    """Windowed dot-product attention ``[batch..., Tq, H, D]`` -> ``[batch..., Tq, H, Dv]``;
+    ``window = (left, right)``, ``block`` queries per step, ``mask`` a padding mask or None."""
     batch, (tq, heads, _), tk = q.shape[:-3], q.shape[-3:], k.shape[-3]
     k, v = (jnp.repeat(x, heads // x.shape[-2], axis=-2) for x in (k, v))
     left, right = min(window[0], tk), min(window[1], tk)

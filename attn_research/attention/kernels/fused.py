@@ -1,11 +1,6 @@
-"""What the fused dot-product kernels (``splash``, ``pallas_band``) share.
-
-They compute ``softmax(scale * q k^T, where=allowed) v`` with ``allowed`` the rule's keys AND
-the caller's padding of keys or of queries, skipping the key blocks outside the rule's span
-along the sequence, ``i - left <= j <= i + right`` (None = unbounded). This module says what
-such a kernel refuses apart from the rule (``refusal``), turns a padding mask ``[batch..., H|1, Tq|1, Tk|1]`` (True = may attend) into
-per-position validity, and finds the query rows that see no key at all, whose output is zero.
-"""
+"""What the fused dot-product kernels (``splash``, ``pallas_band``) share: their refusals,
+per-position validity from a padding mask ``[batch..., H|1, Tq|1, Tk|1]``, and the query rows
+that see no key (whose output is zero)."""
 
 from __future__ import annotations
 

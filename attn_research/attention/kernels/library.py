@@ -1,9 +1,6 @@
-"""The library kernels: ``jax.nn.dot_product_attention`` (XLA) and its cuDNN flash kernel.
-
-Both compute dot-product scores only, ``softmax(scale * q k^T + bias, where=allowed) v``: the
-rule's keys are given to jax.nn as a causal flag, as cuDNN's causal sliding window
-``(left, 0)``, or as a mask; rows with no allowed key give zeros.
-"""
+"""The library kernels: ``jax.nn.dot_product_attention`` (XLA) and its cuDNN flash kernel, for
+dot-product scores; the rule goes in as a causal flag, cuDNN's sliding window ``(left, 0)`` or a
+mask."""
 
 from __future__ import annotations
 
@@ -37,14 +34,9 @@ def jax_nn_attention(
     implementation: str | None = None,
     local_window_size: tuple[int, int] | None = None,
 ) -> Array:
-    """``jax.nn.dot_product_attention`` over flattened batch dims, with fully masked rows zeroed.
-
-    ``implementation=None`` lets jax pick (XLA); ``"cudnn"`` asks for cuDNN flash attention
-    (GPU, half precision). ``local_window_size=(left, right)``: keys ``i - left .. i + right``
-    only (cuDNN: its sliding window, with ``right = 0`` and ``causal``). jax.nn returns the
-    mean of the values for a row with no allowed key; such rows are set to zero here to match
-    the other kernels.
-    """
+    """``jax.nn.dot_product_attention`` over flattened batch dims (``implementation``: None =
+    XLA, ``"cudnn"``; ``local_window_size=(left, right)``), with rows that see no key set to
+    zero rather than jax.nn's mean of the values."""
     if v.shape[-1] != q.shape[-1]:
         raise ValueError(
             f"jax.nn.dot_product_attention needs values as deep as the queries, got "

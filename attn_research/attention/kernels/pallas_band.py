@@ -1,31 +1,19 @@
-"""The pallas_band kernel: FlashAttention-2 over a band, in Pallas for the GPU (Triton).
-
-It evaluates
+"""The pallas_band kernel: FlashAttention-2 over a band (Dao 2023), in Pallas for the GPU.
 
     out_i = sum_j softmax_j(s_ij, where=allowed_ij) v_j,    s_ij = scale * q_i . k_j,
     allowed_ij = rule.allowed(i, j) AND valid query i AND valid key j,
 
-as FlashAttention-2 does with a sliding window (Dao 2023): one program per block of ``block_q``
-queries, with a running max ``m_i`` and sum ``l_i`` in float32, looping only over the key
-blocks within the rule's span ``i - left <= j <= i + right`` (``span``): the rule's reach
-(``Rule.reach``: global, causal, ``window(left, right)``), or for a ``k_r x k_c``
-neighbourhood on a row-major grid of ``C`` columns, ``(k_r // 2) C + k_c // 2`` each way,
-within which ``rule.allowed`` keeps the neighbours. It saves the output and
-``L_i = m_i + log l_i``; the backward pass rebuilds ``P = exp(S - L)`` and applies
+one program per block of ``block_q`` queries, visiting only the key blocks within the rule's
+span along the sequence (``span``). The backward rebuilds ``P = exp(S - L)`` from
+``L_i = m_i + log l_i`` and applies
 
     dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dO * O)),
     dK = scale * dS^T Q,   dQ = scale * dS K,
 
-in two passes, as in the paper: one program per key block for ``dK``, ``dV`` (looping over
-the query blocks that reach it) and one per query block for ``dQ``. Grouped queries read their
-key/value head through the block index (``h // (H // Hkv)``); their ``dK``, ``dV`` are
-summed over each group afterwards. Rows that see no key give zeros.
-
-Layouts: ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``
--> ``[batch..., Tq, H, Dv]`` in ``q.dtype``; padding masks ``[batch..., H|1, 1, Tk]`` or
-``[batch..., H|1, Tq, 1]`` (True = may attend). Lengths are padded to whole blocks and depths
-to a power of two (at least 16, as Triton's dot needs). ``interpret=True`` runs the kernels
-in the Pallas interpreter (any backend, slowly).
+in a pass per key block (dK, dV) and one per query block (dQ). ``q [batch..., Tq, H, D]``,
+``k [..., Tk, Hkv, D]``, ``v [..., Tk, Hkv, Dv]`` -> ``[batch..., Tq, H, Dv]`` in ``q.dtype``;
+padding masks ``[..., H|1, 1, Tk]`` or ``[..., H|1, Tq, 1]``. Depths are padded to a power of
+two of at least 16 (Triton's dot). Rows that see no key give zeros.
 """
 
 from __future__ import annotations
@@ -333,14 +321,9 @@ def pallas_band(
     backward_block_k: int = BACKWARD_BLOCK,
     interpret: bool | None = None,
 ) -> Array:
-    """FlashAttention-2 over the rule's band and the caller's padding (module docstring).
-
-    Args:
-      block_q, block_k: queries and keys per block in the forward pass; backward_block_q,
-        backward_block_k: in both backward passes. Powers of two of at least 16; blocks longer
-        than the padded sequence shrink to it.
-      interpret: run the Pallas interpreter; None: unless the backend is a GPU.
-    """
+    """FlashAttention-2 over the rule's band; ``block_q``, ``block_k`` (forward) and
+    ``backward_block_q``, ``backward_block_k``: powers of two >= 16, shrunk to the padded
+    sequence; ``interpret`` None: the interpreter unless on a GPU."""
     batch, (tq, heads, depth), tk, depth_v = q.shape[:-3], q.shape[-3:], k.shape[-3], v.shape[-1]
     why = refusal(problem, tq, tk)
     if why is not None:

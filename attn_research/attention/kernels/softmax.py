@@ -1,9 +1,6 @@
-"""Softmax over keys with masking, and attention dropout, shared by the kernels.
-
-Statistics are kept in float32 whatever the input dtype, and a query row whose keys are
-all masked gets weights of exactly zero (so its output is zero and its gradients are
-finite), not the uniform average that ``jax.nn.softmax(where=...)`` and flax give.
-"""
+"""Masked softmax over keys and attention dropout. Statistics are float32; a row with no allowed
+key gets zero weights (zero output, finite gradients), not ``jax.nn.softmax(where=...)``'s
+uniform average."""
 
 from __future__ import annotations
 
@@ -17,16 +14,8 @@ NEG_INF = float(jnp.finfo(jnp.float32).min)
 
 
 def masked_softmax(logits: Array, mask: Array | None) -> Array:
-    """softmax over the last axis restricted to ``mask``; fully masked rows give zeros.
-
-    Args:
-      logits: ``[..., kv_len]`` scores, any float dtype; computed on in float32.
-      mask: bool broadcastable to ``logits`` (True = may attend), or None.
-
-    Returns:
-      float32 weights of ``logits.shape``: ``exp(l_j) / sum_{m allowed} exp(l_m)`` on
-      allowed keys, 0 elsewhere, and all zeros in rows with no allowed key.
-    """
+    """float32 ``exp(l_j) / sum_{m allowed} exp(l_m)`` on allowed keys of ``logits [..., Tk]``
+    (``mask`` broadcastable, True = may attend), 0 elsewhere and in rows with none."""
     logits = logits.astype(jnp.float32)
     if mask is None:
         return jax.nn.softmax(logits, axis=-1)

@@ -1,24 +1,13 @@
-"""The splash kernel: dot-product attention through JAX's splash attention, the TPU Pallas kernel.
-
-Splash attention (``jax.experimental.pallas.ops.tpu.splash_attention``, the kernel maxtext runs
-on TPU) is FlashAttention-2 (Dao 2023) over a block-sparse mask: for each block of
-``block_q`` queries it visits only the ``block_kv`` key blocks that the mask touches, keeping
-each row's running max and sum in float32, and its backward recomputes the weights from the
-saved log-sum-exp in separate dK/dV and dQ passes over the same blocks. It evaluates
+"""The splash kernel: JAX's splash attention (TPU Pallas; FlashAttention-2, Dao 2023, over a
+block-sparse mask):
 
     out_i = sum_j softmax_j(scale * q_i . k_j, where=allowed_ij) v_j,
     allowed_ij = (i - left <= j <= i + right) AND segment(q_i) == segment(k_j),
 
-with the rule's reach (``Rule.reach``: global, causal or a 1-D window) as a
-lazy ``FullMask``, ``CausalMask`` or ``LocalMask``, and the caller's padding as segment ids
-(valid keys 1, padded keys 0, padded queries 2). Lengths are padded to whole blocks in the
-same way. Grouped queries (``Hkv < H``) run its MQA form, once per key/value head. Rows that
-see no key give zeros.
-
-Layouts: ``q [batch..., Tq, H, D]``, ``k [batch..., Tk, Hkv, D]``, ``v [batch..., Tk, Hkv, Dv]``
--> ``[batch..., Tq, H, Dv]`` in ``q.dtype``. Splash attention takes no scale: ``q`` is
-multiplied by it in its own dtype before the kernel (exact in bfloat16 when ``D`` is a power
-of 4). ``interpret=True`` runs the Pallas kernel in the interpreter (any backend, slowly).
+with the rule's reach as a ``FullMask``, ``CausalMask`` or ``LocalMask`` and the caller's padding
+as segment ids (valid keys 1, padded keys 0, padded queries 2). ``q [batch..., Tq, H, D]`` ->
+``[batch..., Tq, H, Dv]`` in ``q.dtype``; ``q`` is scaled before the kernel, which takes no scale.
+Grouped queries run its MQA form. Rows that see no key give zeros.
 """
 
 from __future__ import annotations
@@ -113,14 +102,8 @@ def splash(
     block_kv_compute: int | None = DEFAULT_BLOCKS.block_kv_compute,
     interpret: bool | None = None,
 ) -> Array:
-    """Splash attention over the rule's reach and the caller's padding (module docstring).
-
-    Args:
-      block_q, block_kv, block_kv_compute: splash attention's ``BlockSizes`` (queries per block,
-        keys per block, keys per inner step), for the forward and both backward passes; blocks
-        longer than the padded sequence shrink to it.
-      interpret: run the Pallas interpreter; None: unless the backend is a TPU.
-    """
+    """Splash attention with ``BlockSizes`` ``block_q``, ``block_kv``, ``block_kv_compute``
+    (shrunk to the padded sequence); ``interpret`` None: the interpreter unless on a TPU."""
     why = refusal(problem)
     if why is not None:
         raise ValueError(f"kernel 'splash' {why}")

@@ -192,33 +192,31 @@ def test_missing_files_are_named(rnn, tmp_path):
         attn_research.load(rnn, step=5)
 
 
-def test_a_run_saved_with_the_old_field_names_loads_and_translates_the_same(transformer, tmp_path):
-    workdir = tmp_path / "old"
-    shutil.copytree(transformer, workdir)
-    config = json.loads((workdir / "config.json").read_text())
-    model = config["model"]
+def _old_transformer_fields(model):
     for old, new in (("family", "name"), ("emb_dim", "embed_dim")):
         model[old] = model.pop(new)
     model["positions"] = model.pop("position_embedding")
-    config["data"]["cache_dir"] = transformer  # its tokenizer
-    (workdir / "config.json").write_text(json.dumps(config))
-    sentences = ["a b c", "d e"]
-    got = attn_research.load(str(workdir)).translate(sentences)
-    expected = attn_research.load(transformer).translate(sentences)
-    assert [t.text for t in got] == [t.text for t in expected]
 
 
-def test_a_run_saved_with_the_old_rnn_attention_words_loads_and_translates_the_same(rnn, tmp_path):
+def _old_rnn_attention(model):
+    assert model["attention"] == "additive"
+    model.update(attention="bahdanau", score="dot", align="global", window=8)
+
+
+@pytest.mark.parametrize(
+    "run, make_old", [("transformer", _old_transformer_fields), ("rnn", _old_rnn_attention)]
+)
+def test_a_run_saved_in_old_words_loads_and_translates_the_same(run, make_old, request, tmp_path):
+    trained = request.getfixturevalue(run)
     workdir = tmp_path / "old"
-    shutil.copytree(rnn, workdir)
+    shutil.copytree(trained, workdir)
     config = json.loads((workdir / "config.json").read_text())
-    assert config["model"]["attention"] == "additive"
-    config["model"].update(attention="bahdanau", score="dot", align="global", window=8)
-    config["data"]["cache_dir"] = rnn  # its tokenizer
+    make_old(config["model"])
+    config["data"]["cache_dir"] = trained  # its tokenizer
     (workdir / "config.json").write_text(json.dumps(config))
     sentences = ["a b c", "d e"]
     got = attn_research.load(str(workdir)).translate(sentences)
-    expected = attn_research.load(rnn).translate(sentences)
+    expected = attn_research.load(trained).translate(sentences)
     assert [t.text for t in got] == [t.text for t in expected]
     assert np.array_equal(got[0].attention, expected[0].attention)
 

@@ -267,7 +267,10 @@ ERRORS = {
         lambda: attend(Q, K, V, kind="local", window=(1, -1)),
         r"window must be a pair of ints \(left, right\) >= 0",
     ),
-    "window_missing": (lambda: attend(Q, K, V, kind="local"), r"positions 'window' needs window="),
+    "window_missing": (
+        lambda: attend(Q, K, V, positions="window"),
+        r"positions 'window' needs window=",
+    ),
     "local_2d_even_window": (
         lambda: attend(Q, K, V, kind="local_2d", grid=(2, 3), window=2),
         r"window_2d sides must be odd",
@@ -498,3 +501,10 @@ def test_the_library_imports_nothing_else_of_the_project_and_no_inspect():
                 assert name != "inspect", path
                 if name.startswith("attn_research"):
                     assert name.startswith("attn_research.attention"), (path, name)
+
+
+def test_local_presets_have_default_windows():
+    assert resolve("local").positions.reach() == (8, 8)
+    assert resolve("local", {"window": 3}).positions.reach() == (3, 3)
+    assert resolve("local_2d").positions.size == (3, 3)
+    assert resolve("luong", {"positions": "local_m"}).positions.reach() == (10, 10)

@@ -162,7 +162,14 @@ def test_cli_writes_links_scores_and_an_explorer_with_the_gold(rnn, tmp_path):
     assert lines == [pharaoh.format_links(r.links) for r in expected]
     rows = json.loads(scores.read_text())["rows"]
     methods = {row["method"] for row in rows}
-    assert methods == {"argmax_target", "argmax_source", "threshold", "shift", "mean"}
+    assert methods == {
+        "argmax_target",
+        "argmax_source",
+        "threshold",
+        "shift",
+        "shift_source",
+        "mean",
+    }
     (row,) = [r for r in rows if r["method"] == "argmax_source"]
     truth = gold_alignments.Gold(tuple(map(frozenset, gold)), tuple(map(frozenset, gold)))
     assert row["aer"] == pytest.approx(

@@ -57,6 +57,9 @@ def test_shift_reads_the_step_after_each_words_last_piece():
     assert _read("argmax_target", pair) == {(0, 0), (1, 1), (0, 2)}
     # Shifted: word 0 step 2 -> s1; word 1 step 3 -> s0; word 2 step 4 -> s1.
     assert _read("shift", pair) == {(1, 0), (0, 1), (1, 2)}
+    # Shifted, one link per source word: the rows [0.3, 0.7], [0.6, 0.4], [0.2, 0.5]; s0's
+    # largest is word 1's 0.6, s1's word 0's 0.7.
+    assert _read("shift_source", pair) == {(0, 1), (1, 0)}
 
 
 def test_mean_over_chosen_layers_and_heads():

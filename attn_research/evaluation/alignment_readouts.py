@@ -9,6 +9,7 @@ one at the step where word j is the decoder's input (`PairAttention`). `READOUTS
 - ``threshold``: every pair with ``W[j, i] >= τ``;
 - ``shift``: Shift-Att (Chen et al. 2020, "Accurate Word Alignment Induction from Neural
   Machine Translation"), ``argmax_target`` of the shifted rows (`shift_rows`);
+- ``shift_source``: ``argmax_source`` of the shifted rows;
 - ``mean``: ``argmax_target`` of the mean over the chosen layers and heads (default all).
 
 The others read the evaluation's layer (``config.decode.alignment_layer``), heads averaged,
@@ -132,6 +133,7 @@ READOUTS: dict[str, ReadOut] = {
         ReadOut("argmax_source", lambda w, tau: argmax_source(w)),
         ReadOut("threshold", threshold),
         ReadOut("shift", lambda w, tau: argmax_target(w), shifted=True),
+        ReadOut("shift_source", lambda w, tau: argmax_source(w), shifted=True),
         ReadOut("mean", lambda w, tau: argmax_target(w), pooled=True),
     )
 }

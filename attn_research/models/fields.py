@@ -35,11 +35,14 @@ def check_attention(field: str, kind: str, options: Mapping[str, Any]) -> preset
 
 
 class Attends:
-    """For models with the fields ``attention`` (a preset) and ``attention_options``: their
-    resolved ``spec``, once per model, which every attention layer receives."""
+    """For models with the fields ``attention`` (a preset; None: no attention, where a model
+    allows it) and ``attention_options``: their resolved ``spec``, once per model, which every
+    attention layer receives."""
 
     @functools.cached_property
-    def spec(self) -> presets.Spec:
+    def spec(self) -> presets.Spec | None:
+        if self.attention is None:
+            return None
         return check_attention("attention", self.attention, self.attention_options)
 
 

@@ -18,7 +18,6 @@ Padding (id 0) is masked out. Weights ``[B, T, S]`` are sown as ``alignment``.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -116,7 +115,7 @@ class DecoderCell(nn.Module):
         return step(rnn, carry, feed_BF, t_B, y_BE, memory)
 
 
-class RnnTranslator(nn.Module):
+class RnnTranslator(fields.Attends, nn.Module):
     """``source [B, S]``, ``target_in [B, T]`` -> float32 logits ``[B, T, vocab]``.
 
     Attributes:
@@ -138,16 +137,8 @@ class RnnTranslator(nn.Module):
 
     def __post_init__(self) -> None:
         fields.check_choice("cell", self.cell, CELLS)
-        if self.attention is not None:
-            fields.check_attention("attention", self.attention, self.attention_options)
+        _ = self.spec  # resolved and checked before anything is traced
         super().__post_init__()
-
-    @functools.cached_property
-    def spec(self) -> Spec | None:
-        """The resolved attention, or None without attention."""
-        if self.attention is None:
-            return None
-        return fields.check_attention("attention", self.attention, self.attention_options)
 
     @property
     def length_limit(self) -> int | None:

@@ -32,11 +32,7 @@ TRANSFORMER_ROLES = ("encoder_attention", "decoder_attention", "cross_attention"
 def _with_window(kind: str, options: dict[str, Any], window: Any) -> dict[str, Any]:
     """``options`` and ``window``, if the attention they select takes one (the old configs gave
     a model's window to the kinds that had one)."""
-    try:
-        presets.resolve(kind, {**options, "window": window})
-    except ValueError:
-        return options
-    return {**options, "window": window}
+    return {**options, "window": window} if "window" in presets.takes(kind, options) else options
 
 
 def _rnn(model: dict[str, Any]) -> None:

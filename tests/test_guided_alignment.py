@@ -191,6 +191,8 @@ def test_loss_formula_matches_numpy():
         (TINY_GUIDED["rnn_luong"], 0, 1, 1),  # the row where the word is the decoder's input
         (TINY_GUIDED["transformer"], 0, 2, 0),  # the first of 2 layers, its 2 heads averaged
         (TINY_GUIDED["transformer"], 1, 1, 1),
+        (TINY_GUIDED["rnn_bahdanau"] + ",aligner=8", -1, 1, 0),  # the aligner, not the attention
+        (TINY_GUIDED["transformer"] + ",aligner=8", 2, 1, 1),
     ],
 )
 def test_guided_train_step_supervises_the_chosen_attention(arg, layer, heads, shift):
@@ -220,11 +222,10 @@ def test_guided_train_step_supervises_the_chosen_attention(arg, layer, heads, sh
     # Row t + shift of the attention learns target word t's links.
     expected = _numpy_alignment_loss(attention[:, shift:], targets[:, : targets.shape[1] - shift])
     np.testing.assert_allclose(metrics["alignment_loss"], expected, rtol=1e-5)
-    config.loss.alignment_weight = 0.0
+    weight, config.loss.alignment_weight = config.loss.alignment_weight, 0.0
     plain, plain_metrics = jax.jit(loss_fn)(params)
     assert "alignment_loss" not in plain_metrics
     assert float(plain_metrics["nll"]) == float(metrics["nll"])  # the same logits
-    weight = translate.GUIDED_WEIGHTS[config.model.name]
     np.testing.assert_allclose(guided, plain + weight * expected, rtol=1e-6)
 
 
@@ -281,6 +282,16 @@ def test_guided_run_logs_its_alignment_loss(cache_dir, tmp_path):
         ("attention=none,tiny,guided", {}, "no attention to supervise"),
         ("tiny,guided", dict(alignment_layer=1), "alignment_layer: 1 is not one of the model's 1"),
         ("model=transformer,tiny,guided", dict(alignment_heads=3), "alignment_heads: want 1 .. 2"),
+        (
+            "model=transformer,tiny,guided,aligner=8",
+            dict(alignment_heads=2),
+            "want 1 .. 1 .*map -1",
+        ),
+        (
+            "tiny,guided,aligner=8",
+            dict(alignment_layer=2),
+            "2 is not one of the model's 2 attention",
+        ),
         ("tiny,guided", dict(alignment_shift=2), "alignment_shift: 0 .* or 1 .*, got 2"),
     ],
 )

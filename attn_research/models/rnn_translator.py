@@ -13,7 +13,8 @@ one cell, scanned when teacher-forced and stepped when decoding, from
 - no attention (``attention=None``; Cho et al. 2014, Sutskever et al. 2014):
       c = tanh(W_f [h->_S; h<-_1]),  s_i = RNN(s_{i-1}, [E y_{i-1}; c]).
 
-Padding (id 0) is masked out. Weights ``[B, T, S]`` are sown as ``alignment``.
+Padding (id 0) is masked out. Weights ``[B, T, S]`` are sown as ``alignment``; with
+``aligner_units`` an alignment head (``models.aligner``) reads the readouts and ``h_j``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from attn_research.attention import Spec, key_padding_mask
+from attn_research.models import aligner as aligner_lib
 from attn_research.models import decoding, fields, maps
 
 Array = jnp.ndarray
@@ -123,6 +125,8 @@ class RnnTranslator(fields.Attends, nn.Module):
         options, e.g. ``{"score": "general", "positions": "local_p", "window": 10}``.
       cell: 'gru' or 'lstm'; hidden: H, each encoder direction's and the decoder's state size.
       attention_units: U, the width of Bahdanau's keys ``U h_j``.
+      aligner_units: the width of an alignment head that only guided alignment trains
+        (``models.aligner``); 0: none.
     """
 
     vocab_size: int
@@ -132,6 +136,7 @@ class RnnTranslator(fields.Attends, nn.Module):
     embed_dim: int = 128
     hidden: int = 256
     attention_units: int = 256
+    aligner_units: int = 0
     dropout_rate: float = 0.0
     dtype: Any = None
 
@@ -166,6 +171,8 @@ class RnnTranslator(fields.Attends, nn.Module):
         )
         self.output = nn.Dense(self.vocab_size, dtype=self.dtype, name="output")
         self.dropout = nn.Dropout(self.dropout_rate)
+        if self.aligner_units:
+            self.aligner = aligner_lib.Aligner(self.aligner_units)
 
     def encode(self, source_BS: Array, train: bool = False) -> tuple[dict[str, Array], State]:
         """Encoder memory and the decoder's initial state."""
@@ -203,27 +210,29 @@ class RnnTranslator(fields.Attends, nn.Module):
         self, params: Any, source_BS: Array, target_in_BT: Array
     ) -> list[maps.AttentionMap]:
         """The decoder's teacher-forced attention over the source, ``[B, 1, T, S]``
-        (``models.maps``); none without attention."""
-        if self.attention is None:
-            return []
+        (``models.maps``; none without attention), then the aligner's."""
         _, variables = self.apply(
             {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
         )
-        (weights_BTS,) = variables["intermediates"]["alignment"]
-        sown = variables["intermediates"].get("decoder", {}).get(self.attention, {})
+        sown = variables["intermediates"]
+        target_len, source_len = target_in_BT.shape[1], source_BS.shape[1]
+        found = aligner_lib.sown_map(sown, target_len, source_len)
+        if self.attention is None:
+            return found
+        (weights_BTS,) = sown["alignment"]
+        centre = sown.get("decoder", {}).get(self.attention, {}).get("centre")
         fraction = None
-        if "centre" in sown:
-            (fraction_BT11,) = sown["centre"]["position_fraction"]
+        if centre is not None:
+            (fraction_BT11,) = centre["position_fraction"]
             fraction = fraction_BT11[:, :, 0, 0][:, None]
-        return [
-            maps.AttentionMap(
-                "decoder/attention",
-                weights_BTS[:, None],
-                maps.Tokens.text("target", target_in_BT.shape[1]),
-                maps.Tokens.text("source", source_BS.shape[1]),
-                fraction,
-            )
-        ]
+        decoder = maps.AttentionMap(
+            "decoder/attention",
+            weights_BTS[:, None],
+            maps.Tokens.text("target", target_len),
+            maps.Tokens.text("source", source_len),
+            fraction,
+        )
+        return [decoder, *found]
 
     def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
         memory, state = self.encode(source_BS, train)
@@ -240,6 +249,12 @@ class RnnTranslator(fields.Attends, nn.Module):
         )
         _, (readout_BTR, weights_BTS) = scan(self.decoder, state, y_BTE, memory)
         self.sow("intermediates", "alignment", weights_BTS)
+        if self.aligner_units:
+            self.sow(
+                "intermediates",
+                aligner_lib.SOWN,
+                self.aligner(readout_BTR, memory["values"], memory["valid"]),
+            )
         readout_BTR = self.dropout(readout_BTR, deterministic=not train)
         return self.output(readout_BTR).astype(jnp.float32)
 
@@ -276,17 +291,18 @@ def logits_and_attention(
     train: bool,
     rngs: dict[str, Any],
 ) -> tuple[Array, Array]:
-    """Teacher-forced logits ``[B, T, V]`` and the attention of the same pass
-    ``[layers=1, B, heads=1, T, S]`` (``[0, B, 1, T, S]`` without attention)."""
+    """Teacher-forced logits ``[B, T, V]`` and the maps of the same pass, each
+    ``[B, heads=1, T, S]``: the decoder's attention (none without attention), then the
+    aligner's."""
     logits, variables = model.apply(
         {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
     )
-    (weights_BTS,) = variables["intermediates"]["alignment"]
-    layers = 0 if model.attention is None else 1
-    return logits, weights_BTS[None, :, None][:layers]
+    sown = variables["intermediates"]
+    attention = [] if model.attention is None else [sown["alignment"][0][:, None]]
+    found = aligner_lib.sown_map(sown, target_in_BT.shape[1], source_BS.shape[1])
+    return logits, attention + [m.weights for m in found]
 
 
 def alignment(model: RnnTranslator, params: Any, source_BS: Array, target_in_BT: Array) -> Array:
     """Teacher-forced attention ``[B, T, S]``: row i is the attention used to write y_i."""
-    (attention,) = model.attention_maps(params, source_BS, target_in_BT)
-    return attention.weights[:, 0]
+    return model.attention_maps(params, source_BS, target_in_BT)[0].weights[:, 0]

@@ -9,6 +9,7 @@
 
 Each attention is a preset with options; local cross-attention attends source positions
 ``|j - i| <= window``. Embeddings are scaled by sqrt(d) plus sinusoidal or learned positions.
+With ``aligner_units`` an alignment head (``models.aligner``) reads LN(x) and the memory.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from flax import traverse_util
 from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention, Spec, key_padding_mask, resolve
+from attn_research.models import aligner as aligner_lib
 from attn_research.models import decoding, fields, maps
 from attn_research.models.encoder import Encoder, Mlp
 from attn_research.models.scan import check_remat, check_unroll, scan_layers
@@ -110,6 +112,8 @@ class TransformerTranslator(nn.Module):
       tie_output: logits ``LN(y) E^T`` with the target embedding (Press & Wolf 2017).
       position_embedding: 'sinusoidal' or 'learned' (up to `max_len` positions).
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]``.
+      aligner_units: the width of an alignment head that only guided alignment trains
+        (``models.aligner``); 0: none.
     """
 
     vocab_size: int
@@ -134,6 +138,7 @@ class TransformerTranslator(nn.Module):
     sow_weights: bool = False
     remat: str = "none"
     scan_unroll: int = 1
+    aligner_units: int = 0
 
     def __post_init__(self) -> None:
         fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
@@ -204,6 +209,8 @@ class TransformerTranslator(nn.Module):
         if not self.tie_output:
             self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
         self.dropout = nn.Dropout(self.dropout_rate)
+        if self.aligner_units:
+            self.aligner = aligner_lib.Aligner(self.aligner_units)
 
     def _embed(self, embed: nn.Embed, ids_BT: Array, positions_BT: Array, train: bool) -> Array:
         x = embed(ids_BT) * np.sqrt(self.embed_dim)
@@ -236,6 +243,8 @@ class TransformerTranslator(nn.Module):
         step_positions = positions_BT if self.decode else None
         y, _ = self.decoder(y, memory_BSF, mask, step_positions, not train)
         y = self.ln_final(y)
+        if self.aligner_units and not self.decode:
+            self.sow("intermediates", aligner_lib.SOWN, self.aligner(y, memory_BSF, source_BS != 0))
         logits = self.target_embed.attend(y) if self.tie_output else self.output(y)
         return logits.astype(jnp.float32)
 
@@ -243,15 +252,20 @@ class TransformerTranslator(nn.Module):
         self, params: Any, source_BS: Array, target_in_BT: Array
     ) -> list[maps.AttentionMap]:
         """Every decoder layer's teacher-forced cross-attention ``[B, H, T, S]`` over the source
-        (``models.maps``)."""
+        (``models.maps``), then the aligner's."""
         _, variables = self.clone(sow_weights=True).apply(
             {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
         )
-        (weights,) = variables["intermediates"]["decoder"]["cross_attention"]["attention_weights"]
-        target = maps.Tokens.text("target", target_in_BT.shape[1])
-        return maps.layer_maps(
-            "decoder/cross", weights, target, maps.Tokens.text("source", source_BS.shape[1])
+        sown = variables["intermediates"]
+        (weights,) = sown["decoder"]["cross_attention"]["attention_weights"]
+        target_len, source_len = target_in_BT.shape[1], source_BS.shape[1]
+        layers = maps.layer_maps(
+            "decoder/cross",
+            weights,
+            maps.Tokens.text("target", target_len),
+            maps.Tokens.text("source", source_len),
         )
+        return layers + aligner_lib.sown_map(sown, target_len, source_len)
 
     def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
         memory = self.encode(source_BS, train)
@@ -320,18 +334,20 @@ def logits_and_attention(
     train: bool,
     rngs: dict[str, Any],
 ) -> tuple[Array, Array]:
-    """Teacher-forced logits ``[B, T, V]`` and every decoder layer's cross-attention of the same
-    pass ``[layers, B, H, T, S]``."""
+    """Teacher-forced logits ``[B, T, V]`` and the maps of the same pass, each ``[B, H, T, S]``:
+    every decoder layer's cross-attention, then the aligner's."""
     logits, variables = model.clone(sow_weights=True).apply(
         {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
     )
-    (weights,) = variables["intermediates"]["decoder"]["cross_attention"]["attention_weights"]
-    return logits, weights
+    sown = variables["intermediates"]
+    (weights,) = sown["decoder"]["cross_attention"]["attention_weights"]
+    found = aligner_lib.sown_map(sown, target_in_BT.shape[1], source_BS.shape[1])
+    return logits, list(weights) + [m.weights for m in found]
 
 
 def alignment(
     model: TransformerTranslator, params: Any, source_BS: Array, target_in_BT: Array
 ) -> Array:
     """Teacher-forced cross-attention, heads averaged, per layer: ``[layers, B, T, S]``."""
-    layers = model.attention_maps(params, source_BS, target_in_BT)
+    layers = model.attention_maps(params, source_BS, target_in_BT)[: model.num_layers]
     return jnp.stack([m.weights.mean(axis=1) for m in layers])

@@ -32,9 +32,10 @@ class TranslatorFamily(Protocol):
         target_in_BT: jax.Array,
         train: bool,
         rngs: dict[str, Any],
-    ) -> tuple[jax.Array, jax.Array]:
-        """Teacher-forced logits ``[B, T, V]`` and the attention of the same pass,
-        ``[layers, B, heads, T, S]`` (row t wrote token t), for guided alignment."""
+    ) -> tuple[jax.Array, list[jax.Array]]:
+        """Teacher-forced logits ``[B, T, V]`` and the weights of the same pass, one
+        ``[B, heads, T, S]`` per map of ``attention_maps`` (row t wrote token t), for guided
+        alignment."""
 
     def alignment(
         self, model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array

@@ -3,7 +3,8 @@
 
     L_align = - sum_{b, t} sum_s p[b, t, s] log a[b, t, s] / |{(b, t): sum_s p[b, t, s] > 0}|,
 
-with ``a [B, T, S]`` the chosen attention (``config.loss.alignment_layer``, heads
+with ``a [B, T, S]`` the chosen attention map (``config.loss.alignment_layer``, counted over the
+model's maps: its decoder layers, then its aligner if it has one, ``models.aligner``; heads
 ``0 .. alignment_heads - 1``) and ``p [B, T, S]`` the batch's ``alignment`` targets (per target
 piece, uniform over the source pieces linked to its word). Row t + k of the attention learns
 ``target_out[t]``'s links, k = ``config.loss.alignment_shift``: k = 0 is the attention computed
@@ -15,15 +16,17 @@ gradient).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 
 MIN_WEIGHT = 1e-9
 
 
-def supervised_attention(weights_LBHTS: jax.Array, layer: int, heads: int) -> jax.Array:
-    """``[B, T, S]`` float32: layer `layer`'s first `heads` heads, averaged."""
-    return weights_LBHTS[layer, :, :heads].astype(jnp.float32).mean(axis=1)
+def supervised_attention(weights_MBHTS: Sequence[jax.Array], layer: int, heads: int) -> jax.Array:
+    """``[B, T, S]`` float32: map `layer`'s first `heads` heads, averaged."""
+    return weights_MBHTS[layer][:, :heads].astype(jnp.float32).mean(axis=1)
 
 
 def shifted(targets_BTS: jax.Array, shift: int) -> jax.Array:

@@ -137,7 +137,7 @@ class TranslationTask(tasks.Task):
             )
 
     def _check_guided(self, model: nn.Module, config: ml_collections.ConfigDict) -> None:
-        """The supervised layer and heads exist in `model` (shapes only; nothing is computed)."""
+        """The supervised map and heads exist in `model` (shapes only; nothing is computed)."""
         family = FAMILIES[config.model.name][0]
         ids = jnp.ones((1, 2), jnp.int32)
 
@@ -145,21 +145,24 @@ class TranslationTask(tasks.Task):
             params = model.init(jax.random.key(0), ids, ids)["params"]
             return family.logits_and_attention(model, params, ids, ids, False, {})[1]
 
-        layers, _, heads, *_ = jax.eval_shape(attention).shape
-        if not layers:
+        shapes = jax.eval_shape(attention)
+        if not shapes:
             raise ValueError(
                 "config.loss.alignment_weight: the model has no attention to supervise "
                 f"(config.model.attention={config.model.get('attention')!r})"
             )
-        if not -layers <= config.loss.alignment_layer < layers:
+        layer = config.loss.alignment_layer
+        if not -len(shapes) <= layer < len(shapes):
             raise ValueError(
-                f"config.loss.alignment_layer: {config.loss.alignment_layer} is not one of the "
-                f"model's {layers} decoder layers (0 .. {layers - 1}, or negative from the end)"
+                f"config.loss.alignment_layer: {layer} is not one of the model's "
+                f"{len(shapes)} attention maps (its decoder layers, then its aligner; "
+                f"0 .. {len(shapes) - 1}, or negative from the end)"
             )
+        heads = shapes[layer].shape[1]
         if not 1 <= config.loss.alignment_heads <= heads:
             raise ValueError(
-                f"config.loss.alignment_heads: want 1 .. {heads} (the model's heads), got "
-                f"{config.loss.alignment_heads}"
+                f"config.loss.alignment_heads: want 1 .. {heads} (the heads of map {layer}), "
+                f"got {config.loss.alignment_heads}"
             )
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:
@@ -206,7 +209,7 @@ class TranslationTask(tasks.Task):
         guided = train and config.loss.alignment_weight > 0
         rngs = {"dropout": rng}
         if guided:
-            logits_BTV, weights_LBHTS = FAMILIES[config.model.name][0].logits_and_attention(
+            logits_BTV, weights_MBHTS = FAMILIES[config.model.name][0].logits_and_attention(
                 model, params, batch["source"], batch["target_in"], train, rngs
             )
         else:
@@ -230,7 +233,7 @@ class TranslationTask(tasks.Task):
             loss = mean(optax.softmax_cross_entropy(logits_BTV, targets_BTV))
         if guided:
             attention_BTS = guided_alignment.supervised_attention(
-                weights_LBHTS, config.loss.alignment_layer, config.loss.alignment_heads
+                weights_MBHTS, config.loss.alignment_layer, config.loss.alignment_heads
             )
             metrics["alignment_loss"] = guided_alignment.alignment_loss(
                 attention_BTS,

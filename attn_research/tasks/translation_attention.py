@@ -22,9 +22,9 @@ from attn_research.tasks import translation_decoding
 
 
 def has_attention(config: ml_collections.ConfigDict) -> bool:
-    """Whether the run's translator attends to its source (the RNN with ``attention=None``
-    does not)."""
-    return config.model.get("attention", "") is not None
+    """Whether the run's translator has a map over its source (the RNN with
+    ``attention=None`` has none, unless it has an aligner)."""
+    return config.model.get("attention", "") is not None or config.model.get("aligner_units", 0) > 0
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -22,6 +22,8 @@ Args, comma-separated (``translate.py:model=transformer,attention=local,window=8
 - join=K: join runs of 1..K consecutive pairs of each split into one pair, after splitting
   (long sentences from short ones; ``data.translation``)
 - guided: guided alignment training (Garg et al. 2019; ``tasks.guided_alignment``)
+- aligner=U: an alignment head of U units beside the translator (``models.aligner``), which
+  `guided` supervises instead of the attention, so that the translation is untouched
 - luong2015: Luong et al. 2015's training as far as this model allows (``_luong2015``)
 - wmt14: WMT14 En->De through TFDS, Vaswani et al. 2017's recipe (``_wmt14``), for an
   accelerator
@@ -37,7 +39,8 @@ from attn_research.attention import resolve
 from attn_research.tasks import translation  # registers the task
 from attn_research.train import default_config, parse_arg
 
-# Guided alignment's weight of the attention's cross-entropy beside the translation loss:
+# Guided alignment's weight of the attention's cross-entropy beside the translation loss
+# without an aligner:
 # Garg et al. 2019's 0.05 on one Transformer head; 1 for the RNN's single attention, which
 # both translates and aligns (the joint cost of Chen et al. 2016).
 GUIDED_WEIGHTS = {"rnn": 1.0, "transformer": 0.05}
@@ -81,6 +84,7 @@ def _rnn(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     model.embed_dim = 16 if arg.tiny else 64
     model.hidden = 32 if arg.tiny else 128
     model.attention_units = 32 if arg.tiny else 128
+    model.aligner_units = arg.aligner
     model.dropout_rate = 0.0
     return model
 
@@ -108,6 +112,7 @@ def _transformer(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     model.max_len = 128
     model.remat = "dots"
     model.scan_unroll = 1  # layers per scanned-loop iteration
+    model.aligner_units = arg.aligner
     # No dropout on the generated corpus (it does not overfit) nor in the tests' runs.
     model.dropout_rate = (
         0.0 if arg.tiny or (arg.data == "synthetic" and arg.size == "small") else dropout
@@ -193,6 +198,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         reverse=False,
         join=1,
         guided=False,
+        aligner=0,
         luong2015=False,
         wmt14=False,
         small=False,
@@ -213,8 +219,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.loss = ml_collections.ConfigDict()
     # label smoothing (Szegedy et al. 2016) of the Transformer papers; none for the RNNs
     config.loss.label_smoothing = 0.1 if arg.model == "transformer" and not arg.tiny else 0.0
-    config.loss.alignment_weight = GUIDED_WEIGHTS[arg.model] if arg.guided else 0.0
-    config.loss.alignment_layer = -1  # the supervised decoder layer
+    # The aligner learns from this loss alone, which Adam's steps do not scale with: weight 1.
+    weight = 1.0 if arg.aligner else GUIDED_WEIGHTS[arg.model]
+    config.loss.alignment_weight = weight if arg.guided else 0.0
+    config.loss.alignment_layer = -1  # the supervised map: the last layer's, or the aligner
     config.loss.alignment_heads = 1  # its first heads, as fairseq's --alignment-heads
     config.loss.alignment_shift = 0  # 1: supervise the row where the word is the input
     config.batch_size = 16 if arg.tiny else (64 if joined else 32)

@@ -1,0 +1,66 @@
+"""An alignment head beside a translator: one additive attention over the source that only
+guided alignment trains, so that the translation is untouched (Shift-AET's separate alignment
+module, Chen et al. 2020, trained on a statistical aligner's links as in Garg et al. 2019).
+
+Row t aligns the target token y_t that row t predicts. Its query reads the decoder's features
+at row t (which wrote y_t) and at row t + 1 (which read y_t, the row of Shift-Att; zeros after
+the last row), through ``stop_gradient``, as are the encoder's features:
+
+    q_t = W_q [d_t; d_{t+1}] + b,  k_s = W_k h_s,  e_ts = w^T tanh(q_t + k_s),
+    a_t = softmax_s(e_ts) over the valid source positions.
+
+With ``config.loss.alignment_weight`` 0 nothing trains it and its weights stay at their
+initial values.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attn_research.attention import key_padding_mask, resolve
+from attn_research.models import maps
+
+Array = jnp.ndarray
+NAME = "aligner"  # the map's name
+SOWN = "aligner_weights"  # where a translator sows its weights
+
+
+class Aligner(nn.Module):
+    """``decoder [B, T, D]``, ``encoder [B, S, F]``, ``valid [B, S]`` -> float32 weights
+    ``[B, 1, T, S]``."""
+
+    units: int
+
+    @nn.compact
+    def __call__(self, decoder_BTD: Array, encoder_BSF: Array, valid_BS: Array) -> Array:
+        d_BTD = jax.lax.stop_gradient(decoder_BTD)
+        read_BTD = jnp.pad(d_BTD[:, 1:], ((0, 0), (0, 1), (0, 0)))
+        q_BT1U = nn.Dense(self.units, name="query")(jnp.concatenate([d_BTD, read_BTD], -1))
+        k_BS1U = nn.Dense(self.units, use_bias=False, name="key")(
+            jax.lax.stop_gradient(encoder_BSF)
+        )
+        _, weights_B1TS = resolve("additive").module(name="attention")(
+            q_BT1U[:, :, None, :],
+            k_BS1U[:, :, None, :],
+            k_BS1U[:, :, None, :],
+            mask=key_padding_mask(valid_BS),
+            return_weights=True,
+        )
+        return weights_B1TS
+
+
+def sown_map(intermediates: dict, target_len: int, source_len: int) -> list[maps.AttentionMap]:
+    """The aligner's map (``models.maps``) from a pass's ``intermediates``, or none."""
+    if SOWN not in intermediates:
+        return []
+    (weights_B1TS,) = intermediates[SOWN]
+    return [
+        maps.AttentionMap(
+            NAME,
+            weights_B1TS,
+            maps.Tokens.text("target", target_len),
+            maps.Tokens.text("source", source_len),
+        )
+    ]

@@ -23,6 +23,14 @@ from experiments.configs import translate
 rnn, transformer = test_predict_translation.rnn, test_predict_translation.transformer
 
 
+@pytest.fixture(scope="module")
+def transformer_aligner(tmp_path_factory):
+    """A tiny guided Transformer with an alignment head (``models.aligner``)."""
+    return test_predict_translation._train(
+        tmp_path_factory, "model=transformer,tiny,guided,aligner=8"
+    )
+
+
 def _eval_pairs(predictor, n):
     """The first `n` pairs of the run's evaluation split that its AER reads, and their gold."""
     evaluator = TranslationEvaluator(predictor.config)
@@ -30,10 +38,13 @@ def _eval_pairs(predictor, n):
     return split.sources[:n], split.targets[:n], split.alignments[:n]
 
 
-@pytest.mark.parametrize("run", ["rnn", "transformer"])
+@pytest.mark.parametrize("run", ["rnn", "transformer", "transformer_aligner"])
 def test_forced_alignment_gives_the_training_time_evaluations_matrices(run, request):
     predictor = attn_research.load(request.getfixturevalue(run))
     config = predictor.config
+    assert (list(predictor.align(["a"], ["b"])[0].attention.views)[-1] == "aligner") == (
+        run == "transformer_aligner"
+    )
     config.decode.num_figures = config.decode.aer_examples = 4
     evaluator = TranslationEvaluator(config)
     metrics, pairs = evaluator._alignments(predictor.params, predictor.model)

@@ -282,7 +282,7 @@ class TranslationEvaluator:
         if n == 0 or not translation_attention.has_attention(self._config):
             return {}, []
         shown = min(n, decode.num_figures)
-        weights, shown_heads, statistics = [], [], None
+        averages, shown_heads, statistics = None, None, None
         for start in range(0, n, decode.batch_size):
             part = slice(start, min(start + decode.batch_size, n))
             source, target_in = arrays["source"][part], arrays["target_in"][part]
@@ -290,21 +290,23 @@ class TranslationEvaluator:
                 translation_attention.teacher_forced_maps(model, params, source, target_in)
             )
             statistics = statistics or [AttentionStatistics() for _ in attention]
+            averages = averages or [[] for _ in attention]
+            shown_heads = shown_heads or [[] for _ in attention]
             valid_BT = arrays["target_out"][part] != tokenizer_lib.PAD_ID
             for stats, each in zip(statistics, attention):
                 stats.add(each.weights, valid_BT, each.centre_fraction)
-            heads_MBHTS = translation_attention.stacked_weights(attention)
-            weights.append(heads_MBHTS.mean(axis=2))
-            shown_heads.append(heads_MBHTS[:, : max(0, shown - start)])
-        weights = np.concatenate(weights, axis=1)  # [maps, n, T, S], heads averaged
-        heads_MBHTS = np.concatenate(shown_heads, axis=1)  # [maps, shown, H, T, S]
-        layers = weights.shape[0]
+            for m, heads_BHTS in enumerate(translation_attention.host_weights(attention)):
+                averages[m].append(heads_BHTS.mean(axis=1))
+                shown_heads[m].append(heads_BHTS[: max(0, shown - start)])
+        weights = [np.concatenate(w) for w in averages]  # per map [n, T, S], heads averaged
+        heads_MBHTS = [np.concatenate(w) for w in shown_heads]  # per map [shown, H, T, S]
+        layers = len(weights)
         words = []
         for layer in range(layers):
             words.append(
                 [
                     alignment_lib.word_attention(
-                        weights[layer, i],
+                        weights[layer][i],
                         self._tokenizer.word_ids(arrays["target_out"][i]),
                         self._tokenizer.word_ids(arrays["source"][i]),
                     )
@@ -337,8 +339,8 @@ class TranslationEvaluator:
                 chosen[i],
                 translation_attention.word_views(
                     names,
-                    weights[:, i],
-                    heads_MBHTS[:, i],
+                    [w[i] for w in weights],
+                    [w[i] for w in heads_MBHTS],
                     self._tokenizer.word_ids(arrays["target_out"][i]),
                     self._tokenizer.word_ids(arrays["source"][i]),
                 ),

@@ -38,16 +38,17 @@ def teacher_forced_maps(
 
 def cross_attention(
     model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array
-) -> tuple[np.ndarray, np.ndarray]:
-    """`teacher_forced_maps`' weights, heads averaged ``[maps, B, T, S]`` and per head
-    ``[maps, B, H, T, S]``."""
-    heads_MBHTS = stacked_weights(teacher_forced_maps(model, params, source_BS, target_in_BT))
-    return heads_MBHTS.mean(axis=2), heads_MBHTS
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`teacher_forced_maps`' weights per map, heads averaged ``[B, T, S]`` and per head
+    ``[B, H, T, S]``."""
+    heads_MBHTS = host_weights(teacher_forced_maps(model, params, source_BS, target_in_BT))
+    return [w.mean(axis=1) for w in heads_MBHTS], heads_MBHTS
 
 
-def stacked_weights(attention: list[maps.AttentionMap]) -> np.ndarray:
-    """The maps' weights on the host, stacked ``[maps, B, H, T, S]``."""
-    return np.stack([np.asarray(m.weights) for m in attention])
+def host_weights(attention: list[maps.AttentionMap]) -> list[np.ndarray]:
+    """The maps' weights on the host, ``[B, H, T, S]`` each (maps differ in heads: an aligner
+    has one)."""
+    return [np.asarray(m.weights) for m in attention]
 
 
 def map_heads(model: nn.Module, params: Any, source_BS: jax.Array) -> dict[str, int]:
@@ -63,8 +64,8 @@ def map_names(model: nn.Module, params: Any, source_BS: jax.Array) -> tuple[str,
 
 def word_views(
     names: tuple[str, ...],
-    average_MTS: np.ndarray,
-    heads_MHTS: np.ndarray,
+    average_MTS: Sequence[np.ndarray],
+    heads_MHTS: Sequence[np.ndarray],
     target_words_T: np.ndarray,
     source_words_S: np.ndarray,
     shape: tuple[int, int] | None = None,
@@ -156,8 +157,8 @@ def pair_views(
             views = functools.partial(
                 word_views,
                 names,
-                average_MBTS[:, b, : t.ids.size, : s.ids.size],
-                heads_MBHTS[:, b, :, : t.ids.size, : s.ids.size],
+                [w[b, : t.ids.size, : s.ids.size] for w in average_MBTS],
+                [w[b, :, : t.ids.size, : s.ids.size] for w in heads_MBHTS],
                 source_words_S=s.word_ids,
                 shape=(len(t.words), len(s.words)),
             )

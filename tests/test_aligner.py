@@ -86,3 +86,20 @@ def test_the_aligner_leaves_the_translation_untouched(family):
     assert any(np.any(g != 0) for g in jax.tree.leaves(grads["aligner"]))
     outside = {k: v for k, v in grads.items() if k != "aligner"}
     assert all(np.all(g == 0) for g in jax.tree.leaves(outside))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_an_aligner_that_trains_the_encoder_sends_its_gradient_there_and_nowhere_else(family):
+    module, make = FAMILIES[family]
+    source = jnp.array([[5, 6, 7, 0], [8, 9, 0, 0]])
+    target_in = jnp.array([[1, 4, 5, 6, 0], [1, 7, 0, 0, 0]])
+    model = make(aligner_units=8, aligner_trains_encoder=True)
+    params = model.init(jax.random.key(0), source, target_in)["params"]
+
+    def aligner_loss(p):
+        _, weights = module.logits_and_attention(model, p, source, target_in, False, {})
+        return -jnp.log(weights[-1][:, 0, :, 0]).sum()
+
+    grads = jax.grad(aligner_loss)(params)
+    reached = {k for k, v in grads.items() if any(np.any(g != 0) for g in jax.tree.leaves(v))}
+    assert reached == {"aligner", "encoder", "source_embed"}

@@ -9,7 +9,9 @@ the last row), through ``stop_gradient``, as are the encoder's features:
     q_t = W_q [d_t; d_{t+1}] + b,  k_s = W_k h_s,  e_ts = w^T tanh(q_t + k_s),
     a_t = softmax_s(e_ts) over the valid source positions.
 
-With ``config.loss.alignment_weight`` 0 nothing trains it and its weights stay at their
+With ``trains_encoder`` the encoder's features are read without ``stop_gradient``: the
+alignment loss then also shapes the encoder (a multi-task encoder), and the translation changes.
+With ``config.loss.alignment_weight`` 0 nothing trains the head and its weights stay at their
 initial values.
 """
 
@@ -32,15 +34,16 @@ class Aligner(nn.Module):
     ``[B, 1, T, S]``."""
 
     units: int
+    trains_encoder: bool = False
 
     @nn.compact
     def __call__(self, decoder_BTD: Array, encoder_BSF: Array, valid_BS: Array) -> Array:
         d_BTD = jax.lax.stop_gradient(decoder_BTD)
         read_BTD = jnp.pad(d_BTD[:, 1:], ((0, 0), (0, 1), (0, 0)))
         q_BT1U = nn.Dense(self.units, name="query")(jnp.concatenate([d_BTD, read_BTD], -1))
-        k_BS1U = nn.Dense(self.units, use_bias=False, name="key")(
-            jax.lax.stop_gradient(encoder_BSF)
-        )
+        if not self.trains_encoder:
+            encoder_BSF = jax.lax.stop_gradient(encoder_BSF)
+        k_BS1U = nn.Dense(self.units, use_bias=False, name="key")(encoder_BSF)
         _, weights_B1TS = resolve("additive").module(name="attention")(
             q_BT1U[:, :, None, :],
             k_BS1U[:, :, None, :],

@@ -126,7 +126,8 @@ class RnnTranslator(fields.Attends, nn.Module):
       cell: 'gru' or 'lstm'; hidden: H, each encoder direction's and the decoder's state size.
       attention_units: U, the width of Bahdanau's keys ``U h_j``.
       aligner_units: the width of an alignment head that only guided alignment trains
-        (``models.aligner``); 0: none.
+        (``models.aligner``); 0: none. aligner_trains_encoder: its loss also trains the
+        encoder.
     """
 
     vocab_size: int
@@ -137,6 +138,7 @@ class RnnTranslator(fields.Attends, nn.Module):
     hidden: int = 256
     attention_units: int = 256
     aligner_units: int = 0
+    aligner_trains_encoder: bool = False
     dropout_rate: float = 0.0
     dtype: Any = None
 
@@ -172,7 +174,7 @@ class RnnTranslator(fields.Attends, nn.Module):
         self.output = nn.Dense(self.vocab_size, dtype=self.dtype, name="output")
         self.dropout = nn.Dropout(self.dropout_rate)
         if self.aligner_units:
-            self.aligner = aligner_lib.Aligner(self.aligner_units)
+            self.aligner = aligner_lib.Aligner(self.aligner_units, self.aligner_trains_encoder)
 
     def encode(self, source_BS: Array, train: bool = False) -> tuple[dict[str, Array], State]:
         """Encoder memory and the decoder's initial state."""

@@ -113,7 +113,8 @@ class TransformerTranslator(nn.Module):
       position_embedding: 'sinusoidal' or 'learned' (up to `max_len` positions).
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]``.
       aligner_units: the width of an alignment head that only guided alignment trains
-        (``models.aligner``); 0: none.
+        (``models.aligner``); 0: none. aligner_trains_encoder: its loss also trains the
+        encoder.
     """
 
     vocab_size: int
@@ -139,6 +140,7 @@ class TransformerTranslator(nn.Module):
     remat: str = "none"
     scan_unroll: int = 1
     aligner_units: int = 0
+    aligner_trains_encoder: bool = False
 
     def __post_init__(self) -> None:
         fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
@@ -210,7 +212,7 @@ class TransformerTranslator(nn.Module):
             self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
         self.dropout = nn.Dropout(self.dropout_rate)
         if self.aligner_units:
-            self.aligner = aligner_lib.Aligner(self.aligner_units)
+            self.aligner = aligner_lib.Aligner(self.aligner_units, self.aligner_trains_encoder)
 
     def _embed(self, embed: nn.Embed, ids_BT: Array, positions_BT: Array, train: bool) -> Array:
         x = embed(ids_BT) * np.sqrt(self.embed_dim)

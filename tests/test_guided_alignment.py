@@ -193,6 +193,7 @@ def test_loss_formula_matches_numpy():
         (TINY_GUIDED["transformer"], 1, 1, 1),
         (TINY_GUIDED["rnn_bahdanau"] + ",aligner=8", -1, 1, 0),  # the aligner, not the attention
         (TINY_GUIDED["transformer"] + ",aligner=8", 2, 1, 1),
+        ("model=rnn,attention=none,tiny,guided,aligner=8", 0, 1, 0),  # the fixed vector's aligner
     ],
 )
 def test_guided_train_step_supervises_the_chosen_attention(arg, layer, heads, shift):

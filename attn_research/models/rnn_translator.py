@@ -216,25 +216,9 @@ class RnnTranslator(fields.Attends, nn.Module):
         _, variables = self.apply(
             {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
         )
-        sown = variables["intermediates"]
-        target_len, source_len = target_in_BT.shape[1], source_BS.shape[1]
-        found = aligner_lib.sown_map(sown, target_len, source_len)
-        if self.attention is None:
-            return found
-        (weights_BTS,) = sown["alignment"]
-        centre = sown.get("decoder", {}).get(self.attention, {}).get("centre")
-        fraction = None
-        if centre is not None:
-            (fraction_BT11,) = centre["position_fraction"]
-            fraction = fraction_BT11[:, :, 0, 0][:, None]
-        decoder = maps.AttentionMap(
-            "decoder/attention",
-            weights_BTS[:, None],
-            maps.Tokens.text("target", target_len),
-            maps.Tokens.text("source", source_len),
-            fraction,
+        return _sown_maps(
+            self, variables["intermediates"], target_in_BT.shape[1], source_BS.shape[1]
         )
-        return [decoder, *found]
 
     def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
         memory, state = self.encode(source_BS, train)
@@ -259,6 +243,30 @@ class RnnTranslator(fields.Attends, nn.Module):
             )
         readout_BTR = self.dropout(readout_BTR, deterministic=not train)
         return self.output(readout_BTR).astype(jnp.float32)
+
+
+def _sown_maps(
+    model: RnnTranslator, sown: dict, target_len: int, source_len: int
+) -> list[maps.AttentionMap]:
+    """The maps of a teacher-forced pass's ``intermediates``: the decoder's attention
+    ``[B, 1, T, S]`` (none without attention), then the aligner's."""
+    found = aligner_lib.sown_map(sown, target_len, source_len)
+    if model.attention is None:
+        return found
+    (weights_BTS,) = sown["alignment"]
+    centre = sown.get("decoder", {}).get(model.attention, {}).get("centre")
+    fraction = None
+    if centre is not None:
+        (fraction_BT11,) = centre["position_fraction"]
+        fraction = fraction_BT11[:, :, 0, 0][:, None]
+    decoder = maps.AttentionMap(
+        "decoder/attention",
+        weights_BTS[:, None],
+        maps.Tokens.text("target", target_len),
+        maps.Tokens.text("source", source_len),
+        fraction,
+    )
+    return [decoder, *found]
 
 
 def start_decoding(
@@ -292,17 +300,15 @@ def logits_and_attention(
     target_in_BT: Array,
     train: bool,
     rngs: dict[str, Any],
-) -> tuple[Array, Array]:
-    """Teacher-forced logits ``[B, T, V]`` and the maps of the same pass, each
+) -> tuple[Array, list[Array]]:
+    """Teacher-forced logits ``[B, T, V]`` and the weights of the same pass's maps, each
     ``[B, heads=1, T, S]``: the decoder's attention (none without attention), then the
     aligner's."""
     logits, variables = model.apply(
         {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
     )
-    sown = variables["intermediates"]
-    attention = [] if model.attention is None else [sown["alignment"][0][:, None]]
-    found = aligner_lib.sown_map(sown, target_in_BT.shape[1], source_BS.shape[1])
-    return logits, attention + [m.weights for m in found]
+    found = _sown_maps(model, variables["intermediates"], target_in_BT.shape[1], source_BS.shape[1])
+    return logits, [m.weights for m in found]
 
 
 def alignment(model: RnnTranslator, params: Any, source_BS: Array, target_in_BT: Array) -> Array:

@@ -258,21 +258,25 @@ class TransformerTranslator(nn.Module):
         _, variables = self.clone(sow_weights=True).apply(
             {"params": params}, source_BS, target_in_BT, mutable=["intermediates"]
         )
-        sown = variables["intermediates"]
-        (weights,) = sown["decoder"]["cross_attention"]["attention_weights"]
-        target_len, source_len = target_in_BT.shape[1], source_BS.shape[1]
-        layers = maps.layer_maps(
-            "decoder/cross",
-            weights,
-            maps.Tokens.text("target", target_len),
-            maps.Tokens.text("source", source_len),
-        )
-        return layers + aligner_lib.sown_map(sown, target_len, source_len)
+        return _sown_maps(variables["intermediates"], target_in_BT.shape[1], source_BS.shape[1])
 
     def __call__(self, source_BS: Array, target_in_BT: Array, train: bool = False) -> Array:
         memory = self.encode(source_BS, train)
         positions = jnp.broadcast_to(jnp.arange(target_in_BT.shape[1]), target_in_BT.shape)
         return self.decode_logits(memory, source_BS, target_in_BT, positions, train)
+
+
+def _sown_maps(sown: dict, target_len: int, source_len: int) -> list[maps.AttentionMap]:
+    """The maps of a teacher-forced pass's ``intermediates``: every decoder layer's
+    cross-attention ``[B, H, T, S]``, then the aligner's."""
+    (weights,) = sown["decoder"]["cross_attention"]["attention_weights"]
+    layers = maps.layer_maps(
+        "decoder/cross",
+        weights,
+        maps.Tokens.text("target", target_len),
+        maps.Tokens.text("source", source_len),
+    )
+    return layers + aligner_lib.sown_map(sown, target_len, source_len)
 
 
 def _is_index(path: tuple[str, ...]) -> bool:
@@ -335,16 +339,14 @@ def logits_and_attention(
     target_in_BT: Array,
     train: bool,
     rngs: dict[str, Any],
-) -> tuple[Array, Array]:
-    """Teacher-forced logits ``[B, T, V]`` and the maps of the same pass, each ``[B, H, T, S]``:
-    every decoder layer's cross-attention, then the aligner's."""
+) -> tuple[Array, list[Array]]:
+    """Teacher-forced logits ``[B, T, V]`` and the weights of the same pass's maps, each
+    ``[B, H, T, S]``: every decoder layer's cross-attention, then the aligner's."""
     logits, variables = model.clone(sow_weights=True).apply(
         {"params": params}, source_BS, target_in_BT, train, rngs=rngs, mutable=["intermediates"]
     )
-    sown = variables["intermediates"]
-    (weights,) = sown["decoder"]["cross_attention"]["attention_weights"]
-    found = aligner_lib.sown_map(sown, target_in_BT.shape[1], source_BS.shape[1])
-    return logits, list(weights) + [m.weights for m in found]
+    found = _sown_maps(variables["intermediates"], target_in_BT.shape[1], source_BS.shape[1])
+    return logits, [m.weights for m in found]
 
 
 def alignment(

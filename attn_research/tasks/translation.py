@@ -97,10 +97,11 @@ class TranslationTask(tasks.Task):
                 "config.loss.alignment_shift: 0 (the row that predicts a word) or 1 (the row "
                 f"where it is the decoder's input), got {config.loss.alignment_shift}"
             )
+        heads_by_map = self._map_heads(model, config)
         if config.loss.alignment_weight > 0:
-            self._check_guided(model, config)
+            self._check_guided(heads_by_map, config)
         bleu.check_edges(config.decode.length_buckets)
-        self._check_alignment_layer(model, config)
+        self._check_alignment_layer(heads_by_map, config)
         if config.data.eval_split not in translation.SPLITS:
             raise ValueError(
                 f"config.data.eval_split: unknown {config.data.eval_split!r}; "
@@ -117,52 +118,54 @@ class TranslationTask(tasks.Task):
         # Its pairs fit the model's length limit (the tokenizer exists now).
         translation_gold.load(config.decode, translation_pipeline.get_tokenizer(config.data), model)
 
-    def _check_alignment_layer(self, model: nn.Module, config: ml_collections.ConfigDict) -> None:
-        """``config.decode.alignment_layer`` names one of the model's cross-attention maps
-        (counted from shapes alone: nothing is computed); a model without attention has none
-        to name."""
+    def _map_heads(self, model: nn.Module, config: ml_collections.ConfigDict) -> dict[str, int]:
+        """``{name: heads}`` of the model's attention maps, from shapes alone (nothing is
+        computed); none for a model without attention."""
         if not translation_attention.has_attention(config):
-            return
+            return {}
         abstract = jax.eval_shape(
             lambda rng: self.init_params(model, rng, config), jax.random.key(0)
         )
         source = jnp.ones((1, config.data.max_source_len), jnp.int32)
-        names = translation_attention.map_names(model, abstract, source)
+        return translation_attention.map_heads(model, abstract, source)
+
+    def _check_alignment_layer(
+        self, heads_by_map: dict[str, int], config: ml_collections.ConfigDict
+    ) -> None:
+        """``config.decode.alignment_layer`` names one of the maps `heads_by_map`; a model
+        without attention has none to name."""
+        if not heads_by_map:
+            return
+        names = list(heads_by_map)
         layer = config.decode.alignment_layer
         if not -len(names) <= layer < len(names):
             raise ValueError(
                 f"config.decode.alignment_layer: {layer} names none of the model's "
-                f"{len(names)} attention maps {list(names)}; choose -{len(names)}.."
+                f"{len(names)} attention maps {names}; choose -{len(names)}.."
                 f"{len(names) - 1} (-1: the last)"
             )
 
-    def _check_guided(self, model: nn.Module, config: ml_collections.ConfigDict) -> None:
-        """The supervised map and heads exist in `model` (shapes only; nothing is computed)."""
-        family = FAMILIES[config.model.name][0]
-        ids = jnp.ones((1, 2), jnp.int32)
-
-        def attention():
-            params = model.init(jax.random.key(0), ids, ids)["params"]
-            return family.logits_and_attention(model, params, ids, ids, False, {})[1]
-
-        shapes = jax.eval_shape(attention)
-        if not shapes:
+    def _check_guided(
+        self, heads_by_map: dict[str, int], config: ml_collections.ConfigDict
+    ) -> None:
+        """The supervised map and heads are among `heads_by_map`."""
+        heads = list(heads_by_map.values())
+        if not heads:
             raise ValueError(
                 "config.loss.alignment_weight: the model has no attention to supervise "
                 f"(config.model.attention={config.model.get('attention')!r})"
             )
         layer = config.loss.alignment_layer
-        if not -len(shapes) <= layer < len(shapes):
+        if not -len(heads) <= layer < len(heads):
             raise ValueError(
                 f"config.loss.alignment_layer: {layer} is not one of the model's "
-                f"{len(shapes)} attention maps (its decoder layers, then its aligner; "
-                f"0 .. {len(shapes) - 1}, or negative from the end)"
+                f"{len(heads)} attention maps (its decoder layers, then its aligner; "
+                f"0 .. {len(heads) - 1}, or negative from the end)"
             )
-        heads = shapes[layer].shape[1]
-        if not 1 <= config.loss.alignment_heads <= heads:
+        if not 1 <= config.loss.alignment_heads <= heads[layer]:
             raise ValueError(
-                f"config.loss.alignment_heads: want 1 .. {heads} (the heads of map {layer}), "
-                f"got {config.loss.alignment_heads}"
+                f"config.loss.alignment_heads: want 1 .. {heads[layer]} (the heads of map "
+                f"{layer}), got {config.loss.alignment_heads}"
             )
 
     def make_model(self, config: ml_collections.ConfigDict) -> nn.Module:

@@ -28,7 +28,7 @@ import os
 import sys
 
 from attn_research.data import translation, word_aligner
-from attn_research.evaluation import alignment
+from attn_research.evaluation import alignment, gold_alignments
 
 
 def _tokens(path: str) -> list[list[str]]:
@@ -41,42 +41,11 @@ def _tokens(path: str) -> list[list[str]]:
     return lines
 
 
-# To be replaced by the gold reader of `attn_research.evaluation` when the branches merge.
-def read_pharaoh_gold(path: str) -> tuple[list[set], list[set]]:
-    """(Sure links, Possible links ⊇ Sure) per line of a Pharaoh gold file: ``i-j`` Sure,
-    ``i-jp`` or ``i?j`` Possible; ValueError naming the file, line and link it cannot read."""
-    sure, possible = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f.read().splitlines(), 1):
-            s, p = set(), set()
-            for link in line.split():
-                is_possible = "?" in link or link.endswith("p")
-                i, _, j = link.rstrip("p").replace("?", "-").partition("-")
-                if not (i.isdigit() and j.isdigit()):
-                    raise ValueError(f"{path}:{number}: {link!r} is not a link i-j, i-jp or i?j")
-                p.add((int(i), int(j)))
-                if not is_possible:
-                    s.add((int(i), int(j)))
-            sure.append(s)
-            possible.append(p)
-    return sure, possible
-
-
-# To be replaced by the precision and recall of `attn_research.evaluation` when merged.
-def precision_recall(predicted: list[set], sure: list[set], possible: list[set]) -> tuple:
-    """Corpus ``|A ∩ P| / |A|`` and ``|A ∩ S| / |S|``."""
-    found = sum(len(a) for a in predicted)
-    precision = sum(len(a & p) for a, p in zip(predicted, possible)) / max(found, 1)
-    recall = sum(len(a & s) for a, s in zip(predicted, sure)) / max(sum(map(len, sure)), 1)
-    return precision, recall
-
-
 def score(
     corpus: tuple[list[str], list[str]],
     gold_sources: list[list[str]],
     gold_targets: list[list[str]],
-    sure: list[set],
-    possible: list[set],
+    gold: gold_alignments.Gold,
     tokenize: bool,
 ) -> dict:
     """eflomal on the corpus plus the gold pairs, scored on the gold pairs."""
@@ -84,15 +53,12 @@ def score(
     sources = [split(s) for s in corpus[0]] + gold_sources
     targets = [split(t) for t in corpus[1]] + gold_targets
     predicted = word_aligner.align_tokens(sources, targets)[-len(gold_sources) :]
-    precision, recall = precision_recall(predicted, sure, possible)
     return {
-        "aer": alignment.aer(predicted, sure, possible),
-        "precision": precision,
-        "recall": recall,
+        **alignment.score(predicted, gold.sure, gold.possible).as_dict(),
         "gold_pairs": len(gold_sources),
         "corpus_pairs": len(corpus[0]),
-        "sure_links": sum(map(len, sure)),
-        "possible_links": sum(map(len, possible)),
+        "sure_links": sum(map(len, gold.sure)),
+        "possible_links": sum(map(len, gold.possible)),
         "predicted_links": sum(map(len, predicted)),
         "aligner": list(word_aligner.SETTINGS),
         "tokenize": tokenize,
@@ -114,19 +80,13 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f"--json {args.json}: its directory does not exist")
     corpus = translation.read_tsv(args.corpus)
     gold_sources, gold_targets = _tokens(args.source), _tokens(args.target)
-    sure, possible = read_pharaoh_gold(args.gold)
-    if not len(gold_sources) == len(gold_targets) == len(sure):
+    if len(gold_sources) != len(gold_targets):
         raise ValueError(
-            f"{args.source}, {args.target} and {args.gold} hold {len(gold_sources)}, "
-            f"{len(gold_targets)} and {len(sure)} lines: one pair a line in each"
+            f"{args.source} has {len(gold_sources)} lines but {args.target} {len(gold_targets)}"
         )
-    for number, (s, t, p) in enumerate(zip(gold_sources, gold_targets, possible), 1):
-        if any(i >= len(s) or j >= len(t) for i, j in p):
-            raise ValueError(
-                f"{args.gold}:{number}: a link beyond the pair's {len(s)} source and "
-                f"{len(t)} target words"
-            )
-    result = score(corpus, gold_sources, gold_targets, sure, possible, args.tokenize)
+    lengths = [(len(s), len(t)) for s, t in zip(gold_sources, gold_targets)]
+    gold = gold_alignments.read(args.gold, "pharaoh", lengths)
+    result = score(corpus, gold_sources, gold_targets, gold, args.tokenize)
     result["command"] = "python -m experiments.align_baseline " + " ".join(
         sys.argv[1:] if argv is None else argv
     )

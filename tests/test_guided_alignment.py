@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from attn_research.data import translation_pipeline, word_aligner
+from attn_research.evaluation import symmetrize
 from attn_research.tasks import guided_alignment
 from attn_research.tasks.translation import TranslationTask
 from attn_research.train import train_and_evaluate
@@ -50,7 +51,7 @@ def test_grow_diag_final_and_on_a_worked_example():
     # (source 2 unaligned), then (2,2) (target 2 still unaligned: one free word suffices).
     forward = {(0, 0), (1, 1), (2, 2)}
     reverse = {(0, 0), (2, 1)}
-    assert word_aligner.grow_diag_final_and(forward, reverse, (3, 3)) == {
+    assert symmetrize.grow_diag_final_and(forward, reverse) == {
         (0, 0),
         (1, 1),
         (2, 1),
@@ -58,7 +59,7 @@ def test_grow_diag_final_and_on_a_worked_example():
     }
     # Nothing neighbours (0,0). Final-and takes the forward links first: (2,2) joins, both of
     # its words free; then the reverse (2,0) does not, source 2 being aligned now.
-    assert word_aligner.grow_diag_final_and({(0, 0), (2, 2)}, {(0, 0), (2, 0)}, (3, 3)) == {
+    assert symmetrize.grow_diag_final_and({(0, 0), (2, 2)}, {(0, 0), (2, 0)}) == {
         (0, 0),
         (2, 2),
     }

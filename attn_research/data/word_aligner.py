@@ -1,10 +1,10 @@
 """Word links of a parallel corpus from the statistical aligner eflomal, run once and cached.
 
 eflomal (Östling & Tiedemann 2016, "Efficient word alignment with Markov Chain Monte Carlo")
-aligns both directions; they are symmetrized with grow-diag-final-and (Koehn et al. 2005):
-start from the intersection, add neighbouring links (diagonals included) of the union whose
-source or target word is unaligned, then links of each direction whose words are both
-unaligned.
+aligns both directions; they are symmetrized with grow-diag-final-and (Koehn et al. 2005;
+``evaluation.symmetrize``): start from the intersection, add neighbouring links (diagonals
+included) of the union whose source or target word is unaligned, then links of each direction
+whose words are both unaligned.
 
 A translator's words are whitespace tokens, punctuation attached; the aligner sees each split
 into `tokenize`'s tokens (as the Europarl gold sets are), and a link between tokens links the
@@ -21,14 +21,14 @@ from collections.abc import Sequence
 import eflomal
 import numpy as np
 
-Links = set[tuple[int, int]]
+from attn_research.evaluation.alignment import Links
+from attn_research.evaluation.symmetrize import grow_diag_final_and
 
 # A token: an apostrophe and letters after a letter (a clitic: 's, 't, 'm), a run of letters and
 # digits, or one other visible character (punctuation, symbols).
 _TOKEN = re.compile(r"(?<=\w)['’]\w+|\w+|[^\w\s]")
 # What `load_or_align` runs; part of its cache key, so a change here is a new cache file.
 SETTINGS = ("eflomal", "model=3", "grow-diag-final-and", _TOKEN.pattern)
-_NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
 def tokenize(text: str) -> tuple[list[str], list[int]]:
@@ -44,41 +44,6 @@ def tokenize(text: str) -> tuple[list[str], list[int]]:
         tokens += pieces
         words += [index] * len(pieces)
     return tokens, words
-
-
-def grow_diag_final_and(forward: Links, reverse: Links, sizes: tuple[int, int]) -> Links:
-    """Koehn et al. 2005's symmetrization of the (source, target) links `forward` and `reverse` of
-    one pair of `sizes` (source words, target words)."""
-    union = forward | reverse
-    links = forward & reverse
-    aligned_source, aligned_target = {i for i, _ in links}, {j for _, j in links}
-
-    def add(link: tuple[int, int]) -> None:
-        links.add(link)
-        aligned_source.add(link[0])
-        aligned_target.add(link[1])
-
-    grown = True
-    while grown:
-        grown = False
-        for i in range(sizes[0]):
-            for j in range(sizes[1]):
-                if (i, j) not in links:
-                    continue
-                for di, dj in _NEIGHBOURS:
-                    new = (i + di, j + dj)
-                    if (
-                        new in union
-                        and new not in links
-                        and (new[0] not in aligned_source or new[1] not in aligned_target)
-                    ):
-                        add(new)
-                        grown = True
-    for direction in (forward, reverse):
-        for new in sorted(direction):
-            if new[0] not in aligned_source and new[1] not in aligned_target:
-                add(new)
-    return links
 
 
 def _read_pharaoh(path: str) -> list[Links]:
@@ -109,10 +74,7 @@ def align_tokens(sources: Sequence[Sequence[str]], targets: Sequence[Sequence[st
             links_filename_rev=reverse,
         )
         directions = zip(_read_pharaoh(forward), _read_pharaoh(reverse))
-        return [
-            grow_diag_final_and(f, r, (len(s), len(t)))
-            for (f, r), s, t in zip(directions, sources, targets)
-        ]
+        return [grow_diag_final_and(f, r) for f, r in directions]
 
 
 def align_words(sources: Sequence[str], targets: Sequence[str]) -> list[Links]:

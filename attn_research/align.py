@@ -6,7 +6,8 @@
 
 teacher-forces each target line on its source line and writes one line of Pharaoh links
 ``i-j`` (source word i, target word j, 0-based whitespace words) per pair. --method picks the
-read-out, --layer and --heads what it reads; --reverse_workdir W2 adds a model trained the
+read-out, --layer and --heads what it reads (--saliency adds the source saliency, gradient x
+input, as a last map); --reverse_workdir W2 adds a model trained the
 other way and writes the --symmetrize of the two. --gold scores every read-out at every layer
 and head against gold Sure and Possible links (AER, precision, recall; a table and --json).
 --html FILE writes the attention explorer with the gold links. See docs/alignment.md.
@@ -72,6 +73,12 @@ _SYMMETRIZE = flags.DEFINE_enum(
     "grow_diag_final_and",
     list(symmetrize_lib.SYMMETRIZATIONS),
     "How the two directions' links are joined (with --reverse_workdir).",
+)
+_SALIENCY = flags.DEFINE_bool(
+    "saliency",
+    False,
+    "Also align with the source saliency (gradient x input, Ding et al. 2019): one more map, "
+    "the last.",
 )
 _BATCH = checked(
     flags.DEFINE_integer("batch_size", None, "Pairs per batch (default: the run's)."),
@@ -192,8 +199,13 @@ def main(argv: list[str]) -> None:
         models = [_load(_RUN.workdir.value)]
         if _REVERSE_WORKDIR.value:
             models.append(_load(_REVERSE_WORKDIR.value))
-        layers = [m.config.decode.alignment_layer for m in models]
-        options = dict(method=_METHOD.value, threshold=_THRESHOLD.value, batch_size=_BATCH.value)
+        layers = [m.alignment_layer for m in models]
+        options = dict(
+            method=_METHOD.value,
+            threshold=_THRESHOLD.value,
+            batch_size=_BATCH.value,
+            saliency=_SALIENCY.value,
+        )
         forward = models[0].align(
             sources, targets, selection=_selection(_METHOD.value, layers[0]), **options
         )

@@ -27,7 +27,7 @@ from flax.core import FrozenDict
 
 from attn_research.attention import Spec, key_padding_mask
 from attn_research.models import aligner as aligner_lib
-from attn_research.models import decoding, fields, maps
+from attn_research.models import decoding, fields, maps, saliency
 
 Array = jnp.ndarray
 CELLS = ("gru", "lstm")
@@ -179,9 +179,8 @@ class RnnTranslator(fields.Attends, nn.Module):
     def encode(self, source_BS: Array, train: bool = False) -> tuple[dict[str, Array], State]:
         """Encoder memory and the decoder's initial state."""
         valid_BS = source_BS != 0
-        x_BSE = self.dropout(
-            self.source_embed(source_BS).astype(self.dtype), deterministic=not train
-        )
+        x_BSE = saliency.gate(self, self.source_embed(source_BS).astype(self.dtype))
+        x_BSE = self.dropout(x_BSE, deterministic=not train)
         (forward, backward), h_BS2H = self.encoder(x_BSE, seq_lengths=valid_BS.sum(-1))
         final_B2H = jnp.concatenate([_hidden(forward), _hidden(backward)], -1)
         h_BS2H = self.dropout(h_BS2H, deterministic=not train)

@@ -26,7 +26,7 @@ from flax.core import FrozenDict
 
 from attn_research.attention import MultiHeadAttention, Spec, key_padding_mask, resolve
 from attn_research.models import aligner as aligner_lib
-from attn_research.models import decoding, fields, maps
+from attn_research.models import decoding, fields, maps, saliency
 from attn_research.models.encoder import Encoder, Mlp
 from attn_research.models.scan import check_remat, check_unroll, scan_layers
 
@@ -214,8 +214,13 @@ class TransformerTranslator(nn.Module):
         if self.aligner_units:
             self.aligner = aligner_lib.Aligner(self.aligner_units, self.aligner_trains_encoder)
 
-    def _embed(self, embed: nn.Embed, ids_BT: Array, positions_BT: Array, train: bool) -> Array:
+    def _embed(
+        self, embed: nn.Embed, ids_BT: Array, positions_BT: Array, train: bool, gated: bool = False
+    ) -> Array:
+        """Scaled token embeddings (`gated`: times ``saliency.gate``) plus positions."""
         x = embed(ids_BT) * np.sqrt(self.embed_dim)
+        if gated:
+            x = saliency.gate(self, x)
         if self.position_embedding == "learned":
             x = x + self.position_embed(positions_BT)
         else:
@@ -227,7 +232,7 @@ class TransformerTranslator(nn.Module):
     def encode(self, source_BS: Array, train: bool = False) -> Array:
         """Encoder output ``[B, S, F]``."""
         positions = jnp.broadcast_to(jnp.arange(source_BS.shape[1]), source_BS.shape)
-        x = self._embed(self.source_embed, source_BS, positions, train)
+        x = self._embed(self.source_embed, source_BS, positions, train, gated=True)
         return self.encoder(x, key_padding_mask(source_BS != 0), deterministic=not train)
 
     def decode_logits(

@@ -12,6 +12,7 @@ teacher-forces given targets (forced alignment) and reads links by a named read-
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -125,6 +126,22 @@ class TranslationPredictor:
         params = run_files.place_params(params, abstract, f"The checkpoint of step {step}")
         return cls(config, params, tokenizer, step)
 
+    @functools.cached_property
+    def alignment_layer(self) -> int:
+        """``config.decode.alignment_layer`` counted from the first map, so that it names the
+        same map when the saliency is added last (0, the saliency, for a model without maps).
+
+        Raises:
+          ValueError: if the model has no such map.
+        """
+        layer = self.config.decode.alignment_layer
+        source_BS = np.full((1, 1), tokenizer_lib.EOS_ID, np.int32)
+        heads = translation_attention.map_heads(self.model, self.params, source_BS)
+        if not heads:
+            return 0
+        alignment_readouts.Selection((layer,)).check(heads)
+        return layer % len(heads)
+
     def _encode(self, index: int, text: str) -> tuple[translation_attention.Sentence, int]:
         """Sentence `index` (``translation_attention.encode``) cut to the model's
         ``max_source_len``, and how many pieces were cut."""
@@ -228,20 +245,23 @@ class TranslationPredictor:
         selection: alignment_readouts.Selection | None = None,
         threshold: float = 0.2,
         batch_size: int | None = None,
+        saliency: bool = False,
     ) -> list[ForcedAlignment]:
         """Forced alignments of the given pairs, in order, read out by `method`; `selection`
-        defaults to layer ``config.decode.alignment_layer``, heads averaged. A pair with an empty
+        defaults to map `alignment_layer`, heads averaged. With `saliency` the views hold the
+        source saliency (``models.saliency``) as one more map, the last. A pair with an empty
         side gets no links.
 
         Raises:
-          ValueError: before any compilation, if the model has no attention, the lists differ in
-            length, `method` or `selection` is unknown, or a pair is longer than the model's
-            ``length_limit`` (naming the pair, 1-based, and the limit).
+          ValueError: before any compilation, if the model has no attention and no `saliency`
+            is asked, the lists differ in length, `method` or `selection` is unknown, or a pair
+            is longer than the model's ``length_limit`` (naming the pair, 1-based, and the
+            limit).
         """
-        if not self.has_attention:
+        if not (self.has_attention or saliency):
             raise ValueError(
                 f"This model (attention {self.config.model.get('attention')!r}) has no "
-                "attention to align with"
+                "attention to align with; align with its saliency (saliency=True, --saliency)"
             )
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
@@ -250,8 +270,7 @@ class TranslationPredictor:
                 f"unknown method {method!r}; choose one of {tuple(alignment_readouts.READOUTS)}"
             )
         readout = alignment_readouts.READOUTS[method]
-        layer = self.config.decode.alignment_layer
-        selection = selection or readout.default_selection(layer)
+        selection = selection or readout.default_selection(self.alignment_layer)
         source_sentences = [translation_attention.encode(self.tokenizer, s) for s in sources]
         target_sentences = [translation_attention.encode(self.tokenizer, t) for t in targets]
         translation_attention.check_lengths(self.model, source_sentences, target_sentences)
@@ -270,14 +289,13 @@ class TranslationPredictor:
         if not todo:
             return out
         heads = translation_attention.map_heads(
-            self.model, self.params, source_sentences[todo[0]].ids[None]
+            self.model, self.params, source_sentences[todo[0]].ids[None], saliency
         )
         selection.check(heads)
-        alignment_readouts.Selection((layer,)).check(heads)
         batch = batch_size or self.config.decode.batch_size
         pairs = ([source_sentences[i] for i in todo], [target_sentences[i] for i in todo])
         attentions = translation_attention.pair_views(
-            self.model, self.params, *pairs, batch, shifted=True
+            self.model, self.params, *pairs, batch, shifted=True, with_saliency=saliency
         )
         for i, attention_pair in zip(todo, attentions):
             links = readout(attention_pair, selection, threshold)

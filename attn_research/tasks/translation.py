@@ -334,7 +334,7 @@ class TranslationEvaluator:
                 )
             if layers > 1:
                 metrics["aer"] = metrics[f"aer_layer{decode.alignment_layer % layers}"]
-        names = translation_attention.map_names(model, params, arrays["source"][:1])
+        names = tuple(translation_attention.map_heads(model, params, arrays["source"][:1]))
         pairs = [
             (
                 self._split.sources[int(arrays["index"][i])].split(),

@@ -17,7 +17,7 @@ import numpy as np
 from attn_research.data import tokenizer as tokenizer_lib
 from attn_research.data import translation_pipeline
 from attn_research.evaluation import alignment, alignment_readouts, explorer
-from attn_research.models import maps
+from attn_research.models import maps, saliency
 from attn_research.tasks import translation_decoding
 
 
@@ -36,12 +36,28 @@ def teacher_forced_maps(
     return model.attention_maps(params, source_BS, target_in_BT)
 
 
+# The source saliency of the teacher-forced tokens (``models.saliency``), compiled once per model
+# and batch shape.
+teacher_forced_saliency = jax.jit(saliency.saliency_map, static_argnums=(0, 5))
+
+
 def cross_attention(
-    model: nn.Module, params: Any, source_BS: jax.Array, target_in_BT: jax.Array
+    model: nn.Module,
+    params: Any,
+    source_BS: jax.Array,
+    target_in_BT: jax.Array,
+    target_out_BT: jax.Array | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """`teacher_forced_maps`' weights per map, heads averaged ``[B, T, S]`` and per head
-    ``[B, H, T, S]``."""
-    heads_MBHTS = host_weights(teacher_forced_maps(model, params, source_BS, target_in_BT))
+    ``[B, H, T, S]``; given the tokens the rows write, `target_out_BT`, the source saliency
+    last."""
+    found = teacher_forced_maps(model, params, source_BS, target_in_BT)
+    if target_out_BT is not None:
+        found = [
+            *found,
+            teacher_forced_saliency(model, params, source_BS, target_in_BT, target_out_BT),
+        ]
+    heads_MBHTS = host_weights(found)
     return [w.mean(axis=1) for w in heads_MBHTS], heads_MBHTS
 
 
@@ -51,15 +67,15 @@ def host_weights(attention: list[maps.AttentionMap]) -> list[np.ndarray]:
     return [np.asarray(m.weights) for m in attention]
 
 
-def map_heads(model: nn.Module, params: Any, source_BS: jax.Array) -> dict[str, int]:
-    """``{name: heads}`` of the maps of `teacher_forced_maps`, in order (nothing is computed)."""
+def map_heads(
+    model: nn.Module, params: Any, source_BS: jax.Array, with_saliency: bool = False
+) -> dict[str, int]:
+    """``{name: heads}`` of the maps of `teacher_forced_maps`, in order, and the saliency's
+    (one head) last if asked (nothing is computed)."""
     shapes = jax.eval_shape(model.attention_maps, params, source_BS, source_BS)
-    return {m.name: m.weights.shape[1] for m in shapes}
-
-
-def map_names(model: nn.Module, params: Any, source_BS: jax.Array) -> tuple[str, ...]:
-    """The names of the maps of `teacher_forced_maps`, in order (nothing is computed)."""
-    return tuple(map_heads(model, params, source_BS))
+    return {m.name: m.weights.shape[1] for m in shapes} | (
+        {saliency.NAME: 1} if with_saliency else {}
+    )
 
 
 def word_views(
@@ -131,12 +147,14 @@ def pair_views(
     batch: int,
     *,
     shifted: bool = False,
+    with_saliency: bool = False,
 ) -> list[alignment_readouts.PairAttention]:
     """The word-level attention views (`word_views`) of each pair, teacher-forced, in batches of
     `batch` padded to multiples of ``translation_decoding.BUCKET`` pieces; with `shifted`, also
-    Shift-Att's rows from the same pass. Every pair needs a word on each side."""
+    Shift-Att's rows from the same pass; `with_saliency`: the source saliency as a last map.
+    Every pair needs a word on each side."""
     limit = model.length_limit
-    names = map_names(model, params, sources[0].ids[None])
+    names = tuple(map_heads(model, params, sources[0].ids[None], with_saliency))
     # Rounded up to a bucket, capped at the limit (a model without one: never capped).
     pad_to = lambda n: translation_decoding.bucket_width(
         n, limit or n + translation_decoding.BUCKET
@@ -152,7 +170,10 @@ def pair_views(
             [np.concatenate(bos + [t.ids[:-1]]) for t in part_t],
             pad_to(max(t.ids.size for t in part_t)),
         )
-        average_MBTS, heads_MBHTS = cross_attention(model, params, source_BS, target_in_BT)
+        target_out_BT = translation_pipeline.pad([t.ids for t in part_t], target_in_BT.shape[1])
+        average_MBTS, heads_MBHTS = cross_attention(
+            model, params, source_BS, target_in_BT, target_out_BT if with_saliency else None
+        )
         for b, (s, t) in enumerate(zip(part_s, part_t)):
             views = functools.partial(
                 word_views,

@@ -6,11 +6,11 @@
 
 teacher-forces each target line on its source line and writes one line of Pharaoh links
 ``i-j`` (source word i, target word j, 0-based whitespace words) per pair. --method picks the
-read-out, --layer and --heads what it reads (--saliency adds the source saliency, gradient x
-input, as a last map); --reverse_workdir W2 adds a model trained the
-other way and writes the --symmetrize of the two. --gold scores every read-out at every layer
-and head against gold Sure and Possible links (AER, precision, recall; a table and --json).
---html FILE writes the attention explorer with the gold links. See docs/alignment.md.
+read-out, --layer and --heads what it reads (--saliency adds the source saliency as a last
+map); --reverse_workdir W2 adds a model trained the other way and writes the --symmetrize of
+the two. --gold scores every read-out at every layer and head against gold Sure and Possible
+links (AER, precision, recall; a table and --json). --html FILE writes the attention explorer
+with the gold links. See docs/alignment.md.
 """
 
 import json
@@ -77,8 +77,8 @@ _SYMMETRIZE = flags.DEFINE_enum(
 _SALIENCY = flags.DEFINE_bool(
     "saliency",
     False,
-    "Also align with the source saliency (gradient x input, Ding et al. 2019): one more map, "
-    "the last.",
+    "Also align with the source saliency (integrated gradients of each target word's "
+    "log-probability, models.saliency): one more map, the last.",
 )
 _BATCH = checked(
     flags.DEFINE_integer("batch_size", None, "Pairs per batch (default: the run's)."),

@@ -28,9 +28,9 @@ from attn_research.command_flags import (
     new_file,
     run_command,
 )
+from attn_research.data import symmetrize as symmetrize_lib
 from attn_research.data import text_files
 from attn_research.evaluation import alignment, alignment_readouts, explorer, gold_alignments
-from attn_research.evaluation import symmetrize as symmetrize_lib
 from attn_research.predict import explorer as predict_explorer
 from attn_research.predict import loader, pharaoh
 

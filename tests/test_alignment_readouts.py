@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from attn_research.evaluation import alignment, alignment_readouts, gold_alignments, symmetrize
+from attn_research.data import symmetrize
+from attn_research.evaluation import alignment, alignment_readouts, gold_alignments
 from attn_research.evaluation.alignment_readouts import PairAttention, Selection
 
 # [target words, source words]: rows are target words 0..2, columns source words 0..2.

@@ -6,8 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from attn_research.data import translation_pipeline, word_aligner
-from attn_research.evaluation import symmetrize
+from attn_research.data import symmetrize, translation_pipeline, word_aligner
 from attn_research.tasks import guided_alignment
 from attn_research.tasks.translation import TranslationTask
 from attn_research.train import train_and_evaluate

@@ -2,7 +2,7 @@
 
 eflomal (Östling & Tiedemann 2016, "Efficient word alignment with Markov Chain Monte Carlo")
 aligns both directions; they are symmetrized with grow-diag-final-and (Koehn et al. 2005;
-``evaluation.symmetrize``): start from the intersection, add neighbouring links (diagonals
+``data.symmetrize``): start from the intersection, add neighbouring links (diagonals
 included) of the union whose source or target word is unaligned, then links of each direction
 whose words are both unaligned.
 
@@ -21,8 +21,7 @@ from collections.abc import Sequence
 import eflomal
 import numpy as np
 
-from attn_research.evaluation.alignment import Links
-from attn_research.evaluation.symmetrize import grow_diag_final_and
+from attn_research.data.symmetrize import Links, grow_diag_final_and
 
 # A token: an apostrophe and letters after a letter (a clitic: 's, 't, 'm), a run of letters and
 # digits, or one other visible character (punctuation, symbols).

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-Links = set[tuple[int, int]]
+from attn_research.data.symmetrize import Links
 
 
 def word_attention(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from attn_research.evaluation.alignment import Links
+Links = set[tuple[int, int]]  # {(source word i, target word j)}
 
 # The eight neighbours of a point, (source offset, target offset): the block, then diagonals.
 _NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))

@@ -170,9 +170,13 @@ def pair_views(
             [np.concatenate(bos + [t.ids[:-1]]) for t in part_t],
             pad_to(max(t.ids.size for t in part_t)),
         )
-        target_out_BT = translation_pipeline.pad([t.ids for t in part_t], target_in_BT.shape[1])
+        target_out_BT = (
+            translation_pipeline.pad([t.ids for t in part_t], target_in_BT.shape[1])
+            if with_saliency
+            else None
+        )
         average_MBTS, heads_MBHTS = cross_attention(
-            model, params, source_BS, target_in_BT, target_out_BT if with_saliency else None
+            model, params, source_BS, target_in_BT, target_out_BT
         )
         for b, (s, t) in enumerate(zip(part_s, part_t)):
             views = functools.partial(

@@ -8,8 +8,11 @@ eflomal (``data.word_aligner``: both directions, grow-diag-final-and) aligns the
 training corpus (``--corpus``, "source<TAB>target" lines as spa-eng's "English<TAB>Spanish
 <TAB>attribution") together with the gold pairs (``--source`` / ``--target``, one sentence a
 line, whitespace-tokenized), as an aligner is normally run: unsupervised, on all the text there
-is, the test pairs included. Its links on the gold pairs are scored against the gold Sure and
-Possible links (``--gold``, Pharaoh ``i-j``, i the source word; ``i-jp`` or ``i?j`` Possible):
+is, the test pairs included. With ``--heldout`` it never sees the gold text with the corpus, as
+a translator trained on the corpus never does: it aligns the corpus alone, its links become
+priors (``word_aligner.make_priors``, eflomal's ``eflomal-makepriors``), and the gold pairs are
+aligned alone, starting from them. Its links on the gold pairs are scored against the gold Sure
+and Possible links (``--gold``, Pharaoh ``i-j``, i the source word; ``i-jp`` or ``i?j`` Possible):
 
     AER = 1 - (|A ∩ S| + |A ∩ P|) / (|A| + |S|),  precision = |A ∩ P| / |A|,
     recall = |A ∩ S| / |S|   (Och & Ney 2003; P includes S).
@@ -47,12 +50,18 @@ def score(
     gold_targets: list[list[str]],
     gold: gold_alignments.Gold,
     tokenize: bool,
+    heldout: bool = False,
 ) -> dict:
-    """eflomal on the corpus plus the gold pairs, scored on the gold pairs."""
+    """eflomal on the corpus plus the gold pairs, or (`heldout`) on the gold pairs after the
+    corpus (see the module doc), scored on the gold pairs."""
     split = (lambda text: word_aligner.tokenize(text)[0]) if tokenize else str.split
-    sources = [split(s) for s in corpus[0]] + gold_sources
-    targets = [split(t) for t in corpus[1]] + gold_targets
-    predicted = word_aligner.align_tokens(sources, targets)[-len(gold_sources) :]
+    sources, targets = [split(s) for s in corpus[0]], [split(t) for t in corpus[1]]
+    if heldout:
+        priors = word_aligner.make_priors(sources, targets)
+        predicted = word_aligner.align_tokens(gold_sources, gold_targets, priors)
+    else:
+        aligned = word_aligner.align_tokens(sources + gold_sources, targets + gold_targets)
+        predicted = aligned[-len(gold_sources) :]
     return {
         **alignment.score(predicted, gold.sure, gold.possible).as_dict(),
         "gold_pairs": len(gold_sources),
@@ -62,6 +71,7 @@ def score(
         "predicted_links": sum(map(len, predicted)),
         "aligner": list(word_aligner.SETTINGS),
         "tokenize": tokenize,
+        "heldout": heldout,
     }
 
 
@@ -75,6 +85,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--tokenize", action="store_true", help="split the corpus's punctuation and clitics"
     )
+    parser.add_argument(
+        "--heldout",
+        action="store_true",
+        help="align the gold pairs alone, with priors from the corpus's links",
+    )
     args = parser.parse_args(argv)
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise ValueError(f"--json {args.json}: its directory does not exist")
@@ -86,12 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
         )
     lengths = [(len(s), len(t)) for s, t in zip(gold_sources, gold_targets)]
     gold = gold_alignments.read(args.gold, "pharaoh", lengths)
-    result = score(corpus, gold_sources, gold_targets, gold, args.tokenize)
+    result = score(corpus, gold_sources, gold_targets, gold, args.tokenize, args.heldout)
     result["command"] = "python -m experiments.align_baseline " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
+    together = "then" if args.heldout else "+"
     print(
-        f"eflomal on {result['corpus_pairs']} corpus + {result['gold_pairs']} gold pairs: "
+        f"eflomal on {result['corpus_pairs']} corpus {together} {result['gold_pairs']} gold pairs: "
         f"AER {result['aer']:.3f}  precision {result['precision']:.3f}  "
         f"recall {result['recall']:.3f}"
     )

@@ -29,6 +29,8 @@ def test_baseline_command_on_a_toy_corpus(tmp_path):
     result = align_baseline.main(args + [f"--json={out}"])
     assert result["aer"] == 0.0 and result["recall"] == 1.0
     assert json.loads(out.read_text())["corpus_pairs"] == 180
+    heldout = align_baseline.main(args + ["--heldout", f"--json={out}"])
+    assert heldout["aer"] == 0.0 and json.loads(out.read_text())["heldout"] is True
     gold.write_text("0-0 1-1 2-2 4-3\n")
     with pytest.raises(
         ValueError, match="gold.txt: pair 1 has 4 source and 4 target words, but a link 4-3"

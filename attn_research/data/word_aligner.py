@@ -13,6 +13,7 @@ words that hold them. eflomal takes no seed, so `load_or_align` keeps one run's 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
@@ -45,16 +46,16 @@ def tokenize(text: str) -> tuple[list[str], list[int]]:
     return tokens, words
 
 
-def _read_pharaoh(path: str) -> list[Links]:
-    with open(path, encoding="utf-8") as f:
-        return [
-            {tuple(int(x) for x in link.split("-")) for link in line.split()}
-            for line in f.read().splitlines()
-        ]
+def _parse_pharaoh(lines: Sequence[str]) -> list[Links]:
+    return [{tuple(int(x) for x in link.split("-")) for link in line.split()} for line in lines]
 
 
-def align_tokens(sources: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]) -> list[Links]:
-    """eflomal's symmetrized (source token, target token) links of each tokenized pair.
+def _align_directions(
+    sources: Sequence[Sequence[str]],
+    targets: Sequence[Sequence[str]],
+    priors: Sequence[str] | None,
+) -> tuple[list[str], list[str]]:
+    """eflomal's Pharaoh link lines of each direction, with the lines of a priors file or none.
 
     Raises:
       ValueError: if the sides differ in length or a pair has an empty side.
@@ -71,9 +72,46 @@ def align_tokens(sources: Sequence[Sequence[str]], targets: Sequence[Sequence[st
             [" ".join(t) + "\n" for t in targets],
             links_filename_fwd=forward,
             links_filename_rev=reverse,
+            priors_input=priors,
         )
-        directions = zip(_read_pharaoh(forward), _read_pharaoh(reverse))
-        return [grow_diag_final_and(f, r) for f, r in directions]
+        with open(forward, encoding="utf-8") as f, open(reverse, encoding="utf-8") as r:
+            return f.read().splitlines(), r.read().splitlines()
+
+
+def align_tokens(
+    sources: Sequence[Sequence[str]],
+    targets: Sequence[Sequence[str]],
+    priors: Sequence[str] | None = None,
+) -> list[Links]:
+    """eflomal's symmetrized (source token, target token) links of each tokenized pair; with
+    `priors` (`make_priors`'s lines), its counts start from another corpus's links.
+
+    Raises:
+      ValueError: if the sides differ in length or a pair has an empty side.
+    """
+    forward, reverse = _align_directions(sources, targets, priors)
+    return [
+        grow_diag_final_and(f, r) for f, r in zip(_parse_pharaoh(forward), _parse_pharaoh(reverse))
+    ]
+
+
+def make_priors(sources: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of an eflomal priors file (its ``eflomal-makepriors``) from its own links of the
+    tokenized pairs: how often each (source token, target token) pair is linked, each jump
+    between the positions linked to consecutive words (the HMM's, per direction), and each
+    token's fertility. `align_tokens` with them aligns new pairs as if after these, without
+    training on the pairs' text together.
+
+    Raises:
+      ValueError: if the sides differ in length or a pair has an empty side.
+    """
+    forward, reverse = _align_directions(sources, targets, None)
+    counts = eflomal.calculate_priors(
+        [" ".join(s) for s in sources], [" ".join(t) for t in targets], forward, reverse
+    )
+    buffer = io.StringIO()
+    eflomal.write_priors(buffer, *counts)
+    return buffer.getvalue().splitlines(keepends=True)
 
 
 def align_words(sources: Sequence[str], targets: Sequence[str]) -> list[Links]:

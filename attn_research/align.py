@@ -111,9 +111,9 @@ def _load(workdir: str) -> predict.TranslationPredictor:
     return predictor
 
 
-def _selection(method: str, default_layer: int) -> alignment_readouts.Selection:
-    """The read-out's selection from --layer and --heads (their defaults where not given)."""
-    default = alignment_readouts.READOUTS[method].default_selection(default_layer)
+def _selection(method: str, model: predict.TranslationPredictor) -> alignment_readouts.Selection:
+    """The read-out's selection from --layer and --heads (the model's defaults where not given)."""
+    default = model.default_selection(method, _SALIENCY.value)
     layers, heads = _ints(_LAYER.value, "layer"), _ints(_HEADS.value, "heads")
     return alignment_readouts.Selection(
         default.layers if layers is None else layers, default.heads if heads is None else heads
@@ -132,21 +132,23 @@ def _swap(links: list[alignment.Links]) -> list[alignment.Links]:
     return [{(j, i) for i, j in pair} for pair in links]
 
 
-def _read(method: str, alignments: list[predict.ForcedAlignment], layer: int) -> list:
-    """The links of `method` under --layer/--heads (default: the model's `layer`)."""
+def _read(
+    method: str, alignments: list[predict.ForcedAlignment], model: predict.TranslationPredictor
+) -> list:
+    """The links of `method` under --layer/--heads (default: the `model`'s)."""
     attentions = [a.attention for a in alignments]
-    return alignment_readouts.read(method, attentions, _selection(method, layer), _THRESHOLD.value)
+    return alignment_readouts.read(method, attentions, _selection(method, model), _THRESHOLD.value)
 
 
 def _score_rows(
     forward: list[predict.ForcedAlignment],
     reverse: list[predict.ForcedAlignment] | None,
     gold: gold_alignments.Gold,
-    layers: tuple[int, int | None],
+    models: list[predict.TranslationPredictor],
 ) -> list[dict]:
     """AER, precision and recall of every read-out at every map and head (a pooled one under
     --layer/--heads), then, with a reverse model, of each read-out under --layer/--heads (each
-    model's `layers` by default) from the reverse model alone and symmetrized."""
+    of the `models`' defaults where not given) from the reverse model alone and symmetrized."""
     rows = []
 
     def add(method: str, selection: str, links: list[alignment.Links]) -> None:
@@ -155,13 +157,13 @@ def _score_rows(
 
     attentions = [a.attention for a in forward]
     shown = next((a.views for a in attentions if a is not None), {})
-    pooled = _selection("mean", layers[0])
+    pooled = _selection("mean", models[0])
     for method, chosen in alignment_readouts.grid(_heads(forward), pooled):
         links = alignment_readouts.read(method, attentions, chosen, _THRESHOLD.value)
         add(method, chosen.label(shown), links)
     for method in alignment_readouts.READOUTS if reverse is not None else ():
-        ours = _read(method, forward, layers[0])
-        theirs = _swap(_read(method, reverse, layers[1]))
+        ours = _read(method, forward, models[0])
+        theirs = _swap(_read(method, reverse, models[1]))
         add(method, "reverse model", theirs)
         for name, join in symmetrize_lib.SYMMETRIZATIONS.items():
             add(method, name, [join(a, b) for a, b in zip(ours, theirs)])
@@ -199,7 +201,6 @@ def main(argv: list[str]) -> None:
         models = [_load(_RUN.workdir.value)]
         if _REVERSE_WORKDIR.value:
             models.append(_load(_REVERSE_WORKDIR.value))
-        layers = [m.alignment_layer for m in models]
         options = dict(
             method=_METHOD.value,
             threshold=_THRESHOLD.value,
@@ -207,13 +208,13 @@ def main(argv: list[str]) -> None:
             saliency=_SALIENCY.value,
         )
         forward = models[0].align(
-            sources, targets, selection=_selection(_METHOD.value, layers[0]), **options
+            sources, targets, selection=_selection(_METHOD.value, models[0]), **options
         )
         reverse = None
         links = [set(a.links) for a in forward]
         if len(models) > 1:
             reverse = models[1].align(
-                targets, sources, selection=_selection(_METHOD.value, layers[1]), **options
+                targets, sources, selection=_selection(_METHOD.value, models[1]), **options
             )
             join = symmetrize_lib.SYMMETRIZATIONS[_SYMMETRIZE.value]
             links = [join(a, b) for a, b in zip(links, _swap([set(r.links) for r in reverse]))]
@@ -227,7 +228,7 @@ def main(argv: list[str]) -> None:
         sys.stdout.write(text)
     if gold is not None:
         try:
-            rows = _score_rows(forward, reverse, gold, (layers[0], layers[-1] if reverse else None))
+            rows = _score_rows(forward, reverse, gold, models)
         except ValueError as error:  # neither links nor gold links: no rate is defined
             sys.exit(f"error: {_GOLD.value}: {error}")
         print(_table(rows), file=sys.stderr if not _OUTPUT.value else sys.stdout)

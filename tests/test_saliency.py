@@ -110,13 +110,30 @@ def test_cli_scores_the_saliency_beside_the_attention(rnn, tmp_path):
     command += [f"--gold={tmp_path / 'g'}", f"--json={tmp_path / 'scores.json'}"]
     attention = predictor.align(sources, targets)
     by_saliency = predictor.align(sources, targets, saliency=True, selection=Selection((-1,)))
-    for layer, expected in (([], attention), (["--layer=-1"], by_saliency)):
+    for layer, expected in ((["--layer=-1"], by_saliency), ([], attention)):
         out = tmp_path / f"links{len(layer)}.txt"
         done = subprocess.run(
             command + layer + [f"--output={out}"], capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stderr
         assert out.read_text().split("\n")[:-1] == [pharaoh.format_links(a.links) for a in expected]
-    rows = json.loads((tmp_path / "scores.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "scores.json").read_text())["rows"]  # of the default layer
     selections = {r["selection"] for r in rows if r["method"] == "argmax_target"}
     assert selections == {"decoder/attention heads averaged", "saliency heads averaged"}
+    assert [r["selection"] for r in rows if r["method"] == "mean"] == [
+        "decoder/attention heads averaged"
+    ]
+
+
+def test_pooled_read_out_pools_the_attention_not_the_saliency(rnn, rnn_none):
+    predictor = attn_research.load(rnn)
+    assert predictor.default_selection("mean") == Selection()
+    assert predictor.default_selection("mean", saliency=True) == Selection((0,))
+    assert predictor.default_selection("argmax_source", saliency=True) == Selection((0,))
+    sources, targets = ["a b c", "d e"], ["f g", "h i j"]
+    pooled = predictor.align(sources, targets, method="mean", saliency=True)
+    assert [a.links for a in pooled] == [
+        a.links for a in predictor.align(sources, targets, method="mean")
+    ]
+    # without attention the saliency is all there is to pool
+    assert attn_research.load(rnn_none).default_selection("mean", saliency=True) == Selection()

@@ -110,16 +110,13 @@ def shift_rows(target_words_T: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class ReadOut:
     """A named read-out: `links` of the selected matrix and τ; `shifted` reads the shifted
-    rows; `pooled` selects every layer and head unless told otherwise."""
+    rows; `pooled` selects every layer and head unless told otherwise
+    (``TranslationPredictor.default_selection``)."""
 
     name: str
     links: Callable[[np.ndarray, float], Links]
     shifted: bool = False
     pooled: bool = False
-
-    def default_selection(self, layer: int) -> Selection:
-        """Every layer and head if pooled, else map `layer`'s head average."""
-        return Selection() if self.pooled else Selection((layer,))
 
     def __call__(self, attention: PairAttention, selection: Selection, tau: float) -> Links:
         views = attention.shifted if self.shifted else attention.views

@@ -127,6 +127,12 @@ class TranslationPredictor:
         return cls(config, params, tokenizer, step)
 
     @functools.cached_property
+    def _map_heads(self) -> dict[str, int]:
+        """``{map: heads}`` of the model's attention maps (``{}`` without attention)."""
+        source_BS = np.full((1, 1), tokenizer_lib.EOS_ID, np.int32)
+        return translation_attention.map_heads(self.model, self.params, source_BS)
+
+    @functools.cached_property
     def alignment_layer(self) -> int:
         """``config.decode.alignment_layer`` counted from the first map, so that it names the
         same map when the saliency is added last (0, the saliency, for a model without maps).
@@ -134,13 +140,30 @@ class TranslationPredictor:
         Raises:
           ValueError: if the model has no such map.
         """
-        layer = self.config.decode.alignment_layer
-        source_BS = np.full((1, 1), tokenizer_lib.EOS_ID, np.int32)
-        heads = translation_attention.map_heads(self.model, self.params, source_BS)
+        layer, heads = self.config.decode.alignment_layer, self._map_heads
         if not heads:
             return 0
         alignment_readouts.Selection((layer,)).check(heads)
         return layer % len(heads)
+
+    def default_selection(
+        self, method: str, saliency: bool = False
+    ) -> alignment_readouts.Selection:
+        """The views read-out `method` reads unless told: map `alignment_layer`, heads
+        averaged; a pooled one every head of every attention map, so that with `saliency` it
+        pools the attention alone (the saliency alone for a model without attention).
+
+        Raises:
+          ValueError: if `method` is unknown, or the model lacks map `alignment_layer`.
+        """
+        if method not in alignment_readouts.READOUTS:
+            raise ValueError(
+                f"unknown method {method!r}; choose one of {tuple(alignment_readouts.READOUTS)}"
+            )
+        if not alignment_readouts.READOUTS[method].pooled:
+            return alignment_readouts.Selection((self.alignment_layer,))
+        maps = len(self._map_heads)
+        return alignment_readouts.Selection(tuple(range(maps)) if saliency and maps else None)
 
     def _encode(self, index: int, text: str) -> tuple[translation_attention.Sentence, int]:
         """Sentence `index` (``translation_attention.encode``) cut to the model's
@@ -248,7 +271,7 @@ class TranslationPredictor:
         saliency: bool = False,
     ) -> list[ForcedAlignment]:
         """Forced alignments of the given pairs, in order, read out by `method`; `selection`
-        defaults to map `alignment_layer`, heads averaged. With `saliency` the views hold the
+        defaults to `default_selection`. With `saliency` the views hold the
         source saliency (``models.saliency``) as one more map, the last. A pair with an empty
         side gets no links.
 
@@ -265,12 +288,8 @@ class TranslationPredictor:
             )
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
-        if method not in alignment_readouts.READOUTS:
-            raise ValueError(
-                f"unknown method {method!r}; choose one of {tuple(alignment_readouts.READOUTS)}"
-            )
+        selection = selection or self.default_selection(method, saliency)
         readout = alignment_readouts.READOUTS[method]
-        selection = selection or readout.default_selection(self.alignment_layer)
         source_sentences = [translation_attention.encode(self.tokenizer, s) for s in sources]
         target_sentences = [translation_attention.encode(self.tokenizer, t) for t in targets]
         translation_attention.check_lengths(self.model, source_sentences, target_sentences)

@@ -147,7 +147,8 @@ def _score_rows(
     models: list[predict.TranslationPredictor],
 ) -> list[dict]:
     """AER, precision and recall of every read-out at every map and head (a pooled one under
-    --layer/--heads), then, with a reverse model, of each read-out under --layer/--heads (each
+    --layer/--heads), of each read-out under --layer/--heads where the grid lacks it, then, with
+    a reverse model, of each read-out under --layer/--heads (each
     of the `models`' defaults where not given) from the reverse model alone and symmetrized."""
     rows = []
 
@@ -161,8 +162,14 @@ def _score_rows(
     for method, chosen in alignment_readouts.grid(_heads(forward), pooled):
         links = alignment_readouts.read(method, attentions, chosen, _THRESHOLD.value)
         add(method, chosen.label(shown), links)
-    for method in alignment_readouts.READOUTS if reverse is not None else ():
+    listed = {(row["method"], row["selection"]) for row in rows}
+    for method in alignment_readouts.READOUTS:
         ours = _read(method, forward, models[0])
+        label = _selection(method, models[0]).label(shown)
+        if (method, label) not in listed:  # several maps under --layer/--heads
+            add(method, label, ours)
+        if reverse is None:
+            continue
         theirs = _swap(_read(method, reverse, models[1]))
         add(method, "reverse model", theirs)
         for name, join in symmetrize_lib.SYMMETRIZATIONS.items():

@@ -13,6 +13,7 @@ import pytest
 import test_predict_translation
 
 import attn_research
+from attn_research.evaluation import alignment
 from attn_research.evaluation.alignment_readouts import Selection
 from attn_research.models import rnn_translator, saliency, transformer_translator
 from attn_research.predict import pharaoh
@@ -110,13 +111,30 @@ def test_cli_scores_the_saliency_beside_the_attention(rnn, tmp_path):
     command += [f"--gold={tmp_path / 'g'}", f"--json={tmp_path / 'scores.json'}"]
     attention = predictor.align(sources, targets)
     by_saliency = predictor.align(sources, targets, saliency=True, selection=Selection((-1,)))
-    for layer, expected in ((["--layer=-1"], by_saliency), ([], attention)):
+    both = predictor.align(
+        sources, targets, saliency=True, method="argmax_source", selection=Selection((0, 1))
+    )
+    runs = [(["--layer=0,1", "--method=argmax_source"], both)]
+    runs += [(["--layer=-1"], by_saliency), ([], attention)]
+    for layer, expected in runs:
         out = tmp_path / f"links{len(layer)}.txt"
         done = subprocess.run(
             command + layer + [f"--output={out}"], capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stderr
         assert out.read_text().split("\n")[:-1] == [pharaoh.format_links(a.links) for a in expected]
+        if expected is both:  # the written links of two maps averaged get their own row
+            rows = json.loads((tmp_path / "scores.json").read_text())["rows"]
+            (row,) = [
+                r
+                for r in rows
+                if r["selection"] == "decoder/attention+saliency heads averaged"
+                and r["method"] == "argmax_source"
+            ]
+            gold = [{(0, 0), (1, 1)}, {(0, 0)}], [{(0, 0), (1, 1)}, {(0, 0), (1, 2)}]
+            assert row["aer"] == pytest.approx(
+                alignment.aer([set(a.links) for a in expected], *gold)
+            )
     rows = json.loads((tmp_path / "scores.json").read_text())["rows"]  # of the default layer
     selections = {r["selection"] for r in rows if r["method"] == "argmax_target"}
     assert selections == {"decoder/attention heads averaged", "saliency heads averaged"}

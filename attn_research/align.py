@@ -74,6 +74,12 @@ _SYMMETRIZE = flags.DEFINE_enum(
     list(symmetrize_lib.SYMMETRIZATIONS),
     "How the two directions' links are joined (with --reverse_workdir).",
 )
+_LENGTH_BUCKETS = flags.DEFINE_list(
+    "length_buckets",
+    None,
+    "With --gold: also score the written links by source length, buckets from these word counts "
+    "(e.g. 0,8,12: 0-7, 8-11, 12+).",
+)
 _SALIENCY = flags.DEFINE_bool(
     "saliency",
     False,
@@ -188,6 +194,19 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _length_table(rows: list[dict]) -> str:
+    """The written links' scores by source length (``alignment.score_by_length``)."""
+    lines = ["source words  pairs     AER  precision  recall"]
+    for r in rows:
+        rates = (
+            "  no links"
+            if r["aer"] is None
+            else (f"{r['aer']:7.3f} {r['precision']:10.3f} {r['recall']:7.3f}")
+        )
+        lines.append(f"{r['words']:<12} {r['pairs']:6d} {rates}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     del argv
     try:
@@ -199,12 +218,17 @@ def main(argv: list[str]) -> None:
             raise ValueError(
                 f"{_SOURCE.value} has {len(sources)} lines but {_TARGET.value} {len(targets)}"
             )
+        lengths = [(len(s.split()), len(t.split())) for s, t in zip(sources, targets)]
         gold = None
         if _GOLD.value:
-            lengths = [(len(s.split()), len(t.split())) for s, t in zip(sources, targets)]
             gold = gold_alignments.read(
                 _GOLD.value, _GOLD_FORMAT.value, lengths, reverse=_REVERSE.value
             )
+        edges = _ints(_LENGTH_BUCKETS.value, "length_buckets")
+        if edges is not None:
+            if gold is None:
+                raise ValueError("--length_buckets scores against gold links: give --gold")
+            alignment.length_buckets(edges)
         models = [_load(_RUN.workdir.value)]
         if _REVERSE_WORKDIR.value:
             models.append(_load(_REVERSE_WORKDIR.value))
@@ -238,7 +262,15 @@ def main(argv: list[str]) -> None:
             rows = _score_rows(forward, reverse, gold, models)
         except ValueError as error:  # neither links nor gold links: no rate is defined
             sys.exit(f"error: {_GOLD.value}: {error}")
-        print(_table(rows), file=sys.stderr if not _OUTPUT.value else sys.stdout)
+        shown = sys.stderr if not _OUTPUT.value else sys.stdout
+        print(_table(rows), file=shown)
+        by_length = None
+        if edges is not None:
+            source_words = [n for n, _ in lengths]
+            by_length = alignment.score_by_length(
+                links, gold.sure, gold.possible, source_words, edges
+            )
+            print(_length_table(by_length), file=shown)
         if _JSON.value:
             with open(_JSON.value, "w", encoding="utf-8") as f:
                 json.dump(
@@ -254,6 +286,7 @@ def main(argv: list[str]) -> None:
                         "pairs": len(sources),
                         "threshold": _THRESHOLD.value,
                         "rows": rows,
+                        "by_length": by_length,
                     },
                     f,
                     indent=1,

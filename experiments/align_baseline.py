@@ -51,9 +51,11 @@ def score(
     gold: gold_alignments.Gold,
     tokenize: bool,
     heldout: bool = False,
+    length_edges: tuple[int, ...] | None = None,
 ) -> dict:
     """eflomal on the corpus plus the gold pairs, or (`heldout`) on the gold pairs after the
-    corpus (see the module doc), scored on the gold pairs."""
+    corpus (see the module doc), scored on the gold pairs, and by source length from
+    `length_edges` (``alignment.score_by_length``)."""
     split = (lambda text: word_aligner.tokenize(text)[0]) if tokenize else str.split
     sources, targets = [split(s) for s in corpus[0]], [split(t) for t in corpus[1]]
     if heldout:
@@ -72,6 +74,11 @@ def score(
         "aligner": list(word_aligner.SETTINGS),
         "tokenize": tokenize,
         "heldout": heldout,
+        "by_length": None
+        if length_edges is None
+        else alignment.score_by_length(
+            predicted, gold.sure, gold.possible, [len(s) for s in gold_sources], length_edges
+        ),
     }
 
 
@@ -90,7 +97,14 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="align the gold pairs alone, with priors from the corpus's links",
     )
+    parser.add_argument(
+        "--length_buckets",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        help="also score by source length, buckets from these word counts (e.g. 0,8,12)",
+    )
     args = parser.parse_args(argv)
+    if args.length_buckets is not None:
+        alignment.length_buckets(args.length_buckets)
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise ValueError(f"--json {args.json}: its directory does not exist")
     corpus = translation.read_tsv(args.corpus)
@@ -101,7 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
     lengths = [(len(s), len(t)) for s, t in zip(gold_sources, gold_targets)]
     gold = gold_alignments.read(args.gold, "pharaoh", lengths)
-    result = score(corpus, gold_sources, gold_targets, gold, args.tokenize, args.heldout)
+    result = score(
+        corpus, gold_sources, gold_targets, gold, args.tokenize, args.heldout, args.length_buckets
+    )
     result["command"] = "python -m experiments.align_baseline " + " ".join(
         sys.argv[1:] if argv is None else argv
     )

@@ -165,7 +165,7 @@ def test_cli_writes_links_scores_and_an_explorer_with_the_gold(rnn, tmp_path):
     command = [sys.executable, "-m", "attn_research.align", f"--workdir={rnn}"]
     command += [f"--source={tmp_path / 'src.txt'}", f"--target={tmp_path / 'tgt.txt'}"]
     command += [f"--gold={tmp_path / 'gold.txt'}", f"--output={out}", f"--json={scores}"]
-    command += [f"--html={page}", "--method=argmax_source"]
+    command += [f"--html={page}", "--method=argmax_source", "--length_buckets=0,1,6"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = out.read_text().split("\n")[:-1]
@@ -187,6 +187,17 @@ def test_cli_writes_links_scores_and_an_explorer_with_the_gold(rnn, tmp_path):
         alignment.aer([set(r.links) for r in expected], truth.sure, truth.possible)
     )
     assert "argmax_source" in done.stdout
+    by_length = json.loads(scores.read_text())["by_length"]
+    words = [len(s.split()) for s in sources]
+    buckets = {"0-0": (0, 1), "1-5": (1, 6), "6+": (6, None)}  # empty ones are left out
+    for bucket in by_length:
+        low, high = buckets[bucket["words"]]
+        chosen = [i for i, n in enumerate(words) if low <= n and (high is None or n < high)]
+        assert bucket["pairs"] == len(chosen)
+        if bucket["aer"] is not None:
+            picked = [set(expected[i].links) for i in chosen], [set(gold[i]) for i in chosen]
+            assert bucket["aer"] == pytest.approx(alignment.aer(*picked))
+    assert sum(b["pairs"] for b in by_length) == len(sources)
     html = page.read_text()
     marks = json.loads(html.split('<script type="application/json" id="gold">')[1].split("<")[0])
     assert [sorted(map(tuple, m["sure"])) for m in marks] == [sorted(g) for g in gold[1:]]
@@ -204,6 +215,15 @@ def test_cli_names_a_bad_gold_line_before_aligning(rnn, tmp_path):
     )
     assert done.returncode != 0 and "line 1: '1-x' is not a Pharaoh link" in done.stderr
     assert "Traceback" not in done.stderr
+    for extra, message in (
+        ([], "--length_buckets scores against gold links: give --gold"),
+        ([f"--gold={tmp_path / 'g'}"], "length buckets [5, 2]: want increasing"),
+    ):
+        (tmp_path / "g").write_text("0-0 1-1\n")
+        done = subprocess.run(
+            command + extra + ["--length_buckets=5,2"], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
 
 
 def test_cli_symmetrizes_with_a_model_of_the_other_direction(rnn, tmp_path):

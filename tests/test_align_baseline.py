@@ -29,8 +29,13 @@ def test_baseline_command_on_a_toy_corpus(tmp_path):
     result = align_baseline.main(args + [f"--json={out}"])
     assert result["aer"] == 0.0 and result["recall"] == 1.0
     assert json.loads(out.read_text())["corpus_pairs"] == 180
-    heldout = align_baseline.main(args + ["--heldout", f"--json={out}"])
+    heldout = align_baseline.main(args + ["--heldout", "--length_buckets=0,4", f"--json={out}"])
     assert heldout["aer"] == 0.0 and json.loads(out.read_text())["heldout"] is True
+    assert heldout["by_length"] == [
+        {"words": "4+", "pairs": 1, "aer": 0.0, "precision": 1.0, "recall": 1.0}
+    ]
+    with pytest.raises(ValueError, match=r"length buckets \[4, 0\]"):
+        align_baseline.main(args + ["--length_buckets=4,0"])
     gold.write_text("0-0 1-1 2-2 4-3\n")
     with pytest.raises(
         ValueError, match="gold.txt: pair 1 has 4 source and 4 target words, but a link 4-3"

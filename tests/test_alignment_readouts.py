@@ -134,6 +134,28 @@ def test_scores_by_hand_with_sure_and_possible_links():
         alignment.score(predicted, sure[:1])
 
 
+def test_scores_by_source_length_by_hand():
+    # Pair 0 (3 source words): |A| = 3, |S| = 2, |A & S| = 1, |A & P| = 2. Pair 1 (2 words):
+    # |A| = 1, |S| = 2, |A & S| = |A & P| = 1. Pair 2 (7 words) has no links at all.
+    predicted = [{(0, 0), (2, 1), (2, 2)}, {(0, 0)}, set()]
+    sure = [{(0, 0), (1, 1)}, {(0, 0), (1, 0)}, set()]
+    possible = [{(0, 0), (1, 1), (2, 1), (1, 2)}, {(0, 0), (1, 0)}, set()]
+    rows = alignment.score_by_length(predicted, sure, possible, [3, 2, 7], (0, 3, 5, 6))
+    assert rows == [
+        {"words": "0-2", "pairs": 1, "aer": 1 - 2 / 3, "precision": 1.0, "recall": 0.5},
+        {
+            "words": "3-4",
+            "pairs": 1,
+            "aer": pytest.approx(1 - 3 / 5),
+            "precision": 2 / 3,
+            "recall": 0.5,
+        },
+        {"words": "6+", "pairs": 1, "aer": None, "precision": None, "recall": None},
+    ]
+    with pytest.raises(ValueError, match=r"length buckets \[0, 5, 5\]: want increasing"):
+        alignment.score_by_length(predicted, sure, possible, [3, 2, 7], (0, 5, 5))
+
+
 PHARAOH = "0-0 1-1 2-1p 1?2\n0-0 1-0\n"
 # The same links, 1-based, with a missing S|P column, a confidence and a NULL link (position 0).
 NAACL = "1 1 1 S\n1 2 2\n1 3 2 P\n1 2 3 P 0.8\n2 1 1 S\n2 2 1 S 1\n2 3 0 S\n"

@@ -15,7 +15,7 @@ with S = P = the gold links of a generated corpus (AER = 1 - 2 |A ∩ G| / (|A| 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -102,3 +102,52 @@ def aer(
 ) -> float:
     """Corpus AER of predicted links against sure (and possible, default = sure) links."""
     return score(predicted, sure, possible).aer
+
+
+def length_buckets(edges: Sequence[int]) -> list[tuple[int, int | None]]:
+    """``[(low, high)]`` of increasing word-count edges, the last bucket open (high None).
+
+    Raises:
+      ValueError: if the edges are not increasing from 0 or more.
+    """
+    if not edges or edges[0] < 0 or any(a >= b for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"length buckets {list(edges)}: want increasing word counts from 0 up")
+    return list(zip(edges, [*edges[1:], None]))
+
+
+def score_by_length(
+    predicted: Sequence[Links],
+    sure: Sequence[Links],
+    possible: Sequence[Links],
+    source_words: Sequence[int],
+    edges: Sequence[int],
+) -> list[dict]:
+    """`score` of the pairs in each bucket of source length, as BLEU by source length: bucket k
+    holds the pairs with ``edges[k] <= words < edges[k + 1]`` source words, the last one open.
+    A bucket without pairs is left out; one whose pairs hold no links at all has no rates.
+
+    Returns:
+      ``[{"words": "4-7" | "12+", "pairs": n, "aer", "precision", "recall"}]``.
+
+    Raises:
+      ValueError: if the edges are not increasing from 0 or more, or the lists differ in length.
+    """
+    buckets = length_buckets(edges)
+    if not len(predicted) == len(sure) == len(possible) == len(source_words):
+        raise ValueError(
+            f"{len(predicted)} predicted alignments, {len(sure)} gold ones and "
+            f"{len(source_words)} source lengths"
+        )
+    rows = []
+    for low, high in buckets:
+        chosen = [i for i, n in enumerate(source_words) if low <= n and (high is None or n < high)]
+        if not chosen:
+            continue
+        row = {"words": f"{low}+" if high is None else f"{low}-{high - 1}", "pairs": len(chosen)}
+        try:
+            pick = [[links[i] for i in chosen] for links in (predicted, sure, possible)]
+            row.update(score(*pick).as_dict())
+        except ValueError:  # neither predicted nor gold links in the bucket
+            row.update(aer=None, precision=None, recall=None)
+        rows.append(row)
+    return rows

@@ -96,11 +96,9 @@ def align_tokens(
 
 
 def make_priors(sources: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]) -> list[str]:
-    """The lines of an eflomal priors file (its ``eflomal-makepriors``) from its own links of the
-    tokenized pairs: how often each (source token, target token) pair is linked, each jump
-    between the positions linked to consecutive words (the HMM's, per direction), and each
-    token's fertility. `align_tokens` with them aligns new pairs as if after these, without
-    training on the pairs' text together.
+    """The lines of an eflomal priors file (its ``eflomal-makepriors``) from its links of the
+    tokenized pairs: counts of linked token pairs, of each direction's HMM jumps and of
+    fertilities. `align_tokens` with them aligns new pairs as if after these.
 
     Raises:
       ValueError: if the sides differ in length or a pair has an empty side.

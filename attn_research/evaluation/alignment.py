@@ -105,11 +105,8 @@ def aer(
 
 
 def length_buckets(edges: Sequence[int]) -> list[tuple[int, int | None]]:
-    """``[(low, high)]`` of increasing word-count edges, the last bucket open (high None).
-
-    Raises:
-      ValueError: if the edges are not increasing from 0 or more.
-    """
+    """``[(low, high)]`` of word-count edges, the last open (None); ValueError unless they
+    increase from 0 or more."""
     if not edges or edges[0] < 0 or any(a >= b for a, b in zip(edges, edges[1:])):
         raise ValueError(f"length buckets {list(edges)}: want increasing word counts from 0 up")
     return list(zip(edges, [*edges[1:], None]))
@@ -122,12 +119,9 @@ def score_by_length(
     source_words: Sequence[int],
     edges: Sequence[int],
 ) -> list[dict]:
-    """`score` of the pairs in each bucket of source length, as BLEU by source length: bucket k
-    holds the pairs with ``edges[k] <= words < edges[k + 1]`` source words, the last one open.
-    A bucket without pairs is left out; one whose pairs hold no links at all has no rates.
-
-    Returns:
-      ``[{"words": "4-7" | "12+", "pairs": n, "aer", "precision", "recall"}]``.
+    """``[{"words": "4-7" | "12+", "pairs", "aer", "precision", "recall"}]``: `score` of the
+    pairs with ``edges[k] <= words < edges[k + 1]`` source words (the last bucket open), as BLEU
+    by source length. Empty buckets are left out; one without any link has rates None.
 
     Raises:
       ValueError: if the edges are not increasing from 0 or more, or the lists differ in length.

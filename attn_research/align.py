@@ -165,17 +165,21 @@ def _score_rows(
     attentions = [a.attention for a in forward]
     shown = next((a.views for a in attentions if a is not None), {})
     pooled = _selection("mean", models[0])
+    read = {}  # (method, selection label): links of the forward model
     for method, chosen in alignment_readouts.grid(_heads(forward), pooled):
-        links = alignment_readouts.read(method, attentions, chosen, _THRESHOLD.value)
+        read[method, chosen.label(shown)] = links = alignment_readouts.read(
+            method, attentions, chosen, _THRESHOLD.value
+        )
         add(method, chosen.label(shown), links)
-    listed = {(row["method"], row["selection"]) for row in rows}
     for method in alignment_readouts.READOUTS:
-        ours = _read(method, forward, models[0])
-        label = _selection(method, models[0]).label(shown)
-        if (method, label) not in listed:  # several maps under --layer/--heads
-            add(method, label, ours)
+        chosen = _selection(method, models[0])
+        key = method, chosen.label(shown)
+        if key not in read:  # several maps under --layer/--heads
+            read[key] = alignment_readouts.read(method, attentions, chosen, _THRESHOLD.value)
+            add(*key, read[key])
         if reverse is None:
             continue
+        ours = read[key]
         theirs = _swap(_read(method, reverse, models[1]))
         add(method, "reverse model", theirs)
         for name, join in symmetrize_lib.SYMMETRIZATIONS.items():

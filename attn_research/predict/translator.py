@@ -81,6 +81,15 @@ def _target(tokens: np.ndarray) -> np.ndarray:
     return tokens[:length]
 
 
+def _readout(method: str) -> alignment_readouts.ReadOut:
+    """Read-out `method`; ValueError naming the known ones if it is not one."""
+    if method not in alignment_readouts.READOUTS:
+        raise ValueError(
+            f"unknown method {method!r}; choose one of {tuple(alignment_readouts.READOUTS)}"
+        )
+    return alignment_readouts.READOUTS[method]
+
+
 class TranslationPredictor:
     """A trained translator: ``translate(sentences) -> [Translation]`` (see the module doc)."""
 
@@ -156,11 +165,7 @@ class TranslationPredictor:
         Raises:
           ValueError: if `method` is unknown, or the model lacks map `alignment_layer`.
         """
-        if method not in alignment_readouts.READOUTS:
-            raise ValueError(
-                f"unknown method {method!r}; choose one of {tuple(alignment_readouts.READOUTS)}"
-            )
-        if not alignment_readouts.READOUTS[method].pooled:
+        if not _readout(method).pooled:
             return alignment_readouts.Selection((self.alignment_layer,))
         maps = len(self._map_heads)
         return alignment_readouts.Selection(tuple(range(maps)) if saliency and maps else None)
@@ -288,8 +293,8 @@ class TranslationPredictor:
             )
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
+        readout = _readout(method)
         selection = selection or self.default_selection(method, saliency)
-        readout = alignment_readouts.READOUTS[method]
         source_sentences = [translation_attention.encode(self.tokenizer, s) for s in sources]
         target_sentences = [translation_attention.encode(self.tokenizer, t) for t in targets]
         translation_attention.check_lengths(self.model, source_sentences, target_sentences)

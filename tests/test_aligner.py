@@ -9,9 +9,11 @@ import pytest
 from attn_research.models import aligner, rnn_translator, transformer_translator
 
 
-def _numpy_aligner(params, decoder_BTD, encoder_BSF, valid_BS):
-    """a_t = softmax_s(w^T tanh(W_q [d_t; d_{t+1}] + b + W_k h_s)), d_T = 0, invalid s masked."""
+def _numpy_aligner(params, decoder_BTD, encoder_BSF, valid_BS, rows_B):
+    """a_t = softmax_s(w^T tanh(W_q [d_t; d_{t+1}] + b + W_k h_s)), d_{t+1} = 0 from the last
+    valid row on, invalid s masked."""
     read_BTD = np.concatenate([decoder_BTD[:, 1:], np.zeros_like(decoder_BTD[:, :1])], 1)
+    read_BTD[np.arange(decoder_BTD.shape[1]) + 1 >= rows_B[:, None]] = 0
     q_BTU = np.concatenate([decoder_BTD, read_BTD], -1) @ params["query"]["kernel"]
     q_BTU = q_BTU + params["query"]["bias"]
     k_BSU = encoder_BSF @ params["key"]["kernel"]
@@ -28,11 +30,33 @@ def test_weights_match_the_numpy_formula():
     encoder_BSF = rng.normal(size=(2, 4, 3)).astype(np.float32)
     valid_BS = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool)
     module = aligner.Aligner(units=7)
-    params = module.init(jax.random.key(0), decoder_BTD, encoder_BSF, valid_BS)["params"]
-    got = module.apply({"params": params}, decoder_BTD, encoder_BSF, valid_BS)
+    rows_B = np.array([5, 3])
+    params = module.init(jax.random.key(0), decoder_BTD, encoder_BSF, valid_BS, rows_B)["params"]
+    got = module.apply({"params": params}, decoder_BTD, encoder_BSF, valid_BS, rows_B)
     assert got.shape == (2, 1, 5, 4)
-    want = _numpy_aligner(jax.tree.map(np.asarray, params), decoder_BTD, encoder_BSF, valid_BS)
+    want = _numpy_aligner(
+        jax.tree.map(np.asarray, params), decoder_BTD, encoder_BSF, valid_BS, rows_B
+    )
     np.testing.assert_allclose(got[:, 0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_full_context_reads_the_later_rows_and_no_padding():
+    """Row 0 reads rows 0 and 1 only, unless the query has the full context; with it, rows
+    past a pair's valid rows change none of its valid rows."""
+    rng = np.random.default_rng(1)
+    decoder_BTD = rng.normal(size=(2, 6, 5)).astype(np.float32)
+    encoder_BSF = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    valid_BS, rows_B = np.ones((2, 4), bool), np.array([6, 4])
+    later_BTD = decoder_BTD.copy()
+    later_BTD[:, 4:] = rng.normal(size=(2, 2, 5))  # pair 0: valid rows; pair 1: padding
+    for full_context in (False, True):
+        module = aligner.Aligner(units=7, full_context=full_context)
+        args = (encoder_BSF, valid_BS, rows_B)
+        params = module.init(jax.random.key(0), decoder_BTD, *args)
+        before = np.asarray(module.apply(params, decoder_BTD, *args))
+        after = np.asarray(module.apply(params, later_BTD, *args))
+        assert np.array_equal(before[0, 0, 0], after[0, 0, 0]) != full_context
+        np.testing.assert_array_equal(before[1, 0, :4], after[1, 0, :4])
 
 
 FAMILIES = {

@@ -127,7 +127,7 @@ class RnnTranslator(fields.Attends, nn.Module):
       attention_units: U, the width of Bahdanau's keys ``U h_j``.
       aligner_units: the width of an alignment head that only guided alignment trains
         (``models.aligner``); 0: none. aligner_trains_encoder: its loss also trains the
-        encoder.
+        encoder; aligner_full_context: its query reads the whole target.
     """
 
     vocab_size: int
@@ -139,6 +139,7 @@ class RnnTranslator(fields.Attends, nn.Module):
     attention_units: int = 256
     aligner_units: int = 0
     aligner_trains_encoder: bool = False
+    aligner_full_context: bool = False
     dropout_rate: float = 0.0
     dtype: Any = None
 
@@ -174,7 +175,9 @@ class RnnTranslator(fields.Attends, nn.Module):
         self.output = nn.Dense(self.vocab_size, dtype=self.dtype, name="output")
         self.dropout = nn.Dropout(self.dropout_rate)
         if self.aligner_units:
-            self.aligner = aligner_lib.Aligner(self.aligner_units, self.aligner_trains_encoder)
+            self.aligner = aligner_lib.Aligner(
+                self.aligner_units, self.aligner_trains_encoder, self.aligner_full_context
+            )
 
     def encode(self, source_BS: Array, train: bool = False) -> tuple[dict[str, Array], State]:
         """Encoder memory and the decoder's initial state."""
@@ -238,7 +241,12 @@ class RnnTranslator(fields.Attends, nn.Module):
             self.sow(
                 "intermediates",
                 aligner_lib.SOWN,
-                self.aligner(readout_BTR, memory["values"], memory["valid"]),
+                self.aligner(
+                    readout_BTR,
+                    memory["values"],
+                    memory["valid"],
+                    (target_in_BT != 0).sum(-1),
+                ),
             )
         readout_BTR = self.dropout(readout_BTR, deterministic=not train)
         return self.output(readout_BTR).astype(jnp.float32)

@@ -114,7 +114,7 @@ class TransformerTranslator(nn.Module):
       sow_weights: sow cross-attention weights ``[layers, B, H, T, S]``.
       aligner_units: the width of an alignment head that only guided alignment trains
         (``models.aligner``); 0: none. aligner_trains_encoder: its loss also trains the
-        encoder.
+        encoder; aligner_full_context: its query reads the whole target.
     """
 
     vocab_size: int
@@ -141,6 +141,7 @@ class TransformerTranslator(nn.Module):
     scan_unroll: int = 1
     aligner_units: int = 0
     aligner_trains_encoder: bool = False
+    aligner_full_context: bool = False
 
     def __post_init__(self) -> None:
         fields.check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
@@ -212,7 +213,9 @@ class TransformerTranslator(nn.Module):
             self.output = nn.Dense(self.vocab_size, dtype=self.dtype)
         self.dropout = nn.Dropout(self.dropout_rate)
         if self.aligner_units:
-            self.aligner = aligner_lib.Aligner(self.aligner_units, self.aligner_trains_encoder)
+            self.aligner = aligner_lib.Aligner(
+                self.aligner_units, self.aligner_trains_encoder, self.aligner_full_context
+            )
 
     def _embed(
         self, embed: nn.Embed, ids_BT: Array, positions_BT: Array, train: bool, gated: bool = False
@@ -251,7 +254,8 @@ class TransformerTranslator(nn.Module):
         y, _ = self.decoder(y, memory_BSF, mask, step_positions, not train)
         y = self.ln_final(y)
         if self.aligner_units and not self.decode:
-            self.sow("intermediates", aligner_lib.SOWN, self.aligner(y, memory_BSF, source_BS != 0))
+            weights = self.aligner(y, memory_BSF, source_BS != 0, (target_in_BT != 0).sum(-1))
+            self.sow("intermediates", aligner_lib.SOWN, weights)
         logits = self.target_embed.attend(y) if self.tie_output else self.output(y)
         return logits.astype(jnp.float32)
 

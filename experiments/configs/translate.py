@@ -24,7 +24,8 @@ Args, comma-separated (``translate.py:model=transformer,attention=local,window=8
 - guided: guided alignment training (Garg et al. 2019; ``tasks.guided_alignment``)
 - aligner=U: an alignment head of U units beside the translator (``models.aligner``), which
   `guided` supervises instead of the attention, so that the translation is untouched;
-  aligner_trains_encoder: its loss also trains the encoder (the translation changes)
+  aligner_trains_encoder: its loss also trains the encoder (the translation changes);
+  aligner_full_context: its query also reads the target words after the row (Garg et al. 2019)
 - luong2015: Luong et al. 2015's training as far as this model allows (``_luong2015``)
 - wmt14: WMT14 En->De through TFDS, Vaswani et al. 2017's recipe (``_wmt14``), for an
   accelerator
@@ -87,6 +88,7 @@ def _rnn(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     model.attention_units = 32 if arg.tiny else 128
     model.aligner_units = arg.aligner
     model.aligner_trains_encoder = arg.aligner_trains_encoder
+    model.aligner_full_context = arg.aligner_full_context
     model.dropout_rate = 0.0
     return model
 
@@ -116,6 +118,7 @@ def _transformer(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     model.scan_unroll = 1  # layers per scanned-loop iteration
     model.aligner_units = arg.aligner
     model.aligner_trains_encoder = arg.aligner_trains_encoder
+    model.aligner_full_context = arg.aligner_full_context
     # No dropout on the generated corpus (it does not overfit) nor in the tests' runs.
     model.dropout_rate = (
         0.0 if arg.tiny or (arg.data == "synthetic" and arg.size == "small") else dropout
@@ -203,6 +206,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         guided=False,
         aligner=0,
         aligner_trains_encoder=False,
+        aligner_full_context=False,
         luong2015=False,
         wmt14=False,
         small=False,

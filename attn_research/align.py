@@ -60,7 +60,8 @@ _LAYER = flags.DEFINE_list(
 )
 _HEADS = flags.DEFINE_list("heads", None, "Heads, 1-based, to average (default: all, averaged).")
 _THRESHOLD = checked(
-    flags.DEFINE_float("threshold", 0.2, "τ of the threshold read-out."), finite_at_least(0.0)
+    flags.DEFINE_float("threshold", alignment_readouts.THRESHOLD, "τ of the threshold read-out."),
+    finite_at_least(0.0),
 )
 _REVERSE_WORKDIR = checked(
     flags.DEFINE_string(

@@ -135,6 +135,14 @@ def test_the_training_evaluation_scores_a_gold_set_as_forced_alignment_does(rnn,
     assert metrics["aer_gold/decoder/attention"] == pytest.approx(expected.aer)
     assert metrics["precision_gold"] == pytest.approx(expected.precision)
     assert metrics["recall_gold"] == pytest.approx(expected.recall)
+    config.decode.gold_method = "argmax_source"
+    metrics = translation_gold.metrics(gold_set, predictor.model, predictor.params, config.decode)
+    links = [set(r.links) for r in predictor.align(sources, targets, method="argmax_source")]
+    assert metrics["aer_gold"] == pytest.approx(alignment.score(links, [set(g) for g in gold]).aer)
+    config.decode.gold_method = "nope"
+    with pytest.raises(ValueError, match="config.decode.gold_method: unknown 'nope'"):
+        TranslationTask().validate(config)
+    config.decode.gold_method = "argmax_target"
     config.decode.gold_links = str(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="config.decode.gold_links: .*missing.txt does not exist"):
         TranslationTask().validate(config)

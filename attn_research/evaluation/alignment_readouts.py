@@ -107,6 +107,9 @@ def shift_rows(target_words_T: np.ndarray) -> np.ndarray:
     return rows
 
 
+THRESHOLD = 0.2  # the default τ of the threshold read-out
+
+
 @dataclasses.dataclass(frozen=True)
 class ReadOut:
     """A named read-out: `links` of the selected matrix and τ; `shifted` reads the shifted

@@ -271,7 +271,7 @@ class TranslationPredictor:
         *,
         method: str = "argmax_target",
         selection: alignment_readouts.Selection | None = None,
-        threshold: float = 0.2,
+        threshold: float = alignment_readouts.THRESHOLD,
         batch_size: int | None = None,
         saliency: bool = False,
     ) -> list[ForcedAlignment]:

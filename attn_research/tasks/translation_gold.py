@@ -1,7 +1,8 @@
 """The translation evaluation's gold set (``config.decode.gold_*``; empty: off): hand-aligned
-pairs teacher-forced as the predictor's forced alignment reads them, each target word linked to
-its most attended source word, scored (Och & Ney 2003) as ``aer_gold``, ``precision_gold``,
-``recall_gold`` (map ``decode.alignment_layer``) and ``<metric>/<map>`` for every map.
+pairs teacher-forced as the predictor's forced alignment reads them, linked by the read-out
+``decode.gold_method`` (default ``argmax_target``), scored (Och & Ney 2003) as ``aer_gold``,
+``precision_gold``, ``recall_gold`` (map ``decode.alignment_layer``) and ``<metric>/<map>`` for
+every map.
 """
 
 from __future__ import annotations
@@ -57,8 +58,19 @@ def _read(
 
 def check(decode: ml_collections.ConfigDict) -> None:
     """Raises ValueError naming the field if the gold set is named in part or its files are
-    missing, its sides differ in length, or its links do not read (`_read`)."""
+    missing, its sides differ in length, its links do not read (`_read`), or its read-out is
+    unknown."""
+    method = _method(decode)
+    if method not in alignment_readouts.READOUTS:
+        raise ValueError(
+            f"config.decode.gold_method: unknown {method!r}; choose one of "
+            f"{tuple(alignment_readouts.READOUTS)}"
+        )
     _read(decode)
+
+
+def _method(decode: ml_collections.ConfigDict) -> str:
+    return decode.get("gold_method", "argmax_target")
 
 
 def _gold(decode: ml_collections.ConfigDict, sources: list[str], targets: list[str]):
@@ -111,7 +123,10 @@ def metrics(
     out = {}
     for index, name in enumerate(names):
         links = alignment_readouts.read(
-            "argmax_target", attentions, alignment_readouts.Selection((index,)), 0.0
+            _method(decode),
+            attentions,
+            alignment_readouts.Selection((index,)),
+            alignment_readouts.THRESHOLD,
         )
         scores = alignment.score(links, gold_set.gold.sure, gold_set.gold.possible).as_dict()
         for key, value in scores.items():

@@ -176,6 +176,7 @@ def _decode(arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     decode.gold_source = decode.gold_target = decode.gold_links = ""
     decode.gold_format = "pharaoh"
     decode.gold_reverse = False
+    decode.gold_method = "argmax_target"  # the read-out of eval/aer_gold
     # BLEU by source length: bucket lower edges in words
     if joined:
         decode.length_buckets = (0, 10, 20, 30, 40, 50, 60)

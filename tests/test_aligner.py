@@ -75,14 +75,15 @@ FAMILIES = {
 }
 
 
+@pytest.mark.parametrize("full_context", [False, True])
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_the_aligner_leaves_the_translation_untouched(family):
+def test_the_aligner_leaves_the_translation_untouched(family, full_context):
     """Beside an aligner the translator's parameters start the same, its logits are the same,
     and a loss on the aligner's map sends no gradient into the translator."""
     module, make = FAMILIES[family]
     source = jnp.array([[5, 6, 7, 0], [8, 9, 0, 0]])
     target_in = jnp.array([[1, 4, 5, 6, 0], [1, 7, 0, 0, 0]])
-    plain, with_aligner = make(), make(aligner_units=8)
+    plain, with_aligner = make(), make(aligner_units=8, aligner_full_context=full_context)
     params = with_aligner.init(jax.random.key(0), source, target_in)["params"]
     translator = {k: v for k, v in params.items() if k != "aligner"}
     plain_params = plain.init(jax.random.key(0), source, target_in)["params"]

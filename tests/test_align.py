@@ -140,7 +140,7 @@ def test_the_training_evaluation_scores_a_gold_set_as_forced_alignment_does(rnn,
     links = [set(r.links) for r in predictor.align(sources, targets, method="argmax_source")]
     assert metrics["aer_gold"] == pytest.approx(alignment.score(links, [set(g) for g in gold]).aer)
     config.decode.gold_method = "nope"
-    with pytest.raises(ValueError, match="config.decode.gold_method: unknown 'nope'"):
+    with pytest.raises(ValueError, match="config.decode.gold_method: unknown method 'nope'"):
         TranslationTask().validate(config)
     config.decode.gold_method = "argmax_target"
     config.decode.gold_links = str(tmp_path / "missing.txt")

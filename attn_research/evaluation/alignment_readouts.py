@@ -139,6 +139,13 @@ READOUTS: dict[str, ReadOut] = {
 }
 
 
+def readout(method: str) -> ReadOut:
+    """Read-out `method`; ValueError naming the known ones if it is not one."""
+    if method not in READOUTS:
+        raise ValueError(f"unknown method {method!r}; choose one of {tuple(READOUTS)}")
+    return READOUTS[method]
+
+
 def read(
     method: str,
     attentions: Sequence[PairAttention | None],

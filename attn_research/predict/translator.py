@@ -81,15 +81,6 @@ def _target(tokens: np.ndarray) -> np.ndarray:
     return tokens[:length]
 
 
-def _readout(method: str) -> alignment_readouts.ReadOut:
-    """Read-out `method`; ValueError naming the known ones if it is not one."""
-    if method not in alignment_readouts.READOUTS:
-        raise ValueError(
-            f"unknown method {method!r}; choose one of {tuple(alignment_readouts.READOUTS)}"
-        )
-    return alignment_readouts.READOUTS[method]
-
-
 class TranslationPredictor:
     """A trained translator: ``translate(sentences) -> [Translation]`` (see the module doc)."""
 
@@ -165,7 +156,7 @@ class TranslationPredictor:
         Raises:
           ValueError: if `method` is unknown, or the model lacks map `alignment_layer`.
         """
-        if not _readout(method).pooled:
+        if not alignment_readouts.readout(method).pooled:
             return alignment_readouts.Selection((self.alignment_layer,))
         maps = len(self._map_heads)
         return alignment_readouts.Selection(tuple(range(maps)) if saliency and maps else None)
@@ -293,7 +284,7 @@ class TranslationPredictor:
             )
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
-        readout = _readout(method)
+        readout = alignment_readouts.readout(method)
         selection = selection or self.default_selection(method, saliency)
         source_sentences = [translation_attention.encode(self.tokenizer, s) for s in sources]
         target_sentences = [translation_attention.encode(self.tokenizer, t) for t in targets]

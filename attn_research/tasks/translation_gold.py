@@ -60,12 +60,10 @@ def check(decode: ml_collections.ConfigDict) -> None:
     """Raises ValueError naming the field if the gold set is named in part or its files are
     missing, its sides differ in length, its links do not read (`_read`), or its read-out is
     unknown."""
-    method = _method(decode)
-    if method not in alignment_readouts.READOUTS:
-        raise ValueError(
-            f"config.decode.gold_method: unknown {method!r}; choose one of "
-            f"{tuple(alignment_readouts.READOUTS)}"
-        )
+    try:
+        alignment_readouts.readout(_method(decode))
+    except ValueError as error:
+        raise ValueError(f"config.decode.gold_method: {error}") from None
     _read(decode)
 
 
@@ -120,10 +118,11 @@ def metrics(
         model, params, gold_set.sources, gold_set.targets, decode.batch_size
     )
     names = list(attentions[0].views)
+    method = _method(decode)
     out = {}
     for index, name in enumerate(names):
         links = alignment_readouts.read(
-            _method(decode),
+            method,
             attentions,
             alignment_readouts.Selection((index,)),
             alignment_readouts.THRESHOLD,
